@@ -1,0 +1,34 @@
+# Two commands do all set-up on a fresh machine:
+#   make test   create .venv, install the package (pinned), build the custom ops, run the tests
+#   make bench  the same set-up, then the benchmarks in benchmarks/
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+all: ops
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+venv: $(STAMP)
+
+# Custom TensorFlow ops (CPU always; CUDA when nvcc is present, and then a
+# failing CUDA compile fails the build).
+ops: $(STAMP)
+	$(MAKE) -C custom_ops PYTHON=$(abspath $(PY))
+
+test: ops
+	SPIRITNET_REQUIRE_OPS=1 $(PY) -m pytest -q -rs
+
+bench: ops
+	$(PY) benchmarks/warp.py --markdown docs/benchmarks.md
+
+clean:
+	$(MAKE) -C custom_ops clean PYTHON=$(abspath $(PY)) || true
+	rm -rf $(VENV) build *.egg-info
+
+.PHONY: all venv ops test bench clean

@@ -1,0 +1,273 @@
+// CPU kernels (and, when built with GOOGLE_CUDA, the GPU kernel registrations)
+// of SpiritnetAdaptiveWarp and SpiritnetAdaptiveWarpGrad. The maths is in
+// adaptive_warp_op.h, shared with the CUDA kernels.
+#define EIGEN_USE_THREADS
+#if GOOGLE_CUDA
+#define EIGEN_USE_GPU
+#endif
+
+#include <algorithm>
+#include <limits>
+#include <type_traits>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "adaptive_warp_op.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/tensor.h"
+#include "tensorflow/core/framework/tensor_shape.h"
+#include "tensorflow/core/platform/threadpool.h"
+
+namespace spiritnet {
+namespace adaptive_warp {
+
+using ::tensorflow::DEVICE_CPU;
+using ::tensorflow::OpKernel;
+using ::tensorflow::OpKernelConstruction;
+using ::tensorflow::OpKernelContext;
+using ::tensorflow::Tensor;
+using ::tensorflow::TensorShape;
+using CPUDevice = Eigen::ThreadPoolDevice;
+
+// Sizes of one warp call, after validation.
+struct Dims {
+  int batch, height, width, channels;
+  int64_t pixels() const { return static_cast<int64_t>(height) * width; }
+};
+
+// Validates image [B,H,W,C], flow [B,H,W,2], kernel [B,H,W,16]. The messages
+// name the offending input, as the shape function does in graph mode.
+bool ValidateInputs(OpKernelContext* ctx, const Tensor& image, const Tensor& flow,
+                    const Tensor& kernel, Dims* dims) {
+  const struct {
+    const Tensor& t;
+    const char* name;
+    const char* layout;
+  } inputs[3] = {{image, "image", "[B,H,W,C]"},
+                 {flow, "flow", "[B,H,W,2]"},
+                 {kernel, "kernel", "[B,H,W,16]"}};
+  for (const auto& in : inputs) {
+    if (in.t.dims() != 4) {
+      ctx->CtxFailure(absl::InvalidArgumentError(
+          absl::StrCat("adaptive_warp: ", in.name, " must be rank 4 ", in.layout,
+                       ", got shape ", in.t.shape().DebugString())));
+      return false;
+    }
+  }
+  if (flow.dim_size(3) != 2) {
+    ctx->CtxFailure(absl::InvalidArgumentError(absl::StrCat(
+        "adaptive_warp: flow must have 2 channels, got ", flow.dim_size(3))));
+    return false;
+  }
+  if (kernel.dim_size(3) != kTaps) {
+    ctx->CtxFailure(absl::InvalidArgumentError(absl::StrCat(
+        "adaptive_warp: kernel must have 16 channels, got ", kernel.dim_size(3))));
+    return false;
+  }
+  const char* axes[3] = {"batch size", "height", "width"};
+  for (int axis = 0; axis < 3; ++axis) {
+    for (const auto* other : {&inputs[1], &inputs[2]}) {
+      if (other->t.dim_size(axis) != image.dim_size(axis)) {
+        ctx->CtxFailure(absl::InvalidArgumentError(absl::StrCat(
+            "adaptive_warp: ", axes[axis], " of ", other->name, " (",
+            other->t.dim_size(axis), ") does not match the image's (",
+            image.dim_size(axis), ")")));
+        return false;
+      }
+    }
+  }
+  const int64_t max_int = std::numeric_limits<int>::max();
+  if (image.dim_size(1) * image.dim_size(2) > max_int || image.dim_size(3) > max_int ||
+      image.dim_size(0) > max_int) {
+    ctx->CtxFailure(absl::InvalidArgumentError(
+        absl::StrCat("adaptive_warp: image too large: ", image.shape().DebugString())));
+    return false;
+  }
+  dims->batch = static_cast<int>(image.dim_size(0));
+  dims->height = static_cast<int>(image.dim_size(1));
+  dims->width = static_cast<int>(image.dim_size(2));
+  dims->channels = static_cast<int>(image.dim_size(3));
+  return true;
+}
+
+// Pixels per work unit of the thread pool: enough to amortise scheduling.
+constexpr int64_t kCostPerPixel = 16 * 8;
+
+template <typename T>
+void ForwardCpu(OpKernelContext* ctx, const Dims& d, const T* image, const T* flow,
+                const T* kernel, T* out) {
+  auto* pool = ctx->device()->tensorflow_cpu_worker_threads()->workers;
+  const int64_t hw = d.pixels();
+  const int C = d.channels;
+  pool->ParallelFor(d.batch * hw, kCostPerPixel * std::max(C, 1),
+                    [&](int64_t begin, int64_t end) {
+                      Taps<T> taps;
+                      for (int64_t p = begin; p < end; ++p) {
+                        const int64_t b = p / hw, self = p % hw;
+                        const int y = static_cast<int>(self / d.width);
+                        const int x = static_cast<int>(self % d.width);
+                        ComputeTaps<T>(x, y, flow[2 * p], flow[2 * p + 1],
+                                       kernel + kTaps * p, d.height, d.width, &taps);
+                        ForwardPixel<T>(taps, image + b * hw * C, self, C, out + p * C);
+                      }
+                    });
+}
+
+// Channels per work unit of the image-gradient scatter. Each unit owns a
+// (batch item, channel block) pair of grad_image, so the scatter needs no
+// atomics and the result does not depend on the thread count.
+constexpr int kChannelBlock = 16;
+
+template <typename T>
+void BackwardCpu(OpKernelContext* ctx, const Dims& d, const T* grad_out, const T* image,
+                 const T* flow, const T* kernel, T* grad_image, T* grad_flow,
+                 T* grad_kernel) {
+  auto* pool = ctx->device()->tensorflow_cpu_worker_threads()->workers;
+  const int64_t hw = d.pixels();
+  const int C = d.channels;
+  // Pass 1: flow and kernel gradients, independent per pixel.
+  pool->ParallelFor(d.batch * hw, kCostPerPixel * std::max(C, 1),
+                    [&](int64_t begin, int64_t end) {
+                      Taps<T> taps;
+                      for (int64_t p = begin; p < end; ++p) {
+                        const int64_t b = p / hw, self = p % hw;
+                        const int y = static_cast<int>(self / d.width);
+                        const int x = static_cast<int>(self % d.width);
+                        ComputeTaps<T>(x, y, flow[2 * p], flow[2 * p + 1],
+                                       kernel + kTaps * p, d.height, d.width, &taps);
+                        FlowKernelGradPixel<T>(taps, image + b * hw * C, grad_out + p * C,
+                                               C, grad_flow + 2 * p,
+                                               grad_kernel + kTaps * p);
+                      }
+                    });
+  // Pass 2: image gradient, a scatter-add, one (batch, channel block) per unit.
+  std::fill(grad_image, grad_image + d.batch * hw * C, T(0));
+  const int blocks = (C + kChannelBlock - 1) / kChannelBlock;
+  auto plain_add = [](T* dst, T v) { *dst += v; };
+  pool->ParallelFor(
+      static_cast<int64_t>(d.batch) * blocks, hw * kCostPerPixel,
+      [&](int64_t begin, int64_t end) {
+        Taps<T> taps;
+        for (int64_t unit = begin; unit < end; ++unit) {
+          const int64_t b = unit / blocks;
+          const int c_begin = static_cast<int>(unit % blocks) * kChannelBlock;
+          const int c_end = std::min(C, c_begin + kChannelBlock);
+          for (int64_t self = 0; self < hw; ++self) {
+            const int64_t p = b * hw + self;
+            const int y = static_cast<int>(self / d.width);
+            const int x = static_cast<int>(self % d.width);
+            ComputeTaps<T>(x, y, flow[2 * p], flow[2 * p + 1], kernel + kTaps * p,
+                           d.height, d.width, &taps);
+            ImageGradPixel<T>(taps, grad_out + p * C, self, C, c_begin, c_end,
+                              grad_image + b * hw * C, plain_add);
+          }
+        }
+      });
+}
+
+#if GOOGLE_CUDA
+using GPUDevice = Eigen::GpuDevice;
+// Defined in adaptive_warp_op_gpu.cu.cc; return an error string or nullptr.
+template <typename T>
+const char* LaunchForwardGpu(void* stream, const T* image, const T* flow,
+                             const T* kernel, int batch, int height, int width,
+                             int channels, T* out);
+template <typename T>
+const char* LaunchBackwardGpu(void* stream, const T* grad_out, const T* image,
+                              const T* flow, const T* kernel, int batch, int height,
+                              int width, int channels, T* grad_image, T* grad_flow,
+                              T* grad_kernel);
+#endif
+
+template <typename Device, typename T>
+class AdaptiveWarpOp : public OpKernel {
+ public:
+  explicit AdaptiveWarpOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& image = ctx->input(0);
+    const Tensor& flow = ctx->input(1);
+    const Tensor& kernel = ctx->input(2);
+    Dims d;
+    if (!ValidateInputs(ctx, image, flow, kernel, &d)) return;
+    Tensor* out = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, image.shape(), &out));
+    if (image.NumElements() == 0) return;
+    const T* img = image.flat<T>().data();
+    const T* fl = flow.flat<T>().data();
+    const T* k = kernel.flat<T>().data();
+    T* o = out->flat<T>().data();
+    if constexpr (std::is_same<Device, CPUDevice>::value) {
+      ForwardCpu<T>(ctx, d, img, fl, k, o);
+    }
+#if GOOGLE_CUDA
+    if constexpr (std::is_same<Device, GPUDevice>::value) {
+      const char* err = LaunchForwardGpu<T>(ctx->eigen_device<GPUDevice>().stream(), img,
+                                            fl, k, d.batch, d.height, d.width,
+                                            d.channels, o);
+      OP_REQUIRES(ctx, err == nullptr,
+                  absl::InternalError(absl::StrCat("adaptive_warp CUDA: ", err)));
+    }
+#endif
+  }
+};
+
+template <typename Device, typename T>
+class AdaptiveWarpGradOp : public OpKernel {
+ public:
+  explicit AdaptiveWarpGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& grad_out = ctx->input(0);
+    const Tensor& image = ctx->input(1);
+    const Tensor& flow = ctx->input(2);
+    const Tensor& kernel = ctx->input(3);
+    Dims d;
+    if (!ValidateInputs(ctx, image, flow, kernel, &d)) return;
+    OP_REQUIRES(ctx, grad_out.shape() == image.shape(),
+                absl::InvalidArgumentError(absl::StrCat(
+                    "adaptive_warp: grad_output shape ", grad_out.shape().DebugString(),
+                    " does not match the image's ", image.shape().DebugString())));
+    Tensor *grad_image = nullptr, *grad_flow = nullptr, *grad_kernel = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, image.shape(), &grad_image));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, flow.shape(), &grad_flow));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, kernel.shape(), &grad_kernel));
+    if (d.batch == 0 || d.pixels() == 0) return;
+    const T* go = grad_out.flat<T>().data();
+    const T* img = image.flat<T>().data();
+    const T* fl = flow.flat<T>().data();
+    const T* k = kernel.flat<T>().data();
+    if constexpr (std::is_same<Device, CPUDevice>::value) {
+      BackwardCpu<T>(ctx, d, go, img, fl, k, grad_image->flat<T>().data(),
+                     grad_flow->flat<T>().data(), grad_kernel->flat<T>().data());
+    }
+#if GOOGLE_CUDA
+    if constexpr (std::is_same<Device, GPUDevice>::value) {
+      const char* err = LaunchBackwardGpu<T>(
+          ctx->eigen_device<GPUDevice>().stream(), go, img, fl, k, d.batch, d.height,
+          d.width, d.channels, grad_image->flat<T>().data(), grad_flow->flat<T>().data(),
+          grad_kernel->flat<T>().data());
+      OP_REQUIRES(ctx, err == nullptr,
+                  absl::InternalError(absl::StrCat("adaptive_warp CUDA: ", err)));
+    }
+#endif
+  }
+};
+
+#define REGISTER_DEVICE(DEVICE, DEVICE_NAME, T)                                    \
+  REGISTER_KERNEL_BUILDER(                                                         \
+      Name("SpiritnetAdaptiveWarp").Device(DEVICE_NAME).TypeConstraint<T>("T"),    \
+      AdaptiveWarpOp<DEVICE, T>);                                                  \
+  REGISTER_KERNEL_BUILDER(                                                         \
+      Name("SpiritnetAdaptiveWarpGrad").Device(DEVICE_NAME).TypeConstraint<T>("T"), \
+      AdaptiveWarpGradOp<DEVICE, T>);
+
+REGISTER_DEVICE(CPUDevice, DEVICE_CPU, float);
+REGISTER_DEVICE(CPUDevice, DEVICE_CPU, double);
+#if GOOGLE_CUDA
+REGISTER_DEVICE(GPUDevice, ::tensorflow::DEVICE_GPU, float);
+REGISTER_DEVICE(GPUDevice, ::tensorflow::DEVICE_GPU, double);
+#endif
+
+}  // namespace adaptive_warp
+}  // namespace spiritnet

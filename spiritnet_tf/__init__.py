@@ -1,0 +1,23 @@
+"""spiritnet-tf: turn one still photo into a short living animation (SpiritNet).
+
+Contracts (flow direction, ranges, shapes) are written in ../shared/DESIGN.md and
+in the docstrings of the functions that own them.
+"""
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras  # noqa: E402
+
+if keras.backend.backend() != "tensorflow":
+    raise ImportError(
+        "spiritnet_tf needs the TensorFlow Keras backend, but Keras is using "
+        f"{keras.backend.backend()!r}. Set KERAS_BACKEND=tensorflow before importing keras "
+        "(or in ~/.keras/keras.json)."
+    )
+
+from spiritnet_tf import ops  # noqa: E402
+
+__version__ = "0.1.0"
+__all__ = ["ops", "__version__"]

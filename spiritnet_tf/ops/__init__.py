@@ -1,0 +1,10 @@
+"""Low-level TensorFlow ops of SpiritNet (the adaptive warp and its loader)."""
+
+from spiritnet_tf.ops.warp import (
+    adaptive_warp,
+    adaptive_warp_composite,
+    load_library,
+    warp_backend,
+)
+
+__all__ = ["adaptive_warp", "adaptive_warp_composite", "load_library", "warp_backend"]

@@ -1,0 +1,427 @@
+"""Adaptive warp: compiled op vs composite TF vs an independent NumPy reference."""
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from spiritnet_tf import ops
+from spiritnet_tf.ops import warp as aw
+
+BILINEAR = np.zeros(16, np.float32)
+BILINEAR[[5, 6, 9, 10]] = 1.0  # centre 2x2 taps of the 4x4 window
+
+
+def random_inputs(rng, b=2, h=9, w=11, c=3, flow_scale=3.0, dtype=np.float32):
+    image = rng.random((b, h, w, c)).astype(dtype)
+    flow = (rng.normal(size=(b, h, w, 2)) * flow_scale).astype(dtype)
+    kernel = rng.normal(size=(b, h, w, 16)).astype(dtype)
+    return image, flow, kernel
+
+
+def custom(library, image, flow, kernel):
+    return library.spiritnet_adaptive_warp(image, flow, kernel).numpy()
+
+
+def composite(image, flow, kernel):
+    return ops.adaptive_warp_composite(
+        tf.constant(image), tf.constant(flow), tf.constant(kernel)
+    ).numpy()
+
+
+def numpy_bilinear(image, flow):
+    """Bilinear backward sampling written independently of the op: out(p) = I(p + f)."""
+    b, h, w, c = image.shape
+    out = np.empty_like(image)
+    for n in range(b):
+        for y in range(h):
+            for x in range(w):
+                qx, qy = x + flow[n, y, x, 0], y + flow[n, y, x, 1]
+                if not (np.isfinite(qx) and np.isfinite(qy)) or not (
+                    0 <= qx <= w - 1 and 0 <= qy <= h - 1
+                ):
+                    out[n, y, x] = image[n, y, x]
+                    continue
+                x0, y0 = int(np.floor(qx)), int(np.floor(qy))
+                x1, y1 = min(x0 + 1, w - 1), min(y0 + 1, h - 1)
+                a, bb = qx - x0, qy - y0
+                out[n, y, x] = (
+                    (1 - a) * (1 - bb) * image[n, y0, x0]
+                    + a * (1 - bb) * image[n, y0, x1]
+                    + (1 - a) * bb * image[n, y1, x0]
+                    + a * bb * image[n, y1, x1]
+                )
+    return out
+
+
+# --------------------------------------------------------------------------- agreement
+
+
+@pytest.mark.parametrize("channels", [1, 3, 20])
+def test_custom_matches_composite_on_random_flows(warp_library, channels):
+    rng = np.random.default_rng(channels)
+    image, flow, kernel = random_inputs(rng, c=channels)
+    np.testing.assert_allclose(
+        custom(warp_library, image, flow, kernel), composite(image, flow, kernel), atol=1e-5
+    )
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["fractional", "outside", "huge", "zero", "nan_inf", "exact_border", "integer"],
+)
+def test_custom_matches_composite_on_special_flows(warp_library, case):
+    rng = np.random.default_rng(7)
+    image, flow, kernel = random_inputs(rng, b=1, h=8, w=10, c=4)
+    if case == "fractional":
+        flow = (rng.random(flow.shape) * 4 - 2).astype(np.float32)
+    elif case == "outside":
+        flow[..., 0] = 15.0  # every target is right of the image: copy branch
+        flow[0, :, :3, 0] = -20.0
+    elif case == "huge":
+        flow[0, ::2, ::2] = 1e30
+        flow[0, 1::2, ::3] = -3e38
+    elif case == "zero":
+        flow[:] = 0.0
+    elif case == "nan_inf":
+        flow[0, 0, :, 0] = np.nan
+        flow[0, 1, :, 1] = np.inf
+        flow[0, 2, :, 0] = -np.inf
+    elif case == "exact_border":
+        ys, xs = np.mgrid[0:8, 0:10]
+        flow[0, ..., 0] = (9 - xs).astype(np.float32)  # q lands on the last column exactly
+        flow[0, ..., 1] = (7 - ys).astype(np.float32)
+    elif case == "integer":
+        flow = np.round(flow)
+    got = custom(warp_library, image, flow, kernel)
+    want = composite(image, flow, kernel)
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    if case in ("outside", "nan_inf"):
+        copied = ~np.isfinite(flow).all(-1) | (flow[..., 0] >= 10) | (flow[..., 0] <= -20)
+        np.testing.assert_array_equal(got[copied], image[copied])
+
+
+@pytest.mark.parametrize("backend", ["custom", "composite"])
+def test_bilinear_kernel_equals_numpy_bilinear(warp_library, backend, monkeypatch):
+    monkeypatch.setenv(aw.ENV_VAR, backend)
+    rng = np.random.default_rng(3)
+    image, flow, _ = random_inputs(rng, b=2, h=7, w=9, c=3, flow_scale=2.5)
+    flow[0, 0, 0] = [100.0, 0.0]  # outside: copy
+    kernel = np.broadcast_to(BILINEAR, flow.shape[:3] + (16,)).copy()
+    got = ops.adaptive_warp(image, flow, kernel).numpy()
+    np.testing.assert_allclose(got, numpy_bilinear(image, flow), atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["custom", "composite"])
+def test_zero_flow_returns_input(warp_library, backend, monkeypatch):
+    monkeypatch.setenv(aw.ENV_VAR, backend)
+    image = np.random.default_rng(4).random((1, 6, 5, 7)).astype(np.float32)
+    kernel = np.broadcast_to(BILINEAR, (1, 6, 5, 16))
+    got = ops.adaptive_warp(image, np.zeros((1, 6, 5, 2), np.float32), kernel)
+    np.testing.assert_array_equal(got.numpy(), image)
+
+
+def test_kernel_taps_select_neighbours(warp_library):
+    """A one-hot kernel at tap (i, j) with zero flow reads pixel (y-1+i, x-1+j)
+    scaled by wy(i) * wx(j); with zero fractions only i, j in {0, 1} survive."""
+    image = np.arange(1 * 5 * 6 * 1, dtype=np.float32).reshape(1, 5, 6, 1)
+    flow = np.zeros((1, 5, 6, 2), np.float32)
+    for t, (di, dj) in {0: (-1, -1), 1: (-1, 0), 4: (0, -1), 5: (0, 0)}.items():
+        kernel = np.zeros((1, 5, 6, 16), np.float32)
+        kernel[..., t] = 1
+        got = custom(warp_library, image, flow, kernel)
+        ys = np.clip(np.arange(5) + di, 0, 4)[:, None]
+        xs = np.clip(np.arange(6) + dj, 0, 5)[None, :]
+        np.testing.assert_array_equal(got[0, ..., 0], image[0, ys, xs, 0])
+
+
+# --------------------------------------------------------------------------- gradients
+
+
+def gradient_inputs(seed, h=6, w=7, c=2):
+    """Float64 inputs whose targets stay inside cells: fractional parts of q in
+    [0.2, 0.8] and q at least 1 px from the border (the op is piecewise). A few
+    pixels point far outside the image to cover the copy branch."""
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    qx = rng.integers(1, w - 2, size=(1, h, w)) + rng.uniform(0.2, 0.8, (1, h, w))
+    qy = rng.integers(1, h - 2, size=(1, h, w)) + rng.uniform(0.2, 0.8, (1, h, w))
+    flow = np.stack([qx - xs, qy - ys], -1)
+    flow[0, 0, :2] = [50.0, 0.0]
+    image = rng.random((1, h, w, c))
+    kernel = rng.normal(size=(1, h, w, 16))
+    return image, flow, kernel
+
+
+@pytest.mark.parametrize("backend", ["custom", "composite"])
+@pytest.mark.parametrize("wrt", ["image", "flow", "kernel"])
+def test_gradients_match_finite_differences(warp_library, backend, wrt, monkeypatch):
+    monkeypatch.setenv(aw.ENV_VAR, backend)
+    image, flow, kernel = gradient_inputs(seed=11)
+    inputs = {"image": image, "flow": flow, "kernel": kernel}
+    # A fixed random projection keeps the Jacobian small: d <u, warp(...)> / d x.
+    u = tf.constant(np.random.default_rng(12).normal(size=image.shape))
+
+    def f(x):
+        args = dict(inputs, **{wrt: x})
+        return tf.reduce_sum(u * ops.adaptive_warp(args["image"], args["flow"], args["kernel"]))
+
+    theoretical, numerical = tf.test.compute_gradient(f, [tf.constant(inputs[wrt])], delta=1e-6)
+    np.testing.assert_allclose(theoretical[0], numerical[0], rtol=1e-6, atol=1e-7)
+    assert np.abs(theoretical[0]).max() > 0.1  # a gradient that is really there
+
+
+def test_custom_and_composite_gradients_agree_in_float32(warp_library):
+    rng = np.random.default_rng(5)
+    image, flow, kernel = (tf.constant(a) for a in random_inputs(rng, c=5))
+    grads = []
+    for fn in (warp_library.spiritnet_adaptive_warp, ops.adaptive_warp_composite):
+        with tf.GradientTape() as tape:
+            tape.watch([image, flow, kernel])
+            out = fn(image, flow, kernel)
+            loss = tf.reduce_sum(out * out)
+        grads.append(tape.gradient(loss, [image, flow, kernel]))
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_copy_branch_passes_gradient_straight_through(warp_library):
+    image = tf.constant(np.random.default_rng(6).random((1, 4, 4, 2)), tf.float32)
+    flow = tf.fill([1, 4, 4, 2], np.float32(np.nan))
+    kernel = tf.ones([1, 4, 4, 16])
+    with tf.GradientTape() as tape:
+        tape.watch([image, flow, kernel])
+        out = warp_library.spiritnet_adaptive_warp(image, flow, kernel)
+    g_image, g_flow, g_kernel = tape.gradient(out, [image, flow, kernel])
+    np.testing.assert_array_equal(g_image.numpy(), np.ones((1, 4, 4, 2)))
+    np.testing.assert_array_equal(g_flow.numpy(), 0)
+    np.testing.assert_array_equal(g_kernel.numpy(), 0)
+
+
+# --------------------------------------------------------------------------- contexts
+
+
+def test_tf_function_with_unknown_shapes(warp_library):
+    rng = np.random.default_rng(8)
+    image, flow, kernel = random_inputs(rng, b=1, h=12, w=5, c=3)
+    spec = [
+        tf.TensorSpec([None, None, None, 3]),
+        tf.TensorSpec([None, None, None, 2]),
+        tf.TensorSpec([None, None, None, 16]),
+    ]
+    fn = tf.function(ops.adaptive_warp, input_signature=spec)
+    np.testing.assert_allclose(fn(image, flow, kernel).numpy(), composite(image, flow, kernel), atol=1e-5)
+    graph_ops = {op.type for op in fn.get_concrete_function().graph.get_operations()}
+    assert "SpiritnetAdaptiveWarp" in graph_ops
+
+
+class WarpLayer(keras.layers.Layer):
+    """A tiny layer: a learned per-channel scale, then the warp (tests only)."""
+
+    def build(self, input_shape):
+        self.scale = self.add_weight(shape=(input_shape[0][-1],), initializer="ones")
+
+    def call(self, inputs):
+        image, flow, kernel = inputs
+        return ops.adaptive_warp(image * self.scale, flow, kernel)
+
+
+def test_keras_layer_trains_through_the_op(warp_library):
+    rng = np.random.default_rng(9)
+    image, flow, kernel = random_inputs(rng, b=4, h=8, w=8, c=3, flow_scale=1.0)
+    target = composite(image, flow, kernel) * 0.5
+    inputs = [keras.Input((8, 8, 3)), keras.Input((8, 8, 2)), keras.Input((8, 8, 16))]
+    layer = WarpLayer()
+    model = keras.Model(inputs, layer(inputs))
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse")
+    before = model.evaluate([image, flow, kernel], target, verbose=0)
+    model.fit([image, flow, kernel], target, epochs=60, verbose=0)
+    assert model.evaluate([image, flow, kernel], target, verbose=0) < 0.01 * before
+    np.testing.assert_allclose(layer.scale.numpy(), 0.5, atol=0.05)
+
+
+def test_savedmodel_reloads_in_a_new_process(warp_library, tmp_path):
+    class Warp(tf.Module):
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None, None, None, 3]),
+                tf.TensorSpec([None, None, None, 2]),
+                tf.TensorSpec([None, None, None, 16]),
+            ]
+        )
+        def __call__(self, image, flow, kernel):
+            return ops.adaptive_warp(image, flow, kernel)
+
+    path = str(tmp_path / "warp_model")
+    tf.saved_model.save(Warp(), path)
+    rng = np.random.default_rng(10)
+    arrays = random_inputs(rng, b=1, h=6, w=7, c=3)
+    np.savez(tmp_path / "inputs.npz", *arrays)
+    np.save(tmp_path / "expected.npy", custom(warp_library, *arrays))
+    script = textwrap.dedent(
+        f"""
+        import numpy as np, tensorflow as tf
+        from spiritnet_tf import ops
+        assert ops.load_library() is not None
+        model = tf.saved_model.load({path!r})
+        a = np.load({str(tmp_path / "inputs.npz")!r})
+        out = model(a["arr_0"], a["arr_1"], a["arr_2"]).numpy()
+        np.testing.assert_allclose(out, np.load({str(tmp_path / "expected.npy")!r}), atol=1e-6)
+        print("RELOADED_OK")
+        """
+    )
+    env = dict(os.environ, SPIRITNET_WARP="custom")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert "RELOADED_OK" in result.stdout, result.stderr[-3000:]
+
+
+# --------------------------------------------------------------------------- errors
+
+BAD_SHAPES = [
+    ((2, 8, 8), (2, 8, 8, 2), (2, 8, 8, 16), "image must be rank 4"),
+    ((2, 8, 8, 3), (2, 8, 8), (2, 8, 8, 16), "flow must be rank 4"),
+    ((2, 8, 8, 3), (2, 8, 8, 3), (2, 8, 8, 16), "flow must have 2 channels"),
+    ((2, 8, 8, 3), (2, 8, 8, 2), (2, 8, 8, 9), "kernel must have 16 channels"),
+    ((2, 8, 8, 3), (1, 8, 8, 2), (2, 8, 8, 16), "batch size of flow"),
+    ((2, 8, 8, 3), (2, 8, 8, 2), (2, 7, 8, 16), "height of kernel"),
+    ((2, 8, 8, 3), (2, 8, 9, 2), (2, 8, 8, 16), "width of flow"),
+]
+
+
+@pytest.mark.parametrize("backend", ["custom", "composite"])
+@pytest.mark.parametrize("shapes", BAD_SHAPES, ids=[s[3] for s in BAD_SHAPES])
+def test_bad_shapes_raise_invalid_argument(warp_library, backend, shapes, monkeypatch):
+    monkeypatch.setenv(aw.ENV_VAR, backend)
+    *dims, message = shapes
+    args = [tf.zeros(d) for d in dims]
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        ops.adaptive_warp(*args)
+
+
+@pytest.mark.parametrize("shapes", BAD_SHAPES, ids=[s[3] for s in BAD_SHAPES])
+def test_compiled_kernel_validates_shapes_itself(warp_library, shapes):
+    """The C++ kernel checks too: eagerly and in a graph where shapes are unknown."""
+    *dims, message = shapes
+    args = [tf.zeros(d) for d in dims]
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        warp_library.spiritnet_adaptive_warp(*args)
+    fn = tf.function(
+        warp_library.spiritnet_adaptive_warp, input_signature=[tf.TensorSpec(None)] * 3
+    )
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        fn(*args)
+    grad = warp_library.spiritnet_adaptive_warp_grad
+    if len(dims[0]) == 4:
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            grad(tf.zeros(dims[0]), *args)
+
+
+def test_dynamic_shape_mismatch_in_composite_graph(monkeypatch):
+    monkeypatch.setenv(aw.ENV_VAR, "composite")
+    fn = tf.function(ops.adaptive_warp, input_signature=[tf.TensorSpec(None)] * 3)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="kernel must be"):
+        fn(tf.zeros([1, 4, 4, 3]), tf.zeros([1, 4, 4, 2]), tf.zeros([1, 4, 5, 16]))
+
+
+@pytest.mark.parametrize("backend", ["custom", "composite"])
+@pytest.mark.parametrize("dtype", [tf.int32, tf.uint8, tf.string, tf.bool])
+def test_non_float_dtypes_raise_invalid_argument(warp_library, backend, dtype, monkeypatch):
+    monkeypatch.setenv(aw.ENV_VAR, backend)
+    image = tf.zeros([1, 4, 4, 3], dtype)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="image must be a floating-point"):
+        ops.adaptive_warp(image, tf.zeros([1, 4, 4, 2]), tf.zeros([1, 4, 4, 16]))
+
+
+def test_mixed_dtypes_raise_invalid_argument(warp_library):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="same dtype"):
+        ops.adaptive_warp(
+            tf.zeros([1, 4, 4, 3]), tf.zeros([1, 4, 4, 2], tf.float64), tf.zeros([1, 4, 4, 16])
+        )
+
+
+def test_float16_runs_on_both_backends(warp_library, monkeypatch):
+    rng = np.random.default_rng(13)
+    arrays = [tf.constant(a, tf.float16) for a in random_inputs(rng, b=1, h=5, w=6, c=3, flow_scale=1)]
+    outs = []
+    for backend in ("custom", "composite"):
+        monkeypatch.setenv(aw.ENV_VAR, backend)
+        out = ops.adaptive_warp(*arrays)
+        assert out.dtype == tf.float16
+        outs.append(out.numpy().astype(np.float32))
+    np.testing.assert_allclose(outs[0], outs[1], atol=2e-2)
+
+
+# --------------------------------------------------------------------------- backend choice
+
+
+def test_backend_follows_environment(warp_library, monkeypatch):
+    monkeypatch.setenv(aw.ENV_VAR, "composite")
+    assert ops.warp_backend() == "composite"
+    monkeypatch.setenv(aw.ENV_VAR, "custom")
+    assert ops.warp_backend() == "custom"
+    monkeypatch.delenv(aw.ENV_VAR)
+    assert ops.warp_backend() == "custom"  # auto with the library built
+    monkeypatch.setenv(aw.ENV_VAR, "fastest")
+    with pytest.raises(ValueError, match="SPIRITNET_WARP='fastest' is not one of"):
+        ops.warp_backend()
+
+
+def test_missing_library(monkeypatch, caplog):
+    monkeypatch.setattr(aw, "_library", None)
+    monkeypatch.setattr(aw, "_load_error", "the compiled library /x/_adaptive_warp_ops.so does not exist")
+    monkeypatch.setattr(aw, "_warned", False)
+    monkeypatch.setenv(aw.ENV_VAR, "custom")
+    with pytest.raises(RuntimeError, match="make ops"):
+        ops.warp_backend()
+    monkeypatch.setenv(aw.ENV_VAR, "auto")
+    with caplog.at_level(logging.WARNING, logger=aw.__name__):
+        assert ops.warp_backend() == "composite"
+        assert ops.warp_backend() == "composite"
+    warnings = [r for r in caplog.records if "composite" in r.getMessage()]
+    assert len(warnings) == 1, "the fallback warns once"
+    out = ops.adaptive_warp(tf.ones([1, 4, 4, 1]), tf.zeros([1, 4, 4, 2]), tf.constant(np.broadcast_to(BILINEAR, (1, 4, 4, 16))))
+    np.testing.assert_array_equal(out.numpy(), 1.0)
+
+
+def test_ops_library_was_built():
+    """`make test` sets SPIRITNET_REQUIRE_OPS: then the CPU library (and, with nvcc,
+    the CUDA build) must exist, so a silently skipped build fails CI."""
+    if not os.environ.get("SPIRITNET_REQUIRE_OPS"):
+        pytest.skip("SPIRITNET_REQUIRE_OPS not set (running outside `make test`)")
+    assert os.path.exists(os.path.join(aw._LIBRARY_DIR, aw._CPU_LIBRARY))
+    if shutil.which("nvcc"):
+        assert os.path.exists(os.path.join(aw._LIBRARY_DIR, aw._GPU_LIBRARY))
+
+
+# --------------------------------------------------------------------------- GPU
+
+
+@pytest.mark.gpu
+def test_gpu_kernel_matches_cpu(warp_library):
+    rng = np.random.default_rng(14)
+    image, flow, kernel = random_inputs(rng, b=2, h=16, w=24, c=6)
+    with tf.device("/GPU:0"):
+        gpu = warp_library.spiritnet_adaptive_warp(image, flow, kernel).numpy()
+        with tf.GradientTape() as tape:
+            args = [tf.constant(a) for a in (image, flow, kernel)]
+            tape.watch(args)
+            loss = tf.reduce_sum(warp_library.spiritnet_adaptive_warp(*args) ** 2)
+        gpu_grads = tape.gradient(loss, args)
+    with tf.device("/CPU:0"):
+        cpu = warp_library.spiritnet_adaptive_warp(image, flow, kernel).numpy()
+        with tf.GradientTape() as tape:
+            args = [tf.constant(a) for a in (image, flow, kernel)]
+            tape.watch(args)
+            loss = tf.reduce_sum(warp_library.spiritnet_adaptive_warp(*args) ** 2)
+        cpu_grads = tape.gradient(loss, args)
+    np.testing.assert_allclose(gpu, cpu, atol=1e-5)
+    for g, c in zip(gpu_grads, cpu_grads):
+        np.testing.assert_allclose(g.numpy(), c.numpy(), rtol=1e-4, atol=1e-4)
