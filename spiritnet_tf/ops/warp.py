@@ -198,6 +198,7 @@ def adaptive_warp_composite(image, flow, kernel):
     return tf.where(inside[..., None], out, image)
 
 
+@tf.autograph.experimental.do_not_convert  # Python-level dispatch only, no tensor control flow
 def adaptive_warp(image, flow, kernel, name=None):
     """Warps ``image`` with backward ``flow`` and a learned 4x4 ``kernel`` per pixel.
 

@@ -90,79 +90,116 @@ bool ValidateInputs(OpKernelContext* ctx, const Tensor& image, const Tensor& flo
   return true;
 }
 
-// Pixels per work unit of the thread pool: enough to amortise scheduling.
+// Rough cost of one pixel per channel for the thread pool's sharding.
 constexpr int64_t kCostPerPixel = 16 * 8;
 
+// The image-gradient scatter gives each work unit a (batch item, channel block)
+// pair of grad_image, so it needs no atomics and the result does not depend on
+// the thread count. Blocks hold about kChannelBlock channels, split evenly.
+constexpr int kChannelBlock = 32;
+
+// The loops over pixels are compiled for several instruction sets and the best
+// one the processor supports is picked at load time (GCC function multiversioning),
+// so the library stays portable while the channel loops use AVX2/AVX-512.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define AW_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define AW_CPU_CLONES
+#endif
+
 template <typename T>
-void ForwardCpu(OpKernelContext* ctx, const Dims& d, const T* image, const T* flow,
-                const T* kernel, T* out) {
-  auto* pool = ctx->device()->tensorflow_cpu_worker_threads()->workers;
-  const int64_t hw = d.pixels();
-  const int C = d.channels;
-  pool->ParallelFor(d.batch * hw, kCostPerPixel * std::max(C, 1),
-                    [&](int64_t begin, int64_t end) {
-                      Taps<T> taps;
-                      for (int64_t p = begin; p < end; ++p) {
-                        const int64_t b = p / hw, self = p % hw;
-                        const int y = static_cast<int>(self / d.width);
-                        const int x = static_cast<int>(self % d.width);
-                        ComputeTaps<T>(x, y, flow[2 * p], flow[2 * p + 1],
-                                       kernel + kTaps * p, d.height, d.width, &taps);
-                        ForwardPixel<T>(taps, image + b * hw * C, self, C, out + p * C);
-                      }
-                    });
+struct Args {
+  Dims d;
+  const T* image;
+  const T* flow;
+  const T* kernel;
+  const T* grad_out;  // backward only
+};
+
+// Window of flat pixel p = b * H * W + self.
+template <typename T>
+inline void WindowOf(const Args<T>& a, int64_t p, int64_t self, Window<T>* win) {
+  ComputeWindow<T>(static_cast<int>(self % a.d.width), static_cast<int>(self / a.d.width),
+                   a.flow[2 * p], a.flow[2 * p + 1], a.d.height, a.d.width, win);
 }
 
-// Channels per work unit of the image-gradient scatter. Each unit owns a
-// (batch item, channel block) pair of grad_image, so the scatter needs no
-// atomics and the result does not depend on the thread count.
-constexpr int kChannelBlock = 16;
+template <typename T>
+AW_CPU_CLONES void ForwardRange(const Args<T>& a, int64_t begin, int64_t end, T* out) {
+  const int64_t hw = a.d.pixels();
+  const int C = a.d.channels;
+  Window<T> win;
+  for (int64_t p = begin; p < end; ++p) {
+    const int64_t b = p / hw, self = p % hw;
+    WindowOf(a, p, self, &win);
+    ForwardPixel<T>(win, a.image + b * hw * C, a.kernel + kTaps * p, self, C, out + p * C);
+  }
+}
 
 template <typename T>
-void BackwardCpu(OpKernelContext* ctx, const Dims& d, const T* grad_out, const T* image,
-                 const T* flow, const T* kernel, T* grad_image, T* grad_flow,
+AW_CPU_CLONES void FlowKernelGradRange(const Args<T>& a, int64_t begin, int64_t end,
+                                       T* grad_flow, T* grad_kernel) {
+  const int64_t hw = a.d.pixels();
+  const int C = a.d.channels;
+  Window<T> win;
+  for (int64_t p = begin; p < end; ++p) {
+    const int64_t b = p / hw, self = p % hw;
+    WindowOf(a, p, self, &win);
+    FlowKernelGradPixel<T>(win, a.image + b * hw * C, a.kernel + kTaps * p,
+                           a.grad_out + p * C, C, grad_flow + 2 * p,
+                           grad_kernel + kTaps * p);
+  }
+}
+
+template <typename T>
+AW_CPU_CLONES void ImageGradUnit(const Args<T>& a, int64_t b, int c_begin, int c_end,
+                                 T* grad_image) {
+  const int64_t hw = a.d.pixels();
+  const int C = a.d.channels;
+  auto plain_add = [](T* dst, T v) { *dst += v; };
+  Window<T> win;
+  for (int64_t self = 0; self < hw; ++self) {
+    const int64_t p = b * hw + self;
+    WindowOf(a, p, self, &win);
+    ImageGradPixel<T>(win, a.kernel + kTaps * p, a.grad_out + p * C, self, C, c_begin,
+                      c_end, grad_image + b * hw * C, plain_add);
+  }
+}
+
+template <typename T>
+void ForwardCpu(OpKernelContext* ctx, const Args<T>& a, T* out) {
+  auto* pool = ctx->device()->tensorflow_cpu_worker_threads()->workers;
+  pool->ParallelFor(a.d.batch * a.d.pixels(), kCostPerPixel * std::max(a.d.channels, 1),
+                    [&](int64_t begin, int64_t end) { ForwardRange<T>(a, begin, end, out); });
+}
+
+template <typename T>
+void BackwardCpu(OpKernelContext* ctx, const Args<T>& a, T* grad_image, T* grad_flow,
                  T* grad_kernel) {
   auto* pool = ctx->device()->tensorflow_cpu_worker_threads()->workers;
-  const int64_t hw = d.pixels();
-  const int C = d.channels;
+  const int64_t hw = a.d.pixels();
+  const int C = a.d.channels;
   // Pass 1: flow and kernel gradients, independent per pixel.
-  pool->ParallelFor(d.batch * hw, kCostPerPixel * std::max(C, 1),
+  pool->ParallelFor(a.d.batch * hw, kCostPerPixel * std::max(C, 1),
                     [&](int64_t begin, int64_t end) {
-                      Taps<T> taps;
-                      for (int64_t p = begin; p < end; ++p) {
-                        const int64_t b = p / hw, self = p % hw;
-                        const int y = static_cast<int>(self / d.width);
-                        const int x = static_cast<int>(self % d.width);
-                        ComputeTaps<T>(x, y, flow[2 * p], flow[2 * p + 1],
-                                       kernel + kTaps * p, d.height, d.width, &taps);
-                        FlowKernelGradPixel<T>(taps, image + b * hw * C, grad_out + p * C,
-                                               C, grad_flow + 2 * p,
-                                               grad_kernel + kTaps * p);
+                      FlowKernelGradRange<T>(a, begin, end, grad_flow, grad_kernel);
+                    });
+  // Pass 2: image gradient, a scatter-add, one (batch, channel block) per unit;
+  // more blocks when the batch alone cannot keep the threads busy.
+  std::fill(grad_image, grad_image + a.d.batch * hw * C, T(0));
+  if (C == 0) return;
+  int blocks = (C + kChannelBlock - 1) / kChannelBlock;
+  const int threads = pool->NumThreads();
+  if (a.d.batch * blocks < threads) blocks = std::min(C, (threads + a.d.batch - 1) / a.d.batch);
+  const int block = (C + blocks - 1) / blocks;
+  blocks = (C + block - 1) / block;
+  pool->ParallelFor(static_cast<int64_t>(a.d.batch) * blocks, hw * kCostPerPixel * block,
+                    [&](int64_t begin, int64_t end) {
+                      for (int64_t unit = begin; unit < end; ++unit) {
+                        const int c_begin = static_cast<int>(unit % blocks) * block;
+                        ImageGradUnit<T>(a, unit / blocks, c_begin,
+                                         std::min(C, c_begin + block), grad_image);
                       }
                     });
-  // Pass 2: image gradient, a scatter-add, one (batch, channel block) per unit.
-  std::fill(grad_image, grad_image + d.batch * hw * C, T(0));
-  const int blocks = (C + kChannelBlock - 1) / kChannelBlock;
-  auto plain_add = [](T* dst, T v) { *dst += v; };
-  pool->ParallelFor(
-      static_cast<int64_t>(d.batch) * blocks, hw * kCostPerPixel,
-      [&](int64_t begin, int64_t end) {
-        Taps<T> taps;
-        for (int64_t unit = begin; unit < end; ++unit) {
-          const int64_t b = unit / blocks;
-          const int c_begin = static_cast<int>(unit % blocks) * kChannelBlock;
-          const int c_end = std::min(C, c_begin + kChannelBlock);
-          for (int64_t self = 0; self < hw; ++self) {
-            const int64_t p = b * hw + self;
-            const int y = static_cast<int>(self / d.width);
-            const int x = static_cast<int>(self % d.width);
-            ComputeTaps<T>(x, y, flow[2 * p], flow[2 * p + 1], kernel + kTaps * p,
-                           d.height, d.width, &taps);
-            ImageGradPixel<T>(taps, grad_out + p * C, self, C, c_begin, c_end,
-                              grad_image + b * hw * C, plain_add);
-          }
-        }
-      });
 }
 
 #if GOOGLE_CUDA
@@ -198,7 +235,7 @@ class AdaptiveWarpOp : public OpKernel {
     const T* k = kernel.flat<T>().data();
     T* o = out->flat<T>().data();
     if constexpr (std::is_same<Device, CPUDevice>::value) {
-      ForwardCpu<T>(ctx, d, img, fl, k, o);
+      ForwardCpu<T>(ctx, Args<T>{d, img, fl, k, nullptr}, o);
     }
 #if GOOGLE_CUDA
     if constexpr (std::is_same<Device, GPUDevice>::value) {
@@ -238,7 +275,7 @@ class AdaptiveWarpGradOp : public OpKernel {
     const T* fl = flow.flat<T>().data();
     const T* k = kernel.flat<T>().data();
     if constexpr (std::is_same<Device, CPUDevice>::value) {
-      BackwardCpu<T>(ctx, d, go, img, fl, k, grad_image->flat<T>().data(),
+      BackwardCpu<T>(ctx, Args<T>{d, img, fl, k, go}, grad_image->flat<T>().data(),
                      grad_flow->flat<T>().data(), grad_kernel->flat<T>().data());
     }
 #if GOOGLE_CUDA

@@ -30,17 +30,18 @@ namespace adaptive_warp {
 
 constexpr int kTaps = 16;
 
-// The 16 taps of one output pixel: flat pixel offsets (row * W + col, without
-// the batch or channel stride) and their weights, plus the weight derivatives
-// with respect to alpha and beta (for the flow gradient).
+#define AW_RESTRICT __restrict__
+
+// The 4x4 window of one output pixel, separable: tap t = 4 * i + j reads pixel
+// row_offset[i] + col[j] (without batch or channel stride) with weight
+// k[t] * wy[i] * wx[j]. d wx[j] / d alpha is -1 for j < 2 and +1 otherwise
+// (d wy[i] / d beta likewise), which the gradient code uses directly.
 template <typename T>
-struct Taps {
-  bool copy;            // true: copy branch, nothing else is filled in
-  int64_t offset[kTaps];
-  T bilinear[kTaps];    // wy(i) * wx(j)
-  T weight[kTaps];      // k[t] * wy(i) * wx(j)
-  T dweight_dx[kTaps];  // k[t] * wy(i) * dwx(j)/dalpha
-  T dweight_dy[kTaps];  // k[t] * dwy(i)/dbeta * wx(j)
+struct Window {
+  bool copy;  // true: copy branch, nothing else is filled in
+  int64_t row_offset[4];  // clamped row * width
+  int64_t col[4];         // clamped column
+  T wx[4], wy[4];
 };
 
 AW_HOST_DEVICE int ClampIndex(int v, int size) {
@@ -53,77 +54,124 @@ AW_HOST_DEVICE bool IsFinite(T v) {
   return (v - v) == (v - v);
 }
 
-// Computes the taps of pixel (x, y) with flow (fx, fy) and kernel k[16].
+AW_HOST_DEVICE int TapSign(int index) { return index < 2 ? -1 : 1; }
+
+// Computes the window of pixel (x, y) with backward flow (fx, fy).
 template <typename T>
-AW_HOST_DEVICE void ComputeTaps(int x, int y, T fx, T fy, const T* k, int height,
-                                int width, Taps<T>* taps) {
+AW_HOST_DEVICE void ComputeWindow(int x, int y, T fx, T fy, int height, int width,
+                                  Window<T>* win) {
   const T qx = static_cast<T>(x) + fx;
   const T qy = static_cast<T>(y) + fy;
   // Written so that NaN compares false and lands in the copy branch.
   const bool inside = IsFinite(fx) && IsFinite(fy) && qx >= T(0) &&
                       qx <= static_cast<T>(width - 1) && qy >= T(0) &&
                       qy <= static_cast<T>(height - 1);
-  taps->copy = !inside;
+  win->copy = !inside;
   if (!inside) return;
   const int x0 = static_cast<int>(qx);  // qx >= 0, so truncation is floor
   const int y0 = static_cast<int>(qy);
   const T alpha = qx - static_cast<T>(x0);
   const T beta = qy - static_cast<T>(y0);
   for (int i = 0; i < 4; ++i) {
-    const int r = ClampIndex(y0 - 1 + i, height);
-    const T wy = i < 2 ? T(1) - beta : beta;
-    const T dwy = i < 2 ? T(-1) : T(1);
+    win->row_offset[i] = static_cast<int64_t>(ClampIndex(y0 - 1 + i, height)) * width;
+    win->col[i] = ClampIndex(x0 - 1 + i, width);
+    win->wy[i] = i < 2 ? T(1) - beta : beta;
+    win->wx[i] = i < 2 ? T(1) - alpha : alpha;
+  }
+}
+
+// Channels accumulated together in registers (one AVX-512 vector of floats);
+// the fixed-size inner loops let the compiler vectorise without reassociating.
+constexpr int kLanes = 16;
+
+// The 16 source pointers and weights k[t] * wy[i] * wx[j] of a window.
+template <typename T>
+AW_HOST_DEVICE void TapPointers(const Window<T>& win, const T* image, const T* k,
+                                int channels, const T** src, T* weight) {
+  for (int i = 0; i < 4; ++i) {
     for (int j = 0; j < 4; ++j) {
-      const int s = ClampIndex(x0 - 1 + j, width);
-      const T wx = j < 2 ? T(1) - alpha : alpha;
-      const T dwx = j < 2 ? T(-1) : T(1);
-      const int t = 4 * i + j;
-      taps->offset[t] = static_cast<int64_t>(r) * width + s;
-      taps->bilinear[t] = wy * wx;
-      taps->weight[t] = k[t] * wy * wx;
-      taps->dweight_dx[t] = k[t] * wy * dwx;
-      taps->dweight_dy[t] = k[t] * dwy * wx;
+      src[4 * i + j] = image + (win.row_offset[i] + win.col[j]) * channels;
+      weight[4 * i + j] = k[4 * i + j] * win.wy[i] * win.wx[j];
     }
   }
 }
 
-// Forward for one pixel. `image` points at the start of this pixel's batch
-// item ([H, W, C]); `self` is the offset of the pixel itself (y * W + x).
+// Forward for one pixel. `image` points at this pixel's batch item ([H, W, C]),
+// `self` is the pixel's own offset (y * W + x), `k` its 16 kernel values.
 template <typename T>
-AW_HOST_DEVICE void ForwardPixel(const Taps<T>& taps, const T* image, int64_t self,
-                                 int channels, T* out) {
-  if (taps.copy) {
-    const T* src = image + self * channels;
+AW_HOST_DEVICE void ForwardPixel(const Window<T>& win, const T* AW_RESTRICT image,
+                                 const T* AW_RESTRICT k, int64_t self, int channels,
+                                 T* AW_RESTRICT out) {
+  if (win.copy) {
+    const T* AW_RESTRICT src = image + self * channels;
     for (int c = 0; c < channels; ++c) out[c] = src[c];
     return;
   }
-  for (int c = 0; c < channels; ++c) out[c] = T(0);
-  for (int t = 0; t < kTaps; ++t) {
-    const T w = taps.weight[t];
-    const T* src = image + taps.offset[t] * channels;
-    for (int c = 0; c < channels; ++c) out[c] += w * src[c];
+  const T* src[kTaps];
+  T weight[kTaps];
+  TapPointers(win, image, k, channels, src, weight);
+  int c = 0;
+  for (; c + kLanes <= channels; c += kLanes) {
+    T acc[kLanes];
+    for (int u = 0; u < kLanes; ++u) acc[u] = T(0);
+    for (int t = 0; t < kTaps; ++t) {
+      const T w = weight[t];
+      const T* AW_RESTRICT s = src[t] + c;
+      for (int u = 0; u < kLanes; ++u) acc[u] += w * s[u];
+    }
+    for (int u = 0; u < kLanes; ++u) out[c + u] = acc[u];
+  }
+  for (; c < channels; ++c) {
+    T acc = T(0);
+    for (int t = 0; t < kTaps; ++t) acc += weight[t] * src[t][c];
+    out[c] = acc;
   }
 }
 
-// Gradients to the flow (2 values) and kernel (16 values) of one pixel. These
-// only read, so pixels are independent.
+// sum_c a[c] * b[c], with kLanes partial sums so that it vectorises.
 template <typename T>
-AW_HOST_DEVICE void FlowKernelGradPixel(const Taps<T>& taps, const T* image,
-                                        const T* grad_out, int channels, T* grad_flow,
-                                        T* grad_kernel) {
-  if (taps.copy) {
+AW_HOST_DEVICE T Dot(const T* AW_RESTRICT a, const T* AW_RESTRICT b, int n) {
+  if (n < kLanes) {  // few channels (RGB): the partial sums would only cost
+    T sum = T(0);
+    for (int c = 0; c < n; ++c) sum += a[c] * b[c];
+    return sum;
+  }
+  T part[kLanes];
+  for (int u = 0; u < kLanes; ++u) part[u] = T(0);
+  int c = 0;
+  for (; c + kLanes <= n; c += kLanes) {
+    for (int u = 0; u < kLanes; ++u) part[u] += a[c + u] * b[c + u];
+  }
+  T sum = T(0);
+  for (int u = 0; u < kLanes; ++u) sum += part[u];
+  for (; c < n; ++c) sum += a[c] * b[c];
+  return sum;
+}
+
+// Gradients to the flow (2 values) and kernel (16 values) of one pixel. These
+// only read shared data, so pixels are independent.
+template <typename T>
+AW_HOST_DEVICE void FlowKernelGradPixel(const Window<T>& win, const T* AW_RESTRICT image,
+                                        const T* AW_RESTRICT k,
+                                        const T* AW_RESTRICT grad_out, int channels,
+                                        T* AW_RESTRICT grad_flow,
+                                        T* AW_RESTRICT grad_kernel) {
+  if (win.copy) {
     grad_flow[0] = grad_flow[1] = T(0);
     for (int t = 0; t < kTaps; ++t) grad_kernel[t] = T(0);
     return;
   }
   T gx = T(0), gy = T(0);
-  for (int t = 0; t < kTaps; ++t) {
-    const T* src = image + taps.offset[t] * channels;
-    T dot = T(0);  // sum_c grad_out[c] * image(tap)[c]
-    for (int c = 0; c < channels; ++c) dot += grad_out[c] * src[c];
-    gx += taps.dweight_dx[t] * dot;
-    gy += taps.dweight_dy[t] * dot;
-    grad_kernel[t] = taps.bilinear[t] * dot;
+  for (int i = 0; i < 4; ++i) {
+    for (int j = 0; j < 4; ++j) {
+      const int t = 4 * i + j;
+      // d out / d (weight of tap t), summed against the incoming gradient
+      const T dot =
+          Dot(grad_out, image + (win.row_offset[i] + win.col[j]) * channels, channels);
+      gx += k[t] * win.wy[i] * static_cast<T>(TapSign(j)) * dot;
+      gy += k[t] * static_cast<T>(TapSign(i)) * win.wx[j] * dot;
+      grad_kernel[t] = win.wy[i] * win.wx[j] * dot;
+    }
   }
   grad_flow[0] = gx;
   grad_flow[1] = gy;
@@ -133,18 +181,21 @@ AW_HOST_DEVICE void FlowKernelGradPixel(const Taps<T>& taps, const T* image,
 // weight * grad_out into the taps. `add(ptr, value)` performs the addition (a
 // plain += on the CPU where each thread owns its channels, atomicAdd on the GPU).
 template <typename T, typename AddFn>
-AW_HOST_DEVICE void ImageGradPixel(const Taps<T>& taps, const T* grad_out, int64_t self,
+AW_HOST_DEVICE void ImageGradPixel(const Window<T>& win, const T* AW_RESTRICT k,
+                                   const T* AW_RESTRICT grad_out, int64_t self,
                                    int channels, int c_begin, int c_end, T* grad_image,
                                    AddFn add) {
-  if (taps.copy) {
+  if (win.copy) {
     T* dst = grad_image + self * channels;
     for (int c = c_begin; c < c_end; ++c) add(dst + c, grad_out[c]);
     return;
   }
-  for (int t = 0; t < kTaps; ++t) {
-    const T w = taps.weight[t];
-    T* dst = grad_image + taps.offset[t] * channels;
-    for (int c = c_begin; c < c_end; ++c) add(dst + c, w * grad_out[c]);
+  for (int i = 0; i < 4; ++i) {
+    for (int j = 0; j < 4; ++j) {
+      const T w = k[4 * i + j] * win.wy[i] * win.wx[j];
+      T* dst = grad_image + (win.row_offset[i] + win.col[j]) * channels;
+      for (int c = c_begin; c < c_end; ++c) add(dst + c, w * grad_out[c]);
+    }
   }
 }
 

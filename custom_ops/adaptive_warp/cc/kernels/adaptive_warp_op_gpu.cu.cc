@@ -19,11 +19,10 @@ __global__ void ForwardKernel(const T* image, const T* flow, const T* kernel,
   for (int64_t p = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
        p < total; p += static_cast<int64_t>(blockDim.x) * gridDim.x) {
     const int64_t b = p / hw, self = p % hw;
-    Taps<T> taps;
-    ComputeTaps<T>(static_cast<int>(self % width), static_cast<int>(self / width),
-                   flow[2 * p], flow[2 * p + 1], kernel + kTaps * p, height, width,
-                   &taps);
-    ForwardPixel<T>(taps, image + b * hw * channels, self, channels,
+    Window<T> win;
+    ComputeWindow<T>(static_cast<int>(self % width), static_cast<int>(self / width),
+                     flow[2 * p], flow[2 * p + 1], height, width, &win);
+    ForwardPixel<T>(win, image + b * hw * channels, kernel + kTaps * p, self, channels,
                     out + p * channels);
   }
 }
@@ -45,13 +44,13 @@ __global__ void BackwardKernel(const T* grad_out, const T* image, const T* flow,
   for (int64_t p = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
        p < total; p += static_cast<int64_t>(blockDim.x) * gridDim.x) {
     const int64_t b = p / hw, self = p % hw;
-    Taps<T> taps;
-    ComputeTaps<T>(static_cast<int>(self % width), static_cast<int>(self / width),
-                   flow[2 * p], flow[2 * p + 1], kernel + kTaps * p, height, width,
-                   &taps);
-    FlowKernelGradPixel<T>(taps, image + b * hw * channels, grad_out + p * channels,
+    Window<T> win;
+    ComputeWindow<T>(static_cast<int>(self % width), static_cast<int>(self / width),
+                     flow[2 * p], flow[2 * p + 1], height, width, &win);
+    const T* k = kernel + kTaps * p;
+    FlowKernelGradPixel<T>(win, image + b * hw * channels, k, grad_out + p * channels,
                            channels, grad_flow + 2 * p, grad_kernel + kTaps * p);
-    ImageGradPixel<T>(taps, grad_out + p * channels, self, channels, 0, channels,
+    ImageGradPixel<T>(win, k, grad_out + p * channels, self, channels, 0, channels,
                       grad_image + b * hw * channels, AtomicAdd());
   }
 }

@@ -1,0 +1,159 @@
+"""Benchmark of the adaptive warp: compiled op vs composite TF, and the bandwidth bound.
+
+Forward and forward+backward at B=4, H=256, W=448 for C=3 (image) and C=67
+(image + context features), flows ~ N(0, 3 px) clipped so every target stays
+inside the image and random kernels (no pixel takes the copy branch).
+
+The bandwidth bound is the bytes the op must read and write divided by the
+bandwidth of a large NumPy copy measured in the same run:
+  forward   reads image, flow, kernel; writes output
+  backward  reads grad_output, image, flow, kernel; writes grad image, flow, kernel
+(`bytes_moved` counts these floats; intermediate traffic is not counted).
+
+    python benchmarks/warp.py [--markdown docs/benchmarks.md] [--repeats N]
+"""
+
+import argparse
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report import machine_description, today, update_section  # noqa: E402
+
+from spiritnet_tf import ops  # noqa: E402
+
+B, H, W = 4, 256, 448
+
+
+def make_inputs(channels, seed=0):
+    rng = np.random.default_rng(seed)
+    image = rng.random((B, H, W, channels), dtype=np.float32)
+    flow = rng.normal(0.0, 3.0, size=(B, H, W, 2)).astype(np.float32)
+    ys, xs = np.mgrid[0:H, 0:W].astype(np.float32)
+    flow[..., 0] = np.clip(xs + flow[..., 0], 0, W - 1) - xs  # targets stay inside
+    flow[..., 1] = np.clip(ys + flow[..., 1], 0, H - 1) - ys
+    kernel = rng.normal(0.25, 0.1, size=(B, H, W, 16)).astype(np.float32)
+    return [tf.constant(a) for a in (image, flow, kernel)]
+
+
+def copy_bandwidth(nbytes=512 * 2**20, repeats=5):
+    """Bytes per second of a NumPy copy (read + write counted)."""
+    src = np.ones(nbytes // 4, np.float32)
+    dst = np.empty_like(src)
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        np.copyto(dst, src)
+        best = min(best, time.perf_counter() - t)
+    return 2 * nbytes / best
+
+
+def bytes_moved(channels, backward):
+    per_pixel = (channels + 2 + 16) + channels  # forward: read 3 inputs, write output
+    if backward:  # read grad_out + 3 inputs, write 3 gradients
+        per_pixel += (channels + channels + 2 + 16) + (channels + 2 + 16)
+    return 4 * B * H * W * per_pixel
+
+
+def timed(fn, repeats):
+    """Median wall time and median process CPU time (all threads) of fn()."""
+    fn()  # trace and warm up
+    wall, cpu = [], []
+    for _ in range(repeats):
+        t, c = time.perf_counter(), time.process_time()
+        fn()
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    return float(np.median(wall)), float(np.median(cpu))
+
+
+def make_fns(warp, image, flow, kernel):
+    forward = tf.function(lambda: warp(image, flow, kernel))
+
+    @tf.function
+    def forward_backward():
+        with tf.GradientTape() as tape:
+            tape.watch([image, flow, kernel])
+            out = warp(image, flow, kernel)
+        return tape.gradient(out, [image, flow, kernel], output_gradients=out)
+
+    def run(fn):
+        return lambda: [t.numpy() for t in tf.nest.flatten(fn())]
+
+    return run(forward), run(forward_backward)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--markdown", help="update the `warp` section of this Markdown file")
+    args = parser.parse_args(argv)
+
+    library = ops.load_library()
+    if library is None:
+        sys.exit("compiled op missing: run `make ops` first")
+    bandwidth = copy_bandwidth()
+    rows = []
+    for channels in (3, 67):
+        inputs = make_inputs(channels)
+        results = {}
+        for name, warp in (
+            ("compiled", library.spiritnet_adaptive_warp),
+            ("composite", ops.adaptive_warp_composite),
+        ):
+            fwd, fwd_bwd = make_fns(warp, *inputs)
+            results[name] = (timed(fwd, args.repeats), timed(fwd_bwd, args.repeats))
+        for i, what in enumerate(("forward", "forward+backward")):
+            (compiled, compiled_cpu), (composite, composite_cpu) = (
+                results["compiled"][i],
+                results["composite"][i],
+            )
+            bound = bytes_moved(channels, backward=i == 1) / bandwidth
+            row = (channels, what, compiled, composite, composite / compiled,
+                   composite_cpu / compiled_cpu, compiled / bound)
+            rows.append(row)
+            print(
+                f"C={channels:3d} {what:17s} compiled {compiled * 1e3:8.1f} ms  "
+                f"composite {composite * 1e3:8.1f} ms  speed-up {row[4]:5.1f}x "
+                f"(CPU time {row[5]:5.1f}x)  compiled / bandwidth bound {row[6]:5.1f}x",
+                flush=True,
+            )
+
+    lines = [
+        "## Adaptive warp (`benchmarks/warp.py`)",
+        "",
+        f"Machine: {machine_description()}. Date: {today()}. "
+        f"B={B}, H={H}, W={W}; flows ~ N(0, 3 px) kept inside the image, random kernels; "
+        f"median of {args.repeats} runs after one warm-up, outputs copied to NumPy. "
+        f"NumPy copy bandwidth measured in the same run: {bandwidth / 1e9:.1f} GB/s "
+        "(read + write).",
+        "",
+        f"Load average when it finished: {os.getloadavg()[0]:.1f} (above 2 means other "
+        "work shared the cores: wall times then overstate, CPU-time ratios hold better).",
+        "",
+        "| C | pass | compiled (ms) | composite (ms) | composite / compiled (wall) | (CPU time) | compiled / bandwidth bound |",
+        "|---|------|---------------|----------------|-----------------------------|------------|----------------------------|",
+    ]
+    for channels, what, compiled, composite, speedup, cpu_speedup, ratio in rows:
+        lines.append(
+            f"| {channels} | {what} | {compiled * 1e3:.1f} | {composite * 1e3:.1f} | "
+            f"{speedup:.1f}x | {cpu_speedup:.1f}x | {ratio:.1f}x |"
+        )
+    lines += [
+        "",
+        "Targets: compiled forward+backward at least 5x faster than composite on 2 CPU "
+        "cores; longer-term goal within 4x of the bandwidth bound.",
+    ]
+    if args.markdown:
+        update_section(args.markdown, "warp", "\n".join(lines))
+        print(f"updated the warp section of {args.markdown}")
+
+
+if __name__ == "__main__":
+    main()
