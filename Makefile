@@ -24,8 +24,10 @@ ops: $(STAMP)
 test: ops
 	SPIRITNET_REQUIRE_OPS=1 $(PY) -m pytest -q -rs
 
+# Every benchmark script rewrites its own section of docs/benchmarks.md.
+BENCHMARKS := $(filter-out benchmarks/report.py,$(wildcard benchmarks/*.py))
 bench: ops
-	$(PY) benchmarks/warp.py --markdown docs/benchmarks.md
+	@for b in $(BENCHMARKS); do echo "== $$b"; $(PY) $$b --markdown docs/benchmarks.md || exit 1; done
 
 clean:
 	$(MAKE) -C custom_ops clean PYTHON=$(abspath $(PY)) || true

@@ -399,6 +399,8 @@ def test_ops_library_was_built():
     assert os.path.exists(os.path.join(aw._LIBRARY_DIR, aw._CPU_LIBRARY))
     if shutil.which("nvcc"):
         assert os.path.exists(os.path.join(aw._LIBRARY_DIR, aw._GPU_LIBRARY))
+        selftest = os.path.join(os.path.dirname(__file__), "..", "custom_ops", "build")
+        assert os.path.exists(os.path.join(selftest, "adaptive_warp_cuda_selftest"))
 
 
 # --------------------------------------------------------------------------- GPU

@@ -127,7 +127,7 @@ template <typename T>
 AW_CPU_CLONES void ForwardRange(const Args<T>& a, int64_t begin, int64_t end, T* out) {
   const int64_t hw = a.d.pixels();
   const int C = a.d.channels;
-  Window<T> win;
+  Window<T> win{};
   for (int64_t p = begin; p < end; ++p) {
     const int64_t b = p / hw, self = p % hw;
     WindowOf(a, p, self, &win);
@@ -140,7 +140,7 @@ AW_CPU_CLONES void FlowKernelGradRange(const Args<T>& a, int64_t begin, int64_t 
                                        T* grad_flow, T* grad_kernel) {
   const int64_t hw = a.d.pixels();
   const int C = a.d.channels;
-  Window<T> win;
+  Window<T> win{};
   for (int64_t p = begin; p < end; ++p) {
     const int64_t b = p / hw, self = p % hw;
     WindowOf(a, p, self, &win);
@@ -155,13 +155,12 @@ AW_CPU_CLONES void ImageGradUnit(const Args<T>& a, int64_t b, int c_begin, int c
                                  T* grad_image) {
   const int64_t hw = a.d.pixels();
   const int C = a.d.channels;
-  auto plain_add = [](T* dst, T v) { *dst += v; };
-  Window<T> win;
+  Window<T> win{};
   for (int64_t self = 0; self < hw; ++self) {
     const int64_t p = b * hw + self;
     WindowOf(a, p, self, &win);
     ImageGradPixel<T>(win, a.kernel + kTaps * p, a.grad_out + p * C, self, C, c_begin,
-                      c_end, grad_image + b * hw * C, plain_add);
+                      c_end, grad_image + b * hw * C, PlainAdd());
   }
 }
 

@@ -177,6 +177,12 @@ AW_HOST_DEVICE void FlowKernelGradPixel(const Window<T>& win, const T* AW_RESTRI
   grad_flow[1] = gy;
 }
 
+// Non-atomic accumulation, for callers where each thread owns what it writes.
+struct PlainAdd {
+  template <typename T>
+  AW_HOST_DEVICE void operator()(T* dst, T v) const { *dst += v; }
+};
+
 // Gradient to the image from one pixel, channels [c_begin, c_end): scatters
 // weight * grad_out into the taps. `add(ptr, value)` performs the addition (a
 // plain += on the CPU where each thread owns its channels, atomicAdd on the GPU).
