@@ -25,8 +25,10 @@ from spiritnet_tf.data.synthetic import (
     generate_septuplet,
     synthetic_dataset,
     synthetic_septuplets,
+    write_synthetic_records,
 )
 from spiritnet_tf.data.teachers import TEACHERS, DISTeacher, FlowTeacher, get_teacher
+from spiritnet_tf.data.videos import cache_videos, find_sources, video_septuplets
 from spiritnet_tf.data.vimeo90k import (
     MANUAL_DOWNLOAD_INSTRUCTIONS,
     ManualDownloadError,
@@ -40,6 +42,7 @@ __all__ = [
     "flip_septuplet", "random_crop_flip", "to_prediction_mode", "training_pipeline",
     "read_septuplets", "write_septuplets",
     "SyntheticConfig", "generate_septuplet", "synthetic_dataset", "synthetic_septuplets",
+    "write_synthetic_records", "cache_videos", "find_sources", "video_septuplets",
     "TEACHERS", "DISTeacher", "FlowTeacher", "get_teacher",
     "MANUAL_DOWNLOAD_INSTRUCTIONS", "ManualDownloadError", "Vimeo90kSeptuplet", "load_vimeo",
     "select_subset",

@@ -22,7 +22,10 @@ import dataclasses
 
 import numpy as np
 
-__all__ = ["SyntheticConfig", "generate_septuplet", "synthetic_septuplets", "synthetic_dataset"]
+__all__ = [
+    "SyntheticConfig", "generate_septuplet", "synthetic_septuplets", "synthetic_dataset",
+    "write_synthetic_records",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,3 +226,40 @@ def synthetic_dataset(count, height=256, width=448, seed=0, config=SyntheticConf
         lambda: synthetic_septuplets(count, height, width, seed, config),
         output_signature=signature,
     )
+
+
+def write_synthetic_records(out_dir, count, height=256, width=448, seed=0, shard_size=256,
+                            config=SyntheticConfig(), progress=True):
+    """Renders ``count`` samples into TFRecord shards under ``out_dir``; returns their paths.
+
+    Shards are named ``synthetic-<seed>-<HxW>-<shard>-of-<n>.tfrecord`` (format:
+    :mod:`spiritnet_tf.data.records`, with depth).
+    """
+    import os
+
+    from tqdm.auto import tqdm
+
+    from spiritnet_tf.data.records import write_septuplets
+
+    if count < 1 or shard_size < 1:
+        raise ValueError(f"count and shard_size must be >= 1, got {count}, {shard_size}")
+    os.makedirs(out_dir, exist_ok=True)
+    num_shards = -(-count // shard_size)
+    samples = synthetic_septuplets(count, height, width, seed, config)
+    bar = tqdm(total=count, desc="synthetic", unit="sample", disable=not progress)
+    paths = []
+    for shard in range(num_shards):
+        path = os.path.join(
+            out_dir, f"synthetic-{seed}-{height}x{width}-{shard:05d}-of-{num_shards:05d}.tfrecord")
+        n = min(shard_size, count - shard * shard_size)
+
+        def take(n=n):
+            for _ in range(n):
+                yield next(samples)
+                bar.update(1)
+
+        write_septuplets(path + ".partial", take())
+        os.replace(path + ".partial", path)
+        paths.append(path)
+    bar.close()
+    return paths
