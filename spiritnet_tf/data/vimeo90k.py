@@ -16,6 +16,7 @@ import os
 
 import numpy as np
 import tensorflow_datasets as tfds
+from etils import epath
 
 from spiritnet_tf.data.images import ON_ERROR, CorruptInputError, handle_bad_input, read_rgb
 from spiritnet_tf.data.teachers import get_teacher
@@ -139,6 +140,14 @@ class Vimeo90kSeptuplet(tfds.core.GeneratorBasedBuilder):
                        description="All septuplets: sep_trainlist (train), sep_testlist (test)."),
     ]
     DEFAULT_CONFIG_NAME = "spiritnet"
+
+    @tfds.core.utils.classproperty
+    @classmethod
+    def code_path(cls):
+        # The path TFDS would compute itself. TFDS 4.9.10 computes it through
+        # `importlib_resources`, which it declares only for Python < 3.9, so
+        # `download_and_prepare` fails without that package (tensorflow/datasets#11212).
+        return epath.Path(os.path.abspath(__file__))
 
     def __init__(self, *, on_error="fail", **kwargs):
         if on_error not in ON_ERROR:
