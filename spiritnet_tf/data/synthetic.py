@@ -48,9 +48,9 @@ class SyntheticConfig:
     num_frames: int = 7
     min_layers: int = 2
     max_layers: int = 4
-    far_depth: tuple = (12.0, 25.0)
-    near_depth: tuple = (1.5, 8.0)
-    max_speed: float = 0.02
+    far_depth: tuple = (6.0, 12.0)
+    near_depth: tuple = (1.5, 5.0)
+    max_speed: float = 0.025
     max_acceleration: float = 0.002
     max_rotation: float = 1.5
     shape_size: tuple = (0.2, 0.5)
@@ -67,7 +67,7 @@ def _texture(rng, height, width, finest):
         grid = rng.standard_normal((height // cell + 3, width // cell + 3, 3)).astype(np.float32)
         up = cv2.resize(grid, ((width // cell + 3) * cell, (height // cell + 3) * cell),
                         interpolation=cv2.INTER_CUBIC)
-        out += up[cell:cell + height, cell:cell + width] * cell ** 0.7
+        out += up[cell:cell + height, cell:cell + width] * cell ** 0.3
         cell *= 2
     out -= out.mean(axis=(0, 1))
     out /= 3.0 * out.std() + 1e-6
