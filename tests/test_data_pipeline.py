@@ -94,8 +94,9 @@ def test_synthetic_is_seeded_and_streams():
     a, b = generate_septuplet(3, 40, 48), generate_septuplet(3, 40, 48)
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert not np.array_equal(a["frames"], generate_septuplet(4, 40, 48)["frames"])
-    (el,) = synthetic_dataset(1, 40, 48, seed=3).take(1)
-    assert el["frames"].shape == (7, 40, 48, 3) and el["depth"].dtype == tf.float32
+    elements = list(synthetic_dataset(2, 40, 48, seed=3))
+    assert elements[1]["id"] == b"synthetic/3/1" and elements[1]["frames"].shape == (7, 40, 48, 3)
+    np.testing.assert_array_equal(elements[1]["flows"], generate_septuplet([3, 1], 40, 48)["flows"])
     with pytest.raises(ValueError, match="at least 32x32"):
         generate_septuplet(0, 16, 48)
 

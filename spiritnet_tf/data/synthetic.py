@@ -54,21 +54,27 @@ class SyntheticConfig:
     max_acceleration: float = 0.002
     max_rotation: float = 1.5
     shape_size: tuple = (0.2, 0.5)
-    finest_texture: int = 3
+    finest_texture: int = 4
 
 
 def _texture(rng, height, width, finest):
-    """Smooth multi-octave colour noise in [0, 1], float32 [height, width, 3]."""
+    """Smooth multi-octave colour noise in [0, 1], float32 [height, width, 3].
+
+    Built coarse to fine: upsample x2 (bicubic) and add fresh noise at each octave,
+    with amplitude ∝ cell^0.3 (cell = octave's feature size in pixels; the finest is
+    ``finest``), then a last bicubic upsampling to full size.
+    """
     import cv2
 
-    out = np.zeros((height, width, 3), np.float32)
-    cell = finest
-    while cell < max(height, width):
-        grid = rng.standard_normal((height // cell + 3, width // cell + 3, 3)).astype(np.float32)
-        up = cv2.resize(grid, ((width // cell + 3) * cell, (height // cell + 3) * cell),
-                        interpolation=cv2.INTER_CUBIC)
-        out += up[cell:cell + height, cell:cell + width] * cell ** 0.3
-        cell *= 2
+    levels = max(1, int(np.ceil(np.log2(max(height, width) / finest))))
+    h, w = -(-height // (finest << (levels - 1))) + 2, -(-width // (finest << (levels - 1))) + 2
+    out = rng.standard_normal((h, w, 3)).astype(np.float32) * float(finest << (levels - 1)) ** 0.3
+    for level in range(levels - 2, -1, -1):
+        h, w = 2 * h, 2 * w
+        out = cv2.resize(out, (w, h), interpolation=cv2.INTER_CUBIC)
+        out += rng.standard_normal((h, w, 3)).astype(np.float32) * float(finest << level) ** 0.3
+    out = cv2.resize(out, (w * finest, h * finest), interpolation=cv2.INTER_CUBIC)
+    out = out[finest:finest + height, finest:finest + width]
     out -= out.mean(axis=(0, 1))
     out /= 3.0 * out.std() + 1e-6
     base = rng.uniform(0.25, 0.75, size=3).astype(np.float32)
@@ -161,28 +167,30 @@ def generate_septuplet(seed, height=256, width=448, config=SyntheticConfig()):
 
     frames = np.zeros((n, height, width, 3), np.float32)
     visible = np.zeros((n, height, width), np.int8)
+    size = (width, height)
+    inverse_flags = cv2.WARP_INVERSE_MAP  # the matrix maps frame pixels to layer coordinates
     for k in range(n):
         for i, (texture, mask, transforms) in enumerate(layers):
-            ux, uy = _apply(_invert(transforms[k]), xs, ys)
-            ux, uy = ux.astype(np.float32), uy.astype(np.float32)
+            to_layer = _invert(transforms[k])
+            colour = cv2.warpAffine(texture, to_layer, size, flags=cv2.INTER_CUBIC | inverse_flags,
+                                    borderMode=cv2.BORDER_REFLECT_101)
             if i == 0:
-                frames[k] = cv2.remap(texture, ux, uy, cv2.INTER_CUBIC,
-                                      borderMode=cv2.BORDER_REFLECT_101)
+                frames[k] = colour
                 continue
-            cover = cv2.remap(mask, ux, uy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT) > 0.5
-            colour = cv2.remap(texture, ux, uy, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101)
+            cover = cv2.warpAffine(mask, to_layer, size, flags=cv2.INTER_LINEAR | inverse_flags,
+                                   borderMode=cv2.BORDER_CONSTANT) > 0.5
             frames[k][cover] = colour[cover]
             visible[k][cover] = i
 
     flows = np.zeros((n - 1, height, width, 2), np.float32)
     for k in range(n - 1):
         for i, (_, _, transforms) in enumerate(layers):
+            sel = visible[k + 1] == i
             # x in frame k+1 -> layer coordinates -> position in frame k.
             step = transforms[k] @ np.vstack([_invert(transforms[k + 1]), [0, 0, 1]])
-            px, py = _apply(step, xs, ys)
-            sel = visible[k + 1] == i
-            flows[k, ..., 0][sel] = (px - xs)[sel]
-            flows[k, ..., 1][sel] = (py - ys)[sel]
+            x, y = xs[sel], ys[sel]
+            px, py = _apply(step, x, y)
+            flows[k][sel] = np.stack([px - x, py - y], axis=-1)
 
     inv_map = inv[visible.astype(np.int64)]
     depth = inv_map / inv_map.reshape(n, -1).max(axis=1)[:, None, None]
@@ -202,7 +210,7 @@ def synthetic_septuplets(count, height=256, width=448, seed=0, config=SyntheticC
     for i in range(count):
         sample = generate_septuplet([seed, i], height, width, config)
         sample.pop("layers")
-        sample["id"] = f"synthetic/{seed}/{i:06d}"
+        sample["id"] = f"synthetic/{seed}/{i}"
         yield sample
 
 
@@ -211,21 +219,30 @@ def synthetic_dataset(count, height=256, width=448, seed=0, config=SyntheticConf
 
     Elements: ``id`` string, ``frames`` uint8 [7, H, W, 3], ``flows`` float32
     [6, H, W, 2], ``depth`` float32 [7, H, W, 1]; the format of
-    :func:`spiritnet_tf.data.records.read_septuplets` with depth.
+    :func:`spiritnet_tf.data.records.read_septuplets` with depth. Element i is
+    rendered from the seed ``[seed, i]`` (same as :func:`synthetic_septuplets`),
+    several at a time in parallel; the order is kept.
     """
     import tensorflow as tf
 
     n = config.num_frames
-    signature = {
-        "id": tf.TensorSpec([], tf.string),
-        "frames": tf.TensorSpec([n, height, width, 3], tf.uint8),
-        "flows": tf.TensorSpec([n - 1, height, width, 2], tf.float32),
-        "depth": tf.TensorSpec([n, height, width, 1], tf.float32),
-    }
-    return tf.data.Dataset.from_generator(
-        lambda: synthetic_septuplets(count, height, width, seed, config),
-        output_signature=signature,
-    )
+
+    def render(index):
+        sample = generate_septuplet([seed, int(index)], height, width, config)
+        return sample["frames"], sample["flows"], sample["depth"]
+
+    def element(index):
+        frames, flows, depth = tf.numpy_function(
+            render, [index], [tf.uint8, tf.float32, tf.float32], stateful=False)
+        return {
+            "id": tf.strings.format("synthetic/{}/{}", (seed, index)),
+            "frames": tf.ensure_shape(frames, [n, height, width, 3]),
+            "flows": tf.ensure_shape(flows, [n - 1, height, width, 2]),
+            "depth": tf.ensure_shape(depth, [n, height, width, 1]),
+        }
+
+    return tf.data.Dataset.range(count).map(element, num_parallel_calls=tf.data.AUTOTUNE,
+                                            deterministic=True)
 
 
 def write_synthetic_records(out_dir, count, height=256, width=448, seed=0, shard_size=256,
