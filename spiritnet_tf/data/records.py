@@ -9,9 +9,12 @@ A *septuplet* is a dict (NumPy on the writing side, tensors on the reading side)
 * ``"depth"`` (only where the source has exact depth): float32 [7, H, W, 1],
   inverse depth z of each frame as in DESIGN.md §2.
 
-Each record is a ``tf.train.Example`` holding the raw bytes and the size, so that
-files stream through tf.data with no Python in the loop.
+Each record is a ``tf.train.Example`` holding the size and the raw bytes (frames
+as they are; flows and depth zlib-compressed, which halves a 256x448 record), so
+that files stream through tf.data with no Python in the loop.
 """
+
+import zlib
 
 import numpy as np
 import tensorflow as tf
@@ -43,13 +46,13 @@ def serialize_septuplet(sample):
         "height": _int(h),
         "width": _int(w),
         "frames": _bytes(frames.tobytes()),
-        "flows": _bytes(flows.astype(np.float16).tobytes()),
+        "flows": _bytes(zlib.compress(flows.astype(np.float16).tobytes(), 1)),
     }
     if sample.get("depth") is not None:
         depth = np.asarray(sample["depth"], np.float32)
         if depth.shape != (NUM_FRAMES, h, w, 1):
             raise ValueError(f"depth must be [7, {h}, {w}, 1], got {depth.shape}")
-        feature["depth"] = _bytes(depth.tobytes())
+        feature["depth"] = _bytes(zlib.compress(depth.tobytes(), 1))
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
@@ -88,18 +91,18 @@ def read_septuplets(files, with_depth=False, num_parallel_reads=None):
     def parse(record):
         ex = tf.io.parse_single_example(record, spec)
         h, w = ex["height"], ex["width"]
+
+        def raw(key, dtype, shape, compressed=True):
+            data = tf.io.decode_compressed(ex[key], "ZLIB") if compressed else ex[key]
+            return tf.reshape(tf.io.decode_raw(data, dtype), shape)
+
         out = {
             "id": ex["id"],
-            "frames": tf.reshape(tf.io.decode_raw(ex["frames"], tf.uint8), [NUM_FRAMES, h, w, 3]),
-            "flows": tf.cast(
-                tf.reshape(tf.io.decode_raw(ex["flows"], tf.float16), [NUM_FRAMES - 1, h, w, 2]),
-                tf.float32,
-            ),
+            "frames": raw("frames", tf.uint8, [NUM_FRAMES, h, w, 3], compressed=False),
+            "flows": tf.cast(raw("flows", tf.float16, [NUM_FRAMES - 1, h, w, 2]), tf.float32),
         }
         if with_depth:
-            out["depth"] = tf.reshape(
-                tf.io.decode_raw(ex["depth"], tf.float32), [NUM_FRAMES, h, w, 1]
-            )
+            out["depth"] = raw("depth", tf.float32, [NUM_FRAMES, h, w, 1])
         return out
 
     ds = tf.data.TFRecordDataset(files, num_parallel_reads=num_parallel_reads)
