@@ -75,7 +75,17 @@ def test_corrupt_inputs_named_and_skipped_or_fatal(media, tmp_path, caplog, caps
     os.makedirs(bad / "frames")
     (bad / "garbage.mp4").write_bytes(b"\x00not a video" * 64)
     data = (media / "walk.mp4").read_bytes()
-    (bad / "cut.mp4").write_bytes(data[: len(data) // 3])  # truncated
+    (bad / "cut.mp4").write_bytes(data[: len(data) // 3])  # truncated, header at the end
+    # Header first (faststart): the cut file still decodes, just fewer frames.
+    writer = imageio_ffmpeg.write_frames(str(tmp_path / "fs.mp4"), (W, H), macro_block_size=1,
+                                         output_params=["-movflags", "+faststart"])
+    writer.send(None)
+    for frame in _clip(30):
+        writer.send(np.ascontiguousarray(frame))
+    writer.close()
+    data = (tmp_path / "fs.mp4").read_bytes()
+    (bad / "short.mp4").write_bytes(data[: len(data) * 4 // 5])
+    assert len(list(video_septuplets(tmp_path / "fs.mp4", size=None))) == 4
     for k, frame in enumerate(_clip(7)):
         iio.imwrite(bad / "frames" / f"{k:04d}.png", frame)
     png = bad / "frames" / "0003.png"
@@ -89,7 +99,8 @@ def test_corrupt_inputs_named_and_skipped_or_fatal(media, tmp_path, caplog, caps
     with caplog.at_level(logging.WARNING, logger="spiritnet_tf.data"):
         paths = cache_videos(bad, tmp_path / "c2", size=(H, W), on_error="skip", progress=False)
     assert len(paths) == 1 and "ok-" in os.path.basename(paths[0])
-    for name in (bad / "cut.mp4", bad / "garbage.mp4", png):
+    assert "truncated: decoded" in caplog.text
+    for name in (bad / "cut.mp4", bad / "garbage.mp4", bad / "short.mp4", png):
         assert str(name) in caplog.text
     assert not [f for f in os.listdir(tmp_path / "c2") if f.endswith(".partial")]
 

@@ -83,15 +83,24 @@ def read_frames(source):
     import imageio_ffmpeg
 
     reader = imageio_ffmpeg.read_frames(source, pix_fmt="rgb24", bits_per_pixel=24)
+    count = 0
     try:
         meta = next(reader)
         width, height = meta["size"]
         for data in reader:
+            count += 1
             yield np.frombuffer(data, np.uint8).reshape(height, width, 3)
     except (OSError, RuntimeError, StopIteration, KeyError, ValueError) as e:
         raise CorruptInputError(source, f"ffmpeg could not decode it: {_ffmpeg_reason(e)}") from e
     finally:
         reader.close()
+    # A file cut short after its header decodes without an ffmpeg error: compare the
+    # frames decoded with the duration the header announces.
+    expected = float(meta.get("duration") or 0) * float(meta.get("fps") or 0)
+    if np.isfinite(expected) and count < expected - max(2.0, 0.05 * expected):
+        raise CorruptInputError(
+            source, f"truncated: decoded {count} frames, the header announces about "
+            f"{expected:.0f}")
 
 
 def _ffmpeg_reason(error):
