@@ -58,7 +58,7 @@ def pipeline_rate(dataset_fn, batch_size, batches):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--markdown", help="Markdown file whose `data` section is rewritten")
-    parser.add_argument("--samples", type=int, default=24, help="synthetic samples to render")
+    parser.add_argument("--samples", type=int, default=16, help="synthetic samples to render")
     parser.add_argument("--batch-size", type=int, default=8)
     args = parser.parse_args(argv)
 
