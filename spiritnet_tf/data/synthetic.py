@@ -90,7 +90,8 @@ def _shape_mask(rng, height, width, size):
     radius = size * min(height, width) / 2
     if rng.random() < 0.5:
         axes = (int(radius), int(radius * rng.uniform(0.5, 1.0)))
-        cv2.ellipse(mask, (int(centre[0]), int(centre[1])), axes, rng.uniform(0, 180), 0, 360, 1, -1)
+        cv2.ellipse(mask, (int(centre[0]), int(centre[1])), axes, rng.uniform(0, 180),
+                    0, 360, 1, -1)
     else:
         n = rng.integers(3, 8)
         angles = np.sort(rng.uniform(0, 2 * np.pi, n))
@@ -125,7 +126,7 @@ def generate_septuplet(seed, height=256, width=448, config=SyntheticConfig()):
       config: :class:`SyntheticConfig`.
     Returns:
       dict with ``frames`` uint8 [N, H, W, 3], ``flows`` float32 [N-1, H, W, 2]
-      (entry k is F_{k+1->k} in 1-based frame numbers, backward, pixels), ``depth``
+      (backward, pixels; entry 0 is F_{2->1}, entry k is F_{k+2->k+1}), ``depth``
       float32 [N, H, W, 1] (inverse depth z, §2) and ``layers`` int8 [N, H, W]
       (index of the visible layer, 0 = background, larger = nearer), N = config.num_frames.
     """

@@ -213,6 +213,7 @@ def load_vimeo(split, data_dir=None, config="spiritnet", read_config=None):
     builder = Vimeo90kSeptuplet(config=config, data_dir=data_dir)
     ds = builder.as_dataset(split=split, read_config=read_config)
     return ds.map(
-        lambda ex: {"id": ex["id"], "frames": ex["frames"], "flows": tf.cast(ex["flows"], tf.float32)},
+        lambda ex: {"id": ex["id"], "frames": ex["frames"],
+                    "flows": tf.cast(ex["flows"], tf.float32)},
         num_parallel_calls=tf.data.AUTOTUNE,
     )
