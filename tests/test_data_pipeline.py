@@ -153,6 +153,7 @@ def test_pipeline_prediction_mode_contract(tmp_path):
     # Augmented and batched, without depth (a teacher-flow source).
     no_depth = raw.map(lambda s: {"frames": s["frames"], "flows": s["flows"]})
     ds = training_pipeline(no_depth, 2, crop_size=(32, 48), seed=5, deterministic=True)
+    assert ds.element_spec[0]["image"].shape.as_list() == [2, 32, 48, 3]  # static sizes
     batches = [b for b in ds.take(3)]
     for inputs, targets in batches:
         _check_contract(inputs, targets, 2, 32, 48, depth=False)

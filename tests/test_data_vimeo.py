@@ -9,6 +9,7 @@ import pytest
 
 import spiritnet_tf.data  # noqa: F401  (registers the builder)
 from spiritnet_tf import cli
+from spiritnet_tf.data import training_pipeline
 from spiritnet_tf.data.teachers import DISTeacher
 from spiritnet_tf.data.vimeo90k import (
     MANUAL_DOWNLOAD_INSTRUCTIONS,
@@ -75,6 +76,10 @@ def test_builder_full_config_from_fake_tree(vimeo_tree, tmp_path, capsys):
     # The pipeline-facing loader gives float32 flows.
     (sample,) = load_vimeo("test[:1]", data_dir=str(tmp_path), config="full").take(1)
     assert sample["flows"].dtype.name == "float32" and sample["frames"].shape == (7, H, W, 3)
+    # ... and feeds the training pipeline (no depth for Vimeo).
+    inputs, targets = next(iter(training_pipeline(
+        load_vimeo("train", data_dir=str(tmp_path), config="full"), 2, crop_size=(24, 40))))
+    assert set(inputs) == {"image", "flow0"} and targets["flows"].shape == (2, 5, 24, 40, 2)
 
 
 def test_builder_spiritnet_config_uses_subset(vimeo_tree, tmp_path, monkeypatch):

@@ -32,6 +32,7 @@ def random_crop_flip(sample, seed, crop_size=None, flip=True):
 
     ``seed`` is a stateless seed (int tensor [2]); ``crop_size`` (H, W) or None.
     Flows are not changed by cropping (they are displacements); flips correct their sign.
+    With a crop, the outputs have static H and W (sources may have unknown sizes).
     """
     seeds = tf.random.experimental.stateless_split(seed, 3)
     out = dict(sample)
@@ -47,7 +48,9 @@ def random_crop_flip(sample, seed, crop_size=None, flip=True):
         x = tf.random.stateless_uniform([], seeds[2], 0, w - cw + 1, tf.int32)
         for key in ("frames", "flows", "depth"):
             if key in sample:
-                out[key] = sample[key][:, y:y + ch, x:x + cw]
+                crop = sample[key][:, y:y + ch, x:x + cw]
+                out[key] = tf.ensure_shape(crop, [sample[key].shape[0], ch, cw,
+                                                  sample[key].shape[-1]])
     if flip:
         coins = tf.random.stateless_uniform([2], seeds[1]) < 0.5
         out = flip_septuplet(out, coins[0], coins[1])
