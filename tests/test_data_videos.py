@@ -1,0 +1,122 @@
+"""Video-folder source: septuplets from videos and frame folders, TFRecord cache, bad files."""
+
+import logging
+import os
+
+import imageio.v3 as iio
+import imageio_ffmpeg
+import numpy as np
+import pytest
+
+from spiritnet_tf import cli
+from spiritnet_tf.data import CorruptInputError, read_septuplets
+from spiritnet_tf.data.videos import cache_videos, find_sources, video_septuplets
+
+H, W = 48, 64
+
+
+def _clip(n, seed=0):
+    """n frames of a textured picture whose content moves right by 1 px per frame."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, (H // 4, (W + n) // 4 + 1, 3), np.uint8)
+    base = np.repeat(np.repeat(base, 4, 0), 4, 1)
+    return np.stack([base[:H, n - k:n - k + W] for k in range(n)])
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    d = tmp_path_factory.mktemp("videos")
+    writer = imageio_ffmpeg.write_frames(str(d / "walk.mp4"), (W, H), quality=10,
+                                         macro_block_size=1)
+    writer.send(None)
+    for frame in _clip(16):
+        writer.send(np.ascontiguousarray(frame))
+    writer.close()
+    iio.imwrite(d / "loop.gif", _clip(8, seed=1))
+    os.makedirs(d / "shots" / "frames")
+    for k, frame in enumerate(_clip(9, seed=2)):
+        iio.imwrite(d / "shots" / "frames" / f"{k:04d}.png", frame)
+    return d
+
+
+def test_sources_cut_into_septuplets(media):
+    sources = find_sources(media)
+    assert sources == sorted([str(media / "loop.gif"), str(media / "shots" / "frames"),
+                              str(media / "walk.mp4")])
+    mp4 = list(video_septuplets(media / "walk.mp4", size=None))
+    assert len(mp4) == 2 and mp4[0].shape == (7, H, W, 3)  # 16 frames: two of 7
+    assert len(list(video_septuplets(media / "walk.mp4", size=None, stride=3))) == 4
+    assert len(list(video_septuplets(media / "walk.mp4", size=None, frame_step=2))) == 1
+    gif = list(video_septuplets(media / "loop.gif", size=(32, 32)))
+    assert len(gif) == 1 and gif[0].shape == (7, 32, 32, 3)
+    folder = list(video_septuplets(media / "shots" / "frames", size=None))
+    np.testing.assert_array_equal(folder[0], _clip(9, seed=2)[:7])
+
+
+def test_cache_writes_teacher_flows_and_is_reused(media, tmp_path):
+    paths = cache_videos(media, tmp_path, size=(H, W), progress=False)
+    assert len(paths) == 3 and all(p.endswith(".tfrecord") for p in paths)
+    samples = list(read_septuplets(paths).as_numpy_iterator())
+    assert len(samples) == 2 + 1 + 1
+    for s in samples:
+        assert s["frames"].shape == (7, H, W, 3) and s["flows"].shape == (6, H, W, 2)
+        # Content moves right by 1 px per frame: backward flow dx ≈ -1.
+        assert np.median(s["flows"][:, 8:-8, 8:-8, 0]) == pytest.approx(-1.0, abs=0.2)
+    stamps = [os.stat(p).st_mtime_ns for p in paths]
+    assert cache_videos(media, tmp_path, size=(H, W), progress=False) == paths
+    assert [os.stat(p).st_mtime_ns for p in paths] == stamps  # reused, not recomputed
+    # Other options give other cache files.
+    assert set(cache_videos([media / "loop.gif"], tmp_path, size=(32, 32),
+                            progress=False)).isdisjoint(paths)
+
+
+def test_corrupt_inputs_named_and_skipped_or_fatal(media, tmp_path, caplog, capsys):
+    bad = tmp_path / "bad"
+    os.makedirs(bad / "frames")
+    (bad / "garbage.mp4").write_bytes(b"\x00not a video" * 64)
+    data = (media / "walk.mp4").read_bytes()
+    (bad / "cut.mp4").write_bytes(data[: len(data) // 3])  # truncated, header at the end
+    # Header first (faststart): the cut file still decodes, just fewer frames.
+    writer = imageio_ffmpeg.write_frames(str(tmp_path / "fs.mp4"), (W, H), macro_block_size=1,
+                                         output_params=["-movflags", "+faststart"])
+    writer.send(None)
+    for frame in _clip(30):
+        writer.send(np.ascontiguousarray(frame))
+    writer.close()
+    data = (tmp_path / "fs.mp4").read_bytes()
+    (bad / "short.mp4").write_bytes(data[: len(data) * 4 // 5])
+    assert len(list(video_septuplets(tmp_path / "fs.mp4", size=None))) == 4
+    for k, frame in enumerate(_clip(7)):
+        iio.imwrite(bad / "frames" / f"{k:04d}.png", frame)
+    png = bad / "frames" / "0003.png"
+    png.write_bytes(png.read_bytes()[:50])  # truncated image
+    (bad / "ok.gif").write_bytes((media / "loop.gif").read_bytes())
+
+    with pytest.raises(CorruptInputError) as info:
+        cache_videos(bad, tmp_path / "c1", progress=False)
+    assert str(bad / "cut.mp4") in str(info.value)  # the first bad source, by name
+
+    with caplog.at_level(logging.WARNING, logger="spiritnet_tf.data"):
+        paths = cache_videos(bad, tmp_path / "c2", size=(H, W), on_error="skip", progress=False)
+    assert len(paths) == 1 and "ok-" in os.path.basename(paths[0])
+    assert "truncated: decoded" in caplog.text
+    for name in (bad / "cut.mp4", bad / "garbage.mp4", bad / "short.mp4", png):
+        assert str(name) in caplog.text
+    assert not [f for f in os.listdir(tmp_path / "c2") if f.endswith(".partial")]
+
+    # The command line reports it with the path and no traceback.
+    status = cli.main(["data", "videos", str(bad), "--out", str(tmp_path / "c3")])
+    err = capsys.readouterr().err
+    assert status == 1 and str(bad / "cut.mp4") in err and "Traceback" not in err
+
+
+def test_cli_synthetic_and_videos(media, tmp_path, capsys):
+    assert cli.main(["data", "synthetic", "3", "--out", str(tmp_path / "syn"), "--height", "32",
+                     "--width", "48", "--shard-size", "2"]) == 0
+    shards = sorted(os.listdir(tmp_path / "syn"))
+    assert len(shards) == 2
+    ds = read_septuplets([str(tmp_path / "syn" / f) for f in shards], with_depth=True)
+    assert [s["depth"].shape for s in ds] == [(7, 32, 48, 1)] * 3
+    assert cli.main(["data", "videos", str(media), "--out", str(tmp_path / "v"),
+                     "--height", "32", "--width", "32"]) == 0
+    assert "3 TFRecord files" in capsys.readouterr().out
