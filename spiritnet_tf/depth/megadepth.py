@@ -229,6 +229,17 @@ class HourglassLevel(keras.layers.Layer):
         }
 
 
+def _check_images_shape(shape):
+    shape = tuple(shape)
+    if len(shape) != 4 or shape[-1] != 3:
+        raise ValueError(f"MegaDepth expects images of shape [B, H, W, 3], got {shape}")
+    for axis, name in ((1, "height"), (2, "width")):
+        if shape[axis] is not None and shape[axis] % 16:
+            raise ValueError(
+                f"MegaDepth needs the image {name} to be a multiple of 16, got {shape[axis]} (shape {shape})"
+            )
+
+
 @keras.saving.register_keras_serializable(package="spiritnet_tf")
 class MegaDepth(keras.Model):
     """MegaDepth hourglass: RGB image -> log depth.
@@ -267,17 +278,13 @@ class MegaDepth(keras.Model):
         return model
 
     def build(self, input_shape):
+        _check_images_shape(input_shape)
         shape = _build_chain([self.stem_conv, self.stem_norm, self.hourglass, self.head], input_shape)
         self.built = True
         return shape
 
     def call(self, images, training=None):
-        shape = images.shape
-        if shape.rank != 4 or shape[-1] != 3:
-            raise ValueError(f"MegaDepth expects images of shape [B, H, W, 3], got {shape}")
-        for axis, name in ((1, "height"), (2, "width")):
-            if shape[axis] is not None and shape[axis] % 16:
-                raise ValueError(f"MegaDepth needs the image {name} to be a multiple of 16, got {shape[axis]} (shape {shape})")
+        _check_images_shape(images.shape)
         x = tf.nn.relu(self.stem_norm(self.stem_conv(images), training=training))
         x = self.hourglass(x, training=training)
         return self.head(x)
