@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from spiritnet_tf.depth import MegaDepth, inverse_depth
 from spiritnet_tf.depth import keylist
-from spiritnet_tf.depth.convert import load_state_dict, official_keys
+from spiritnet_tf.depth.convert import convert, load_state_dict, official_keys
 
 
 def _trainable_count(model):
@@ -123,7 +123,7 @@ def test_converter_reproduces_numpy_reference_of_first_blocks(paper_model, state
     assert first_skip.shape[0] == 64 and first_pooled.shape[0] == 128
 
 
-def test_converter_accepts_npz_without_prefix_or_counters(paper_model, state_dict, tmp_path):
+def test_converter_accepts_npz_without_prefix_or_counters_and_writes_keras_weights(paper_model, state_dict, tmp_path):
     load_state_dict(paper_model, state_dict)
     before = [v.numpy() for v in paper_model.weights]
     # Keras output of the whole network must not depend on how the same weights arrived.
@@ -140,7 +140,13 @@ def test_converter_accepts_npz_without_prefix_or_counters(paper_model, state_dic
     load_state_dict(paper_model, str(path))
     stem_mean = paper_model.stem_norm.moving_mean.numpy()
     np.testing.assert_array_equal(stem_mean, state_dict["module.1.running_mean"] + 1.0)
-    assert not np.allclose(paper_model(image, training=False).numpy(), expected)
+    shifted = paper_model(image, training=False).numpy()
+    assert not np.allclose(shifted, expected)
+
+    # The command-line route: .npz -> .weights.h5 -> MegaDepth.from_preset(weights=...).
+    h5 = convert(str(path), str(tmp_path / "megadepth.weights.h5"))
+    reloaded = MegaDepth.from_preset("paper", weights=h5)
+    np.testing.assert_array_equal(reloaded(image, training=False).numpy(), shifted)
 
     load_state_dict(paper_model, state_dict)  # back to the first weights: identical again
     for a, v in zip(before, paper_model.weights):
@@ -203,18 +209,25 @@ def test_small_preset_odd_multiple_of_16_and_keras_round_trip(tmp_path):
     np.testing.assert_array_equal(loaded(images, training=False).numpy(), out)
 
 
-def test_frozen_model_keeps_batch_norm_statistics():
+def test_frozen_batch_norm_keeps_statistics_and_leaves_convs_trainable():
     model = MegaDepth.from_preset("small")
     images = np.random.default_rng(5).uniform(size=(1, 32, 32, 3)).astype(np.float32)
     model.build(images.shape)
-    norm = model.hourglass.skip[0].norms[0]
-    before = norm.moving_mean.numpy()
-    model.trainable = False
+    norms = [model.stem_norm, model.hourglass.skip[0].norms[0]]
+    before = [n.moving_mean.numpy() for n in norms]
+    trainable_before = len(model.trainable_weights)
+
+    model.freeze_batch_norm()
     model(images, training=True)
-    np.testing.assert_array_equal(norm.moving_mean.numpy(), before)
-    model.trainable = True
+    for n, b in zip(norms, before):
+        np.testing.assert_array_equal(n.moving_mean.numpy(), b)
+    # Only the stem's gamma and beta leave the trainable set; every conv stays trainable.
+    assert len(model.trainable_weights) == trainable_before - 2 == 2 * 156
+
+    model.freeze_batch_norm(False)
     model(images, training=True)
-    assert not np.allclose(norm.moving_mean.numpy(), before)
+    for n, b in zip(norms, before):
+        assert not np.allclose(n.moving_mean.numpy(), b)
 
 
 @pytest.mark.parametrize(
