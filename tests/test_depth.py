@@ -1,6 +1,7 @@
 """MegaDepth port: parameter counts, kept key list, converter against a NumPy reference,
 inverse depth, small preset shapes and .keras round trip."""
 
+import json
 import sys
 
 import keras
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from spiritnet_tf.depth import MegaDepth, inverse_depth
+from spiritnet_tf.depth import HourglassLevel, InceptionBlock, MegaDepth, inverse_depth
 from spiritnet_tf.depth import keylist
 from spiritnet_tf.depth.convert import convert, load_state_dict, official_keys
 
@@ -207,6 +208,18 @@ def test_small_preset_odd_multiple_of_16_and_keras_round_trip(tmp_path):
     loaded = keras.models.load_model(path)  # safe_mode=True
     assert isinstance(loaded, MegaDepth) and loaded.width_multiplier == 0.25
     np.testing.assert_array_equal(loaded(images, training=False).numpy(), out)
+
+
+def test_blocks_round_trip_through_get_config():
+    model = MegaDepth(width_multiplier=0.5)
+    config = json.loads(json.dumps(model.hourglass.get_config()))
+    clone = HourglassLevel.from_config(config)
+    assert clone.level_config() == model.hourglass.level_config()
+    assert clone.inner.inner.inner.pool == "avg" and clone.pool == "max"
+    block = model.hourglass.skip[0]
+    assert block.get_config()["branches"] == [[[1, 8]], [[1, 32], [3, 8]], [[1, 32], [7, 8]], [[1, 32], [11, 8]]]
+    assert InceptionBlock.from_config(block.get_config()).branches == block.branches
+    assert MegaDepth.from_config(model.get_config()).width_multiplier == 0.5
 
 
 def test_frozen_batch_norm_keeps_statistics_and_leaves_convs_trainable():

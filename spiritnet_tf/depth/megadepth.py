@@ -13,8 +13,8 @@ The network is the "HourGlass" of the public MegaDepth code (zhengqili/MegaDepth
 
 Inception block: the concatenation of a 1x1 conv branch and three branches of
 1x1 reduction then a k x k conv (k in 3/5/7/11); every conv is followed by
-non-affine batch norm (eps 1e-5) and ReLU. ``_SPEC`` below is our reading of
-the official definition; ``MegaDepth.torch_layout`` gives the matching official
+non-affine batch norm (eps 1e-5) and ReLU. The configuration below (``_A`` ..
+``_H``, ``_LEVEL1`` .. ``_LEVEL4``) is our reading of the official definition; ``MegaDepth.torch_layout`` gives the matching official
 state-dict names (see ``official_keys.txt`` and ``keylist.py``).
 
 With ``width_multiplier=w`` every channel count c becomes ``max(1, round(c * w))``
@@ -173,7 +173,6 @@ class HourglassLevel(keras.layers.Layer):
         if pool not in ("max", "avg"):
             raise ValueError(f"pool must be 'max' or 'avg', got {pool!r}")
         self.pool, self.skip_first = pool, bool(skip_first)
-        self.inner_config = inner
         self.pooling = (keras.layers.MaxPooling2D if pool == "max" else keras.layers.AveragePooling2D)(2)
         self.down = [InceptionBlock(b) for b in down]
         self.inner = None if inner is None else HourglassLevel(**inner)
@@ -215,19 +214,23 @@ class HourglassLevel(keras.layers.Layer):
             skip.extend(layer.torch_layout(f"{prefix}.0.{skip_index}.{i}"))
         yield from (skip + pooled) if self.skip_first else (pooled + skip)
 
-    def get_config(self):
+    def level_config(self):
+        """This level's arguments (nested for the inner levels), as plain lists."""
+
         def cfg(blocks):
             return [b.get_config()["branches"] for b in blocks]
 
         return {
-            **super().get_config(),
             "pool": self.pool,
             "down": cfg(self.down),
-            "inner": self.inner_config,
+            "inner": None if self.inner is None else self.inner.level_config(),
             "up": cfg(self.up),
             "skip": cfg(self.skip),
             "skip_first": self.skip_first,
         }
+
+    def get_config(self):
+        return {**super().get_config(), **self.level_config()}
 
 
 def _check_images_shape(shape):
