@@ -15,6 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from tensorflow.python.profiler import model_analyzer, option_builder  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from report import machine_description, today, update_section  # noqa: E402
@@ -27,6 +28,10 @@ def measure(preset, height, width, repeats):
     trainable = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
     forward = tf.function(lambda x: model(x, training=False))
     images = tf.random.uniform((1, height, width, 3), seed=0)
+    graph = forward.get_concrete_function(images).graph
+    options = option_builder.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    flops = model_analyzer.profile(graph, options=options).total_float_ops
     forward(images).numpy()  # trace and warm up
     times = []
     for _ in range(repeats):
@@ -38,6 +43,7 @@ def measure(preset, height, width, repeats):
         "width": PRESETS[preset]["width_multiplier"],
         "trainable": trainable,
         "total": model.count_params(),
+        "gflop": flops / 1e9,
         "median_ms": 1000 * float(np.median(times)),
         "min_ms": 1000 * float(np.min(times)),
         "repeats": repeats,
@@ -53,20 +59,23 @@ def main():
     args = parser.parse_args()
 
     rows = [measure(p, args.height, args.width, args.repeats) for p in ("small", "paper")]
+    load = os.getloadavg()[0]
     lines = [
         "## Depth (MegaDepth hourglass)",
         "",
         f"Measured {today()} on {machine_description()}.",
         f"Forward pass, batch 1, {args.height}x{args.width}, inference mode, `tf.function`, "
         f"CPU; median (min) of {args.repeats} runs after one warm-up. "
-        "Parameters: trainable (as PyTorch counts them) and total including batch-norm statistics.",
+        "Parameters: trainable (as PyTorch counts them) and total including batch-norm statistics; "
+        "GFLOP: TensorFlow's profiler count for the forward graph (multiply-add = 2).",
+        f"Load average at the end of the run: {load:.1f} (a shared machine gives noisy timings).",
         "",
-        "| preset | width multiplier | parameters | with BN statistics | forward median (min) |",
-        "|---|---|---|---|---|",
+        "| preset | width multiplier | parameters | with BN statistics | GFLOP | forward median (min) |",
+        "|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['preset']} | {r['width']} | {r['trainable']:,} | {r['total']:,} | "
+            f"| {r['preset']} | {r['width']} | {r['trainable']:,} | {r['total']:,} | {r['gflop']:.1f} | "
             f"{r['median_ms']:.0f} ms ({r['min_ms']:.0f} ms) |"
         )
     markdown = "\n".join(lines)
