@@ -279,7 +279,7 @@ class MegaDepth(keras.Model):
         model = cls(**{**PRESETS[preset], **kwargs})
         if weights is not None and str(weights).endswith(".weights.h5"):
             model.build((None, None, None, 3))
-            model.load_weights(weights)
+            model.load_weights(str(weights))
         elif weights is not None:
             from spiritnet_tf.depth.convert import load_state_dict
 
