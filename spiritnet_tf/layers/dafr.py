@@ -188,6 +188,8 @@ class DAFR(keras.layers.Layer):
         # `mask` in call is DAFR's static-pixel mask, not a Keras sequence mask: accept it
         # without Keras' "destroys the mask" warning and attach no mask to the output.
         self.supports_masking = True
+        # `seed` (and `direction`) may be plain Python numbers passed positionally.
+        self._allow_non_tensor_positional_args = True
 
     def compute_mask(self, inputs, previous_mask=None):
         return None
