@@ -89,6 +89,12 @@ def test_random_direction_covers_circle_and_magnitude_scales():
     one = dafr(z, seed=3, direction=45.0).numpy()
     two = dafr(z, seed=3, direction=45.0, magnitude=2.0).numpy()
     np.testing.assert_allclose(two, 2 * one, rtol=1e-5, atol=1e-6)
+    # Per-image controls: direction and magnitude may be [B] vectors.
+    both = motion(dafr(np.concatenate([z, z]), seed=3, direction=[0.0, 90.0], magnitude=[1, 2]))
+    speed = np.linalg.norm(both, axis=-1)
+    np.testing.assert_allclose(speed[1], 2 * speed[0], rtol=1e-5)
+    assert np.abs(angle_deg(both[0])).max() <= 15.0 + 1e-3
+    assert np.abs(angle_deg(both[1]) - 90.0).max() <= 15.0 + 1e-3
     # f0 (the largest motion) defaults to 1.5 % of the width.
     top = np.linalg.norm(one, axis=-1).max()
     assert 0.5 * 0.015 * 60 < top <= 0.015 * 60
@@ -194,5 +200,7 @@ def test_bad_inputs_raise_clear_errors():
         DAFR()(np.ones([4, 4, 1], np.float32), seed=0)
     with pytest.raises(ValueError, match="`z` must have 1 channel"):
         DAFR()(np.ones([1, 4, 4, 2], np.float32), seed=0)
+    with pytest.raises(ValueError, match="`seed` must be a scalar"):
+        DAFR()(np.ones([1, 4, 4, 1], np.float32), seed=[1, 2])
     with pytest.raises(ValueError, match="`mask` must have 1 channel"):
         DAFR()(np.ones([1, 4, 4, 1], np.float32), seed=0, mask=np.ones([1, 4, 4, 3], np.float32))

@@ -162,10 +162,11 @@ class DAFR(keras.layers.Layer):
     """Depth-aware flow randomisation: z -> initial backward flow F0 (no weights).
 
     Call: ``z [B,H,W,1]`` inverse depth in (0, 1] (DESIGN §2), ``seed`` int64 scalar,
-    ``direction`` degrees of *motion* (0 = content moves right, 90 = down; scalar; None =
-    random phi from the seed), ``magnitude`` (scalar, multiplies f0), ``mask [B,H,W,1]``
-    (1 = static: zero flow there) -> ``F0 [B,H,W,2]`` backward flow in pixels, ``F0 =
-    -M`` with M the motion: content moving right has ``F0[..., 0] < 0``.
+    ``direction`` degrees of *motion* (0 = content moves right, 90 = down; scalar or [B];
+    None = random phi from the seed), ``magnitude`` (scalar or [B], multiplies f0),
+    ``mask [B,H,W,1]`` (1 = static: zero flow there; soft values scale the flow by
+    1 - mask) -> ``F0 [B,H,W,2]`` backward flow in pixels, ``F0 = -M`` with M the motion:
+    content moving right has ``F0[..., 0] < 0``.
 
     Same seed, same flow (stateless random ops; image i of a batch uses row i of each
     draw). ``thresholds`` replaces the clustering strategy (default:
@@ -215,7 +216,8 @@ class DAFR(keras.layers.Layer):
         return tf.reduce_sum(tf.cast(above, tf.int32), axis=-1, keepdims=True)
 
     def _smooth_noise(self, seed, shape):
-        """Zero-mean unit-std Gaussian noise on a coarse grid, bilinearly upsampled: [B,H,W]."""
+        """Zero-mean Gaussian noise, [B,H,W]: unit std on a grid of ``noise_cell`` pixels,
+        bilinearly interpolated in between (so the std there is between 0.5 and 1)."""
         cell = self.config.noise_cell
         coarse = tf.stack([shape[0], shape[1] // cell + 2, shape[2] // cell + 2, 1])
         noise = tf.random.stateless_normal(coarse, seed, dtype=tf.float32)
@@ -234,13 +236,15 @@ class DAFR(keras.layers.Layer):
         shape = tf.shape(z)
         batch = shape[0]
         seed = tf.cast(seed, tf.int64)
+        if seed.shape.rank not in (None, 0):
+            raise ValueError(f"DAFR: `seed` must be a scalar, got shape {tuple(seed.shape)}")
         seeds = [tf.stack([seed, tf.constant(salt, tf.int64)]) for salt in range(4)]
         if cfg.f0_pixels is not None:
             f0 = tf.constant(cfg.f0_pixels, tf.float32)
         else:
             f0 = cfg.f0_fraction * tf.cast(shape[2], tf.float32)
         speed = tf.sigmoid(cfg.sigmoid_slope * (zbar - cfg.sigmoid_center)) * f0
-        speed *= tf.cast(magnitude, tf.float32)
+        speed *= tf.reshape(tf.cast(magnitude, tf.float32), [-1, 1])
         theta0 = tf.random.stateless_uniform(
             tf.stack([batch, 1]), seeds[0], -cfg.max_turn_deg, cfg.max_turn_deg
         )
@@ -250,7 +254,7 @@ class DAFR(keras.layers.Layer):
                 tf.stack([batch, num_clusters if cfg.phi_per_cluster else 1]), seeds[1], 0.0, 360.0
             )
         else:
-            phi = tf.cast(direction, tf.float32) * tf.ones(tf.stack([batch, 1]))
+            phi = tf.reshape(tf.cast(direction, tf.float32), [-1, 1]) * tf.ones(tf.stack([batch, 1]))
 
         def per_pixel(values):  # [B,K] or [B,1] -> [B,H,W]
             return tf.reduce_sum(onehot * values[:, None, None, :], axis=-1)
