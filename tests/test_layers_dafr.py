@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from spiritnet_tf.layers import DAFR, DAFRConfig, TopKGapThresholds
+from spiritnet_tf.layers import BILINEAR_KERNEL, DAFR, DAFRConfig, TopKGapThresholds
+from spiritnet_tf.ops import adaptive_warp
 
 QUIET = {"magnitude_noise": 0.0, "angle_noise_deg": 0.0}
 
@@ -79,6 +80,18 @@ def test_direction_sets_motion_angle_within_15_degrees(direction):
             assert np.all(flow[..., 0] < 0)  # moving right = backward dx < 0
         else:
             assert np.all(flow[..., 1] < 0)
+
+
+def test_direction_zero_moves_content_right_when_warped():
+    # End-to-end sign check: warping with F0 (backward flow) moves a bright column right.
+    z = np.full([1, 16, 32, 1], 1.0, np.float32)
+    cfg = DAFRConfig(max_turn_deg=0.0, f0_pixels=2.0, sigmoid_slope=50.0, **QUIET)
+    flow = DAFR(cfg)(z, seed=0, direction=0.0)
+    image = np.zeros([1, 16, 32, 3], np.float32)
+    image[:, :, 10] = 1.0
+    kernel = np.broadcast_to(BILINEAR_KERNEL, (1, 16, 32, 16))
+    warped = adaptive_warp(image, flow, kernel).numpy()[0, 8, :, 0]
+    np.testing.assert_allclose(np.sum(warped * np.arange(32)) / np.sum(warped), 12.0, atol=1e-3)
 
 
 def test_random_direction_covers_circle_and_magnitude_scales():

@@ -131,12 +131,14 @@ class TopKGapThresholds:
         min_count = self.min_share * tf.cast(s, tf.float32)
         no = tf.zeros(tf.stack([b, 1]), tf.bool)
         for _ in range(k):  # each round merges at most one cluster
-            bounds = tf.concat([-tf.ones_like(pos[:, :1]), pos, last + tf.zeros_like(pos[:, :1])], 1)
+            edge = tf.zeros_like(pos[:, :1])
+            bounds = tf.concat([edge - 1, pos, edge + last], 1)
             sizes = bounds[:, 1:] - bounds[:, :-1]  # [B, k+1] values per cluster
             small = (sizes > 0) & (tf.cast(sizes, tf.float32) < min_count)
             c = tf.argmin(tf.where(small, sizes, tf.int32.max), axis=1, output_type=tf.int32)
             padded_valid = tf.concat([no, valid, no], 1)  # cut c-1 / c bound cluster c
-            padded_width = tf.concat([tf.zeros_like(width[:, :1]), width, tf.zeros_like(width[:, :1])], 1)
+            zero = tf.zeros_like(width[:, :1])
+            padded_width = tf.concat([zero, width, zero], 1)
             left_ok = tf.gather(padded_valid, c, batch_dims=1)
             right_ok = tf.gather(padded_valid, c + 1, batch_dims=1)
             left_w = tf.gather(padded_width, c, batch_dims=1)
@@ -205,11 +207,9 @@ class DAFR(keras.layers.Layer):
         check_rank4(self, z=(z, 1))
         zr = self._rescaled(tf.cast(z, tf.float32))
         shape = tf.shape(zr)
-        step = tf.cast(
-            tf.math.ceil(tf.sqrt(tf.cast(shape[1] * shape[2], tf.float32) / self.config.max_samples)),
-            tf.int32,
-        )
-        step = tf.maximum(step, 1)
+        pixels = tf.cast(shape[1] * shape[2], tf.float32)
+        step = tf.cast(tf.math.ceil(tf.sqrt(pixels / self.config.max_samples)), tf.int32)
+        step = tf.maximum(step, 1)  # a regular sub-grid of at most ~max_samples values
         sample = tf.reshape(zr[:, ::step, ::step, 0], tf.stack([shape[0], -1]))
         cuts = self.thresholds(tf.sort(sample, axis=1))  # [B, k]
         above = zr > cuts[:, None, None, :]
@@ -254,7 +254,8 @@ class DAFR(keras.layers.Layer):
                 tf.stack([batch, num_clusters if cfg.phi_per_cluster else 1]), seeds[1], 0.0, 360.0
             )
         else:
-            phi = tf.reshape(tf.cast(direction, tf.float32), [-1, 1]) * tf.ones(tf.stack([batch, 1]))
+            phi = tf.reshape(tf.cast(direction, tf.float32), [-1, 1])
+            phi *= tf.ones(tf.stack([batch, 1]))
 
         def per_pixel(values):  # [B,K] or [B,1] -> [B,H,W]
             return tf.reduce_sum(onehot * values[:, None, None, :], axis=-1)
