@@ -183,3 +183,22 @@ def test_keras_save_load_gives_identical_outputs(inputs, tmp_path):
     for key in before:
         np.testing.assert_array_equal(before[key].numpy(), after[key].numpy())
     assert np.abs(before["kernel"].numpy() - BILINEAR_KERNEL).max() > 1e-3
+
+
+def test_networks_run_in_graph_mode_with_unknown_height_and_width(inputs):
+    # As inside a recurrent cell: spatial sizes unknown while tracing.
+    ctx_net, kernel_net = ContextExtractor(width=4), KernelEstimator(widths=(4, 8))
+    fill, synth = FlowFillHole(width=4, num_blocks=1), FrameSynthesis(width=4, num_blocks=1)
+    spec = lambda c: tf.TensorSpec([None, None, None, c])
+
+    @tf.function(input_signature=[spec(3), spec(1), spec(2)])
+    def step(image, z, flow):
+        ctx = ctx_net(image)
+        kernel = kernel_net(image, z)
+        next_flow, holes = DAFI()(flow, z)
+        flow = fill(next_flow, holes, image, ctx, z)
+        warped = adaptive_warp(image, flow, kernel)
+        return synth(warped, adaptive_warp(ctx, flow, kernel), flow, z), flow
+
+    frame, flow = step(inputs["image"][:, :, :16], inputs["z"][:, :, :16], inputs["flow"][:, :, :16])
+    assert frame.shape == (B, H, 16, 3) and flow.shape == (B, H, 16, 2)
