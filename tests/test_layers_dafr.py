@@ -113,6 +113,19 @@ def test_random_direction_covers_circle_and_magnitude_scales():
     assert 0.5 * 0.015 * 60 < top <= 0.015 * 60
 
 
+def test_phi_per_cluster_draws_one_direction_per_cluster():
+    z = planes([0.1, 0.5, 1.0])
+    dafr = DAFR(DAFRConfig(phi_per_cluster=True, max_turn_deg=0.0, **QUIET))
+    spreads = []
+    for seed in range(3):
+        m = motion(dafr(z, seed=seed))[0, 0]
+        angles = np.array([angle_deg(m[s].mean(axis=0)) for s in band_slices([20] * 3)])
+        spreads.append(np.ptp(angles))
+        for s in band_slices([20] * 3):  # still one motion per cluster
+            np.testing.assert_allclose(m[s], np.broadcast_to(m[s][0], m[s].shape), atol=1e-6)
+    assert max(spreads) > 30.0
+
+
 def test_same_seed_same_flow_other_seed_different():
     z = planes([0.1, 0.5, 1.0], batch=2)
     dafr = DAFR()
