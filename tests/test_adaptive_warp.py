@@ -170,6 +170,7 @@ def test_gradients_match_finite_differences(warp_library, backend, wrt, monkeypa
     # A fixed random projection keeps the Jacobian small: d <u, warp(...)> / d x.
     u = tf.constant(np.random.default_rng(12).normal(size=image.shape))
 
+    @tf.function  # traced once; eager composite calls would make this slow
     def f(x):
         args = dict(inputs, **{wrt: x})
         return tf.reduce_sum(u * ops.adaptive_warp(args["image"], args["flow"], args["kernel"]))
