@@ -9,11 +9,7 @@ and list it here.
 
 import argparse
 import importlib
-import os
 import sys
-
-# The command line is for people: keep TensorFlow's C++ start-up chatter out of it.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __all__ = ["main", "build_parser", "SUBCOMMAND_MODULES"]
 
