@@ -144,10 +144,6 @@ def _decode(data, name, max_pixels, min_side):
     """Encoded bytes -> uint8/uint16 [H,W,C] (C in 1..4, RGB order), EXIF orientation applied."""
     im = _open_checked(data, name, max_pixels, min_side)
     try:
-        orientation = int(im.getexif().get(_ORIENTATION_TAG, 1))
-    except Exception:  # noqa: BLE001 - a broken EXIF block must not stop the image
-        orientation = 1
-    try:
         if _png_bit_depth(data) == 16:
             # Pillow reduces 16-bit RGB(A) PNGs to 8 bits; OpenCV keeps all 16.
             array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
@@ -164,6 +160,10 @@ def _decode(data, name, max_pixels, min_side):
         raise
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise ImageInputError(f"{name}: corrupt or truncated image data ({e})") from None
+    try:
+        orientation = int(im.getexif().get(_ORIENTATION_TAG, 1))
+    except Exception:  # noqa: BLE001 - a broken EXIF block must not stop the image
+        orientation = 1
     return _apply_orientation(array, orientation)
 
 
