@@ -188,3 +188,24 @@ def test_depth_to_rgb():
     assert rgb.shape == (1, 3, 3) and rgb.min() >= 0 and rgb.max() <= 1
     brightness = rgb.sum(-1)[0]
     assert brightness[0] > brightness[1] > brightness[2]  # near is bright
+
+
+@pytest.mark.parametrize("name", ["anim.gif", "anim.mp4", "anim.webp", "frames"])
+def test_frames_are_streamed_not_collected(tmp_path, name):
+    import tracemalloc
+
+    frame_bytes = 300 * 400 * 3 * 4
+    count = 12
+
+    def frames():
+        for t in range(count):  # a fresh float32 frame each time, like the model's output
+            yield np.full((300, 400, 3), t / count, np.float32)
+
+    tracemalloc.start()
+    try:
+        write_animation(frames(), tmp_path / name)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # holding every frame would take 12 frames; one frame plus its conversion takes ~2.5
+    assert peak < 4 * frame_bytes, f"peak {peak / frame_bytes:.1f} frames"

@@ -19,7 +19,8 @@ of the user's.
 Encoding: GIF, MP4 and WebP go through the ffmpeg binary bundled with
 imageio-ffmpeg, fed one raw frame at a time through a pipe. GIF uses a palette
 computed per frame (``palettegen=stats_mode=single`` + ``paletteuse=new=1``, so
-colours stay good and nothing is buffered); MP4 is H.264 (libx264, CRF 18) in
+colours stay good and nothing is buffered) and ordered (Bayer) dithering, whose
+pattern does not crawl from frame to frame as error diffusion does; MP4 is H.264 (libx264, CRF 18) in
 yuv420p, and because yuv420p needs even sides an odd height or width is padded by
 repeating the last row or column (the video is then one pixel larger on that side);
 WebP is animated lossy WebP (libwebp, quality 90). GIF and WebP loop forever.
@@ -54,6 +55,9 @@ SUPPORTED_OUTPUTS = (".gif", ".mp4", ".webp", "a folder of PNGs (no extension, o
 LOOP_MODES = ("none", "boomerang", "seamless")
 DEFAULT_FPS = 8.0
 FRAME_NAME = "frame_{:04d}.png"
+# zlib level of frame PNGs: 1 writes a 6 MP frame about 5x faster than Pillow's default
+# 6 (measured 0.6 s vs 3.7 s) for files about 15 % larger.
+PNG_COMPRESS_LEVEL = 1
 _FRAME_FILE = re.compile(r"^frame_\d{4,}\.png$")
 _IMAGE_EXTENSIONS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 
@@ -64,7 +68,8 @@ _FFMPEG = {
         "pal8",
         [
             "-filter_complex",
-            "split[a][b];[a]palettegen=stats_mode=single[p];[b][p]paletteuse=new=1",
+            "split[a][b];[a]palettegen=stats_mode=single[p];"
+            "[b][p]paletteuse=new=1:dither=bayer:bayer_scale=3",
             "-loop",
             "0",
         ],
@@ -105,7 +110,10 @@ def to_uint8(frame, name="frame"):
         raise ValueError(f"{name} must be float in [0, 1] or uint8, got {frame.dtype}")
     if not np.all(np.isfinite(frame)):
         raise ValueError(f"{name} contains NaN or infinite values")
-    return np.ascontiguousarray(np.round(np.clip(frame, 0.0, 1.0) * 255.0).astype(np.uint8))
+    scaled = np.clip(frame, 0.0, 1.0)  # one temporary full-size copy, then in place
+    scaled *= 255.0
+    np.rint(scaled, out=scaled)
+    return scaled.astype(np.uint8)
 
 
 def apply_loop(frames, mode="none", *, close_loop=None):
@@ -236,7 +244,7 @@ class AnimationWriter:
             )
         if self.format == "folder":
             name = os.path.join(self._temp, FRAME_NAME.format(self.frames_written))
-            Image.fromarray(frame).save(name, format="PNG")
+            Image.fromarray(frame).save(name, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
         else:
             if self.format == ".mp4":
                 frame = _pad_to_even(frame)
