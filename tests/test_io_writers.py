@@ -1,4 +1,4 @@
-"""The output writer: round trips per format, loop modes, overwrite and atomicity, visualisations."""
+"""The output writer: round trips, loop modes, overwrite, atomicity, streaming, visualisations."""
 
 import os
 

@@ -74,7 +74,8 @@ class _Accumulator:
     """Per-step sums of one method's metrics over samples."""
 
     def __init__(self, steps):
-        self.sums = {k: np.zeros(steps) for k in ("psnr", "ssim", "epe", "tc", "pred", "teacher", "sharp")}
+        keys = ("psnr", "ssim", "epe", "tc", "pred", "teacher", "sharp")
+        self.sums = {k: np.zeros(steps) for k in keys}
         self.input_sharpness = 0.0
 
     def add(self, out, image, targets):

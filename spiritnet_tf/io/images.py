@@ -93,7 +93,9 @@ def _open_checked(data, name, max_pixels, min_side):
             f"{name}: too many pixels ({e}); refusing to decode it (limit {max_pixels:,})"
         ) from None
     except UnidentifiedImageError:
-        raise ImageInputError(f"{name}: not an image (unrecognised or unsupported format)") from None
+        raise ImageInputError(
+            f"{name}: not an image (unrecognised or unsupported format)"
+        ) from None
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageInputError(f"{name}: corrupt image header ({e})") from None
     _check_size(im.size[1], im.size[0], name, max_pixels, min_side)

@@ -20,10 +20,10 @@ Encoding: GIF, MP4 and WebP go through the ffmpeg binary bundled with
 imageio-ffmpeg, fed one raw frame at a time through a pipe. GIF uses a palette
 computed per frame (``palettegen=stats_mode=single`` + ``paletteuse=new=1``, so
 colours stay good and nothing is buffered) and ordered (Bayer) dithering, whose
-pattern does not crawl from frame to frame as error diffusion does; MP4 is H.264 (libx264, CRF 18) in
-yuv420p, and because yuv420p needs even sides an odd height or width is padded by
-repeating the last row or column (the video is then one pixel larger on that side);
-WebP is animated lossy WebP (libwebp, quality 90). GIF and WebP loop forever.
+pattern does not crawl from frame to frame as error diffusion does; MP4 is H.264
+(libx264, CRF 18) in yuv420p, and because yuv420p needs even sides, an odd height
+or width is padded by repeating the last row or column (the video is then one pixel
+larger on that side); WebP is animated lossy WebP (libwebp, quality 90). GIF and WebP loop forever.
 (Pillow's animated GIF/WebP savers collect every frame before writing, which is why
 they are not used here.)
 """
