@@ -19,6 +19,7 @@ from spiritnet_tf.evaluation import (
     flow_ratio,
     oracle,
     psnr,
+    quality_gate,
     sharpness,
     sharpness_ratio,
     ssim,
@@ -188,6 +189,13 @@ def test_evaluate_prediction_mode_ranks_the_oracle_first(tmp_path):
     assert summary["oracle"]["psnr"] > summary["constant-velocity"]["psnr"] > summary[
         "copy-frame"
     ]["psnr"]
+    assert quality_gate(result, "oracle")["passed"]
+    gate = quality_gate(result, "constant-velocity", min_flow_ratio=0.5)
+    assert gate["psnr_above_copy_frame_every_step"] and not gate["flow_ratio_at_least_min"]
+    assert not gate["passed"]
+    assert not quality_gate(result, "copy-frame")["psnr_above_copy_frame_every_step"]
+    with pytest.raises(ValueError, match="needs results for model"):
+        quality_gate(result)
 
     paths = write_report(result, tmp_path / "report")
     data = json.loads(open(paths["json"]).read())

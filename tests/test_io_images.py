@@ -100,6 +100,12 @@ def test_encoded_bytes_and_arrays():
     with pytest.raises(ImageInputError, match="<encoded bytes>: not an image"):
         load_image(b"GIF89a garbage")
     np.testing.assert_array_equal(load_image(pixels), pixels / np.float32(255))
+    deep = np.full((40, 40), 65535, np.uint16)
+    assert load_image(deep).shape == (40, 40, 3) and load_image(deep).min() == 1.0
+    palette = Image.fromarray(pixels).convert("P")
+    np.testing.assert_array_equal(
+        load_image(palette), np.asarray(palette.convert("RGB")) / np.float32(255)
+    )
     with pytest.raises(ImageInputError, match="NaN"):
         load_image(np.full((40, 40, 3), np.nan, np.float32))
     with pytest.raises(ImageInputError, match=r"must lie in \[0, 1\]"):
