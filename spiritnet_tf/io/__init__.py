@@ -1,0 +1,45 @@
+"""Input and output: the one image loader and the one output writer (DESIGN.md §2, §8)."""
+
+from spiritnet_tf.io.images import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MIN_SIDE,
+    ImageInputError,
+    load_depth_map,
+    load_image,
+    load_mask,
+    resize_to_working_side,
+    working_size,
+)
+from spiritnet_tf.io.writers import (
+    LOOP_MODES,
+    SUPPORTED_OUTPUTS,
+    AnimationWriter,
+    apply_loop,
+    depth_to_rgb,
+    flow_to_rgb,
+    output_format,
+    to_uint8,
+    write_animation,
+    write_image,
+)
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "DEFAULT_MIN_SIDE",
+    "ImageInputError",
+    "load_image",
+    "load_depth_map",
+    "load_mask",
+    "working_size",
+    "resize_to_working_side",
+    "LOOP_MODES",
+    "SUPPORTED_OUTPUTS",
+    "AnimationWriter",
+    "apply_loop",
+    "output_format",
+    "to_uint8",
+    "write_animation",
+    "write_image",
+    "flow_to_rgb",
+    "depth_to_rgb",
+]
