@@ -29,28 +29,18 @@ def handle_bad_input(error, on_error):
 
 
 def read_rgb(path):
-    """Reads an image file as uint8 RGB [H, W, 3].
+    """Reads an image file as uint8 RGB [H, W, 3] with the project's one image loader.
 
-    Grayscale becomes RGB, alpha is dropped, 16-bit images are scaled to 8 bit.
-    Raises :class:`CorruptInputError` (naming ``path``) for missing, truncated or
-    non-image files.
+    :func:`spiritnet_tf.io.images.load_image` does the conversions (grayscale to RGB,
+    alpha composited on white, 16-bit scaled, EXIF orientation); any size is accepted
+    here because frames are resized and cropped later. Raises
+    :class:`CorruptInputError` (naming ``path``) for missing, truncated or non-image
+    files.
     """
-    import imageio.v3 as iio
+    from spiritnet_tf.io.images import ImageInputError, load_image
 
     try:
-        image = np.asarray(iio.imread(path))
-    except Exception as e:  # imageio raises many types for bad files
-        raise CorruptInputError(path, f"{type(e).__name__}: {e}") from e
-    if image.dtype == np.uint16:
-        image = (image.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
-    elif image.dtype == np.bool_:
-        image = image.astype(np.uint8) * 255
-    elif image.dtype != np.uint8:
-        raise CorruptInputError(path, f"unsupported pixel type {image.dtype}")
-    if image.ndim == 2:
-        image = np.repeat(image[..., None], 3, axis=-1)
-    if image.ndim != 3 or image.shape[-1] not in (1, 3, 4):
-        raise CorruptInputError(path, f"not a single RGB image (array shape {image.shape})")
-    if image.shape[-1] == 1:
-        image = np.repeat(image, 3, axis=-1)
-    return np.ascontiguousarray(image[..., :3])
+        image = load_image(path, min_side=1)
+    except ImageInputError as e:
+        raise CorruptInputError(path, str(e)) from e
+    return (image * 255.0 + 0.5).astype(np.uint8)
