@@ -7,6 +7,7 @@ serving path, not the network. Everything listens on 127.0.0.1 only.
 
 import io
 import os
+import shutil
 import signal
 import struct
 import subprocess
@@ -19,7 +20,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
-from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+from tensorflow_serving.apis import prediction_log_pb2
 
 from spiritnet_tf.cli import main
 from spiritnet_tf.serving import (
@@ -111,15 +112,20 @@ def model_base(tmp_path_factory):
         tf.saved_model.save(module, str(base / str(version)), signatures={
             "serving_default": module.serving_default, "animate_tensor": module.animate_tensor})
     (base / "tmp-export").mkdir()
-    warmup = base / "2" / "assets.extra" / "tf_serving_warmup_requests"
-    warmup.parent.mkdir()
+    _write_warmup(base / "2", _serving_inputs(num_frames=2))
+    return base
+
+
+def _write_warmup(version_dir, inputs):
+    """One PredictionLog warm-up record, as export/to_savedmodel.py writes them."""
+    warmup = version_dir / "assets.extra" / "tf_serving_warmup_requests"
+    warmup.parent.mkdir(exist_ok=True)
     log = prediction_log_pb2.PredictionLog()
     log.predict_log.request.model_spec.name = "whatever"  # TF Serving ignores it in warm-up
-    for key, proto in _serving_inputs(num_frames=2).items():
+    for key, proto in inputs.items():
         log.predict_log.request.inputs[key].CopyFrom(proto)
     with tf.io.TFRecordWriter(str(warmup)) as writer:
         writer.write(log.SerializeToString())
-    return base
 
 
 @pytest.fixture(scope="module")
@@ -237,7 +243,7 @@ MALFORMED = {
         "image[0]: not an image"),
     "truncated image": ("serving_default", _replace(
         _serving_inputs(), image=tf.make_tensor_proto([_png()[:200]], dtype=tf.string)),
-        "image[0]: cannot be decoded"),
+        "image[0]: cannot be decoded (Invalid PNG data"),
     "too many pixels": ("serving_default", _replace(
         _serving_inputs(), image=tf.make_tensor_proto([_png_header_only(10_000, 10_000)],
                                                       dtype=tf.string)),
@@ -288,11 +294,22 @@ def test_unknown_model_gets_not_found(server, client):
     _assert_serving(client)
 
 
-def test_oversized_message_gets_resource_exhausted(client):
-    with pytest.raises(ServingError) as info:
-        client.predict(b"\0" * (MAX_MESSAGE_BYTES + 1))
+def test_oversized_message_gets_resource_exhausted_from_the_server(server, client):
+    # This client would send up to twice the limit, so the refusal is the server's.
+    with SpiritNetClient(f"127.0.0.1:{server.port}", timeout=30,
+                         max_message_bytes=2 * MAX_MESSAGE_BYTES) as sender:
+        with pytest.raises(ServingError) as info:
+            sender.predict(b"\0" * (MAX_MESSAGE_BYTES + 1))
     assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "CLIENT" not in info.value.message and "larger than max" in info.value.message
     _assert_serving(client)
+
+
+def test_a_failing_warmup_request_stops_loading(model_base, tmp_path):
+    shutil.copytree(model_base / "1", tmp_path / "7")
+    _write_warmup(tmp_path / "7", _serving_inputs(num_frames=0))
+    with pytest.raises(ValueError, match="warm-up record 1 failed: INVALID_ARGUMENT: .*num_frames"):
+        PredictionServer(tmp_path)
 
 
 def test_a_busy_port_is_an_error(server, model_base):

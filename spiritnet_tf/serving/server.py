@@ -32,6 +32,7 @@ version labels, Classify/Regress/MultiInference (they answer ``UNIMPLEMENTED``).
 import io
 import logging
 import os
+import re
 import warnings
 from concurrent import futures
 
@@ -120,13 +121,14 @@ def _shape_text(shape_proto):
     return "[" + ", ".join("?" if d.size < 0 else str(d.size) for d in shape_proto.dim) + "]"
 
 
-def _model_error_text(message):
+def _op_error_text(message):
     """The readable part of a TensorFlow runtime error: without the graph-node stack
-    (Python paths of the exporting machine) and the op names."""
+    (Python paths of the exporting machine), device and op names."""
     skip = ("Graph execution error:", "Detected at node", "<stack traces unavailable>")
     kept = [line for line in message.split("\n")
             if line.strip() and not line[0].isspace() and not line.startswith(skip)]
-    return "\n".join(kept) or message
+    text = re.sub(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:[^\]]*\]", "", "\n".join(kept))
+    return text.strip() or message
 
 
 class _Servable:
@@ -192,7 +194,7 @@ class _Servable:
             outputs = self.functions[name](**{k: tf.constant(v) for k, v in inputs.items()})
         except tf.errors.OpError as e:
             code = _GRPC_CODES.get(e.error_code, grpc.StatusCode.INTERNAL)
-            raise _RequestError(code, f"model error: {_model_error_text(e.message)}") from e
+            raise _RequestError(code, f"model error: {_op_error_text(e.message)}") from e
         wanted = set(request.output_filter) or set(outputs)
         response = predict_pb2.PredictResponse()
         self._fill_model_spec(response.model_spec, name)
@@ -292,7 +294,7 @@ class _Servable:
         try:
             tf.io.decode_image(data, channels=3, expand_animations=False)
         except tf.errors.OpError as e:
-            raise _invalid(f"{what}: cannot be decoded ({e.message})") from None
+            raise _invalid(f"{what}: cannot be decoded ({_op_error_text(e.message)})") from None
 
     # ------------------------------------------------------------------ warm-up
 
