@@ -305,6 +305,17 @@ def test_oversized_message_gets_resource_exhausted_from_the_server(server, clien
     _assert_serving(client)
 
 
+def test_an_oversized_response_gets_resource_exhausted_with_a_message(client):
+    # 64 frames of 320x320: 64 * 320 * 320 * (3 + 8) bytes = 72 MB > 64 MB.
+    with pytest.raises(ServingError) as info:
+        client.predict(_png(320, 320), num_frames=64)
+    assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "the response would be" in info.value.message and "fewer frames" in info.value.message
+    only_frames = client.run("serving_default", _serving_inputs(_png(320, 320), num_frames=64),
+                             ["frames"])  # 19.7 MB fits
+    assert only_frames["frames"].shape == (1, 64, 320, 320, 3)
+
+
 def test_a_failing_warmup_request_stops_loading(model_base, tmp_path):
     shutil.copytree(model_base / "1", tmp_path / "7")
     _write_warmup(tmp_path / "7", _serving_inputs(num_frames=0))

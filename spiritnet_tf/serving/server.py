@@ -22,8 +22,9 @@ TF Serving answers):
 
 An error raised by the model itself is returned with TensorFlow's status code (its
 codes are gRPC's) and message; anything else is ``INTERNAL``. The server keeps
-serving either way. Messages above ``max_message_bytes`` are refused by gRPC itself
-with ``RESOURCE_EXHAUSTED``.
+serving either way. Requests above ``max_message_bytes`` are refused by gRPC itself
+with ``RESOURCE_EXHAUSTED``; a response that would exceed it gets ``RESOURCE_EXHAUSTED``
+with a message saying so.
 
 Not done (use TF Serving for these): watching BASE for new versions while running,
 version labels, Classify/Regress/MultiInference (they answer ``UNIMPLEMENTED``).
@@ -200,6 +201,12 @@ class _Servable:
         self._fill_model_spec(response.model_spec, name)
         for key in sorted(wanted):
             response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key].numpy()))
+        if response.ByteSize() > self.max_message_bytes:  # gRPC would fail less clearly
+            raise _RequestError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"the response would be {response.ByteSize():,} bytes, over the limit of "
+                f"{self.max_message_bytes:,}; ask for fewer frames, a smaller image or only "
+                "some outputs (output_filter)")
         return response
 
     def metadata(self, request):
