@@ -15,6 +15,7 @@ __all__ = ["main", "build_parser", "SUBCOMMAND_MODULES"]
 
 SUBCOMMAND_MODULES = (
     "spiritnet_tf.data.cli",
+    "spiritnet_tf.serving.cli",
 )
 
 

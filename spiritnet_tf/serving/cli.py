@@ -1,0 +1,117 @@
+"""``spiritnet serve`` (the dev PredictionService) and ``spiritnet predict`` (its client)."""
+
+import os
+import sys
+
+from spiritnet_tf.serving.server import DEFAULT_HOST, DEFAULT_PORT, MAX_SERVING_FRAMES, MODEL_NAME
+
+__all__ = ["add_parser"]
+
+_GIF_FPS = 8.0
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser(
+        "serve", help="serve an exported SavedModel over gRPC (TF Serving's PredictionService)",
+        description="Serve the newest numbered version in --model-dir over gRPC, like "
+                    "tensorflow_model_server --model_base_path (DESIGN.md §6). For "
+                    "production use the tensorflow/serving Docker image.")
+    p.add_argument("--model-dir", required=True,
+                   help="base folder holding numbered SavedModel versions (BASE/1, BASE/2, ...)")
+    p.add_argument("--host", default=DEFAULT_HOST,
+                   help=f"address to bind (default {DEFAULT_HOST}: this machine only)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT,
+                   help=f"gRPC port (default {DEFAULT_PORT}; 0 picks a free one)")
+    p.add_argument("--model-name", default=MODEL_NAME, help=f"model name (default {MODEL_NAME})")
+    p.set_defaults(func=_serve)
+
+    p = subparsers.add_parser(
+        "predict", help="animate a photo through a running PredictionService",
+        description="Send IMAGE to a PredictionService (spiritnet serve or TF Serving) and "
+                    "write the input followed by the generated frames.")
+    p.add_argument("image", help="photo to animate (JPEG, PNG, ...)")
+    p.add_argument("-o", "--output", required=True, help="animation to write (.gif)")
+    p.add_argument("--server", default=f"{DEFAULT_HOST}:{DEFAULT_PORT}",
+                   help=f"HOST:PORT of the server (default {DEFAULT_HOST}:{DEFAULT_PORT})")
+    p.add_argument("--frames", type=int, default=6,
+                   help=f"generated frames T, 1..{MAX_SERVING_FRAMES} (default 6); the "
+                        "output holds T+1 frames, the input first")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the motion (default 0)")
+    p.add_argument("--model-name", default=MODEL_NAME, help=f"model name (default {MODEL_NAME})")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait (default 300)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.set_defaults(func=_predict)
+
+
+def _serve(args):
+    from spiritnet_tf.serving.server import PredictionServer
+
+    server = PredictionServer(args.model_dir, host=args.host, port=args.port,
+                              model_name=args.model_name)
+    server.start()
+    print(f"serving {server.path} as model {server.model_name!r} version {server.version} "
+          f"on {server.address} (gRPC); Ctrl-C stops", flush=True)
+    try:
+        server.wait()
+    except KeyboardInterrupt:
+        print("stopping", file=sys.stderr)
+    finally:
+        server.stop(grace=1.0)
+    return 0
+
+
+def _predict(args):
+    from spiritnet_tf.serving.client import ServingError, SpiritNetClient
+
+    if os.path.splitext(args.output)[1].lower() != ".gif":
+        raise ValueError(f"{args.output}: only .gif output is supported by predict")
+    if os.path.exists(args.output) and not args.overwrite:
+        raise FileExistsError(f"{args.output} exists; pass --overwrite to replace it")
+    with open(args.image, "rb") as f:
+        encoded = f.read()
+    try:
+        with SpiritNetClient(args.server, model_name=args.model_name,
+                             timeout=args.timeout) as client:
+            result = client.predict(encoded, num_frames=args.frames, seed=args.seed)
+    except ServingError as e:
+        print(f"spiritnet predict: {args.server}: {e}", file=sys.stderr)
+        return 1
+    frames = result["frames"][0]  # [T, H, W, 3] uint8
+    first = _input_frame(args.image, frames.shape[1:3])
+    _write_gif([first, *frames], args.output, overwrite=args.overwrite)
+    print(f"wrote {args.output}: {len(frames) + 1} frames "
+          f"({frames.shape[2]}x{frames.shape[1]}, input first)")
+    return 0
+
+
+def _input_frame(path, size):
+    """The input as uint8 [H, W, 3] at the served frames' size ``(H, W)``."""
+    import cv2
+
+    from spiritnet_tf.data.images import read_rgb
+
+    image = read_rgb(path)
+    if image.shape[:2] != tuple(size):
+        image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+    return image
+
+
+def _write_gif(frames, path, *, overwrite):
+    """Writes uint8 frames as a looping GIF; a temporary file is renamed over ``path``.
+
+    Stand-in until spiritnet_tf.io's writer is on this branch. Note: Pillow merges
+    consecutive identical frames into one longer frame.
+    """
+    from PIL import Image
+
+    images = [Image.fromarray(frame) for frame in frames]
+    temp = f"{path}.partial-{os.getpid()}"
+    try:
+        images[0].save(temp, format="GIF", save_all=True, append_images=images[1:],
+                       duration=round(1000 / _GIF_FPS), loop=0)
+        if os.path.exists(path) and not overwrite:
+            raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
+        os.replace(temp, path)
+    finally:
+        if os.path.exists(temp):
+            os.remove(temp)

@@ -1,0 +1,367 @@
+"""gRPC serving: the dev PredictionService, the client and `spiritnet serve / predict`.
+
+The served SavedModel is a small test fixture with the signature contract of
+DESIGN.md §6 (not SpiritNet): the server is generic, so these tests check the
+serving path, not the network. Everything listens on 127.0.0.1 only.
+"""
+
+import io
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import zlib
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+from tensorflow_serving.apis import prediction_log_pb2
+
+from spiritnet_tf.cli import main
+from spiritnet_tf.serving import (
+    MAX_MESSAGE_BYTES,
+    PredictionServer,
+    ServingError,
+    SpiritNetClient,
+    latest_version,
+)
+
+HEIGHT, WIDTH = 48, 64
+INVALID = grpc.StatusCode.INVALID_ARGUMENT
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class ShiftAnimator(tf.Module):
+    """Test fixture, not SpiritNet: a SavedModel with the serving contract of DESIGN.md §6.
+
+    ``serving_default(image: string [B], num_frames: int32 [], seed: int64 [])`` decodes
+    the images and returns ``frames`` uint8 [B, T, H, W, 3], frame t being the input
+    rolled right by ``step * t + seed % 3`` pixels, and ``flows`` float32
+    [B, T, H, W, 2], the matching backward flow (dx = -shift, dy = 0).
+    ``animate_tensor(image: float32 [B,H,W,3], flow0: float32 [B,H,W,2], num_frames)``
+    does the same on a float image (seed 0) and adds flow0 to every flow; it fails
+    inside the graph when image and flow0 differ in size.
+    """
+
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+
+    def _animate(self, images, num_frames, seed):
+        shifts = self.step * tf.range(1, num_frames + 1) + tf.cast(seed % 3, tf.int32)
+        frames = tf.map_fn(lambda s: tf.roll(images, s, axis=2), shifts,
+                           fn_output_signature=tf.uint8)
+        frames = tf.transpose(frames, [1, 0, 2, 3, 4])
+        dx = tf.broadcast_to(-tf.cast(shifts, tf.float32)[None, :, None, None, None],
+                             tf.concat([tf.shape(frames)[:4], [1]], 0))
+        return {"frames": frames, "flows": tf.concat([dx, tf.zeros_like(dx)], -1)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string),
+                                  tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int64)])
+    def serving_default(self, image, num_frames, seed):
+        images = tf.map_fn(
+            lambda data: tf.io.decode_image(data, channels=3, expand_animations=False), image,
+            fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
+        return self._animate(images, num_frames, seed)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32),
+                                  tf.TensorSpec([None, None, None, 2], tf.float32),
+                                  tf.TensorSpec([], tf.int32)])
+    def animate_tensor(self, image, flow0, num_frames):
+        tf.debugging.assert_equal(tf.shape(image)[:3], tf.shape(flow0)[:3],
+                                  message="image and flow0 differ in size")
+        images = tf.cast(tf.round(image * 255.0), tf.uint8)
+        out = self._animate(images, num_frames, tf.constant(0, tf.int64))
+        return {"frames": out["frames"], "flows": out["flows"] + flow0[:, None]}
+
+
+def _png(height=HEIGHT, width=WIDTH, seed=0):
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _png_header_only(width, height):
+    """A PNG whose header declares width x height pixels but holds almost no data."""
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2,
+                                                              0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b""))
+
+
+def _serving_inputs(image=None, num_frames=3, seed=5):
+    return {"image": tf.make_tensor_proto([image or _png()], dtype=tf.string),
+            "num_frames": tf.make_tensor_proto(num_frames, dtype=tf.int32),
+            "seed": tf.make_tensor_proto(seed, dtype=tf.int64)}
+
+
+@pytest.fixture(scope="module")
+def model_base(tmp_path_factory):
+    """BASE/1 and BASE/2 (the newest, with one warm-up request) and a non-version folder."""
+    base = tmp_path_factory.mktemp("models") / "spiritnet"
+    for version, step in ((1, 1), (2, 2)):
+        module = ShiftAnimator(step)
+        tf.saved_model.save(module, str(base / str(version)), signatures={
+            "serving_default": module.serving_default, "animate_tensor": module.animate_tensor})
+    (base / "tmp-export").mkdir()
+    _write_warmup(base / "2", _serving_inputs(num_frames=2))
+    return base
+
+
+def _write_warmup(version_dir, inputs):
+    """One PredictionLog warm-up record, as export/to_savedmodel.py writes them."""
+    warmup = version_dir / "assets.extra" / "tf_serving_warmup_requests"
+    warmup.parent.mkdir(exist_ok=True)
+    log = prediction_log_pb2.PredictionLog()
+    log.predict_log.request.model_spec.name = "whatever"  # TF Serving ignores it in warm-up
+    for key, proto in inputs.items():
+        log.predict_log.request.inputs[key].CopyFrom(proto)
+    with tf.io.TFRecordWriter(str(warmup)) as writer:
+        writer.write(log.SerializeToString())
+
+
+@pytest.fixture(scope="module")
+def server(model_base):
+    with PredictionServer(model_base, port=0) as running:
+        yield running
+
+
+@pytest.fixture
+def client(server):
+    with SpiritNetClient(f"127.0.0.1:{server.port}", timeout=30) as c:
+        yield c
+
+
+def _direct(model_base, version, signature, **inputs):
+    function = tf.saved_model.load(str(model_base / str(version))).signatures[signature]
+    return {k: v.numpy() for k, v in function(**inputs).items()}
+
+
+def _assert_serving(client):
+    out = client.predict(_png(), num_frames=2, seed=0)
+    assert out["frames"].shape == (1, 2, HEIGHT, WIDTH, 3)
+
+
+def test_latest_version_is_the_highest_number(tmp_path):
+    for name in ("1", "2", "10", "abc"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "11").write_text("a file, not a version")
+    assert latest_version(tmp_path) == (10, str(tmp_path / "10"))
+    with pytest.raises(FileNotFoundError, match="no numbered version"):
+        latest_version(tmp_path / "abc")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        latest_version(tmp_path / "missing")
+
+
+def test_predict_serves_the_newest_version_and_matches_the_savedmodel(server, client,
+                                                                      model_base):
+    assert server.version == 2 and server.warmup_requests == 1
+    image = _png(seed=1)
+    out = client.predict(image, num_frames=3, seed=5)
+    assert out["frames"].dtype == np.uint8 and out["frames"].shape == (1, 3, HEIGHT, WIDTH, 3)
+    assert out["flows"].dtype == np.float32 and out["flows"].shape == (1, 3, HEIGHT, WIDTH, 2)
+    inputs = dict(image=tf.constant([image]), num_frames=tf.constant(3),
+                  seed=tf.constant(5, tf.int64))
+    newest = _direct(model_base, 2, "serving_default", **inputs)
+    np.testing.assert_array_equal(out["frames"], newest["frames"])
+    np.testing.assert_array_equal(out["flows"], newest["flows"])
+    oldest = _direct(model_base, 1, "serving_default", **inputs)
+    assert not np.array_equal(out["flows"], oldest["flows"])
+
+
+def test_animate_tensor_matches_the_savedmodel(client, model_base):
+    rng = np.random.default_rng(2)
+    image = rng.random((1, HEIGHT, WIDTH, 3), dtype=np.float32)
+    flow0 = rng.normal(size=(1, HEIGHT, WIDTH, 2)).astype(np.float32)
+    out = client.animate_tensor(image[0], flow0[0], num_frames=4)  # unbatched: B = 1
+    expected = _direct(model_base, 2, "animate_tensor", image=tf.constant(image),
+                       flow0=tf.constant(flow0), num_frames=tf.constant(4))
+    np.testing.assert_array_equal(out["frames"], expected["frames"])
+    np.testing.assert_array_equal(out["flows"], expected["flows"])
+    only_flows = client.run("animate_tensor", {"image": image, "flow0": flow0,
+                                               "num_frames": np.int32(2)}, ["flows"])
+    assert set(only_flows) == {"flows"}
+
+
+def test_metadata_lists_the_signatures(client):
+    signatures = client.metadata().signature_def
+    assert {"serving_default", "animate_tensor"} <= set(signatures)
+    assert set(signatures["serving_default"].inputs) == {"image", "num_frames", "seed"}
+    assert set(signatures["serving_default"].outputs) == {"frames", "flows"}
+
+
+def test_eight_concurrent_clients_of_five_requests(server):
+    images = [_png(seed=s) for s in range(8)]
+    results, errors = {}, []
+
+    def work(index):
+        try:
+            with SpiritNetClient(f"127.0.0.1:{server.port}", timeout=60) as c:
+                for request in range(5):
+                    out = c.predict(images[index], num_frames=2, seed=request)
+                    results[index, request] = out["frames"]
+        except Exception as e:  # noqa: BLE001 - collected and reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors and len(results) == 40
+    for (index, request), frames in results.items():  # frame 1 = input rolled by 2 + seed % 3
+        decoded = np.asarray(Image.open(io.BytesIO(images[index])))
+        np.testing.assert_array_equal(frames[0, 0], np.roll(decoded, 2 + request % 3, axis=1))
+
+
+def _float_inputs(image=None, flow0=None, num_frames=2):
+    return {"image": np.full((1, HEIGHT, WIDTH, 3), 0.5, np.float32) if image is None else image,
+            "flow0": np.zeros((1, HEIGHT, WIDTH, 2), np.float32) if flow0 is None else flow0,
+            "num_frames": np.int32(num_frames)}
+
+
+def _replace(inputs, **changes):
+    return {**inputs, **changes}
+
+
+_huge_image = tf.make_tensor_proto(0.5, dtype=tf.float32)
+_huge_image.tensor_shape.Clear()
+for _size in (1, 100_000, 100_000, 3):
+    _huge_image.tensor_shape.dim.add(size=_size)
+
+MALFORMED = {
+    "bad bytes": ("serving_default", _replace(
+        _serving_inputs(), image=tf.make_tensor_proto([b"not an image"], dtype=tf.string)),
+        "image[0]: not an image"),
+    "truncated image": ("serving_default", _replace(
+        _serving_inputs(), image=tf.make_tensor_proto([_png()[:200]], dtype=tf.string)),
+        "image[0]: cannot be decoded (Invalid PNG data"),
+    "too many pixels": ("serving_default", _replace(
+        _serving_inputs(), image=tf.make_tensor_proto([_png_header_only(10_000, 10_000)],
+                                                      dtype=tf.string)),
+        "too many pixels (10000x10000"),
+    "too small": ("serving_default", _serving_inputs(image=_png(16, 16)), "too small (16x16)"),
+    "wrong dtype": ("serving_default", _replace(
+        _serving_inputs(), num_frames=tf.make_tensor_proto(3.0, dtype=tf.float32)),
+        "input 'num_frames': expected dtype int32, got float32"),
+    "num_frames 0": ("serving_default", _serving_inputs(num_frames=0), "within 1..64, got 0"),
+    "num_frames 1000": ("serving_default", _serving_inputs(num_frames=1000),
+                        "within 1..64, got 1000"),
+    "missing input": ("serving_default", {k: v for k, v in _serving_inputs().items()
+                                          if k != "seed"}, "missing input(s) ['seed']"),
+    "unexpected input": ("serving_default", _replace(_serving_inputs(), extra=np.int32(1)),
+                         "unexpected input(s) ['extra']"),
+    "wrong rank": ("serving_default", _replace(
+        _serving_inputs(), image=tf.make_tensor_proto([[_png()]], dtype=tf.string)),
+        "input 'image': expected shape [?], got [1, 1]"),
+    "unknown signature": ("no_such_signature", _serving_inputs(),
+                          "signature 'no_such_signature' not found"),
+    "NaN image": ("animate_tensor", _float_inputs(
+        image=np.full((1, HEIGHT, WIDTH, 3), np.nan, np.float32)), "NaN or infinite"),
+    "image out of range": ("animate_tensor", _float_inputs(
+        image=np.full((1, HEIGHT, WIDTH, 3), 2.0, np.float32)), "values must be in [0, 1]"),
+    "declared shape too large": ("animate_tensor", _float_inputs(image=_huge_image),
+                                 "larger than a request may be"),
+    "model error": ("animate_tensor", _float_inputs(flow0=np.zeros((1, 32, 32, 2), np.float32)),
+                    "model error: assertion failed: [image and flow0 differ in size]"),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_malformed_requests_get_invalid_argument_and_the_server_keeps_serving(client, case):
+    signature, inputs, message = MALFORMED[case]
+    with pytest.raises(ServingError) as info:
+        client.run(signature, inputs)
+    assert info.value.code == INVALID, info.value
+    assert message in info.value.message
+    _assert_serving(client)
+
+
+def test_unknown_model_gets_not_found(server, client):
+    with SpiritNetClient(f"127.0.0.1:{server.port}", model_name="other", timeout=30) as other:
+        with pytest.raises(ServingError) as info:
+            other.predict(_png())
+    assert info.value.code == grpc.StatusCode.NOT_FOUND
+    assert "'other'" in info.value.message
+    _assert_serving(client)
+
+
+def test_oversized_message_gets_resource_exhausted_from_the_server(server, client):
+    # This client would send up to twice the limit, so the refusal is the server's.
+    with SpiritNetClient(f"127.0.0.1:{server.port}", timeout=30,
+                         max_message_bytes=2 * MAX_MESSAGE_BYTES) as sender:
+        with pytest.raises(ServingError) as info:
+            sender.predict(b"\0" * (MAX_MESSAGE_BYTES + 1))
+    assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "CLIENT" not in info.value.message and "larger than max" in info.value.message
+    _assert_serving(client)
+
+
+def test_an_oversized_response_gets_resource_exhausted_with_a_message(client):
+    # 64 frames of 320x320: 64 * 320 * 320 * (3 + 8) bytes = 72 MB > 64 MB.
+    with pytest.raises(ServingError) as info:
+        client.predict(_png(320, 320), num_frames=64)
+    assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "the response would be" in info.value.message and "fewer frames" in info.value.message
+    only_frames = client.run("serving_default", _serving_inputs(_png(320, 320), num_frames=64),
+                             ["frames"])  # 19.7 MB fits
+    assert only_frames["frames"].shape == (1, 64, 320, 320, 3)
+
+
+def test_a_failing_warmup_request_stops_loading(model_base, tmp_path):
+    shutil.copytree(model_base / "1", tmp_path / "7")
+    _write_warmup(tmp_path / "7", _serving_inputs(num_frames=0))
+    with pytest.raises(ValueError, match="warm-up record 1 failed: INVALID_ARGUMENT: .*num_frames"):
+        PredictionServer(tmp_path)
+
+
+def test_a_busy_port_is_an_error(server, model_base):
+    with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{server.port}"):
+        PredictionServer(model_base, port=server.port).start()
+
+
+def test_cli_predict_writes_input_and_frames_and_refuses_to_overwrite(server, tmp_path, capsys):
+    image = tmp_path / "photo.png"
+    image.write_bytes(_png(seed=3))
+    out = tmp_path / "photo.gif"
+    args = ["predict", "--server", f"127.0.0.1:{server.port}", str(image), "-o", str(out),
+            "--frames", "3"]
+    assert main(args) == 0
+    with Image.open(out) as gif:
+        assert gif.n_frames == 4 and gif.size == (WIDTH, HEIGHT)
+    written = out.read_bytes()
+    assert main(args) == 1
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert out.read_bytes() == written
+    assert main(args[:-2] + ["--frames", "2", "--overwrite"]) == 0
+    with Image.open(out) as gif:
+        assert gif.n_frames == 3
+    assert main(args[:-2] + ["--frames", "0", "--overwrite"]) == 1
+    assert "INVALID_ARGUMENT" in capsys.readouterr().err
+
+
+def test_cli_serve_listens_until_interrupted(model_base):
+    env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "spiritnet_tf.cli", "serve", "--model-dir", str(model_base),
+         "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = process.stdout.readline()
+        assert "version 2 on 127.0.0.1:" in line, process.stderr.read() if not line else line
+        port = int(line.split("127.0.0.1:")[1].split()[0])
+        with SpiritNetClient(f"127.0.0.1:{port}", timeout=30) as c:
+            _assert_serving(c)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
