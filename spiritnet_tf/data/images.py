@@ -38,9 +38,10 @@ def read_rgb(path):
     files.
     """
     from spiritnet_tf.io.images import ImageInputError, load_image
+    from spiritnet_tf.io.writers import to_uint8
 
     try:
         image = load_image(path, min_side=1)
     except ImageInputError as e:
         raise CorruptInputError(path, str(e)) from e
-    return (image * 255.0 + 0.5).astype(np.uint8)
+    return to_uint8(image)

@@ -7,8 +7,6 @@ from spiritnet_tf.serving.server import DEFAULT_HOST, DEFAULT_PORT, MAX_SERVING_
 
 __all__ = ["add_parser"]
 
-_GIF_FPS = 8.0
-
 
 def add_parser(subparsers):
     p = subparsers.add_parser(
@@ -30,7 +28,9 @@ def add_parser(subparsers):
         description="Send IMAGE to a PredictionService (spiritnet serve or TF Serving) and "
                     "write the input followed by the generated frames.")
     p.add_argument("image", help="photo to animate (JPEG, PNG, ...)")
-    p.add_argument("-o", "--output", required=True, help="animation to write (.gif)")
+    p.add_argument("-o", "--output", required=True,
+                   help="animation to write: .gif, .mp4, .webp, or a folder of PNGs")
+    p.add_argument("--fps", type=float, default=None, help="frames per second of the output")
     p.add_argument("--server", default=f"{DEFAULT_HOST}:{DEFAULT_PORT}",
                    help=f"HOST:PORT of the server (default {DEFAULT_HOST}:{DEFAULT_PORT})")
     p.add_argument("--frames", type=int, default=6,
@@ -63,8 +63,9 @@ def _serve(args):
 def _predict(args):
     from spiritnet_tf.serving.client import ServingError, SpiritNetClient
 
-    if os.path.splitext(args.output)[1].lower() != ".gif":
-        raise ValueError(f"{args.output}: only .gif output is supported by predict")
+    from spiritnet_tf.io.writers import DEFAULT_FPS, output_format, write_animation
+
+    output_format(args.output)  # unknown extensions fail before the request
     if os.path.exists(args.output) and not args.overwrite:
         raise FileExistsError(f"{args.output} exists; pass --overwrite to replace it")
     with open(args.image, "rb") as f:
@@ -78,7 +79,8 @@ def _predict(args):
         return 1
     frames = result["frames"][0]  # [T, H, W, 3] uint8
     first = _input_frame(args.image, frames.shape[1:3])
-    _write_gif([first, *frames], args.output, overwrite=args.overwrite)
+    write_animation([first, *frames], args.output, fps=args.fps or DEFAULT_FPS,
+                    overwrite=args.overwrite)
     print(f"wrote {args.output}: {len(frames) + 1} frames "
           f"({frames.shape[2]}x{frames.shape[1]}, input first)")
     return 0
@@ -88,30 +90,10 @@ def _input_frame(path, size):
     """The input as uint8 [H, W, 3] at the served frames' size ``(H, W)``."""
     import cv2
 
-    from spiritnet_tf.data.images import read_rgb
+    from spiritnet_tf.io.images import load_image
+    from spiritnet_tf.io.writers import to_uint8
 
-    image = read_rgb(path)
+    image = load_image(path)
     if image.shape[:2] != tuple(size):
         image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
-    return image
-
-
-def _write_gif(frames, path, *, overwrite):
-    """Writes uint8 frames as a looping GIF; a temporary file is renamed over ``path``.
-
-    Stand-in until spiritnet_tf.io's writer is on this branch. Note: Pillow merges
-    consecutive identical frames into one longer frame.
-    """
-    from PIL import Image
-
-    images = [Image.fromarray(frame) for frame in frames]
-    temp = f"{path}.partial-{os.getpid()}"
-    try:
-        images[0].save(temp, format="GIF", save_all=True, append_images=images[1:],
-                       duration=round(1000 / _GIF_FPS), loop=0)
-        if os.path.exists(path) and not overwrite:
-            raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
+    return to_uint8(image)
