@@ -2,7 +2,6 @@
 
 import logging
 
-import numpy as np
 
 __all__ = ["CorruptInputError", "read_rgb", "ON_ERROR", "handle_bad_input"]
 
