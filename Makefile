@@ -19,7 +19,7 @@ venv: $(STAMP)
 # Custom TensorFlow ops (CPU always; CUDA when nvcc is present, and then a
 # failing CUDA compile fails the build).
 ops: $(STAMP)
-	$(MAKE) -C custom_ops PYTHON=$(abspath $(PY))
+	$(MAKE) -C custom_ops -j2 PYTHON=$(abspath $(PY))
 
 test: ops
 	SPIRITNET_REQUIRE_OPS=1 $(PY) -m pytest -q -rs

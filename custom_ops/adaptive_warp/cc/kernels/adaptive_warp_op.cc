@@ -93,9 +93,7 @@ bool ValidateInputs(OpKernelContext* ctx, const Tensor& image, const Tensor& flo
 // Rough cost of one pixel per channel for the thread pool's sharding.
 constexpr int64_t kCostPerPixel = 16 * 8;
 
-// The image-gradient scatter gives each work unit a (batch item, channel block)
-// pair of grad_image, so it needs no atomics and the result does not depend on
-// the thread count. Blocks hold about kChannelBlock channels, split evenly.
+// Channels per work unit of the image-gradient scatter (see BackwardCpu).
 constexpr int kChannelBlock = 32;
 
 // The loops over pixels are compiled for several instruction sets and the best
@@ -164,6 +162,27 @@ AW_CPU_CLONES void ImageGradUnit(const Args<T>& a, int64_t b, int c_begin, int c
   }
 }
 
+// All three gradients of one batch item in a single pass over its pixels (the
+// window is computed once per pixel). Used when one channel block covers all
+// channels, so this unit owns the whole of grad_image[b].
+template <typename T>
+AW_CPU_CLONES void FusedGradUnit(const Args<T>& a, int64_t b, T* grad_image, T* grad_flow,
+                                 T* grad_kernel) {
+  const int64_t hw = a.d.pixels();
+  const int C = a.d.channels;
+  const T* image = a.image + b * hw * C;
+  T* g_image = grad_image + b * hw * C;
+  Window<T> win{};
+  for (int64_t self = 0; self < hw; ++self) {
+    const int64_t p = b * hw + self;
+    WindowOf(a, p, self, &win);
+    const T* k = a.kernel + kTaps * p;
+    const T* g = a.grad_out + p * C;
+    FlowKernelGradPixel<T>(win, image, k, g, C, grad_flow + 2 * p, grad_kernel + kTaps * p);
+    ImageGradPixel<T>(win, k, g, self, C, 0, C, g_image, PlainAdd());
+  }
+}
+
 template <typename T>
 void ForwardCpu(OpKernelContext* ctx, const Args<T>& a, T* out) {
   auto* pool = ctx->device()->tensorflow_cpu_worker_threads()->workers;
@@ -177,20 +196,30 @@ void BackwardCpu(OpKernelContext* ctx, const Args<T>& a, T* grad_image, T* grad_
   auto* pool = ctx->device()->tensorflow_cpu_worker_threads()->workers;
   const int64_t hw = a.d.pixels();
   const int C = a.d.channels;
-  // Pass 1: flow and kernel gradients, independent per pixel.
-  pool->ParallelFor(a.d.batch * hw, kCostPerPixel * std::max(C, 1),
-                    [&](int64_t begin, int64_t end) {
-                      FlowKernelGradRange<T>(a, begin, end, grad_flow, grad_kernel);
-                    });
-  // Pass 2: image gradient, a scatter-add, one (batch, channel block) per unit;
-  // more blocks when the batch alone cannot keep the threads busy.
   std::fill(grad_image, grad_image + a.d.batch * hw * C, T(0));
-  if (C == 0) return;
-  int blocks = (C + kChannelBlock - 1) / kChannelBlock;
+  // The image gradient is a scatter-add: each work unit owns a (batch item,
+  // channel block) of grad_image, so no atomics are needed and the result does
+  // not depend on the thread count. Blocks hold about kChannelBlock channels;
+  // there are more of them when the batch alone cannot keep the threads busy.
   const int threads = pool->NumThreads();
-  if (a.d.batch * blocks < threads) blocks = std::min(C, (threads + a.d.batch - 1) / a.d.batch);
-  const int block = (C + blocks - 1) / blocks;
-  blocks = (C + block - 1) / block;
+  int blocks = std::max(1, (C + kChannelBlock - 1) / kChannelBlock);
+  if (a.d.batch * blocks < threads) blocks = std::max(1, std::min(C, (threads + a.d.batch - 1) / a.d.batch));
+  const int block = std::max(1, (C + blocks - 1) / blocks);
+  blocks = std::max(1, (C + block - 1) / block);
+  if (blocks == 1) {  // one pass: each unit is a whole batch item
+    pool->ParallelFor(a.d.batch, hw * kCostPerPixel * std::max(C, 1),
+                      [&](int64_t begin, int64_t end) {
+                        for (int64_t b = begin; b < end; ++b) {
+                          FusedGradUnit<T>(a, b, grad_image, grad_flow, grad_kernel);
+                        }
+                      });
+    return;
+  }
+  // Pass 1: flow and kernel gradients, independent per pixel.
+  pool->ParallelFor(a.d.batch * hw, kCostPerPixel * C, [&](int64_t begin, int64_t end) {
+    FlowKernelGradRange<T>(a, begin, end, grad_flow, grad_kernel);
+  });
+  // Pass 2: the image gradient, one (batch item, channel block) per unit.
   pool->ParallelFor(static_cast<int64_t>(a.d.batch) * blocks, hw * kCostPerPixel * block,
                     [&](int64_t begin, int64_t end) {
                       for (int64_t unit = begin; unit < end; ++unit) {
