@@ -204,7 +204,8 @@ void BackwardCpu(OpKernelContext* ctx, const Args<T>& a, T* grad_image, T* grad_
   const int threads = pool->NumThreads();
   int blocks = std::max(1, (C + kChannelBlock - 1) / kChannelBlock);
   if (a.d.batch * blocks < threads) blocks = std::max(1, std::min(C, (threads + a.d.batch - 1) / a.d.batch));
-  const int block = std::max(1, (C + blocks - 1) / blocks);
+  int block = std::max(1, (C + blocks - 1) / blocks);
+  if (block > kLanes) block = (block + kLanes - 1) / kLanes * kLanes;  // whole vectors
   blocks = std::max(1, (C + block - 1) / block);
   if (blocks == 1) {  // one pass: each unit is a whole batch item
     pool->ParallelFor(a.d.batch, hw * kCostPerPixel * std::max(C, 1),

@@ -80,8 +80,8 @@ AW_HOST_DEVICE void ComputeWindow(int x, int y, T fx, T fy, int height, int widt
   }
 }
 
-// Channels accumulated together in registers (one AVX-512 vector of floats);
-// the fixed-size inner loops let the compiler vectorise without reassociating.
+// Partial sums of `Dot` (one AVX-512 vector of floats): the fixed-size inner loop
+// lets the compiler vectorise the reduction without reassociating it.
 constexpr int kLanes = 16;
 
 // The 16 source pointers and weights k[t] * wy[i] * wx[j] of a window.
@@ -110,20 +110,24 @@ AW_HOST_DEVICE void ForwardPixel(const Window<T>& win, const T* AW_RESTRICT imag
   const T* src[kTaps];
   T weight[kTaps];
   TapPointers(win, image, k, channels, src, weight);
-  int c = 0;
-  for (; c + kLanes <= channels; c += kLanes) {
-    T acc[kLanes];
-    for (int u = 0; u < kLanes; ++u) acc[u] = T(0);
-    for (int t = 0; t < kTaps; ++t) {
+  // out[c] = sum_t weight[t] * src[t][c], summed in tap order on every path.
+#if !defined(__CUDA_ARCH__)
+  if (channels >= kLanes) {
+    // Host, many channels: 16 axpy sweeps; out stays in L1 and each sweep is a
+    // plain loop the compiler vectorises.
+    for (int c = 0; c < channels; ++c) out[c] = weight[0] * src[0][c];
+    for (int t = 1; t < kTaps; ++t) {
       const T w = weight[t];
-      const T* AW_RESTRICT s = src[t] + c;
-      for (int u = 0; u < kLanes; ++u) acc[u] += w * s[u];
+      const T* AW_RESTRICT s = src[t];
+      for (int c = 0; c < channels; ++c) out[c] += w * s[c];
     }
-    for (int u = 0; u < kLanes; ++u) out[c + u] = acc[u];
+    return;
   }
-  for (; c < channels; ++c) {
-    T acc = T(0);
-    for (int t = 0; t < kTaps; ++t) acc += weight[t] * src[t][c];
+#endif
+  // Device, or few channels: each channel accumulated in a register.
+  for (int c = 0; c < channels; ++c) {
+    T acc = weight[0] * src[0][c];
+    for (int t = 1; t < kTaps; ++t) acc += weight[t] * src[t][c];
     out[c] = acc;
   }
 }
