@@ -1,0 +1,71 @@
+"""DAFI, depth-aware flow initialisation: carry the flow one frame on (paper Eq. 1)."""
+
+import keras
+import tensorflow as tf
+
+from spiritnet_tf.layers.common import check_rank4
+
+__all__ = ["DAFI"]
+
+
+@keras.saving.register_keras_serializable(package="spiritnet")
+class DAFI(keras.layers.Layer):
+    """Predicts ``F_{t+1}`` from ``F_t`` assuming constant motion, splatting by inverse depth.
+
+    Content at pixel y of frame t came from ``y + F_t(y)`` (backward flow, DESIGN §2); it
+    keeps moving, so it lands at ``p = y - F_t(y)`` in frame t+1 and carries its flow. Each
+    source is spread to the 4 integer neighbours of ``p`` with bilinear weights times
+    ``z_t(y)``; numerator ``sum w*F`` and denominator ``sum w`` are accumulated with
+    ``tf.tensor_scatter_nd_add`` (targets outside the frame are dropped), and
+    ``F_{t+1} = num / max(den, eps)``: where several sources collide this is the paper's
+    Eq. 1, a mean weighted by 1/D (z is 1/D up to a per-image constant, which cancels).
+
+    Call: ``flow [B,H,W,2]`` backward flow in pixels, ``inverse_depth [B,H,W,1]`` z in
+    (0, 1] -> ``(next_flow [B,H,W,2], hole_mask [B,H,W,1])``; ``hole_mask`` is 1.0 where
+    ``den < eps`` (nothing landed: a hole for the fill-hole network), else 0.0, and
+    ``next_flow`` is 0 at exact holes. Differentiable w.r.t. flow and z (almost
+    everywhere: the taps change where ``p`` crosses an integer). No weights.
+    """
+
+    def __init__(self, epsilon=1e-6, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = float(epsilon)
+
+    def call(self, flow, inverse_depth):
+        check_rank4(self, flow=(flow, 2), inverse_depth=(inverse_depth, 1))
+        z = tf.cast(inverse_depth, flow.dtype)
+        shape = tf.shape(flow)
+        b, h, w = shape[0], shape[1], shape[2]
+        ys, xs = tf.meshgrid(tf.range(h), tf.range(w), indexing="ij")
+        px = tf.cast(xs, flow.dtype) - flow[..., 0]  # [B,H,W] target positions
+        py = tf.cast(ys, flow.dtype) - flow[..., 1]
+        x0f, y0f = tf.floor(px), tf.floor(py)
+        ax, ay = px - x0f, py - y0f
+        x0, y0 = tf.cast(x0f, tf.int32), tf.cast(y0f, tf.int32)
+        base = tf.reshape(tf.range(b) * (h * w), [-1, 1, 1])
+        values = tf.concat([flow * z, z], axis=-1)  # [B,H,W,3]: z*F and z
+        indices, updates = [], []
+        for dy, wy in ((0, 1 - ay), (1, ay)):
+            for dx, wx in ((0, 1 - ax), (1, ax)):
+                tx, ty = x0 + dx, y0 + dy
+                inside = (tx >= 0) & (tx < w) & (ty >= 0) & (ty < h)
+                weight = tf.where(inside, wx * wy, tf.zeros_like(wx))
+                index = tf.where(inside, base + ty * w + tx, tf.zeros_like(tx))
+                indices.append(tf.reshape(index, [-1, 1]))
+                updates.append(tf.reshape(weight[..., None] * values, [-1, 3]))
+        acc = tf.tensor_scatter_nd_add(
+            tf.zeros(tf.stack([b * h * w, 3]), flow.dtype),
+            tf.concat(indices, axis=0),
+            tf.concat(updates, axis=0),
+        )
+        acc = tf.reshape(acc, tf.stack([b, h, w, 3]))
+        num, den = acc[..., :2], acc[..., 2:]
+        next_flow = num / tf.maximum(den, self.epsilon)
+        hole_mask = tf.cast(den < self.epsilon, flow.dtype)
+        return next_flow, hole_mask
+
+    def compute_output_shape(self, flow_shape, inverse_depth_shape):
+        return tuple(flow_shape), tuple(flow_shape[:-1]) + (1,)
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}

@@ -1,0 +1,75 @@
+"""Flow fill-hole network: refines the DAFI flow and fills its holes (paper §3.1)."""
+
+import keras
+
+from spiritnet_tf.layers.common import (
+    ResidualBlock,
+    check_rank4,
+    concat_channels,
+    conv2d,
+    static_channels,
+)
+
+__all__ = ["FlowFillHole"]
+
+
+@keras.saving.register_keras_serializable(package="spiritnet")
+class FlowFillHole(keras.layers.Layer):
+    """Predicts a residual on the DAFI flow from the flow, its hole mask, image, context and z.
+
+    Call: ``flow_init [B,H,W,2]`` (backward flow in pixels, DESIGN §2), ``hole_mask
+    [B,H,W,1]`` (1 = hole), ``image [B,H,W,3]`` in [0, 1], ``context [B,H,W,C]``, ``z
+    [B,H,W,1]`` inverse depth in (0, 1] -> flow ``[B,H,W,2]`` = ``flow_init + residual``.
+
+    Network: 3x3 conv to ``width`` + ReLU, ``num_blocks`` residual blocks, 3x3 conv to 2
+    channels. The last conv is zero-initialised, so a fresh layer returns ``flow_init``
+    unchanged. With ``iterations`` > 1 the same weights are applied again to the updated
+    flow (the paper's "iterative" fill-hole); the hole mask stays the DAFI one.
+    """
+
+    def __init__(self, width=64, num_blocks=3, iterations=1, **kwargs):
+        super().__init__(**kwargs)
+        self.width = int(width)
+        self.num_blocks = int(num_blocks)
+        self.iterations = int(iterations)
+        if self.iterations < 1:
+            raise ValueError(f"FlowFillHole: iterations must be >= 1, got {iterations}")
+        self.stem = conv2d(self.width, 3, activation="relu", name="stem")
+        self.blocks = [ResidualBlock(self.width, name=f"block{i}") for i in range(self.num_blocks)]
+        self.head = conv2d(2, 3, zero_init=True, name="head")
+
+    def build(self, flow_init_shape, hole_mask_shape, image_shape, context_shape, z_shape):
+        cin = static_channels(flow_init_shape, hole_mask_shape, image_shape, context_shape, z_shape)
+        self.stem.build(tuple(flow_init_shape[:-1]) + (cin,))
+        shape = tuple(flow_init_shape[:-1]) + (self.width,)
+        for block in self.blocks:
+            block.build(shape)
+        self.head.build(shape)
+
+    def call(self, flow_init, hole_mask, image, context, z):
+        check_rank4(
+            self,
+            flow_init=(flow_init, 2),
+            hole_mask=(hole_mask, 1),
+            image=(image, 3),
+            context=(context, None),
+            z=(z, 1),
+        )
+        flow = flow_init
+        for _ in range(self.iterations):
+            x = self.stem(concat_channels(flow, hole_mask, image, context, z))
+            for block in self.blocks:
+                x = block(x)
+            flow = flow + self.head(x)
+        return flow
+
+    def compute_output_shape(self, flow_init_shape, *shapes):
+        return tuple(flow_init_shape)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "width": self.width,
+            "num_blocks": self.num_blocks,
+            "iterations": self.iterations,
+        }
