@@ -1,0 +1,15 @@
+"""Depth for SpiritNet: the MegaDepth hourglass (Keras port), inverse depth, converter.
+
+``MegaDepth`` predicts log depth from RGB; ``inverse_depth`` turns it into z (DESIGN §2);
+``spiritnet_tf.depth.convert`` loads the official PyTorch checkpoint's state dict.
+"""
+
+from spiritnet_tf.depth.megadepth import (
+    PRESETS,
+    HourglassLevel,
+    InceptionBlock,
+    MegaDepth,
+    inverse_depth,
+)
+
+__all__ = ["MegaDepth", "InceptionBlock", "HourglassLevel", "inverse_depth", "PRESETS"]

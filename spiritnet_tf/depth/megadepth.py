@@ -1,0 +1,312 @@
+"""Keras port of the MegaDepth hourglass (Li & Snavely, CVPR 2018) and inverse depth.
+
+The network is the "HourGlass" of the public MegaDepth code (zhengqili/MegaDepth,
+``pytorch_DIW_scratch.py``), itself a port of the Torch hourglass of Chen et al.
+(NIPS 2016, "Depth in the Wild"):
+
+* stem: 7x7 conv 3->128, batch norm (affine), ReLU, at full resolution;
+* four nested hourglass levels. Each level adds two paths: a *skip* path of
+  inception blocks at the level's resolution, and a *pooled* path: 2x2 pooling
+  (max at the two outer levels, average at the two inner ones), inception
+  blocks, the next level, more inception blocks, nearest-neighbour 2x upsampling;
+* head: 3x3 conv 64->1, predicting log depth.
+
+Inception block: the concatenation of a 1x1 conv branch and three branches of
+1x1 reduction then a k x k conv (k in 3/5/7/11); every conv is followed by
+non-affine batch norm (eps 1e-5) and ReLU. ``_SPEC`` below is our reading of
+the official definition; ``MegaDepth.torch_layout`` gives the matching official
+state-dict names (see ``official_keys.txt`` and ``keylist.py``).
+
+With ``width_multiplier=w`` every channel count c becomes ``max(1, round(c * w))``
+(the layout stays the same); ``w = 1`` is the official network with 5,357,153
+parameters (trainable ones; batch-norm statistics are not counted, as in PyTorch).
+"""
+
+import keras
+import tensorflow as tf
+
+__all__ = ["MegaDepth", "InceptionBlock", "HourglassLevel", "inverse_depth", "PRESETS"]
+
+# Inception configurations: one list per branch of (kernel size, filters) conv stages.
+def _inception(first, *branches):
+    return [[(1, first)]] + [[(1, reduce), (k, out)] for k, reduce, out in branches]
+
+
+_A = _inception(32, (3, 32, 32), (5, 32, 32), (7, 32, 32))  # -> 128
+_B = _inception(32, (3, 64, 32), (5, 64, 32), (7, 64, 32))  # -> 128
+_C = _inception(32, (3, 64, 32), (7, 64, 32), (11, 64, 32))  # -> 128
+_D = _inception(16, (3, 32, 16), (7, 32, 16), (11, 32, 16))  # -> 64
+_E = _inception(16, (3, 64, 16), (7, 64, 16), (11, 64, 16))  # -> 64
+_G = _inception(64, (3, 32, 64), (5, 32, 64), (7, 32, 64))  # -> 256
+_H = _inception(64, (3, 64, 64), (7, 64, 64), (11, 64, 64))  # -> 256
+
+# Levels from the outermost (half resolution) to the innermost (1/16).
+# pooled path = pool, *down, inner level, *up, upsample; output = pooled + skip.
+# ``skip_first`` is the order of the two paths in the official nn.Sequential,
+# which only matters for the state-dict names.
+_LEVEL4 = dict(pool="avg", down=[_G, _G, _G], inner=None, up=[], skip=[_G, _G], skip_first=True)
+_LEVEL3 = dict(pool="avg", down=[_G, _G], inner=_LEVEL4, up=[_G, _H], skip=[_G, _H], skip_first=True)
+_LEVEL2 = dict(pool="max", down=[_A, _G], inner=_LEVEL3, up=[_G, _A], skip=[_A, _C], skip_first=False)
+_LEVEL1 = dict(pool="max", down=[_A, _A], inner=_LEVEL2, up=[_B, _D], skip=[_E], skip_first=False)
+_STEM_FILTERS = 128
+
+PRESETS = {
+    # The official network: 5,357,153 parameters.
+    "paper": dict(width_multiplier=1.0),
+    # A quarter of every channel count: 339,833 parameters (1/16 of the compute);
+    # same layout, so it trains from scratch at the normal rate and stays fast on CPU.
+    "small": dict(width_multiplier=0.25),
+}
+
+
+def _scale_channels(c, width_multiplier):
+    return max(1, int(round(c * width_multiplier)))
+
+
+def _scale_inception(branches, w):
+    return [[(k, _scale_channels(f, w)) for k, f in branch] for branch in branches]
+
+
+def _scale_level(level, w):
+    if level is None:
+        return None
+    return dict(
+        pool=level["pool"],
+        down=[_scale_inception(b, w) for b in level["down"]],
+        inner=_scale_level(level["inner"], w),
+        up=[_scale_inception(b, w) for b in level["up"]],
+        skip=[_scale_inception(b, w) for b in level["skip"]],
+        skip_first=level["skip_first"],
+    )
+
+
+def _batch_norm(affine):
+    # PyTorch momentum 0.1 is Keras momentum 0.9; eps 1e-5 as in the official net.
+    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, center=affine, scale=affine)
+
+
+def _build_chain(layers, input_shape):
+    """Builds layers applied one after the other; returns the output shape."""
+    shape = tuple(input_shape)
+    for layer in layers:
+        layer.build(shape)
+        shape = tuple(layer.compute_output_shape(shape))
+    return shape
+
+
+@keras.saving.register_keras_serializable(package="spiritnet_tf")
+class InceptionBlock(keras.layers.Layer):
+    """Inception block of the hourglass: concat of conv branches, each conv + BN + ReLU.
+
+    Args:
+      branches: list of branches, each a list of ``(kernel_size, filters)`` conv
+        stages applied in order ("same" padding, stride 1, with bias), each
+        followed by non-affine batch norm (eps 1e-5) and ReLU.
+
+    Call: ``x`` [B,H,W,C] float32 -> [B,H,W,sum of the branches' last filters].
+    """
+
+    def __init__(self, branches, **kwargs):
+        super().__init__(**kwargs)
+        self.branches = [[(int(k), int(f)) for k, f in branch] for branch in branches]
+        self.convs, self.norms = [], []
+        for branch in self.branches:
+            for k, f in branch:
+                self.convs.append(keras.layers.Conv2D(f, k, padding="same"))
+                self.norms.append(_batch_norm(affine=False))
+
+    def _stages(self):
+        """Yields (branch index, stage index, conv, norm)."""
+        i = 0
+        for b, branch in enumerate(self.branches):
+            for s in range(len(branch)):
+                yield b, s, self.convs[i], self.norms[i]
+                i += 1
+
+    def build(self, input_shape):
+        chains = {}
+        for b, _, conv, norm in self._stages():
+            chains.setdefault(b, []).extend([conv, norm])
+        for chain in chains.values():
+            _build_chain(chain, input_shape)
+
+    def call(self, x, training=None):
+        outputs, h = [], None
+        for b, s, conv, norm in self._stages():
+            h = x if s == 0 else h
+            h = tf.nn.relu(norm(conv(h), training=training))
+            if s == len(self.branches[b]) - 1:
+                outputs.append(h)
+        return tf.concat(outputs, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (sum(branch[-1][1] for branch in self.branches),)
+
+    def torch_layout(self, prefix):
+        """Yields (official module path, layer): branch j is ``prefix.j``; in it, the
+        s-th conv is ``.{3s}`` and its batch norm ``.{3s+1}`` (ReLU is ``.{3s+2}``)."""
+        for b, s, conv, norm in self._stages():
+            yield f"{prefix}.{b}.{3 * s}", conv
+            yield f"{prefix}.{b}.{3 * s + 1}", norm
+
+    def get_config(self):
+        return {**super().get_config(), "branches": [[list(st) for st in br] for br in self.branches]}
+
+
+@keras.saving.register_keras_serializable(package="spiritnet_tf")
+class HourglassLevel(keras.layers.Layer):
+    """One hourglass level: ``skip(x) + upsample(up(inner(down(pool(x)))))``.
+
+    Args:
+      pool: "max" or "avg" (2x2, stride 2).
+      down, up, skip: lists of inception configurations (see InceptionBlock).
+      inner: the next level's configuration (a dict of these arguments) or None.
+      skip_first: whether the skip path comes first in the official definition
+        (state-dict naming only).
+
+    Call: ``x`` [B,H,W,C] with H, W divisible by 2**depth -> [B,H,W,C_out].
+    """
+
+    def __init__(self, pool, down, inner, up, skip, skip_first, **kwargs):
+        super().__init__(**kwargs)
+        if pool not in ("max", "avg"):
+            raise ValueError(f"pool must be 'max' or 'avg', got {pool!r}")
+        self.pool, self.skip_first = pool, bool(skip_first)
+        self.inner_config = inner
+        self.pooling = (keras.layers.MaxPooling2D if pool == "max" else keras.layers.AveragePooling2D)(2)
+        self.down = [InceptionBlock(b) for b in down]
+        self.inner = None if inner is None else HourglassLevel(**inner)
+        self.up = [InceptionBlock(b) for b in up]
+        self.skip = [InceptionBlock(b) for b in skip]
+        self.upsample = keras.layers.UpSampling2D(2, interpolation="nearest")
+
+    def _pooled_path(self):
+        return [self.pooling, *self.down, *([self.inner] if self.inner else []), *self.up, self.upsample]
+
+    def build(self, input_shape):
+        _build_chain(self._pooled_path(), input_shape)
+        _build_chain(self.skip, input_shape)
+
+    def call(self, x, training=None):
+        pooled, skip = x, x
+        for layer in self._pooled_path():
+            pooled = layer(pooled, training=training)
+        for layer in self.skip:
+            skip = layer(skip, training=training)
+        return pooled + skip
+
+    def compute_output_shape(self, input_shape):
+        shape = tuple(input_shape)
+        for layer in self.skip:
+            shape = layer.compute_output_shape(shape)
+        return shape
+
+    def torch_layout(self, prefix):
+        """Yields (official module path, layer) in state-dict order. ``prefix.0`` is the
+        ConcatTable of the two paths, ``prefix.1`` the CAddTable."""
+        pooled_index, skip_index = (1, 0) if self.skip_first else (0, 1)
+        pooled = []
+        for i, layer in enumerate(self._pooled_path()):
+            if isinstance(layer, (InceptionBlock, HourglassLevel)):
+                pooled.extend(layer.torch_layout(f"{prefix}.0.{pooled_index}.{i}"))
+        skip = []
+        for i, layer in enumerate(self.skip):
+            skip.extend(layer.torch_layout(f"{prefix}.0.{skip_index}.{i}"))
+        yield from (skip + pooled) if self.skip_first else (pooled + skip)
+
+    def get_config(self):
+        def cfg(blocks):
+            return [b.get_config()["branches"] for b in blocks]
+
+        return {
+            **super().get_config(),
+            "pool": self.pool,
+            "down": cfg(self.down),
+            "inner": self.inner_config,
+            "up": cfg(self.up),
+            "skip": cfg(self.skip),
+            "skip_first": self.skip_first,
+        }
+
+
+@keras.saving.register_keras_serializable(package="spiritnet_tf")
+class MegaDepth(keras.Model):
+    """MegaDepth hourglass: RGB image -> log depth.
+
+    Args:
+      width_multiplier: scales every channel count (1.0 = the official network,
+        5,357,153 parameters; see ``PRESETS``).
+
+    Call: ``images`` [B,H,W,3] float32 RGB in [0, 1] (no mean subtraction, as in the
+    official demo), H and W multiples of 16 -> log depth [B,H,W,1] (up to an unknown
+    scale: larger = farther). Use ``inverse_depth`` to get z. ``training`` switches batch
+    norm to batch statistics; with ``trainable=False`` batch norm stays in inference mode.
+    """
+
+    def __init__(self, width_multiplier=1.0, **kwargs):
+        super().__init__(**kwargs)
+        if not width_multiplier > 0:
+            raise ValueError(f"width_multiplier must be > 0, got {width_multiplier!r}")
+        self.width_multiplier = float(width_multiplier)
+        w = self.width_multiplier
+        self.stem_conv = keras.layers.Conv2D(_scale_channels(_STEM_FILTERS, w), 7, padding="same")
+        self.stem_norm = _batch_norm(affine=True)
+        self.hourglass = HourglassLevel(**_scale_level(_LEVEL1, w))
+        self.head = keras.layers.Conv2D(1, 3, padding="same")
+
+    @classmethod
+    def from_preset(cls, preset, weights=None, **kwargs):
+        """``preset``: "paper" or "small" (see PRESETS). ``weights``: optional path of a
+        ``.weights.h5`` file for this preset (e.g. written by ``depth.convert``)."""
+        if preset not in PRESETS:
+            raise ValueError(f"unknown MegaDepth preset {preset!r}; choose one of {sorted(PRESETS)}")
+        model = cls(**{**PRESETS[preset], **kwargs})
+        if weights is not None:
+            model.build((None, None, None, 3))
+            model.load_weights(weights)
+        return model
+
+    def build(self, input_shape):
+        shape = _build_chain([self.stem_conv, self.stem_norm, self.hourglass, self.head], input_shape)
+        self.built = True
+        return shape
+
+    def call(self, images, training=None):
+        shape = images.shape
+        if shape.rank != 4 or shape[-1] != 3:
+            raise ValueError(f"MegaDepth expects images of shape [B, H, W, 3], got {shape}")
+        for axis, name in ((1, "height"), (2, "width")):
+            if shape[axis] is not None and shape[axis] % 16:
+                raise ValueError(f"MegaDepth needs the image {name} to be a multiple of 16, got {shape[axis]} (shape {shape})")
+        x = tf.nn.relu(self.stem_norm(self.stem_conv(images), training=training))
+        x = self.hourglass(x, training=training)
+        return self.head(x)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (1,)
+
+    def torch_layout(self):
+        """Yields (official module path without ``module.``, Keras Conv2D or
+        BatchNormalization) in the order of the official state dict."""
+        yield "0", self.stem_conv
+        yield "1", self.stem_norm
+        yield from self.hourglass.torch_layout("3")  # 2 is the ReLU
+        yield "4", self.head
+
+    def get_config(self):
+        return {**super().get_config(), "width_multiplier": self.width_multiplier}
+
+
+def inverse_depth(log_depth):
+    """Inverse depth z from log depth, as in DESIGN §2.
+
+    ``log_depth`` [B,H,W,1] (larger = farther) -> z [B,H,W,1] float32 in [1e-3, 1]:
+    ``exp(-log_depth)`` divided by its per-image maximum (1 = nearest pixel), clamped
+    below at 1e-3. Computed as ``exp(min - log_depth)``, which is the same value and
+    cannot overflow.
+    """
+    log_depth = tf.convert_to_tensor(log_depth, tf.float32)
+    if log_depth.shape.rank != 4 or log_depth.shape[-1] != 1:
+        raise ValueError(f"inverse_depth expects log depth of shape [B, H, W, 1], got {log_depth.shape}")
+    nearest = tf.reduce_min(log_depth, axis=[1, 2, 3], keepdims=True)
+    return tf.maximum(tf.exp(nearest - log_depth), 1e-3)
