@@ -26,7 +26,7 @@ def check_rank4(layer, **tensors):
     Each keyword is ``name=(tensor, channels)``; ``channels`` None accepts any count.
     """
     for arg, (t, channels) in tensors.items():
-        shape = t.shape
+        shape = tf.TensorShape(t.shape)
         if shape.rank is not None and shape.rank != 4:
             raise ValueError(
                 f"{layer.__class__.__name__}: `{arg}` must be rank 4 [B,H,W,C], "

@@ -1,0 +1,28 @@
+"""The per-stage layers of SpiritNet (DESIGN §3.2-3.8), one module per stage.
+
+Data path of one recurrent step: context (`ContextExtractor`), kernels
+(`KernelEstimator`), next flow (`DAFI`, then `FlowFillHole`), warp
+(`spiritnet_tf.ops.adaptive_warp`), next frame (`FrameSynthesis`). `DAFR` makes the
+first flow. All are Keras layers registered under the package name "spiritnet".
+"""
+
+from spiritnet_tf.layers.common import ResidualBlock
+from spiritnet_tf.layers.context import ContextExtractor
+from spiritnet_tf.layers.dafi import DAFI
+from spiritnet_tf.layers.dafr import DAFR, DAFRConfig, TopKGapThresholds
+from spiritnet_tf.layers.fill_hole import FlowFillHole
+from spiritnet_tf.layers.kernels import BILINEAR_KERNEL, KernelEstimator
+from spiritnet_tf.layers.synthesis import FrameSynthesis
+
+__all__ = [
+    "BILINEAR_KERNEL",
+    "ContextExtractor",
+    "DAFI",
+    "DAFR",
+    "DAFRConfig",
+    "FlowFillHole",
+    "FrameSynthesis",
+    "KernelEstimator",
+    "ResidualBlock",
+    "TopKGapThresholds",
+]
