@@ -42,6 +42,7 @@ class SpiritNetConfig(_DictMixin):
 
     Attributes:
       depth_preset: MegaDepth preset name ("small" or "paper") of the depth net.
+      depth_width: MegaDepth width multiplier overriding the preset's (None: the preset's).
       pretrained_depth: True when the depth net carries converted official
         weights: it is then trained at ``depth_learning_rate`` (1e-7, the paper)
         with batch norm frozen (inference mode); False (default bundled model):
@@ -60,6 +61,7 @@ class SpiritNetConfig(_DictMixin):
     """
 
     depth_preset: str = "small"
+    depth_width: float = None
     pretrained_depth: bool = False
     context_width: int = 64
     kernel_widths: tuple = (16, 32, 64, 128)

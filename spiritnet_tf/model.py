@@ -18,7 +18,7 @@ from keras.src.losses.loss import scale_loss_for_distribution
 from spiritnet_tf import losses
 from spiritnet_tf.config import LossConfig, SpiritNetConfig
 from spiritnet_tf.layers.cell import STATE_CHANNELS, SpiritNetCell, SpiritNetRNN
-from spiritnet_tf.layers.dafr import DAFR, DAFRConfig
+from spiritnet_tf.layers.dafr import DAFR
 
 __all__ = ["SpiritNet", "PRESETS"]
 
@@ -94,7 +94,7 @@ class SpiritNet(keras.Model):
         elif isinstance(config, dict):
             config = SpiritNetConfig.from_dict(config)
         self.config = config
-        self.dafr = DAFR(DAFRConfig.from_dict(dict(config.dafr)) if config.dafr else None)
+        self.dafr = DAFR(dict(config.dafr) or None)
         self.cell = SpiritNetCell(config, name="cell")
         self.rnn = SpiritNetRNN(self.cell, return_sequences=True, name="rnn")
         self.loss_config = LossConfig()

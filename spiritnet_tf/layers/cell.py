@@ -75,7 +75,8 @@ class SpiritNetCell(keras.layers.Layer):
         self.config = config
         self.state_size = [(None, None, c) for c in STATE_CHANNELS]
         self.output_size = (None, None, OUTPUT_CHANNELS)
-        self.depth_net = MegaDepth.from_preset(config.depth_preset)
+        depth_options = {} if config.depth_width is None else {"width_multiplier": config.depth_width}
+        self.depth_net = MegaDepth.from_preset(config.depth_preset, **depth_options)
         self.context = ContextExtractor(width=config.context_width)
         self.kernels = KernelEstimator(widths=config.kernel_widths)
         self.dafi = DAFI()
