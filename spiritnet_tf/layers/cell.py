@@ -146,7 +146,18 @@ class SpiritNetRNN(keras.layers.RNN):
 
     Keras' RNN insists on an integer ``output_size``; like Keras' ConvLSTM this
     subclass infers ``(batch, steps) + cell.output_size`` instead (DESIGN 9).
+    When the number of steps is static (a Python int) the loop is unrolled: the
+    gradient of a ``tf.while_loop`` over this large cell is much slower to trace
+    and run; a dynamic number of steps (e.g. a serving input) uses the while loop.
     """
+
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        unroll = self.unroll
+        self.unroll = unroll or sequences.shape[1] is not None
+        try:
+            return super().call(sequences, initial_state=initial_state, mask=mask, training=training)
+        finally:
+            self.unroll = unroll
 
     def compute_output_shape(self, sequences_shape, initial_state_shape=None):
         batch, steps = sequences_shape[0], sequences_shape[1]
