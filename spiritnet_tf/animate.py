@@ -30,13 +30,15 @@ so writing an animation holds only a few full-size arrays, never all frames
 Loops (``loop=``, DESIGN §2): ``"none"`` writes the T+1 frames; ``"boomerang"`` the
 order of `spiritnet_tf.io.apply_loop` (2T frames; the reversed half is recomputed, not
 stored); ``"seamless"`` keeps T+1 frames and cross-fades two phase-shifted copies of
-the motion, as Eulerian loops do: frame t = (1 - t/L) * A_t + (t/L) * B_t with
-L = T + 1, where A_t is frame t above and B_t = warp(I0, -up(G_{L-t})) is the input
-moved *backwards* by the L - t steps of motion still to come (motion reversed by negating
-the composed flow). Frame 0 is the input; the frame after the last would be B at
-L - t = 0, the input again, so the last frame flows into the first one step of motion
-away, with no jump. ``.frames`` of a seamless animation hold these cross-faded frames;
-``.flows`` stay the model's.
+the motion, as Eulerian loops do: frame t = (1 - w) * A_t + w * B_t with L = T + 1 and
+w = smoothstep(t / L) = 3s^2 - 2s^3, where A_t is frame t above and
+B_t = warp(I0, -up(G_{L-t})) is the input moved *backwards* by the L - t steps of motion
+still to come (motion reversed by negating the composed flow). Frame 0 is the input; the
+frame after the last would be B at L - t = 0, the input again, so the last frame flows
+into the first one step of motion away, with no jump (smoothstep rather than linear
+weights makes the cross-fade's share of each step more even, so the closing step is no
+larger than the others). ``.frames`` of a seamless animation hold these cross-faded
+frames; ``.flows`` stay the model's.
 """
 
 import functools
@@ -229,7 +231,8 @@ class Animation:
         out += _resize(self._residuals[t - 1], self.size)
         if self.loop == "seamless":
             period = self.num_frames + 1
-            weight = np.float32(t / period)
+            s = t / period
+            weight = np.float32(3 * s * s - 2 * s**3)  # smoothstep
             out *= 1 - weight
             out += weight * _warp(self.image, -self._full_flow(period - t))
         if self._mask is not None:
