@@ -57,6 +57,7 @@ DEFAULT_WEIGHTS = os.path.join(os.path.dirname(__file__), "weights", "spiritnet_
 MAX_FRAMES = 120  # DESIGN §8: at most this many generated frames per animation
 DEFAULT_WORKING_SIDE = 448
 DEFAULT_PRESET = "small"
+_MAX_SIDE = 32767  # OpenCV's remap needs both sides below SHRT_MAX
 
 
 # ----------------------------------------------------------------------------- weights
@@ -406,6 +407,11 @@ def animate(image, num_frames=6, seed=0, *, weights=None, direction=None, magnit
 
     full = _images.load_image(image, max_pixels=max_pixels)
     height, width = full.shape[:2]
+    if max(height, width) >= _MAX_SIDE:
+        raise ValueError(
+            f"this {width}x{height} photo has a side of {_MAX_SIDE} px or more; the "
+            "full-resolution warp (OpenCV remap) needs both sides below that: crop or shrink it"
+        )
     small_size = _images.working_size(height, width, working_side)
     if min(small_size) < _images.DEFAULT_MIN_SIDE:
         raise ValueError(

@@ -302,6 +302,8 @@ def test_api_errors(model, monkeypatch, tmp_path):
         animate_api(EXAMPLE, weights=model, loop="pingpong")
     with pytest.raises(ValueError, match="working size 600x17 .* raise working_side"):
         animate_api(np.zeros((40, 1400, 3), np.uint8), weights=model, working_side=600)
+    with pytest.raises(ValueError, match="33000x32 photo has a side of 32767 px or more"):
+        animate_api(np.zeros((32, 33000, 3), np.uint8), weights=model)
 
 
 def test_load_model_resample_mode_copy(model):
