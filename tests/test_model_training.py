@@ -69,7 +69,7 @@ def test_fit_halves_the_loss_and_logs_every_term():
     before = _losses(model, data)
     assert before["depth"] > 0
     depth_before = [v.numpy() for v in model.depth_net.trainable_variables]
-    history = model.fit(dataset(), epochs=3, steps_per_epoch=50, verbose=0)
+    history = model.fit(dataset(), epochs=2, steps_per_epoch=50, verbose=0)
     after = _losses(model, data)
     assert set(history.history) == {"loss", "flow", "style", "tv", "depth"}
     assert after["loss"] <= 0.5 * before["loss"], (before, after)
@@ -77,8 +77,11 @@ def test_fit_halves_the_loss_and_logs_every_term():
     # Trained from scratch: the depth net learns at the normal rate.
     moved = max(np.abs(v.numpy() - b).max() for v, b in zip(model.depth_net.trainable_variables, depth_before))
     assert moved > 1e-3
-    # test_step (evaluate) reports the same terms.
-    assert set(model.evaluate(dataset(), steps=1, return_dict=True, verbose=0)) == set(history.history)
+    # test_step reports the same terms, computed without training.
+    batch = next(iter(dataset()))
+    logs = model.test_step(batch)
+    assert set(logs) == set(history.history)
+    print("losses before", before, "after", after)
 
 
 _MIRRORED = """
