@@ -13,8 +13,8 @@ The network is the "HourGlass" of the public MegaDepth code (zhengqili/MegaDepth
 
 Inception block: the concatenation of a 1x1 conv branch and three branches of
 1x1 reduction then a k x k conv (k in 3/5/7/11); every conv is followed by
-non-affine batch norm (eps 1e-5) and ReLU. ``_SPEC`` below is our reading of
-the official definition; ``MegaDepth.torch_layout`` gives the matching official
+non-affine batch norm (eps 1e-5) and ReLU. The configuration below (``_A`` ..
+``_H``, ``_LEVEL1`` .. ``_LEVEL4``) is our reading of the official definition; ``MegaDepth.torch_layout`` gives the matching official
 state-dict names (see ``official_keys.txt`` and ``keylist.py``).
 
 With ``width_multiplier=w`` every channel count c becomes ``max(1, round(c * w))``
@@ -53,8 +53,9 @@ _STEM_FILTERS = 128
 PRESETS = {
     # The official network: 5,357,153 parameters.
     "paper": dict(width_multiplier=1.0),
-    # A quarter of every channel count: 339,833 parameters (1/16 of the compute);
-    # same layout, so it trains from scratch at the normal rate and stays fast on CPU.
+    # A quarter of every channel count: 339,833 parameters, 9.7 GFLOP at 256x448 (paper:
+    # 141), about 0.3 s on 2 CPU cores. Same layout; every branch keeps >= 4 channels
+    # (width 0.125 would be 86,629 parameters but leave 2-channel branches).
     "small": dict(width_multiplier=0.25),
 }
 
@@ -172,7 +173,6 @@ class HourglassLevel(keras.layers.Layer):
         if pool not in ("max", "avg"):
             raise ValueError(f"pool must be 'max' or 'avg', got {pool!r}")
         self.pool, self.skip_first = pool, bool(skip_first)
-        self.inner_config = inner
         self.pooling = (keras.layers.MaxPooling2D if pool == "max" else keras.layers.AveragePooling2D)(2)
         self.down = [InceptionBlock(b) for b in down]
         self.inner = None if inner is None else HourglassLevel(**inner)
@@ -214,19 +214,34 @@ class HourglassLevel(keras.layers.Layer):
             skip.extend(layer.torch_layout(f"{prefix}.0.{skip_index}.{i}"))
         yield from (skip + pooled) if self.skip_first else (pooled + skip)
 
-    def get_config(self):
+    def level_config(self):
+        """This level's arguments (nested for the inner levels), as plain lists."""
+
         def cfg(blocks):
             return [b.get_config()["branches"] for b in blocks]
 
         return {
-            **super().get_config(),
             "pool": self.pool,
             "down": cfg(self.down),
-            "inner": self.inner_config,
+            "inner": None if self.inner is None else self.inner.level_config(),
             "up": cfg(self.up),
             "skip": cfg(self.skip),
             "skip_first": self.skip_first,
         }
+
+    def get_config(self):
+        return {**super().get_config(), **self.level_config()}
+
+
+def _check_images_shape(shape):
+    shape = tuple(shape)
+    if len(shape) != 4 or shape[-1] != 3:
+        raise ValueError(f"MegaDepth expects images of shape [B, H, W, 3], got {shape}")
+    for axis, name in ((1, "height"), (2, "width")):
+        if shape[axis] is not None and shape[axis] % 16:
+            raise ValueError(
+                f"MegaDepth needs the image {name} to be a multiple of 16, got {shape[axis]} (shape {shape})"
+            )
 
 
 @keras.saving.register_keras_serializable(package="spiritnet_tf")
@@ -257,27 +272,36 @@ class MegaDepth(keras.Model):
     @classmethod
     def from_preset(cls, preset, weights=None, **kwargs):
         """``preset``: "paper" or "small" (see PRESETS). ``weights``: optional path of a
-        ``.weights.h5`` file for this preset (e.g. written by ``depth.convert``)."""
+        Keras ``.weights.h5`` file for this preset (e.g. written by ``depth.convert``), or
+        of the official checkpoint (``.pth``/``.pt``, needs PyTorch; or ``.npz``) for "paper"."""
         if preset not in PRESETS:
             raise ValueError(f"unknown MegaDepth preset {preset!r}; choose one of {sorted(PRESETS)}")
         model = cls(**{**PRESETS[preset], **kwargs})
-        if weights is not None:
+        if weights is not None and str(weights).endswith(".weights.h5"):
             model.build((None, None, None, 3))
-            model.load_weights(weights)
+            model.load_weights(str(weights))
+        elif weights is not None:
+            from spiritnet_tf.depth.convert import load_state_dict
+
+            load_state_dict(model, weights)
         return model
 
+    def freeze_batch_norm(self, frozen=True):
+        """Puts every batch norm in inference mode with fixed statistics and parameters
+        (``trainable = not frozen``), leaving the convolutions trainable: the setting for
+        fine-tuning pretrained weights (DESIGN §3.1). Not saved in ``.keras`` files."""
+        for layer in self._flatten_layers():
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = not frozen
+
     def build(self, input_shape):
+        _check_images_shape(input_shape)
         shape = _build_chain([self.stem_conv, self.stem_norm, self.hourglass, self.head], input_shape)
         self.built = True
         return shape
 
     def call(self, images, training=None):
-        shape = images.shape
-        if shape.rank != 4 or shape[-1] != 3:
-            raise ValueError(f"MegaDepth expects images of shape [B, H, W, 3], got {shape}")
-        for axis, name in ((1, "height"), (2, "width")):
-            if shape[axis] is not None and shape[axis] % 16:
-                raise ValueError(f"MegaDepth needs the image {name} to be a multiple of 16, got {shape[axis]} (shape {shape})")
+        _check_images_shape(images.shape)
         x = tf.nn.relu(self.stem_norm(self.stem_conv(images), training=training))
         x = self.hourglass(x, training=training)
         return self.head(x)
