@@ -131,12 +131,14 @@ class TopKGapThresholds:
         min_count = self.min_share * tf.cast(s, tf.float32)
         no = tf.zeros(tf.stack([b, 1]), tf.bool)
         for _ in range(k):  # each round merges at most one cluster
-            bounds = tf.concat([-tf.ones_like(pos[:, :1]), pos, last + tf.zeros_like(pos[:, :1])], 1)
+            edge = tf.zeros_like(pos[:, :1])
+            bounds = tf.concat([edge - 1, pos, edge + last], 1)
             sizes = bounds[:, 1:] - bounds[:, :-1]  # [B, k+1] values per cluster
             small = (sizes > 0) & (tf.cast(sizes, tf.float32) < min_count)
             c = tf.argmin(tf.where(small, sizes, tf.int32.max), axis=1, output_type=tf.int32)
             padded_valid = tf.concat([no, valid, no], 1)  # cut c-1 / c bound cluster c
-            padded_width = tf.concat([tf.zeros_like(width[:, :1]), width, tf.zeros_like(width[:, :1])], 1)
+            zero = tf.zeros_like(width[:, :1])
+            padded_width = tf.concat([zero, width, zero], 1)
             left_ok = tf.gather(padded_valid, c, batch_dims=1)
             right_ok = tf.gather(padded_valid, c + 1, batch_dims=1)
             left_w = tf.gather(padded_width, c, batch_dims=1)
@@ -162,10 +164,11 @@ class DAFR(keras.layers.Layer):
     """Depth-aware flow randomisation: z -> initial backward flow F0 (no weights).
 
     Call: ``z [B,H,W,1]`` inverse depth in (0, 1] (DESIGN §2), ``seed`` int64 scalar,
-    ``direction`` degrees of *motion* (0 = content moves right, 90 = down; scalar; None =
-    random phi from the seed), ``magnitude`` (scalar, multiplies f0), ``mask [B,H,W,1]``
-    (1 = static: zero flow there) -> ``F0 [B,H,W,2]`` backward flow in pixels, ``F0 =
-    -M`` with M the motion: content moving right has ``F0[..., 0] < 0``.
+    ``direction`` degrees of *motion* (0 = content moves right, 90 = down; scalar or [B];
+    None = random phi from the seed), ``magnitude`` (scalar or [B], multiplies f0),
+    ``mask [B,H,W,1]`` (1 = static: zero flow there; soft values scale the flow by
+    1 - mask) -> ``F0 [B,H,W,2]`` backward flow in pixels, ``F0 = -M`` with M the motion:
+    content moving right has ``F0[..., 0] < 0``.
 
     Same seed, same flow (stateless random ops; image i of a batch uses row i of each
     draw). ``thresholds`` replaces the clustering strategy (default:
@@ -188,6 +191,8 @@ class DAFR(keras.layers.Layer):
         # `mask` in call is DAFR's static-pixel mask, not a Keras sequence mask: accept it
         # without Keras' "destroys the mask" warning and attach no mask to the output.
         self.supports_masking = True
+        # `seed` (and `direction`) may be plain Python numbers passed positionally.
+        self._allow_non_tensor_positional_args = True
 
     def compute_mask(self, inputs, previous_mask=None):
         return None
@@ -202,18 +207,17 @@ class DAFR(keras.layers.Layer):
         check_rank4(self, z=(z, 1))
         zr = self._rescaled(tf.cast(z, tf.float32))
         shape = tf.shape(zr)
-        step = tf.cast(
-            tf.math.ceil(tf.sqrt(tf.cast(shape[1] * shape[2], tf.float32) / self.config.max_samples)),
-            tf.int32,
-        )
-        step = tf.maximum(step, 1)
+        pixels = tf.cast(shape[1] * shape[2], tf.float32)
+        step = tf.cast(tf.math.ceil(tf.sqrt(pixels / self.config.max_samples)), tf.int32)
+        step = tf.maximum(step, 1)  # a regular sub-grid of at most ~max_samples values
         sample = tf.reshape(zr[:, ::step, ::step, 0], tf.stack([shape[0], -1]))
         cuts = self.thresholds(tf.sort(sample, axis=1))  # [B, k]
         above = zr > cuts[:, None, None, :]
         return tf.reduce_sum(tf.cast(above, tf.int32), axis=-1, keepdims=True)
 
     def _smooth_noise(self, seed, shape):
-        """Zero-mean unit-std Gaussian noise on a coarse grid, bilinearly upsampled: [B,H,W]."""
+        """Zero-mean Gaussian noise, [B,H,W]: unit std on a grid of ``noise_cell`` pixels,
+        bilinearly interpolated in between (so the std there is between 0.5 and 1)."""
         cell = self.config.noise_cell
         coarse = tf.stack([shape[0], shape[1] // cell + 2, shape[2] // cell + 2, 1])
         noise = tf.random.stateless_normal(coarse, seed, dtype=tf.float32)
@@ -232,13 +236,15 @@ class DAFR(keras.layers.Layer):
         shape = tf.shape(z)
         batch = shape[0]
         seed = tf.cast(seed, tf.int64)
+        if seed.shape.rank not in (None, 0):
+            raise ValueError(f"DAFR: `seed` must be a scalar, got shape {tuple(seed.shape)}")
         seeds = [tf.stack([seed, tf.constant(salt, tf.int64)]) for salt in range(4)]
         if cfg.f0_pixels is not None:
             f0 = tf.constant(cfg.f0_pixels, tf.float32)
         else:
             f0 = cfg.f0_fraction * tf.cast(shape[2], tf.float32)
         speed = tf.sigmoid(cfg.sigmoid_slope * (zbar - cfg.sigmoid_center)) * f0
-        speed *= tf.cast(magnitude, tf.float32)
+        speed *= tf.reshape(tf.cast(magnitude, tf.float32), [-1, 1])
         theta0 = tf.random.stateless_uniform(
             tf.stack([batch, 1]), seeds[0], -cfg.max_turn_deg, cfg.max_turn_deg
         )
@@ -248,7 +254,8 @@ class DAFR(keras.layers.Layer):
                 tf.stack([batch, num_clusters if cfg.phi_per_cluster else 1]), seeds[1], 0.0, 360.0
             )
         else:
-            phi = tf.cast(direction, tf.float32) * tf.ones(tf.stack([batch, 1]))
+            phi = tf.reshape(tf.cast(direction, tf.float32), [-1, 1])
+            phi *= tf.ones(tf.stack([batch, 1]))
 
         def per_pixel(values):  # [B,K] or [B,1] -> [B,H,W]
             return tf.reduce_sum(onehot * values[:, None, None, :], axis=-1)

@@ -42,7 +42,6 @@ class KernelEstimator(keras.layers.Layer):
         self.bottleneck = pair(self.widths[-1], "bottleneck")
         self.up = [pair(w, f"up{i}") for i, w in enumerate(self.widths)]
         self.pool = keras.layers.AveragePooling2D(2, name="pool")
-        self.upsample = keras.layers.UpSampling2D(2, interpolation="bilinear", name="upsample")
         self.head = conv2d(16, 3, zero_init=True, name="head")
 
     @property
@@ -85,7 +84,8 @@ class KernelEstimator(keras.layers.Layer):
             x = self.pool(x)
         x = self.bottleneck[1](self.bottleneck[0](x))
         for i in reversed(range(len(self.widths))):
-            x = tf.concat([self.upsample(x), skips[i]], axis=-1)
+            up = tf.image.resize(x, tf.shape(skips[i])[1:3], method="bilinear")  # x2
+            x = tf.concat([tf.cast(up, x.dtype), skips[i]], axis=-1)
             x = self.up[i][1](self.up[i][0](x))
         return self.head(x)
 
