@@ -136,8 +136,8 @@ def markdown(rows, dafi, frames):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--markdown", help="write the `model` section of this Markdown file")
-    parser.add_argument("--frames", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--frames", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--one", nargs=2, metavar=("PRESET", "MODE"), help=argparse.SUPPRESS)
     parser.add_argument("--dafi", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -51,7 +51,7 @@ class SpiritNetCell(keras.layers.Layer):
     Args:
       config: `spiritnet_tf.config.SpiritNetConfig` (or its dict); architecture,
         ``resample_from`` and ``pretrained_depth`` (depth net then always runs in
-        inference mode, so its batch-norm statistics stay fixed).
+        inference mode with its batch norms frozen: statistics and parameters fixed).
 
     Call:
       inputs: ``[B, control_dim]`` control vector of this step (zeros by default).
@@ -77,6 +77,8 @@ class SpiritNetCell(keras.layers.Layer):
         self.output_size = (None, None, OUTPUT_CHANNELS)
         depth_options = {} if config.depth_width is None else {"width_multiplier": config.depth_width}
         self.depth_net = MegaDepth.from_preset(config.depth_preset, **depth_options)
+        if config.pretrained_depth:
+            self.depth_net.freeze_batch_norm()
         self.context = ContextExtractor(width=config.context_width)
         self.kernels = KernelEstimator(widths=config.kernel_widths)
         self.dafi = DAFI()
