@@ -96,12 +96,22 @@ def test_cli_seed_gives_identical_bytes_and_overwrite_rule(weights, tmp_path):
     assert a.read_bytes() == c.read_bytes()
 
 
-def test_cli_direction_zero_moves_content_right(weights, tmp_path):
+def test_cli_direction_zero_and_inverse_depth(weights, tmp_path):
+    disparity = np.zeros((40, 60), np.uint8)
+    disparity[:, 30:] = 250  # right half near (larger = nearer)
+    disparity[:, :30] = 25
+    Image.fromarray(disparity).save(tmp_path / "disparity.png")
     assert _cli(EXAMPLE, "-o", tmp_path / "d.gif", "--direction", 0, "--frames", 2,
-                "--working-side", WS, "--weights", weights, "--save-flows") == 0
+                "--working-side", WS, "--weights", weights, "--save-flows", "--save-depth",
+                "--inverse-depth", tmp_path / "disparity.png") == 0
     flows = np.load(tmp_path / "d_flows.npy")
     assert flows[..., 0].mean() < 0  # backward flow dx < 0: content moving right
     assert abs(flows[..., 0].mean()) > 3 * abs(flows[..., 1].mean())
+    z = np.load(tmp_path / "d_depth.npy")
+    w = z.shape[1]
+    assert z[:, -1].min() == pytest.approx(1.0) and z[:, 0].max() == pytest.approx(0.1)
+    speed = np.linalg.norm(flows[0], axis=-1)
+    assert speed[:, w // 2 + 4:].mean() > 2 * speed[:, : w // 2 - 4].mean()  # near moves more
 
 
 def test_direction_magnitude_controls(model):
@@ -137,6 +147,42 @@ def test_depth_map_replaces_estimate_and_near_moves_more(model, tmp_path):
     assert anim.depth[:, -1].min() == pytest.approx(1.0) and anim.depth[:, 0].max() == pytest.approx(0.1)
     speed = np.linalg.norm(anim.flows[0], axis=-1)
     assert speed[:, w // 2 + 4:].mean() > 2 * speed[:, : w // 2 - 4].mean()
+
+
+# ----------------------------------------------------------------------------- warping maths
+
+
+def _reference_warp(image, flow):
+    """Bilinear ``image(x + flow(x))`` pixel by pixel; outside the picture: copy ``image(x)``."""
+    h, w = flow.shape[:2]
+    out = np.empty_like(image)
+    for y in range(h):
+        for x in range(w):
+            qx, qy = x + flow[y, x, 0], y + flow[y, x, 1]
+            if not (0 <= qx <= w - 1 and 0 <= qy <= h - 1):
+                out[y, x] = image[y, x]
+                continue
+            x0, y0 = min(int(qx), w - 2), min(int(qy), h - 2)
+            a, b = qx - x0, qy - y0
+            out[y, x] = ((1 - a) * (1 - b) * image[y0, x0] + a * (1 - b) * image[y0, x0 + 1]
+                         + (1 - a) * b * image[y0 + 1, x0] + a * b * image[y0 + 1, x0 + 1])
+    return out
+
+
+def test_warp_and_compose_match_reference():
+    from spiritnet_tf.animate import _warp, compose_flows
+
+    rng = np.random.default_rng(1)
+    image = rng.random((9, 11, 3)).astype(np.float32)
+    flows = rng.uniform(-2.5, 2.5, (2, 9, 11, 2)).astype(np.float32)
+    # OpenCV interpolates with 1/32-pixel weights: compare to that precision.
+    np.testing.assert_allclose(_warp(image, flows[0]), _reference_warp(image, flows[0]), atol=0.04)
+    composed = compose_flows(flows)
+    np.testing.assert_array_equal(composed[0], flows[0])
+    expected = flows[1] + _reference_warp(flows[0], flows[1])
+    np.testing.assert_allclose(composed[1], expected, atol=0.2)  # flows span +-2.5 px
+    constant = np.broadcast_to(np.float32([0.5, -0.25]), (3, 9, 11, 2))
+    np.testing.assert_allclose(compose_flows(constant)[2][3:6, 3:6], np.full((3, 3, 2), [1.5, -0.75]))
 
 
 # ----------------------------------------------------------------------------- loops
