@@ -194,7 +194,11 @@ class Animation:
         first flow (the depth net's estimate or the map you passed).
       working_frames: float32 [T+1, h, w, 3] in [0, 1]: the input at the working size,
         then the model's frames (no loop applied).
+      image: float32 [H, W, 3] in [0, 1], the photo as loaded.
       num_frames: T. size: (H, W). working_size: (h, w). loop: the loop mode.
+
+    Methods: `frame` (one frame, computed now), `iter_frames` (all T+1, streamed),
+    `frame_order` (indices as written for the loop mode), `save`.
     """
 
     def __init__(self, image, working_frames, flows, depth, *, loop="none", mask=None):

@@ -363,6 +363,17 @@ def test_load_model_resample_mode_copy(model):
     assert load_model(model, resample_from="previous") is model
 
 
+def test_keras_model_file_gives_same_animation(model, tmp_path):
+    path = tmp_path / "model.keras"
+    model.save(path)
+    from_file = animate_api(EXAMPLE, 1, 4, weights=path, working_side=WS)
+    direct = animate_api(EXAMPLE, 1, 4, weights=model, working_side=WS)
+    np.testing.assert_array_equal(from_file.frames, direct.frames)
+    (tmp_path / "x.bin").write_bytes(b"weights?")
+    with pytest.raises(ValueError, match="must be a .keras model or a .weights.h5 file"):
+        animate_api(EXAMPLE, weights=tmp_path / "x.bin")
+
+
 def test_package_exports_animate():
     assert spiritnet_tf.animate is animate_api and callable(spiritnet_tf.animate)
     assert spiritnet_tf.Animation.__name__ == "Animation"
