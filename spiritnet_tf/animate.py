@@ -42,6 +42,7 @@ frames; ``.flows`` stay the model's.
 """
 
 import functools
+import numbers
 import os
 import tempfile
 
@@ -349,8 +350,6 @@ def _save_npy(path, array, overwrite):
 
 
 def _check_number(name, value, minimum=None, integer=False):
-    import numbers
-
     kind = numbers.Integral if integer else numbers.Real
     if isinstance(value, bool) or not isinstance(value, kind) or not np.isfinite(value):
         raise ValueError(f"{name} must be a finite {'integer' if integer else 'number'}, got {value!r}")

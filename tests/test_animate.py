@@ -188,7 +188,7 @@ def test_warp_and_compose_match_reference():
 # ----------------------------------------------------------------------------- loops
 
 
-def test_seamless_loop_closes_without_jump(model, tmp_path):
+def test_seamless_loop_closes_without_jump(model):
     from spiritnet_tf.animate import Animation
 
     seamless = animate_api(EXAMPLE, 5, 1, weights=model, direction=30, working_side=WS, loop="seamless")
