@@ -14,6 +14,7 @@ import sys
 __all__ = ["main", "build_parser", "SUBCOMMAND_MODULES"]
 
 SUBCOMMAND_MODULES = (
+    "spiritnet_tf.animate_cli",
     "spiritnet_tf.data.cli",
     "spiritnet_tf.serving.cli",
 )
