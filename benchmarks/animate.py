@@ -50,7 +50,7 @@ def _setup():
     tf.config.threading.set_intra_op_parallelism_threads(2)
     tf.config.threading.set_inter_op_parallelism_threads(2)
     sys.path.insert(0, ROOT)
-    from spiritnet_tf.animate import DEFAULT_WEIGHTS, load_model
+    from spiritnet_tf.animation import DEFAULT_WEIGHTS, load_model
     from spiritnet_tf.model import SpiritNet
 
     if os.path.isfile(DEFAULT_WEIGHTS):
@@ -73,7 +73,7 @@ def case_latency(repeats, frames):
     import cv2
     import numpy as np
 
-    from spiritnet_tf.animate import animate
+    from spiritnet_tf.animation import animate
     from spiritnet_tf.io import load_image
 
     model, weights = _setup()
@@ -97,7 +97,7 @@ def case_latency(repeats, frames):
 def case_fullres(frames, working_side):
     import cv2
 
-    from spiritnet_tf.animate import animate
+    from spiritnet_tf.animation import animate
     from spiritnet_tf.io import load_image
 
     model, weights = _setup()

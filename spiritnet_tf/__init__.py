@@ -18,7 +18,7 @@ if keras.backend.backend() != "tensorflow":
     )
 
 from spiritnet_tf import ops  # noqa: E402
-from spiritnet_tf.animate import Animation, animate  # noqa: E402  (the function shadows the module name)
+from spiritnet_tf.animation import Animation, animate  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["ops", "animate", "Animation", "__version__"]

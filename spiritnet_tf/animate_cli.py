@@ -8,7 +8,7 @@ FORMATS = {"gif": ".gif", "mp4": ".mp4", "webp": ".webp", "png": ""}
 
 
 def add_parser(subparsers):
-    from spiritnet_tf.animate import DEFAULT_WORKING_SIDE, MAX_FRAMES
+    from spiritnet_tf.animation import DEFAULT_WORKING_SIDE, MAX_FRAMES
     from spiritnet_tf.io.writers import DEFAULT_FPS, LOOP_MODES
 
     p = subparsers.add_parser(
@@ -74,7 +74,7 @@ def _outputs(images, output, fmt):
 
 
 def _run(args):
-    from spiritnet_tf.animate import animate, check_outputs
+    from spiritnet_tf.animation import animate, check_outputs
 
     outputs = _outputs(args.images, args.output, args.format)
     for path in outputs:  # unknown extensions and existing outputs fail before any work

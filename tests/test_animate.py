@@ -9,7 +9,6 @@ Small working sizes keep every model run to a few seconds.
 import glob
 import os
 import struct
-import sys
 import zlib
 
 import cv2
@@ -18,7 +17,8 @@ import pytest
 from PIL import Image
 
 import spiritnet_tf
-from spiritnet_tf import animate as animate_api  # the function (it shadows the module)
+from spiritnet_tf import animate as animate_api
+from spiritnet_tf import animation
 from spiritnet_tf.cli import main
 from spiritnet_tf.io import load_image, to_uint8
 
@@ -40,7 +40,7 @@ def weights(tmp_path_factory):
 @pytest.fixture(scope="module")
 def model(weights):
     """The model the CLI loads from `weights` (loaded once: `load_model` caches it)."""
-    from spiritnet_tf.animate import load_model
+    from spiritnet_tf.animation import load_model
 
     return load_model(weights)
 
@@ -170,7 +170,7 @@ def _reference_warp(image, flow):
 
 
 def test_warp_and_compose_match_reference():
-    from spiritnet_tf.animate import _warp, compose_flows
+    from spiritnet_tf.animation import _warp, compose_flows
 
     rng = np.random.default_rng(1)
     image = rng.random((9, 11, 3)).astype(np.float32)
@@ -189,7 +189,7 @@ def test_warp_and_compose_match_reference():
 
 
 def test_seamless_loop_closes_without_jump(model):
-    from spiritnet_tf.animate import Animation
+    from spiritnet_tf.animation import Animation
 
     seamless = animate_api(EXAMPLE, 5, 1, weights=model, direction=30, working_side=WS, loop="seamless")
     frames = seamless.frames
@@ -334,8 +334,7 @@ def test_cli_several_images_into_folder(weights, tmp_path):
 
 
 def test_api_errors(model, monkeypatch, tmp_path):
-    module = sys.modules["spiritnet_tf.animate"]  # `spiritnet_tf.animate` is the function
-    monkeypatch.setattr(module, "DEFAULT_WEIGHTS", str(tmp_path / "absent.weights.h5"))
+    monkeypatch.setattr(animation, "DEFAULT_WEIGHTS", str(tmp_path / "absent.weights.h5"))
     with pytest.raises(FileNotFoundError, match="bundled default weights.*--weights"):
         animate_api(EXAMPLE)
     with pytest.raises(ValueError, match="num_frames must be at most 120"):
@@ -353,7 +352,7 @@ def test_api_errors(model, monkeypatch, tmp_path):
 
 
 def test_load_model_resample_mode_copy(model):
-    from spiritnet_tf.animate import load_model
+    from spiritnet_tf.animation import load_model
 
     twin = load_model(model, resample_from="input")
     assert twin is not model and model.config.resample_from == "previous"
