@@ -17,7 +17,7 @@ from keras.src.losses.loss import scale_loss_for_distribution
 
 from spiritnet_tf import losses
 from spiritnet_tf.config import LossConfig, SpiritNetConfig
-from spiritnet_tf.layers.cell import STATE_CHANNELS, SpiritNetCell, SpiritNetRNN
+from spiritnet_tf.layers.cell import SpiritNetCell, SpiritNetRNN
 from spiritnet_tf.layers.dafr import DAFR
 
 __all__ = ["SpiritNet", "PRESETS"]
@@ -225,6 +225,8 @@ class SpiritNet(keras.Model):
         flow0 = flow0 * (1.0 - mask_p)
         aux = tf.concat([mask_p, zeros1 if z0 is None else z0], -1)
         states = [image_p, flow0, image_p, tf.zeros_like(flow0), aux]
+        if self.config.resample_from == "input":
+            states.append(self.cell.context(image_p))  # warped every step, computed once
 
         control = inputs.get("control")
         if control is None:
