@@ -13,7 +13,6 @@ import dataclasses
 
 import keras
 import tensorflow as tf
-from keras.src.losses.loss import scale_loss_for_distribution
 
 from spiritnet_tf import losses
 from spiritnet_tf.config import LossConfig, SpiritNetConfig
@@ -339,7 +338,8 @@ class SpiritNet(keras.Model):
         with tf.GradientTape() as tape:
             out = self._forward(x, y, training=True)
             terms = self._compute_losses(x, y, out, training=True)
-            scaled = scale_loss_for_distribution(terms["loss"])
+            # Replica gradients are summed: each replica contributes loss / replicas.
+            scaled = terms["loss"] / tf.distribute.get_strategy().num_replicas_in_sync
         grads = tape.gradient(scaled, main_vars + depth_vars)
         n = len(main_vars)
         self.optimizer.apply_gradients(zip(grads[:n], main_vars))
