@@ -325,7 +325,7 @@ class SpiritNet(keras.Model):
         return {m.name: m.result() for m in self.metrics}
 
     def train_step(self, data):
-        """One free-running step; ``data`` = (inputs, targets), see the module docstring.
+        """One free-running step on ``data`` = (inputs, targets):
 
         inputs: {"image" [B,H,W,3], "flow0" [B,H,W,2], optional "depth" [B,H,W,1] (z of
         the image)}; targets: {"frames" [B,T,H,W,3], "flows" [B,T,H,W,2], optional
