@@ -13,11 +13,10 @@ import dataclasses
 
 import keras
 import tensorflow as tf
-from keras.src.losses.loss import scale_loss_for_distribution
 
 from spiritnet_tf import losses
 from spiritnet_tf.config import LossConfig, SpiritNetConfig
-from spiritnet_tf.layers.cell import STATE_CHANNELS, SpiritNetCell, SpiritNetRNN
+from spiritnet_tf.layers.cell import SpiritNetCell, SpiritNetRNN
 from spiritnet_tf.layers.dafr import DAFR
 
 __all__ = ["SpiritNet", "PRESETS"]
@@ -225,6 +224,8 @@ class SpiritNet(keras.Model):
         flow0 = flow0 * (1.0 - mask_p)
         aux = tf.concat([mask_p, zeros1 if z0 is None else z0], -1)
         states = [image_p, flow0, image_p, tf.zeros_like(flow0), aux]
+        if self.config.resample_from == "input":
+            states.append(self.cell.context(image_p))  # warped every step, computed once
 
         control = inputs.get("control")
         if control is None:
@@ -275,6 +276,22 @@ class SpiritNet(keras.Model):
         self.optimizer.build(self._main_variables())
         self.depth_optimizer.build(self.depth_net.trainable_variables)
 
+    def get_compile_config(self):
+        if not self.compiled:
+            return None
+        return {
+            "optimizer": keras.optimizers.serialize(self.optimizer),
+            "depth_optimizer": keras.optimizers.serialize(self.depth_optimizer),
+            "loss_config": self.loss_config.to_dict(),
+        }
+
+    def compile_from_config(self, config):
+        self.compile(
+            optimizer=keras.optimizers.deserialize(config["optimizer"]),
+            depth_optimizer=keras.optimizers.deserialize(config["depth_optimizer"]),
+            loss_config=config["loss_config"],
+        )
+
     def _main_variables(self):
         depth_ids = {id(v) for v in self.depth_net.trainable_variables}
         return [v for v in self.trainable_variables if id(v) not in depth_ids]
@@ -324,7 +341,7 @@ class SpiritNet(keras.Model):
         return {m.name: m.result() for m in self.metrics}
 
     def train_step(self, data):
-        """One free-running step; ``data`` = (inputs, targets), see the module docstring.
+        """One free-running step on ``data`` = (inputs, targets):
 
         inputs: {"image" [B,H,W,3], "flow0" [B,H,W,2], optional "depth" [B,H,W,1] (z of
         the image)}; targets: {"frames" [B,T,H,W,3], "flows" [B,T,H,W,2], optional
@@ -337,7 +354,8 @@ class SpiritNet(keras.Model):
         with tf.GradientTape() as tape:
             out = self._forward(x, y, training=True)
             terms = self._compute_losses(x, y, out, training=True)
-            scaled = scale_loss_for_distribution(terms["loss"])
+            # Replica gradients are summed: each replica contributes loss / replicas.
+            scaled = terms["loss"] / tf.distribute.get_strategy().num_replicas_in_sync
         grads = tape.gradient(scaled, main_vars + depth_vars)
         n = len(main_vars)
         self.optimizer.apply_gradients(zip(grads[:n], main_vars))

@@ -182,9 +182,25 @@ def test_cell_config_round_trip_and_rnn_shapes():
     cell = SpiritNetCell(config)
     clone = SpiritNetCell.from_config(cell.get_config())
     assert clone.config == config
+    # "input" mode carries the input's context features, computed once, as a sixth state.
+    assert [s[-1] for s in cell.state_size] == [3, 2, 3, 2, 2, cell.context.output_channels]
     rnn = SpiritNetRNN(cell, return_sequences=True)
     assert rnn.compute_output_shape((2, 5, 4)) == (2, 5, None, None, 5)
     with pytest.raises(ValueError, match="resample_from"):
         SpiritNetConfig(resample_from="next")
     with pytest.raises(ValueError, match="unknown SpiritNet preset"):
         SpiritNet.from_preset("huge")
+
+
+def test_compiled_model_round_trips_its_training_setup(tmp_path):
+    import keras
+
+    model = SpiritNet.from_preset("small", **TINY)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss_config=dict(style_weight=0.0, tv_weight=0.5))
+    path = str(tmp_path / "compiled.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert loaded.compiled
+    assert loaded.loss_config == model.loss_config
+    assert loaded.optimizer.learning_rate.numpy() == pytest.approx(1e-3)
+    assert loaded.depth_optimizer.learning_rate.numpy() == pytest.approx(1e-4)
