@@ -17,8 +17,9 @@ if keras.backend.backend() != "tensorflow":
         "(or in ~/.keras/keras.json)."
     )
 
-from spiritnet_tf import ops  # noqa: E402
+from spiritnet_tf import depth, layers, ops  # noqa: E402
 from spiritnet_tf.animation import Animation, animate  # noqa: E402
+from spiritnet_tf.model import SpiritNet  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["ops", "animate", "Animation", "__version__"]
+__all__ = ["SpiritNet", "animate", "Animation", "depth", "layers", "ops", "__version__"]

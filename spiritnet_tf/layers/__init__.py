@@ -13,6 +13,7 @@ from spiritnet_tf.layers.dafr import DAFR, DAFRConfig, TopKGapThresholds
 from spiritnet_tf.layers.fill_hole import FlowFillHole
 from spiritnet_tf.layers.kernels import BILINEAR_KERNEL, KernelEstimator
 from spiritnet_tf.layers.synthesis import FrameSynthesis
+from spiritnet_tf.layers.cell import SpiritNetCell, SpiritNetRNN  # noqa: E402  (uses the above)
 
 __all__ = [
     "BILINEAR_KERNEL",
@@ -24,5 +25,7 @@ __all__ = [
     "FrameSynthesis",
     "KernelEstimator",
     "ResidualBlock",
+    "SpiritNetCell",
+    "SpiritNetRNN",
     "TopKGapThresholds",
 ]
