@@ -1,0 +1,112 @@
+"""Configuration objects of the SpiritNet model and its training losses.
+
+One dataclass per concern, each with ``to_dict`` / ``from_dict`` so that a model or
+an experiment is a plain dict (and a file) you can diff. Presets live in
+`spiritnet_tf.model.PRESETS`.
+"""
+
+import dataclasses
+
+__all__ = ["SpiritNetConfig", "LossConfig", "RESAMPLE_MODES", "STYLE_LAYERS"]
+
+RESAMPLE_MODES = ("previous", "input")
+
+# VGG-19 layers of the Gram-matrix style loss and their weights (Gatys et al.:
+# the first convolution of every block). Data, not code: a LossConfig may
+# replace it with any (keras.applications.VGG19 layer name, weight) pairs.
+STYLE_LAYERS = (
+    ("block1_conv1", 0.2),
+    ("block2_conv1", 0.2),
+    ("block3_conv1", 0.2),
+    ("block4_conv1", 0.2),
+    ("block5_conv1", 0.2),
+)
+
+
+class _DictMixin:
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values):
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown option(s) {unknown}; known: {sorted(names)}")
+        return cls(**values)
+
+
+@dataclasses.dataclass
+class SpiritNetConfig(_DictMixin):
+    """Architecture of `spiritnet_tf.SpiritNet` (DESIGN.md section 3).
+
+    Attributes:
+      depth_preset: MegaDepth preset name ("small" or "paper") of the depth net.
+      depth_width: MegaDepth width multiplier overriding the preset's (None: the preset's).
+      pretrained_depth: True when the depth net carries converted official
+        weights: it is then trained at ``depth_learning_rate`` (1e-7, the paper)
+        with batch norm frozen (inference mode); False (default bundled model):
+        trained from scratch at the main rate with the supervised depth loss.
+      context_width: channels of the context extractor (DESIGN 3.5).
+      kernel_widths: U-Net widths of the kernel estimator (DESIGN 3.6).
+      fill_hole_width, fill_hole_blocks, fill_hole_iterations: flow fill-hole
+        network (DESIGN 3.4).
+      synthesis_width, synthesis_blocks: frame synthesis (DESIGN 3.8).
+      resample_from: "previous" (the paper: warp the previous generated frame)
+        or "input" (compose backward flows, warp the input once per frame).
+      control_dim: size of the per-step control vector (zeros by default).
+      dafr: options of `spiritnet_tf.layers.DAFRConfig` (empty: its defaults).
+      learning_rate: Adam rate of everything but a pretrained depth net.
+      depth_learning_rate: Adam rate of a pretrained depth net.
+    """
+
+    depth_preset: str = "small"
+    depth_width: float = None
+    pretrained_depth: bool = False
+    context_width: int = 64
+    kernel_widths: tuple = (16, 32, 64, 128)
+    fill_hole_width: int = 64
+    fill_hole_blocks: int = 3
+    fill_hole_iterations: int = 1
+    synthesis_width: int = 64
+    synthesis_blocks: int = 3
+    resample_from: str = "previous"
+    control_dim: int = 2
+    dafr: dict = dataclasses.field(default_factory=dict)
+    learning_rate: float = 1e-4
+    depth_learning_rate: float = 1e-7
+
+    def __post_init__(self):
+        self.kernel_widths = tuple(int(w) for w in self.kernel_widths)
+        if self.resample_from not in RESAMPLE_MODES:
+            raise ValueError(
+                f"resample_from must be one of {RESAMPLE_MODES}, got {self.resample_from!r}"
+            )
+        if self.control_dim < 1:
+            raise ValueError(f"control_dim must be >= 1, got {self.control_dim}")
+
+
+@dataclasses.dataclass
+class LossConfig(_DictMixin):
+    """Weights of the training losses (DESIGN 3.9) and the VGG-19 set-up.
+
+    Attributes:
+      flow_weight: L1 between predicted and teacher flows.
+      style_weight: VGG-19 Gram-matrix style loss between generated and real frames.
+      tv_weight: total variation of the generated frames.
+      depth_weight: scale-invariant log-depth loss, applied when a batch carries depth.
+      style_layers: (VGG-19 layer name, weight) pairs, see `STYLE_LAYERS`.
+      vgg_weights: path of a VGG-19 ``include_top=False`` weights file, or None
+        for random weights (tests; ImageNet weights cannot be downloaded here).
+        Record which one trained a checkpoint.
+    """
+
+    flow_weight: float = 1.0
+    style_weight: float = 1.0
+    tv_weight: float = 0.01
+    depth_weight: float = 0.1
+    style_layers: tuple = STYLE_LAYERS
+    vgg_weights: str = None
+
+    def __post_init__(self):
+        self.style_layers = tuple((str(n), float(w)) for n, w in self.style_layers)

@@ -1,0 +1,351 @@
+"""SpiritNet: one photo in, T generated frames and T backward flows out (DESIGN.md 3.9).
+
+    model = SpiritNet.from_preset("small")
+    out = model({"image": images}, num_frames=6, seed=0)
+    out["frames"]  # [B, 6, H, W, 3] in [0, 1], generated frames only (the input is not repeated)
+    out["flows"]   # [B, 6, H, W, 2] backward flows F_{t+1 -> t} in pixels
+
+Training (`fit`) is free-running: after state0 the model feeds its own (image, flow)
+to the next step; teacher flows appear only in state0 and in the loss.
+"""
+
+import dataclasses
+
+import keras
+import tensorflow as tf
+from keras.src.losses.loss import scale_loss_for_distribution
+
+from spiritnet_tf import losses
+from spiritnet_tf.config import LossConfig, SpiritNetConfig
+from spiritnet_tf.layers.cell import STATE_CHANNELS, SpiritNetCell, SpiritNetRNN
+from spiritnet_tf.layers.dafr import DAFR
+
+__all__ = ["SpiritNet", "PRESETS"]
+
+PRESETS = {
+    # The bundled default: small depth net and narrow sub-networks.
+    "small": SpiritNetConfig(
+        depth_preset="small",
+        context_width=32,
+        kernel_widths=(8, 16, 32, 64),
+        fill_hole_width=32,
+        synthesis_width=32,
+    ),
+    # Widths of the paper / DAIN (MegaDepth at full width).
+    "paper": SpiritNetConfig(
+        depth_preset="paper",
+        context_width=64,
+        kernel_widths=(16, 32, 64, 128, 256),
+        fill_hole_width=64,
+        synthesis_width=64,
+    ),
+}
+
+MULTIPLE = 32  # H, W are padded to a multiple of this inside the model
+MIN_SIDE = 32
+INPUT_KEYS = ("image", "flow0", "control", "depth", "mask")
+_MIN_Z = 1e-3
+
+
+def _pad_reflect(x, ph, pw):
+    return tf.pad(x, [[0, 0], [0, ph], [0, pw], [0, 0]], mode="REFLECT")
+
+
+def _pad_edge(x, ph, pw):
+    x = tf.concat([x, tf.repeat(x[:, -1:], ph, axis=1)], 1)
+    return tf.concat([x, tf.repeat(x[:, :, -1:], pw, axis=2)], 2)
+
+
+@keras.saving.register_keras_serializable(package="spiritnet")
+class SpiritNet(keras.Model):
+    """The SpiritNet model: DAFR for the first flow, then a `SpiritNetCell` per frame.
+
+    Args:
+      config: `SpiritNetConfig` (or its dict); see `PRESETS` and `from_preset`.
+
+    Call ``model(inputs, num_frames=6, seed=0, direction=None, magnitude=1.0)``:
+      inputs: dict with
+        "image": ``[B, H, W, 3]`` float in [0, 1] (uint8 is scaled by 1/255),
+          H, W >= 32 (padded once to a multiple of 32 inside, cropped back);
+        optional "flow0": ``[B, H, W, 2]`` backward flow of state0 (pixels); without
+          it DAFR draws one from the inverse depth with ``seed``;
+        optional "control": ``[B, C]`` or ``[B, T, C]`` per-step control vectors
+          (C = ``config.control_dim``; zeros by default);
+        optional "depth": ``[B, H, W, 1]`` inverse depth z (DESIGN 2) replacing the
+          depth net's estimate for the first frame;
+        optional "mask": ``[B, H, W, 1]``, 1 = static: those pixels keep the input
+          image and zero flow in every frame.
+      num_frames: T >= 1 (int or int32 scalar tensor).
+      seed: int64 seed of DAFR (same seed, same animation).
+      direction, magnitude: DAFR controls (degrees of motion, DESIGN 2; scale of f0).
+
+    Returns:
+      {"frames": ``[B, T, H, W, 3]`` in [0, 1], "flows": ``[B, T, H, W, 2]``}.
+
+    Raises:
+      ValueError: unknown keys, wrong rank/channels/sizes, non-float images.
+      tf.errors.InvalidArgumentError: NaN or inf in image, flow0, depth or control.
+    """
+
+    def __init__(self, config=None, **kwargs):
+        super().__init__(**kwargs)
+        if config is None:
+            config = SpiritNetConfig()
+        elif isinstance(config, dict):
+            config = SpiritNetConfig.from_dict(config)
+        self.config = config
+        self.dafr = DAFR(dict(config.dafr) or None)
+        self.cell = SpiritNetCell(config, name="cell")
+        self.rnn = SpiritNetRNN(self.cell, return_sequences=True, name="rnn")
+        self.loss_config = LossConfig()
+        self._trackers = {
+            name: keras.metrics.Mean(name=name) for name in ("loss", "flow", "style", "tv", "depth")
+        }
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_preset(cls, name="small", weights=None, **overrides):
+        """Model of preset ``name`` ("small" or "paper") with optional config overrides.
+
+        ``weights``: None (random initialisation) or the path of a ``.weights.h5``
+        file saved from the same configuration. No bundled weights exist yet:
+        ``"default"`` raises an error saying so.
+        """
+        if name not in PRESETS:
+            raise ValueError(f"unknown SpiritNet preset {name!r}; choose one of {sorted(PRESETS)}")
+        config = dataclasses.replace(PRESETS[name], **overrides)
+        model = cls(config)
+        if weights is not None:
+            if weights == "default":
+                raise ValueError(
+                    "no bundled SpiritNet weights are available in this version; pass the path "
+                    "of a .weights.h5 file or weights=None"
+                )
+            model.build()
+            model.load_weights(weights)
+        return model
+
+    def build(self, inputs_shape=None):
+        """Creates every weight (they do not depend on H, W) with one tiny forward pass."""
+        if self.built:
+            return
+        self.call({"image": tf.zeros([1, MIN_SIDE, MIN_SIDE, 3])}, num_frames=1, seed=0)
+        self.built = True
+
+    def build_from_config(self, config):
+        self.build()
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable, "config": self.config.to_dict()}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    @property
+    def depth_net(self):
+        return self.cell.depth_net
+
+    # ------------------------------------------------------------------ inference
+    def _check_inputs(self, inputs):
+        if not isinstance(inputs, dict):
+            inputs = {"image": inputs}
+        unknown = sorted(set(inputs) - set(INPUT_KEYS))
+        if unknown:
+            raise ValueError(f"SpiritNet: unknown input(s) {unknown}; known: {list(INPUT_KEYS)}")
+        if "image" not in inputs:
+            raise ValueError("SpiritNet: the inputs need an 'image' [B,H,W,3]")
+        image = tf.convert_to_tensor(inputs["image"])
+        if image.dtype == tf.uint8:
+            image = tf.cast(image, tf.float32) / 255.0
+        if not image.dtype.is_floating:
+            raise ValueError(f"SpiritNet: 'image' must be float in [0, 1] or uint8, got {image.dtype.name}")
+        if image.shape.rank != 4 or image.shape[-1] != 3:
+            raise ValueError(f"SpiritNet: 'image' must be [B,H,W,3] RGB, got shape {image.shape}")
+        for axis, what in ((1, "height"), (2, "width")):
+            if image.shape[axis] is not None and image.shape[axis] < MIN_SIDE:
+                raise ValueError(
+                    f"SpiritNet: image {what} {image.shape[axis]} is below the minimum {MIN_SIDE}"
+                )
+        image = tf.cast(image, tf.float32)
+        checked = {"image": tf.debugging.assert_all_finite(image, "SpiritNet: 'image' has NaN or inf")}
+        for key, channels in (("flow0", 2), ("depth", 1), ("mask", 1)):
+            if inputs.get(key) is None:
+                continue
+            x = tf.cast(tf.convert_to_tensor(inputs[key]), tf.float32)
+            if x.shape.rank != 4 or x.shape[-1] != channels:
+                raise ValueError(
+                    f"SpiritNet: {key!r} must be [B,H,W,{channels}], got shape {x.shape}"
+                )
+            if x.shape[1:3].is_fully_defined() and image.shape[1:3].is_fully_defined():
+                if x.shape[1:3] != image.shape[1:3]:
+                    raise ValueError(
+                        f"SpiritNet: {key!r} is {x.shape[1]}x{x.shape[2]} but the image is "
+                        f"{image.shape[1]}x{image.shape[2]}"
+                    )
+            checked[key] = tf.debugging.assert_all_finite(x, f"SpiritNet: {key!r} has NaN or inf")
+        if inputs.get("control") is not None:
+            c = tf.cast(tf.convert_to_tensor(inputs["control"]), tf.float32)
+            if c.shape.rank not in (2, 3) or c.shape[-1] != self.config.control_dim:
+                raise ValueError(
+                    f"SpiritNet: 'control' must be [B,{self.config.control_dim}] or "
+                    f"[B,T,{self.config.control_dim}], got shape {c.shape}"
+                )
+            checked["control"] = tf.debugging.assert_all_finite(c, "SpiritNet: 'control' has NaN or inf")
+        return checked
+
+    def call(self, inputs, num_frames=6, seed=0, direction=None, magnitude=1.0, training=False):
+        inputs = self._check_inputs(inputs)
+        image = inputs["image"]
+        if isinstance(num_frames, int) and num_frames < 1:
+            raise ValueError(f"SpiritNet: num_frames must be >= 1, got {num_frames}")
+        shape = tf.shape(image)
+        batch, height, width = shape[0], shape[1], shape[2]
+        ph = (-height) % MULTIPLE
+        pw = (-width) % MULTIPLE
+        image_p = _pad_reflect(image, ph, pw)
+
+        mask = inputs.get("mask")
+        mask_p = None if mask is None else tf.cast(_pad_edge(mask, ph, pw) > 0.5, tf.float32)
+        z0 = None
+        if inputs.get("depth") is not None:
+            z0 = tf.clip_by_value(_pad_edge(inputs["depth"], ph, pw), _MIN_Z, 1.0)
+        flow0 = inputs.get("flow0")
+        if flow0 is None:
+            if z0 is None:
+                z0 = self.cell.estimate_depth(image_p, training=training)
+            flow0 = self.dafr(
+                z0, tf.cast(seed, tf.int64), direction=direction, magnitude=magnitude, mask=mask_p
+            )
+        else:
+            flow0 = _pad_edge(flow0, ph, pw)
+        zeros1 = tf.zeros_like(image_p[..., :1])
+        if mask_p is None:
+            mask_p = zeros1
+        flow0 = flow0 * (1.0 - mask_p)
+        aux = tf.concat([mask_p, zeros1 if z0 is None else z0], -1)
+        states = [image_p, flow0, image_p, tf.zeros_like(flow0), aux]
+
+        control = inputs.get("control")
+        if control is None:
+            control = tf.zeros(tf.stack([batch, num_frames, self.config.control_dim]))
+        elif control.shape.rank == 2:
+            control = tf.repeat(control[:, None], num_frames, axis=1)
+        out = self.rnn(control, initial_state=states, training=training)
+        out = out[:, :, :height, :width]
+        return {"frames": out[..., :3], "flows": out[..., 3:]}
+
+    # ------------------------------------------------------------------ training
+    def compile(self, optimizer=None, depth_optimizer=None, loss_config=None, **kwargs):
+        """Sets the two optimizers and the loss configuration; call it inside the strategy scope.
+
+        Args:
+          optimizer: for everything but the depth net (default Adam at
+            ``config.learning_rate``, 1e-4).
+          depth_optimizer: for the depth net (default Adam at
+            ``config.depth_learning_rate`` (1e-7) when ``config.pretrained_depth``,
+            else at ``config.learning_rate``).
+          loss_config: `LossConfig` or its dict (weights, VGG layers, VGG weights path).
+          **kwargs: passed to `keras.Model.compile` (e.g. ``jit_compile``, ``steps_per_execution``).
+
+        Both optimizers are built here (DESIGN 9: a lazily built second optimizer
+        fails under MirroredStrategy), so the model is built here too.
+        """
+        if optimizer is None:
+            optimizer = keras.optimizers.Adam(self.config.learning_rate)
+        if depth_optimizer is None:
+            rate = (
+                self.config.depth_learning_rate
+                if self.config.pretrained_depth
+                else self.config.learning_rate
+            )
+            depth_optimizer = keras.optimizers.Adam(rate)
+        kwargs.pop("loss", None)
+        super().compile(optimizer=optimizer, **kwargs)
+        if isinstance(loss_config, dict):
+            loss_config = LossConfig.from_dict(loss_config)
+        self.loss_config = loss_config or LossConfig()
+        self._style_loss = (
+            losses.StyleLoss(self.loss_config.style_layers, self.loss_config.vgg_weights)
+            if self.loss_config.style_weight
+            else None
+        )
+        self.build()
+        self.depth_optimizer = depth_optimizer
+        self.optimizer.build(self._main_variables())
+        self.depth_optimizer.build(self.depth_net.trainable_variables)
+
+    def _main_variables(self):
+        depth_ids = {id(v) for v in self.depth_net.trainable_variables}
+        return [v for v in self.trainable_variables if id(v) not in depth_ids]
+
+    @property
+    def metrics(self):
+        return list(self._trackers.values())
+
+    def _compute_losses(self, x, y, out, training):
+        """Weighted loss terms {"flow", "style", "tv", "depth"} and their sum "loss"."""
+        cfg = self.loss_config
+        terms = {
+            "flow": losses.flow_l1(out["flows"], y["flows"]),
+            "tv": losses.total_variation(out["frames"]),
+            "style": tf.constant(0.0),
+        }
+        if self._style_loss is not None:
+            terms["style"] = self._style_loss(out["frames"], y["frames"])
+        total = cfg.flow_weight * terms["flow"] + cfg.style_weight * terms["style"]
+        total += cfg.tv_weight * terms["tv"]
+        # Supervised depth: the depth net on the real frames that carry ground truth.
+        images, targets = [], []
+        if x.get("depth") is not None:
+            images.append(x["image"])
+            targets.append(x["depth"])
+        if y.get("depth") is not None:
+            frames = y["frames"]
+            images.append(tf.reshape(frames, tf.concat([[-1], tf.shape(frames)[2:]], 0)))
+            targets.append(tf.reshape(y["depth"], tf.concat([[-1], tf.shape(y["depth"])[2:]], 0)))
+        if images:
+            images, targets = tf.concat(images, 0), tf.concat(targets, 0)
+            shape = tf.shape(images)
+            ph, pw = (-shape[1]) % MULTIPLE, (-shape[2]) % MULTIPLE
+            z = self.cell.estimate_depth(_pad_reflect(images, ph, pw), training=training)
+            terms["depth"] = losses.scale_invariant_log_depth(z[:, : shape[1], : shape[2]], targets)
+            total += cfg.depth_weight * terms["depth"]
+        terms["loss"] = total
+        return terms
+
+    def _forward(self, x, y, training):
+        steps = y["frames"].shape[1] or tf.shape(y["frames"])[1]
+        return self({"image": x["image"], "flow0": x["flow0"]}, num_frames=steps, training=training)
+
+    def _record(self, terms, batch):
+        for name, value in terms.items():
+            self._trackers[name].update_state(value, sample_weight=batch)
+        return {m.name: m.result() for m in self.metrics}
+
+    def train_step(self, data):
+        """One free-running step; ``data`` = (inputs, targets), see the module docstring.
+
+        inputs: {"image" [B,H,W,3], "flow0" [B,H,W,2], optional "depth" [B,H,W,1] (z of
+        the image)}; targets: {"frames" [B,T,H,W,3], "flows" [B,T,H,W,2], optional
+        "depth" [B,T,H,W,1]}. T comes from targets["frames"]. Ground-truth depth
+        supervises the depth net on the real frames; it is not fed to the recurrence.
+        """
+        x, y = data[0], data[1]
+        depth_vars = self.depth_net.trainable_variables
+        main_vars = self._main_variables()
+        with tf.GradientTape() as tape:
+            out = self._forward(x, y, training=True)
+            terms = self._compute_losses(x, y, out, training=True)
+            scaled = scale_loss_for_distribution(terms["loss"])
+        grads = tape.gradient(scaled, main_vars + depth_vars)
+        n = len(main_vars)
+        self.optimizer.apply_gradients(zip(grads[:n], main_vars))
+        self.depth_optimizer.apply_gradients(zip(grads[n:], depth_vars))
+        return self._record(terms, tf.shape(x["image"])[0])
+
+    def test_step(self, data):
+        x, y = data[0], data[1]
+        out = self._forward(x, y, training=False)
+        terms = self._compute_losses(x, y, out, training=False)
+        return self._record(terms, tf.shape(x["image"])[0])

@@ -1,0 +1,75 @@
+"""Losses of SpiritNet training: values against NumPy references and invariances."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from spiritnet_tf import losses
+
+RNG = np.random.default_rng(0)
+
+
+def test_flow_l1_matches_numpy():
+    a = RNG.normal(size=(2, 3, 8, 8, 2)).astype(np.float32)
+    b = RNG.normal(size=(2, 3, 8, 8, 2)).astype(np.float32)
+    np.testing.assert_allclose(losses.flow_l1(a, b).numpy(), np.abs(a - b).mean(), rtol=1e-6)
+
+
+def test_total_variation_values():
+    assert losses.total_variation(np.full((1, 2, 8, 8, 3), 0.3, np.float32)).numpy() == 0.0
+    ramp = np.tile(np.arange(8, dtype=np.float32) * 0.1, (2, 8, 1))[..., None].repeat(3, -1)
+    np.testing.assert_allclose(losses.total_variation(ramp).numpy(), 0.1, rtol=1e-5)
+    x = RNG.random((2, 6, 7, 3)).astype(np.float32)
+    ref = np.abs(np.diff(x, axis=1)).mean() + np.abs(np.diff(x, axis=2)).mean()
+    np.testing.assert_allclose(losses.total_variation(x).numpy(), ref, rtol=1e-5)
+
+
+def test_scale_invariant_log_depth():
+    t = RNG.uniform(0.05, 1.0, size=(3, 8, 8, 1)).astype(np.float32)
+    # Invariant to a per-image scale of z (an offset of log depth).
+    scaled = t * np.array([0.5, 0.9, 0.2], np.float32)[:, None, None, None]
+    assert losses.scale_invariant_log_depth(scaled, t).numpy() == pytest.approx(0.0, abs=1e-6)
+    p = RNG.uniform(0.05, 1.0, size=t.shape).astype(np.float32)
+    d = (np.log(p) - np.log(t)).reshape(3, -1)
+    ref = ((d**2).mean(1) - d.mean(1) ** 2).mean()
+    np.testing.assert_allclose(losses.scale_invariant_log_depth(p, t).numpy(), ref, rtol=1e-4)
+    # Pixels without ground truth (target <= 0) are ignored.
+    t_holes = t.copy()
+    t_holes[:, :2] = 0.0
+    d = (np.log(p[:, 2:]) - np.log(t[:, 2:])).reshape(3, -1)
+    ref = ((d**2).mean(1) - d.mean(1) ** 2).mean()
+    np.testing.assert_allclose(losses.scale_invariant_log_depth(p, t_holes).numpy(), ref, rtol=1e-4)
+
+
+def test_gram_matrix_matches_numpy():
+    f = RNG.normal(size=(2, 5, 4, 3)).astype(np.float32)
+    flat = f.reshape(2, -1, 3)
+    ref = np.einsum("npc,npd->ncd", flat, flat) / (5 * 4 * 3)
+    np.testing.assert_allclose(losses.gram_matrix(tf.constant(f)).numpy(), ref, rtol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def style():
+    return losses.StyleLoss(layers=(("block1_conv1", 1.0), ("block2_conv1", 0.5)), weights=None)
+
+
+def test_style_loss_zero_for_same_frames_and_differentiable(style):
+    a = RNG.random((1, 2, 32, 32, 3)).astype(np.float32)
+    b = np.clip(a * 0.5 + 0.4, 0, 1)
+    assert style(a, a).numpy() == pytest.approx(0.0, abs=1e-6)
+    x = tf.Variable(b)
+    with tf.GradientTape() as tape:
+        value = style(x, a)
+    assert value.numpy() > 0
+    assert np.abs(tape.gradient(value, x).numpy()).max() > 0
+    # Gram matrices ignore where texture is: a shifted copy costs far less than a changed one.
+    shifted = np.roll(a, 3, axis=3)
+    assert style(shifted, a).numpy() < 0.5 * value.numpy()
+
+
+def test_style_loss_vgg_is_frozen_and_not_downloaded(style):
+    assert style._features.trainable_weights == []
+    with pytest.raises(ValueError, match="download"):
+        losses.StyleLoss(weights="imagenet")
+    with pytest.raises(ValueError, match="no layer"):
+        losses.StyleLoss(layers=(("block9_conv1", 1.0),))

@@ -1,0 +1,190 @@
+"""SpiritNet model and SpiritNetCell: shapes, initial behaviour, controls, errors, saving."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from spiritnet_tf.config import SpiritNetConfig
+from spiritnet_tf.layers.cell import SpiritNetCell, SpiritNetRNN
+from spiritnet_tf.model import SpiritNet
+
+# Tiny widths so every test stays fast on 2 CPU cores.
+TINY = dict(
+    depth_width=0.0625,
+    context_width=8,
+    kernel_widths=(4, 8, 8, 8),
+    fill_hole_width=8,
+    fill_hole_blocks=1,
+    synthesis_width=8,
+    synthesis_blocks=1,
+)
+RNG = np.random.default_rng(0)
+IMAGE = RNG.random((1, 32, 32, 3)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return SpiritNet.from_preset("small", **TINY)
+
+
+@pytest.fixture(scope="module")
+def model_input():
+    return SpiritNet.from_preset("small", resample_from="input", **TINY)
+
+
+def _shift_flow(dx, shape=(1, 32, 32)):
+    flow = np.zeros(shape + (2,), np.float32)
+    flow[..., 0] = dx
+    return flow
+
+
+def test_outputs_shapes_and_ranges(model):
+    out = model({"image": IMAGE}, num_frames=3, seed=1)
+    assert out["frames"].shape == (1, 3, 32, 32, 3)
+    assert out["flows"].shape == (1, 3, 32, 32, 2)
+    frames = out["frames"].numpy()
+    assert frames.min() >= 0 and frames.max() <= 1
+    # DAFR gave a non-zero motion that the recurrence carries on.
+    assert np.abs(out["flows"].numpy()).max() > 0.1
+
+
+def test_initial_model_is_constant_velocity_warp(model, model_input):
+    """At initialisation (zero residuals, bilinear kernels) each step shifts by the flow.
+
+    flow0 = (-2, 0) (content moving right by 2 px): frame t is the input shifted
+    right by 2t px, exactly, away from the left border where DAFI leaves holes.
+    """
+    flow0 = _shift_flow(-2.0)
+    for m in (model, model_input):
+        out = m({"image": IMAGE, "flow0": flow0}, num_frames=2)
+        frames, flows = out["frames"].numpy()[0], out["flows"].numpy()[0]
+        np.testing.assert_allclose(flows[0, :, 2:], flow0[0, :, 2:], atol=1e-5)
+        np.testing.assert_allclose(flows[1, :, 4:], flow0[0, :, 4:], atol=1e-5)
+        np.testing.assert_allclose(frames[0, :, 2:], IMAGE[0, :, :-2], atol=1e-5)
+        np.testing.assert_allclose(frames[1, :, 4:], IMAGE[0, :, :-4], atol=1e-5)
+
+
+def test_resample_modes_differ_on_fractional_flow(model, model_input):
+    """'previous' resamples twice (blur compounds), 'input' resamples the input once."""
+    flow0 = _shift_flow(-0.5)
+    prev = model({"image": IMAGE, "flow0": flow0}, num_frames=2)["frames"].numpy()[0, 1]
+    once = model_input({"image": IMAGE, "flow0": flow0}, num_frames=2)["frames"].numpy()[0, 1]
+    # The input shifted by exactly 1 px: what one resampling with the composed flow gives.
+    np.testing.assert_allclose(once[:, 2:], IMAGE[0, :, 1:-1], atol=1e-5)
+    assert np.abs(prev[:, 2:] - IMAGE[0, :, 1:-1]).mean() > 0.02
+    assert prev[:, 2:].std() < once[:, 2:].std()  # blurred
+
+
+def test_seed_controls_dafr(model):
+    a = model({"image": IMAGE}, num_frames=1, seed=3)["flows"].numpy()
+    b = model({"image": IMAGE}, num_frames=1, seed=3)["flows"].numpy()
+    c = model({"image": IMAGE}, num_frames=1, seed=4)["flows"].numpy()
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a - c).max() > 1e-3
+
+
+def test_direction_and_depth_inputs(model):
+    depth = np.full((1, 32, 32, 1), 0.2, np.float32)
+    depth[:, :, 16:] = 1.0  # right half near
+    out = model({"image": IMAGE, "depth": depth}, num_frames=1, seed=0, direction=0.0)
+    flow = out["flows"].numpy()[0, 0]
+    # direction 0 = motion to the right = backward dx < 0; nearer half moves more.
+    assert (flow[:, 4:, 0] < 0).all()
+    assert np.abs(flow[:, 20:, 0]).mean() > 2 * np.abs(flow[:, 4:12, 0]).mean()
+
+
+def test_mask_keeps_input_in_every_frame(model_input, model):
+    mask = np.zeros((1, 32, 32, 1), np.float32)
+    mask[:, 8:20, 10:24] = 1
+    for m in (model, model_input):
+        out = m({"image": IMAGE, "mask": mask}, num_frames=3, seed=0, direction=0.0)
+        frames, flows = out["frames"].numpy()[0], out["flows"].numpy()[0]
+        keep = mask[0, ..., 0] > 0
+        for t in range(3):
+            np.testing.assert_array_equal(frames[t][keep], IMAGE[0][keep])
+            np.testing.assert_array_equal(flows[t][keep], 0.0)
+        assert np.abs(frames[2][~keep] - IMAGE[0][~keep]).max() > 1e-3
+
+
+def test_control_vector_offsets_flow(model):
+    flow0 = _shift_flow(-1.0)
+    base = model({"image": IMAGE, "flow0": flow0}, num_frames=2)["flows"].numpy()
+    zeros = model({"image": IMAGE, "flow0": flow0, "control": np.zeros((1, 2), np.float32)}, num_frames=2)
+    np.testing.assert_array_equal(base, zeros["flows"].numpy())
+    control = model.cell.control
+    old = control.kernel.numpy()
+    try:
+        control.kernel.assign(np.eye(2, dtype=np.float32))
+        per_step = np.array([[[0.0, 0.0], [0.5, -0.25]]], np.float32)  # [B, T, C]
+        out = model({"image": IMAGE, "flow0": flow0, "control": per_step}, num_frames=2)
+        flows = out["flows"].numpy()
+        np.testing.assert_allclose(flows[0, 0], base[0, 0], atol=1e-6)
+        interior = flows[0, 1, :, 6:] - base[0, 1, :, 6:]
+        np.testing.assert_allclose(interior.reshape(-1, 2).mean(0), [0.5, -0.25], atol=1e-4)
+    finally:
+        control.kernel.assign(old)
+
+
+def test_odd_size_is_padded_and_cropped(model):
+    image = RNG.random((2, 37, 61, 3)).astype(np.float32)
+    out = model({"image": image}, num_frames=2, seed=0)
+    assert out["frames"].shape == (2, 2, 37, 61, 3)
+    assert out["flows"].shape == (2, 2, 37, 61, 2)
+    flow0 = RNG.normal(size=(2, 37, 61, 2)).astype(np.float32)
+    out = model({"image": tf.constant(image), "flow0": flow0}, num_frames=tf.constant(2))
+    assert out["frames"].shape[2:] == (37, 61, 3)
+    assert np.isfinite(out["frames"].numpy()).all()
+
+
+def test_uint8_image_is_scaled(model):
+    image8 = (IMAGE * 255).round().astype(np.uint8)
+    flow0 = _shift_flow(-1.0)
+    a = model({"image": image8, "flow0": flow0}, num_frames=1)["frames"].numpy()
+    b = model({"image": image8.astype(np.float32) / 255, "flow0": flow0}, num_frames=1)["frames"].numpy()
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "inputs, kwargs, error, match",
+    [
+        ({"image": IMAGE[0]}, {}, ValueError, r"\[B,H,W,3\]"),
+        ({"image": np.zeros((1, 32, 32, 4), np.float32)}, {}, ValueError, r"\[B,H,W,3\]"),
+        ({"image": np.zeros((1, 16, 40, 3), np.float32)}, {}, ValueError, "height 16 is below"),
+        ({"image": IMAGE, "flow0": np.zeros((1, 32, 32, 3), np.float32)}, {}, ValueError, "flow0"),
+        ({"image": IMAGE, "mask": np.zeros((1, 30, 32, 1), np.float32)}, {}, ValueError, "mask"),
+        ({"image": IMAGE, "colour": IMAGE}, {}, ValueError, "unknown input"),
+        ({"image": IMAGE}, {"num_frames": 0}, ValueError, "num_frames"),
+        ({"image": np.where(IMAGE > 0.5, np.nan, IMAGE)}, {}, tf.errors.InvalidArgumentError, "image.*NaN"),
+        ({"image": IMAGE, "flow0": np.full((1, 32, 32, 2), np.inf, np.float32)}, {},
+         tf.errors.InvalidArgumentError, "flow0.*NaN or inf"),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(model, inputs, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        model(inputs, **{"num_frames": 1, **kwargs})
+
+
+def test_keras_save_load_identical(model_input, tmp_path):
+    path = str(tmp_path / "spiritnet.keras")
+    model_input.save(path)
+    loaded = tf.keras.models.load_model(path, safe_mode=True)
+    assert isinstance(loaded, SpiritNet)
+    assert loaded.config == model_input.config
+    image = RNG.random((1, 40, 33, 3)).astype(np.float32)
+    a = model_input({"image": image}, num_frames=2, seed=7)
+    b = loaded({"image": image}, num_frames=2, seed=7)
+    for key in ("frames", "flows"):
+        np.testing.assert_array_equal(a[key].numpy(), b[key].numpy())
+
+
+def test_cell_config_round_trip_and_rnn_shapes():
+    config = SpiritNetConfig(**TINY, resample_from="input")
+    cell = SpiritNetCell(config)
+    clone = SpiritNetCell.from_config(cell.get_config())
+    assert clone.config == config
+    rnn = SpiritNetRNN(cell, return_sequences=True)
+    assert rnn.compute_output_shape((2, 5, 4)) == (2, 5, None, None, 5)
+    with pytest.raises(ValueError, match="resample_from"):
+        SpiritNetConfig(resample_from="next")
+    with pytest.raises(ValueError, match="unknown SpiritNet preset"):
+        SpiritNet.from_preset("huge")
