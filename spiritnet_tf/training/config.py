@@ -130,9 +130,6 @@ class TrainConfig:
       previews: number of validation (else training) samples in the image summaries
         and animated previews written after each epoch (0: none).
       evaluation: `EvaluationConfig` dict, or None for no final evaluation.
-      run_eagerly: run the train step eagerly instead of compiling it into a graph.
-        The unrolled recurrence takes minutes to trace; eager steps are much slower
-        but start at once, which suits tiny debugging runs and tests only.
     """
 
     train_data: list
@@ -152,7 +149,6 @@ class TrainConfig:
     seed: int = 0
     previews: int = 2
     evaluation: dict = None
-    run_eagerly: bool = False
 
     def to_dict(self):
         return dataclasses.asdict(self)

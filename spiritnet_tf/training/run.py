@@ -257,7 +257,7 @@ def train(config, out_dir, *, strategy="default", overwrite=False, progress=True
 
     with strategy.scope():
         model = SpiritNet(config.model_config())
-        model.compile(loss_config=config.loss_config(), run_eagerly=config.run_eagerly)
+        model.compile(loss_config=config.loss_config())
 
     callbacks = [
         keras.callbacks.BackupAndRestore(path("backup"), delete_checkpoint=False),
