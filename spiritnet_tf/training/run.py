@@ -32,6 +32,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from spiritnet_tf.config import SpiritNetConfig
 from spiritnet_tf.training.callbacks import PreviewCallback
 from spiritnet_tf.training.config import TrainConfig, parse_config
 from spiritnet_tf.training.data import evaluation_samples, septuplet_dataset, training_samples
@@ -143,8 +144,8 @@ def load_model(weights=None, preset="small"):
     """The model to evaluate.
 
     ``weights``: a ``.keras`` file (loaded with ``safe_mode=True``); a ``.weights.h5``
-    file (its architecture from a ``manifest.json`` or ``config.json`` beside it,
-    else ``preset``); a run directory (its ``model.keras``); ``"default"`` (the
+    file (its architecture from the ``manifest.json`` or ``config.json`` of its run
+    directory, else ``preset``); a run directory (its ``model.keras``); ``"default"`` (the
     bundled weights); or None (random initialisation, for testing the pipeline).
     """
     from spiritnet_tf.model import SpiritNet
@@ -157,18 +158,23 @@ def load_model(weights=None, preset="small"):
         raise FileNotFoundError(f"weights file {weights!r} does not exist")
     if weights.endswith(".keras"):
         return keras.saving.load_model(weights, safe_mode=True)
-    folder = os.path.dirname(os.path.abspath(weights))
-    for name in (MANIFEST, CONFIG):
-        path = os.path.join(folder, name)
-        if os.path.exists(path):
-            with open(path) as f:
-                values = json.load(f)
-            values = values.get("config", values)
-            config = parse_config(values, where=path, base_dir=folder)
-            model = SpiritNet(config.model_config())
-            model.build()
-            model.load_weights(weights)
-            return model
+    config = None
+    here = os.path.dirname(os.path.abspath(weights))
+    for folder in (here, os.path.dirname(here)):  # a run directory or its checkpoints/
+        if os.path.exists(os.path.join(folder, MANIFEST)):
+            with open(os.path.join(folder, MANIFEST)) as f:
+                config = SpiritNetConfig.from_dict(json.load(f)["model_config"])
+        elif os.path.exists(os.path.join(folder, CONFIG)):
+            with open(os.path.join(folder, CONFIG)) as f:
+                config = parse_config(json.load(f), where=os.path.join(folder, CONFIG),
+                                      base_dir=folder).model_config()
+        if config is not None:
+            break
+    if config is not None:
+        model = SpiritNet(config)
+        model.build()
+        model.load_weights(weights)
+        return model
     return SpiritNet.from_preset(preset, weights=weights)
 
 
@@ -277,7 +283,8 @@ def train(config, out_dir, *, strategy="default", overwrite=False, progress=True
                   file=sys.stderr)
     verbose = (1 if sys.stdout.isatty() else 2) if progress else 0
     history = model.fit(train_ds, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch,
-                        validation_data=val_ds, validation_steps=config.validation_steps or None,
+                        validation_data=val_ds if config.validation_steps else None,
+                        validation_steps=config.validation_steps or None,
                         callbacks=callbacks, verbose=verbose)
 
     final = _clean_copy(model)
