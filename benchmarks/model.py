@@ -56,13 +56,16 @@ def measure_one(preset, mode, frames, repeats):
     one = _median_time(lambda: forward(tf.constant(1)).numpy(), repeats)
     many = _median_time(lambda: forward(tf.constant(frames)).numpy(), repeats)
     cell = model.cell
+    def count(layer):  # trainable parameters, as PyTorch counts them (no BN statistics)
+        return int(sum(np.prod(v.shape) for v in layer.trainable_weights))
+
     params = {
-        "total": model.count_params(),
-        "depth": cell.depth_net.count_params(),
-        "context": cell.context.count_params(),
-        "kernels": cell.kernels.count_params(),
-        "fill_hole": cell.fill_hole.count_params(),
-        "synthesis": cell.synthesis.count_params(),
+        "total": count(model),
+        "depth": count(cell.depth_net),
+        "context": count(cell.context),
+        "kernels": count(cell.kernels),
+        "fill_hole": count(cell.fill_hole),
+        "synthesis": count(cell.synthesis),
     }
     return {
         "preset": preset,
@@ -117,7 +120,9 @@ def markdown(rows, dafi, frames):
         f"DAFI (`tf.tensor_scatter_nd_add` splatting, 4 bilinear taps) at 1x{HEIGHT}x{WIDTH}: "
         f"{dafi['dafi_ms']:.1f} ms per call, {dafi['dafi_mpix_s']:.1f} Mpixel/s.",
         "",
-        "| preset | total parameters | depth | context | kernels | fill-hole | synthesis |",
+        "Trainable parameters (batch-norm statistics excluded, as PyTorch counts them):",
+        "",
+        "| preset | total | depth | context | kernels | fill-hole | synthesis |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     seen = set()
@@ -136,8 +141,8 @@ def markdown(rows, dafi, frames):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--markdown", help="write the `model` section of this Markdown file")
-    parser.add_argument("--frames", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--frames", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--one", nargs=2, metavar=("PRESET", "MODE"), help=argparse.SUPPRESS)
     parser.add_argument("--dafi", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -13,11 +13,10 @@ import dataclasses
 
 import keras
 import tensorflow as tf
-from keras.src.losses.loss import scale_loss_for_distribution
 
 from spiritnet_tf import losses
 from spiritnet_tf.config import LossConfig, SpiritNetConfig
-from spiritnet_tf.layers.cell import STATE_CHANNELS, SpiritNetCell, SpiritNetRNN
+from spiritnet_tf.layers.cell import SpiritNetCell, SpiritNetRNN
 from spiritnet_tf.layers.dafr import DAFR
 
 __all__ = ["SpiritNet", "PRESETS"]
@@ -225,6 +224,8 @@ class SpiritNet(keras.Model):
         flow0 = flow0 * (1.0 - mask_p)
         aux = tf.concat([mask_p, zeros1 if z0 is None else z0], -1)
         states = [image_p, flow0, image_p, tf.zeros_like(flow0), aux]
+        if self.config.resample_from == "input":
+            states.append(self.cell.context(image_p))  # warped every step, computed once
 
         control = inputs.get("control")
         if control is None:
@@ -337,7 +338,8 @@ class SpiritNet(keras.Model):
         with tf.GradientTape() as tape:
             out = self._forward(x, y, training=True)
             terms = self._compute_losses(x, y, out, training=True)
-            scaled = scale_loss_for_distribution(terms["loss"])
+            # Replica gradients are summed: each replica contributes loss / replicas.
+            scaled = terms["loss"] / tf.distribute.get_strategy().num_replicas_in_sync
         grads = tape.gradient(scaled, main_vars + depth_vars)
         n = len(main_vars)
         self.optimizer.apply_gradients(zip(grads[:n], main_vars))

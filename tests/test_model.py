@@ -182,6 +182,8 @@ def test_cell_config_round_trip_and_rnn_shapes():
     cell = SpiritNetCell(config)
     clone = SpiritNetCell.from_config(cell.get_config())
     assert clone.config == config
+    # "input" mode carries the input's context features, computed once, as a sixth state.
+    assert [s[-1] for s in cell.state_size] == [3, 2, 3, 2, 2, cell.context.output_channels]
     rnn = SpiritNetRNN(cell, return_sequences=True)
     assert rnn.compute_output_shape((2, 5, 4)) == (2, 5, None, None, 5)
     with pytest.raises(ValueError, match="resample_from"):

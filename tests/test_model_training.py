@@ -61,7 +61,16 @@ def _losses(model, data):
     return {k: float(v) for k, v in model._compute_losses(inputs, targets, out, training=False).items()}
 
 
-def test_fit_halves_the_loss_and_logs_every_term():
+@pytest.fixture
+def no_grappler():
+    """Grappler's graph optimisations change no result but cost about a minute on this
+    large graph on 2 cores: off for the test, restored after."""
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+    yield
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": False})
+
+
+def test_fit_halves_the_loss_and_logs_every_term(no_grappler):
     keras.utils.set_random_seed(0)
     data = synthetic_batches()
     model = SpiritNet.from_preset("small", **TINY)
@@ -69,7 +78,7 @@ def test_fit_halves_the_loss_and_logs_every_term():
     before = _losses(model, data)
     assert before["depth"] > 0
     depth_before = [v.numpy() for v in model.depth_net.trainable_variables]
-    history = model.fit(dataset(), epochs=3, steps_per_epoch=50, verbose=0)
+    history = model.fit(dataset(), epochs=2, steps_per_epoch=35, verbose=0)
     after = _losses(model, data)
     assert set(history.history) == {"loss", "flow", "style", "tv", "depth"}
     assert after["loss"] <= 0.5 * before["loss"], (before, after)
@@ -77,14 +86,20 @@ def test_fit_halves_the_loss_and_logs_every_term():
     # Trained from scratch: the depth net learns at the normal rate.
     moved = max(np.abs(v.numpy() - b).max() for v, b in zip(model.depth_net.trainable_variables, depth_before))
     assert moved > 1e-3
-    # test_step (evaluate) reports the same terms.
-    assert set(model.evaluate(dataset(), steps=1, return_dict=True, verbose=0)) == set(history.history)
+    # test_step reports the same terms, computed without training.
+    batch = next(iter(dataset()))
+    logs = model.test_step(batch)
+    assert set(logs) == set(history.history)
+    print("losses before", before, "after", after)
 
 
 _MIRRORED = """
 import json, sys
 import numpy as np
 import tensorflow as tf
+# Grappler's graph optimisations change no result but cost about a minute on this
+# large graph; this fresh process is the only one affected.
+tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras

@@ -32,6 +32,8 @@ __all__ = ["SpiritNetCell", "SpiritNetRNN", "STATE_CHANNELS", "bilinear_kernel"]
 # aux (2): channel 0 = static mask (1 = static), channel 1 = inverse-depth override
 # for this step (z in (0, 1]; 0 everywhere = estimate with the depth net). The
 # override is consumed by the step that sees it (the model uses it for frame 0).
+# With resample_from="input" a sixth state holds the context features of the input
+# image (`ContextExtractor.output_channels`), computed once by the caller.
 STATE_CHANNELS = (3, 2, 3, 2, 2)
 OUTPUT_CHANNELS = 5  # I_{t+1} (3) and F_{t+1} (2), concatenated
 _MIN_Z = 1e-3
@@ -46,20 +48,22 @@ def bilinear_kernel(like):
 
 @keras.saving.register_keras_serializable(package="spiritnet")
 class SpiritNetCell(keras.layers.Layer):
-    """One SpiritNet step, state ``[image, flow, source, source_flow, aux]`` (see `STATE_CHANNELS`).
+    """One SpiritNet step, state ``[image, flow, source, source_flow, aux]`` (see `STATE_CHANNELS`),
+    plus ``source_context`` (the input's context features) when ``resample_from="input"``.
 
     Args:
       config: `spiritnet_tf.config.SpiritNetConfig` (or its dict); architecture,
         ``resample_from`` and ``pretrained_depth`` (depth net then always runs in
-        inference mode, so its batch-norm statistics stay fixed).
+        inference mode with its batch norms frozen: statistics and parameters fixed).
 
     Call:
       inputs: ``[B, control_dim]`` control vector of this step (zeros by default).
         It is mapped by a zero-initialised dense layer to a global flow offset
         (pixels) added to the predicted flow: the slot for the paper's
         "semantics state" future work; with zero controls it has no effect.
-      states: list of 5 tensors ``[B, H, W, c]`` with ``c`` = `STATE_CHANNELS`,
-        images in [0, 1], flows backward in pixels; H, W multiples of 32.
+      states: list of tensors ``[B, H, W, c]`` (``state_size``): 5 with ``c`` =
+        `STATE_CHANNELS`, a sixth = ``context(source)`` in "input" mode; images in
+        [0, 1], flows backward in pixels; H, W multiples of 32.
 
     Returns:
       ``(output, new_states)``: output ``[B, H, W, 5]`` = concat(I_{t+1}, F_{t+1}).
@@ -73,10 +77,11 @@ class SpiritNetCell(keras.layers.Layer):
         elif isinstance(config, dict):
             config = SpiritNetConfig.from_dict(config)
         self.config = config
-        self.state_size = [(None, None, c) for c in STATE_CHANNELS]
         self.output_size = (None, None, OUTPUT_CHANNELS)
         depth_options = {} if config.depth_width is None else {"width_multiplier": config.depth_width}
         self.depth_net = MegaDepth.from_preset(config.depth_preset, **depth_options)
+        if config.pretrained_depth:
+            self.depth_net.freeze_batch_norm()
         self.context = ContextExtractor(width=config.context_width)
         self.kernels = KernelEstimator(widths=config.kernel_widths)
         self.dafi = DAFI()
@@ -91,11 +96,15 @@ class SpiritNetCell(keras.layers.Layer):
         self.control = keras.layers.Dense(
             2, use_bias=False, kernel_initializer="zeros", name="control_to_flow"
         )
+        channels = list(STATE_CHANNELS)
+        if config.resample_from == "input":
+            channels.append(self.context.output_channels)
+        self.state_size = [(None, None, c) for c in channels]
 
     def build(self, input_shape=None):
         # Weights do not depend on H, W: build every sub-layer with one tiny step.
         size = 32
-        states = [tf.zeros([1, size, size, c]) for c in STATE_CHANNELS]
+        states = [tf.zeros([1, size, size, s[-1]]) for s in self.state_size]
         self.call(tf.zeros([1, self.config.control_dim]), states)
         self.built = True
 
@@ -105,7 +114,7 @@ class SpiritNetCell(keras.layers.Layer):
         return inverse_depth(self.depth_net(image, training=depth_training))
 
     def call(self, inputs, states, training=False):
-        image, flow, source, source_flow, aux = states
+        image, flow, source, source_flow, aux = states[:5]
         mask, z_override = aux[..., :1], aux[..., 1:]
         keep = 1.0 - mask
 
@@ -126,7 +135,7 @@ class SpiritNetCell(keras.layers.Layer):
         else:
             carried = adaptive_warp(source_flow, new_flow, bilinear_kernel(new_flow))
             new_source_flow = (new_flow + carried) * keep
-            warp_source, warp_context, warp_flow = source, self.context(source), new_source_flow
+            warp_source, warp_context, warp_flow = source, states[5], new_source_flow
         warped = adaptive_warp(warp_source, warp_flow, kernel)
         warped_context = adaptive_warp(warp_context, warp_flow, kernel)
         new_image = self.synthesis(warped, warped_context, warp_flow, z)
@@ -134,7 +143,7 @@ class SpiritNetCell(keras.layers.Layer):
 
         new_aux = tf.concat([mask, tf.zeros_like(z_override)], -1)
         output = tf.concat([new_image, new_flow], -1)
-        return output, [new_image, new_flow, source, new_source_flow, new_aux]
+        return output, [new_image, new_flow, source, new_source_flow, new_aux, *states[5:]]
 
     def get_config(self):
         return {**super().get_config(), "config": self.config.to_dict()}
