@@ -49,10 +49,10 @@ def main(argv=None):
         model = SpiritNet(config.model_config())
         model.compile(loss_config=config.loss_config())
     start = time.perf_counter()
-    model.fit(data, epochs=1, steps_per_epoch=1, verbose=0)
+    model.fit(data, epochs=1, steps_per_epoch=1, verbose=0, shuffle=False)
     first = time.perf_counter() - start
     start = time.perf_counter()
-    model.fit(data, epochs=1, steps_per_epoch=args.steps, verbose=0)
+    model.fit(data, epochs=1, steps_per_epoch=args.steps, verbose=0, shuffle=False)
     per_step = (time.perf_counter() - start) / args.steps
     load = os.getloadavg()[0]
     lines = [

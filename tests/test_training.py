@@ -138,6 +138,13 @@ def test_train_writes_logs_checkpoints_and_resumes_after_interruption(tmp_path, 
     assert manifest["config"]["epochs"] == 4 and manifest["versions"]["tensorflow"]
     assert "none" in manifest["loss_setup"]["vgg_weights"]
     assert not os.path.exists(os.path.join(out, "backup"))
+    # Final evaluation of both resampling modes beside the baselines (5 steps each).
+    evaluation = manifest["evaluation"]
+    methods = ["model (previous)", "model (input)", "copy-frame", "constant-velocity", "oracle"]
+    assert [(r["method"], r["step"]) for r in evaluation["rows"]] == [
+        (m, t) for m in methods for t in range(1, 6)]
+    assert set(evaluation["quality_gate"]) == {"model (previous)", "model (input)"}
+    assert os.path.exists(os.path.join(out, "evaluation", "evaluation.md"))
 
     # A scalar per loss term, for epochs 0..3 across both processes' event files.
     scalars = _scalar_steps(os.path.join(out, "logs", "train"))

@@ -285,7 +285,7 @@ def train(config, out_dir, *, strategy="default", overwrite=False, progress=True
     history = model.fit(train_ds, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch,
                         validation_data=val_ds if config.validation_steps else None,
                         validation_steps=config.validation_steps or None,
-                        callbacks=callbacks, verbose=verbose)
+                        callbacks=callbacks, verbose=verbose, shuffle=False)
 
     final = _clean_copy(model)
     final.save_weights(path("model.weights.h5"))
