@@ -81,7 +81,7 @@ def prepare_run_dir(out_dir, config, overwrite=False):
     a run directory is never deleted).
     """
     config_path = os.path.join(out_dir, CONFIG)
-    wanted = config.to_dict()
+    wanted = json.loads(json.dumps(config.to_dict()))  # as stored: tuples become lists
     if os.path.isdir(out_dir) and os.listdir(out_dir):
         if not os.path.exists(config_path):
             raise ValueError(
