@@ -277,7 +277,7 @@ def train(config, out_dir, *, strategy="default", overwrite=False, progress=True
                                .batch(config.previews))
         callbacks.append(PreviewCallback(preview, path("logs", "preview"), path("previews")))
     callbacks += list(extra_callbacks)
-    if resumed and os.path.exists(path("backup")):
+    if resumed and os.path.exists(path("backup", "training_metadata.json")):
         with open(path("backup", "training_metadata.json")) as f:
             print(f"spiritnet train: resuming {out_dir} after epoch {json.load(f)['epoch']}",
                   file=sys.stderr)
