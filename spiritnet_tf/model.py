@@ -276,6 +276,22 @@ class SpiritNet(keras.Model):
         self.optimizer.build(self._main_variables())
         self.depth_optimizer.build(self.depth_net.trainable_variables)
 
+    def get_compile_config(self):
+        if not self.compiled:
+            return None
+        return {
+            "optimizer": keras.optimizers.serialize(self.optimizer),
+            "depth_optimizer": keras.optimizers.serialize(self.depth_optimizer),
+            "loss_config": self.loss_config.to_dict(),
+        }
+
+    def compile_from_config(self, config):
+        self.compile(
+            optimizer=keras.optimizers.deserialize(config["optimizer"]),
+            depth_optimizer=keras.optimizers.deserialize(config["depth_optimizer"]),
+            loss_config=config["loss_config"],
+        )
+
     def _main_variables(self):
         depth_ids = {id(v) for v in self.depth_net.trainable_variables}
         return [v for v in self.trainable_variables if id(v) not in depth_ids]
@@ -325,7 +341,7 @@ class SpiritNet(keras.Model):
         return {m.name: m.result() for m in self.metrics}
 
     def train_step(self, data):
-        """One free-running step; ``data`` = (inputs, targets), see the module docstring.
+        """One free-running step on ``data`` = (inputs, targets):
 
         inputs: {"image" [B,H,W,3], "flow0" [B,H,W,2], optional "depth" [B,H,W,1] (z of
         the image)}; targets: {"frames" [B,T,H,W,3], "flows" [B,T,H,W,2], optional

@@ -190,3 +190,17 @@ def test_cell_config_round_trip_and_rnn_shapes():
         SpiritNetConfig(resample_from="next")
     with pytest.raises(ValueError, match="unknown SpiritNet preset"):
         SpiritNet.from_preset("huge")
+
+
+def test_compiled_model_round_trips_its_training_setup(tmp_path):
+    import keras
+
+    model = SpiritNet.from_preset("small", **TINY)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss_config=dict(style_weight=0.0, tv_weight=0.5))
+    path = str(tmp_path / "compiled.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert loaded.compiled
+    assert loaded.loss_config == model.loss_config
+    assert loaded.optimizer.learning_rate.numpy() == pytest.approx(1e-3)
+    assert loaded.depth_optimizer.learning_rate.numpy() == pytest.approx(1e-4)
