@@ -17,6 +17,7 @@ SUBCOMMAND_MODULES = (
     "spiritnet_tf.animate_cli",
     "spiritnet_tf.data.cli",
     "spiritnet_tf.serving.cli",
+    "spiritnet_tf.training.cli",
 )
 
 

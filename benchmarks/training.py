@@ -1,0 +1,82 @@
+"""Training speed of the small preset: graph trace time and steps/s (``training`` section).
+
+    python benchmarks/training.py [--markdown docs/benchmarks.md] [--size 128] [--batch 2]
+
+Times `keras.Model.fit` on synthetic scenes through the same pipeline as
+``spiritnet train`` (prediction mode, 5 generated frames, random VGG-19 for the style
+loss): the first step (tracing and compiling the unrolled recurrence) separately
+from the steps after it.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.report import machine_description, today, update_section  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--markdown", default=None, help="rewrite this file's training section")
+    parser.add_argument("--size", type=int, default=128, help="square crop side (default 128)")
+    parser.add_argument("--batch", type=int, default=2, help="batch size (default 2)")
+    parser.add_argument("--frames", type=int, default=5, help="generated frames (default 5)")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps (default 10)")
+    parser.add_argument("--preset", default="small")
+    args = parser.parse_args(argv)
+
+    import keras
+
+    from spiritnet_tf.training import parse_config, septuplet_dataset, training_samples
+    from spiritnet_tf.training.run import make_strategy
+
+    size = args.size
+    config = parse_config({
+        "preset": args.preset,
+        "train_data": [{"type": "synthetic", "count": 8, "height": size, "width": size}],
+        "crop": [size, size], "batch_size": args.batch, "num_frames": args.frames,
+        "loss": {"vgg_weights": None},
+    })
+    septuplets, _ = septuplet_dataset(config.sources("train_data"), progress=False)
+    data = training_samples(septuplets, config)
+    keras.utils.set_random_seed(0)
+    with make_strategy("default").scope():
+        from spiritnet_tf.model import SpiritNet
+
+        model = SpiritNet(config.model_config())
+        model.compile(loss_config=config.loss_config())
+    start = time.perf_counter()
+    model.fit(data, epochs=1, steps_per_epoch=1, verbose=0, shuffle=False)
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    model.fit(data, epochs=1, steps_per_epoch=args.steps, verbose=0, shuffle=False)
+    per_step = (time.perf_counter() - start) / args.steps
+    load = os.getloadavg()[0]
+    lines = [
+        "## Training (`benchmarks/training.py`)",
+        "",
+        f"Measured {today()} on {machine_description()}. Load average at the end: {load:.1f} "
+        "(a shared machine gives noisy timings).",
+        "",
+        f"`model.fit` on synthetic scenes, preset `{args.preset}`, {size}x{size} crops, batch "
+        f"{args.batch}, {args.frames} generated frames, prediction mode, all loss terms "
+        "(random VGG-19), default strategy, CPU.",
+        "",
+        "| What | Figure |",
+        "|---|---|",
+        f"| First step (trace + compile the unrolled recurrence) | {first:.1f} s |",
+        f"| Later steps | {per_step * 1000:.0f} ms/step ({1 / per_step:.2f} steps/s, "
+        f"{args.batch / per_step:.2f} samples/s) |",
+    ]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.markdown:
+        update_section(args.markdown, "training", text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

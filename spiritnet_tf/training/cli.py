@@ -1,0 +1,114 @@
+"""``spiritnet train`` (one experiment file) and ``spiritnet evaluate`` (DESIGN.md §5)."""
+
+import json
+import os
+
+__all__ = ["add_parser"]
+
+
+def _size(text):
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"expected HEIGHTxWIDTH, e.g. 256x448, got {text!r}") from None
+    return height, width
+
+
+def add_parser(subparsers):
+    from spiritnet_tf.training.run import STRATEGIES
+
+    p = subparsers.add_parser(
+        "train", help="train SpiritNet from an experiment file",
+        description="Train SpiritNet as one experiment file (JSON or TOML) says. Rerun with the "
+                    "same config and --out to resume an interrupted run from its last epoch.")
+    p.add_argument("--config", required=True, help="experiment file (.json or .toml)")
+    p.add_argument("--out", default=None,
+                   help="run directory (default runs/<config file name>)")
+    p.add_argument("--strategy", choices=STRATEGIES, default="default",
+                   help="tf.distribute strategy: default (one device), mirrored (all local "
+                        "GPUs), multiworker (cluster from TF_CONFIG)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a finished run (or a run of another config) in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_train)
+
+    p = subparsers.add_parser(
+        "evaluate", help="evaluate a model and the baselines on held-out data",
+        description="Per-step PSNR/SSIM, flow EPE, |flow| ratio, sharpness ratio and temporal "
+                    "consistency of the model and the copy-frame, constant-velocity and oracle "
+                    "baselines, written as JSON, Markdown and a PNG plot (DESIGN.md §5).")
+    p.add_argument("--data", required=True,
+                   help="synthetic:N, vimeo:DATA_DIR, a .tfrecord file / folder / glob, or a "
+                        "folder of videos")
+    p.add_argument("--mode", choices=("prediction", "generation"), default="prediction",
+                   help="prediction: start from (im2, teacher flow F2->1); generation: start "
+                        "from im1 with the model's DAFR flow, the baselines from the same flow")
+    p.add_argument("--weights", default="default",
+                   help="a .keras file, a .weights.h5 file (architecture from the manifest "
+                        "beside it, else --preset), a run directory, 'default' (the bundled "
+                        "weights) or 'none' (random initialisation)")
+    p.add_argument("--preset", default="small", help="model preset for .weights.h5 / none")
+    p.add_argument("--resample-from", choices=("previous", "input"), action="append",
+                   help="evaluate the model with this resampling mode (repeat for both; "
+                        "default: the model's own)")
+    p.add_argument("--out", default="evaluation", help="report folder (default ./evaluation)")
+    p.add_argument("--size", type=_size, default=(256, 448),
+                   help="synthetic render / video cut size HxW (default 256x448)")
+    p.add_argument("--crop", type=_size, default=None, help="evaluate on HxW crops")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of synthetic scenes, crops and the DAFR draw (default 0)")
+    p.add_argument("--split", default="test", help="Vimeo-90K split (default test)")
+    p.add_argument("--cache-dir", default=None, help="TFRecord cache of a video folder")
+    p.add_argument("--take", type=int, default=None, help="use the first N septuplets only")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--max-batches", type=int, default=None)
+    p.add_argument("--overwrite", action="store_true", help="replace existing reports in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_evaluate)
+
+
+def _train(args):
+    from spiritnet_tf.training.config import load_config
+    from spiritnet_tf.training.run import train
+
+    config = load_config(args.config)
+    out = args.out or os.path.join("runs", os.path.splitext(os.path.basename(args.config))[0])
+    manifest = train(config, out, strategy=args.strategy, overwrite=args.overwrite,
+                     progress=not args.quiet)
+    losses = ", ".join(f"{k} {v:.4g}" for k, v in sorted(manifest["final_losses"].items()))
+    print(f"trained {manifest['steps']} steps; final {losses}")
+    print(f"run directory: {out} (model.weights.h5, model.keras, manifest.json)")
+    return 0
+
+
+def _evaluate(args):
+    import dataclasses
+
+    from spiritnet_tf.evaluation import markdown_table, write_report
+    from spiritnet_tf.training.data import load_source, parse_source_spec
+    from spiritnet_tf.training.run import _clean_copy, evaluate_model, load_model
+
+    names = ("evaluation.json", "evaluation.md", "evaluation.png")
+    existing = [n for n in names if os.path.exists(os.path.join(args.out, n))]
+    if existing and not args.overwrite:
+        raise ValueError(f"{args.out!r} already holds {', '.join(existing)}; pass --overwrite")
+    height, width = args.size
+    source = parse_source_spec(args.data, height=height, width=width, seed=args.seed,
+                               cache_dir=args.cache_dir, split=args.split, take=args.take)
+    septuplets, record = load_source(source, progress=not args.quiet)
+    model = load_model(None if args.weights == "none" else args.weights, args.preset)
+    if args.resample_from:
+        models = {f"model ({m})": _clean_copy(model, resample_from=m) for m in args.resample_from}
+    else:
+        models = {"model": model}
+    result = evaluate_model(models, septuplets, args.mode, batch_size=args.batch_size,
+                            crop=args.crop, seed=args.seed, max_batches=args.max_batches,
+                            progress=not args.quiet)
+    paths = write_report(result, args.out)
+    with open(os.path.join(args.out, "evaluation-source.json"), "w") as f:
+        json.dump({"source": dataclasses.asdict(source), "record": record,
+                   "weights": args.weights, "resample_from": args.resample_from}, f, indent=2)
+        f.write("\n")
+    print(markdown_table(result))
+    print("written: " + ", ".join(paths.values()))
+    return 0

@@ -1,0 +1,309 @@
+"""Experiment files of ``spiritnet train``: one JSON (or TOML) file per experiment.
+
+A file holds one `TrainConfig`; every key is checked (unknown keys and wrong types
+are errors naming the key and the file). Example (``configs/small_synthetic.json``)::
+
+    {
+      "name": "small_synthetic",
+      "preset": "small",
+      "model": {"resample_from": "previous", "learning_rate": 1e-4},
+      "loss": {"style_weight": 1.0, "vgg_weights": null},
+      "train_data": [{"type": "synthetic", "count": 256, "height": 128, "width": 128}],
+      "validation_data": [{"type": "synthetic", "count": 8, "seed": 1,
+                           "height": 128, "width": 128}],
+      "crop": [128, 128], "batch_size": 4, "num_frames": 5,
+      "epochs": 10, "steps_per_epoch": 100, "validation_steps": 2, "seed": 0
+    }
+
+``model`` overrides fields of `spiritnet_tf.config.SpiritNetConfig` on top of the
+preset (learning rates live there: ``learning_rate``, ``depth_learning_rate``);
+``loss`` is a `spiritnet_tf.config.LossConfig` (``vgg_weights``: path of a VGG-19
+``include_top=False`` weights file, or null for random VGG weights). Relative paths
+in a file are relative to the file's folder.
+"""
+
+import dataclasses
+import json
+import os
+import typing
+
+from spiritnet_tf.config import LossConfig, SpiritNetConfig
+
+__all__ = ["ConfigError", "SourceConfig", "EvaluationConfig", "TrainConfig", "load_config",
+           "parse_config", "SOURCE_TYPES"]
+
+SOURCE_TYPES = ("synthetic", "videos", "tfrecord", "vimeo")
+
+
+class ConfigError(ValueError):
+    """A bad experiment file: the message names the file and the key."""
+
+
+@dataclasses.dataclass
+class SourceConfig:
+    """One data source.
+
+    Attributes:
+      type: "synthetic" (procedural parallax scenes, rendered on the fly),
+        "videos" (a folder of videos or frame folders, cut into septuplets with
+        DIS teacher flows and cached as TFRecords), "tfrecord" (septuplet
+        TFRecords written by ``spiritnet data``), "vimeo" (the Vimeo-90K TFDS dataset).
+      path: videos: the folder; tfrecord: a file, a folder of ``*.tfrecord`` or a glob.
+      count, seed: synthetic: number of scenes and their seed.
+      height, width: synthetic: render size; videos: the size clips are cut to.
+      cache_dir: videos: where the TFRecords go (default: ``<path>/.spiritnet-cache``).
+      frame_step, stride, teacher: videos: as in `spiritnet_tf.data.cache_videos`.
+      with_depth: tfrecord: read the depth feature (synthetic records have it).
+      data_dir, split, vimeo_config: vimeo: TFDS data folder, split, builder config.
+      take: use only the first ``take`` septuplets of the source (None: all).
+    """
+
+    type: str
+    path: str = None
+    count: int = None
+    seed: int = 0
+    height: int = 256
+    width: int = 448
+    cache_dir: str = None
+    frame_step: int = 1
+    stride: int = 7
+    teacher: str = "dis"
+    with_depth: bool = False
+    data_dir: str = None
+    split: str = "train"
+    vimeo_config: str = "spiritnet"
+    take: int = None
+
+    def validate(self, where):
+        if self.type not in SOURCE_TYPES:
+            raise ConfigError(f"{where}.type: unknown source type {self.type!r}; "
+                              f"choose one of {', '.join(SOURCE_TYPES)}")
+        needs = {"synthetic": "count", "videos": "path", "tfrecord": "path", "vimeo": "data_dir"}
+        key = needs[self.type]
+        if getattr(self, key) is None:
+            raise ConfigError(f"{where}: a {self.type!r} source needs {key!r}")
+        if self.type == "synthetic" and self.count < 1:
+            raise ConfigError(f"{where}.count must be >= 1, got {self.count}")
+        if self.take is not None and self.take < 1:
+            raise ConfigError(f"{where}.take must be >= 1, got {self.take}")
+
+
+@dataclasses.dataclass
+class EvaluationConfig:
+    """Evaluation at the end of training (DESIGN.md §5) on ``validation_data``.
+
+    Attributes:
+      mode: "prediction" or "generation".
+      batches: at most this many validation batches (None: all).
+      resample_from: evaluate the trained weights with each of these resampling
+        modes of the model (DESIGN.md §3.9), e.g. ["previous", "input"]; empty:
+        only the trained configuration.
+      seed: DAFR seed of generation mode.
+    """
+
+    mode: str = "prediction"
+    batches: int = None
+    resample_from: list = dataclasses.field(default_factory=list)
+    seed: int = 0
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """One training experiment (see the module docstring for a full example).
+
+    Attributes:
+      name: a label stored in the manifest.
+      preset: model preset ("small" or "paper", `spiritnet_tf.model.PRESETS`).
+      model: `SpiritNetConfig` overrides on top of the preset.
+      loss: `LossConfig` fields (loss weights, VGG layers and weights file).
+      train_data, validation_data: lists of `SourceConfig` dicts (validation may be empty).
+      crop: [H, W] random crop of the training samples (None: none; all samples
+        must then share one size); validation uses the same crop.
+      batch_size: global batch (split across replicas by the strategy).
+      num_frames: generated frames per sample, 1..5 (prediction mode has 5 targets;
+        fewer shortens the unrolled recurrence and its compile time).
+      flip: random horizontal and vertical flips.
+      shuffle: shuffle buffer (0: none).
+      epochs, steps_per_epoch: training length (steps = epochs x steps_per_epoch).
+      validation_steps: validation batches per epoch (0: no validation).
+      seed: seeds Keras (weights) and the data pipeline.
+      previews: number of validation (else training) samples in the image summaries
+        and animated previews written after each epoch (0: none).
+      evaluation: `EvaluationConfig` dict, or None for no final evaluation.
+    """
+
+    train_data: list
+    name: str = "experiment"
+    preset: str = "small"
+    model: dict = dataclasses.field(default_factory=dict)
+    loss: dict = dataclasses.field(default_factory=dict)
+    validation_data: list = dataclasses.field(default_factory=list)
+    crop: list = None
+    batch_size: int = 4
+    num_frames: int = 5
+    flip: bool = True
+    shuffle: int = 256
+    epochs: int = 10
+    steps_per_epoch: int = 100
+    validation_steps: int = 0
+    seed: int = 0
+    previews: int = 2
+    evaluation: dict = None
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    def model_config(self):
+        """The `SpiritNetConfig` of the experiment: the preset with ``model`` applied."""
+        from spiritnet_tf.model import PRESETS
+
+        return dataclasses.replace(PRESETS[self.preset], **self.model)
+
+    def loss_config(self):
+        return LossConfig.from_dict(self.loss)
+
+    def sources(self, which):
+        return [SourceConfig(**s) for s in getattr(self, which)]
+
+    def evaluation_config(self):
+        return None if self.evaluation is None else EvaluationConfig(**self.evaluation)
+
+
+# ----------------------------------------------------------------------------- checking
+
+
+def _type_name(tp):
+    return getattr(tp, "__name__", str(tp))
+
+
+def _check_value(value, tp, where):
+    """Checks one value against a field's annotation (None is allowed where the default is)."""
+    if tp is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif tp is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif tp in (list, tuple):
+        ok = isinstance(value, (list, tuple))
+    else:
+        ok = isinstance(value, tp)
+    if not ok:
+        raise ConfigError(f"{where}: expected {_type_name(tp)}, got {type(value).__name__} "
+                          f"{value!r}")
+
+
+def _check_fields(cls, values, where):
+    """Checks ``values`` (a dict) against dataclass ``cls``: known keys, right types."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: expected an object/table, got {type(values).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; "
+                          f"known: {', '.join(sorted(fields))}")
+    for name, field in fields.items():
+        if name not in values:
+            if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"{where}: missing required key {name!r}")
+            continue
+        value = values[name]
+        if value is None and (field.default is None):
+            continue
+        _check_value(value, hints[name], f"{where}.{name}")
+
+
+def _resolve(path, base):
+    if path is None or os.path.isabs(path) or "://" in path:
+        return path
+    return os.path.normpath(os.path.join(base, path))
+
+
+def parse_config(values, where="config", base_dir="."):
+    """Checks a config dict and returns a `TrainConfig` (paths resolved against base_dir)."""
+    _check_fields(TrainConfig, values, where)
+    values = dict(values)
+    for which in ("train_data", "validation_data"):
+        sources = []
+        for i, source in enumerate(values.get(which) or []):
+            at = f"{where}.{which}[{i}]"
+            _check_fields(SourceConfig, source, at)
+            source = dict(source)
+            for key in ("path", "cache_dir", "data_dir"):
+                source[key] = _resolve(source.get(key), base_dir)
+            SourceConfig(**source).validate(at)
+            sources.append(source)
+        values[which] = sources
+    if not values["train_data"]:
+        raise ConfigError(f"{where}.train_data: needs at least one source")
+    config = TrainConfig(**values)
+    # Model and loss options: the same checks, against the model's own dataclasses.
+    _check_fields(SpiritNetConfig, config.model, f"{where}.model")
+    _check_fields(LossConfig, config.loss, f"{where}.loss")
+    if config.loss.get("vgg_weights") is not None:
+        config.loss["vgg_weights"] = _resolve(config.loss["vgg_weights"], base_dir)
+        if not os.path.exists(config.loss["vgg_weights"]):
+            raise ConfigError(f"{where}.loss.vgg_weights: file {config.loss['vgg_weights']!r} "
+                              "does not exist")
+    from spiritnet_tf.model import PRESETS
+
+    if config.preset not in PRESETS:
+        raise ConfigError(f"{where}.preset: unknown preset {config.preset!r}; "
+                          f"choose one of {', '.join(sorted(PRESETS))}")
+    if config.evaluation is not None:
+        _check_fields(EvaluationConfig, config.evaluation, f"{where}.evaluation")
+        evaluation = config.evaluation_config()
+        if evaluation.mode not in ("prediction", "generation"):
+            raise ConfigError(f"{where}.evaluation.mode: expected 'prediction' or 'generation', "
+                              f"got {evaluation.mode!r}")
+        if not config.validation_data:
+            raise ConfigError(f"{where}.evaluation: needs validation_data to evaluate on")
+    for key, low, high in (("batch_size", 1, None), ("num_frames", 1, 5), ("epochs", 1, None),
+                           ("steps_per_epoch", 1, None), ("validation_steps", 0, None),
+                           ("previews", 0, None), ("shuffle", 0, None)):
+        value = getattr(config, key)
+        if value < low or (high is not None and value > high):
+            bound = f">= {low}" if high is None else f"in {low}..{high}"
+            raise ConfigError(f"{where}.{key} must be {bound}, got {value}")
+    if config.crop is not None and (len(config.crop) != 2 or not all(
+            isinstance(v, int) and v >= 32 for v in config.crop)):
+        raise ConfigError(f"{where}.crop: expected [height, width], each an int >= 32, "
+                          f"got {config.crop!r}")
+    if config.validation_steps and not config.validation_data:
+        raise ConfigError(f"{where}.validation_steps: needs validation_data")
+    try:
+        config.model_config()
+        config.loss_config()
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{where}: {e}") from None
+    return config
+
+
+def load_config(path):
+    """Reads and checks an experiment file (``.json`` or ``.toml``); returns a `TrainConfig`.
+
+    Raises:
+      FileNotFoundError: the file does not exist (the message names it).
+      ValueError (`ConfigError`): unreadable file, unknown key, wrong type or
+        impossible value; the message names the file and the key.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"config file {path!r} does not exist")
+    extension = os.path.splitext(path)[1].lower()
+    try:
+        if extension == ".json":
+            with open(path) as f:
+                values = json.load(f)
+        elif extension == ".toml":
+            import tomllib
+
+            with open(path, "rb") as f:
+                values = tomllib.load(f)
+        else:
+            raise ConfigError(f"config file {path!r}: expected a .json or .toml file")
+    except (json.JSONDecodeError, ValueError) as e:
+        if isinstance(e, ConfigError):
+            raise
+        raise ConfigError(f"config file {path!r} is not valid {extension[1:].upper()}: {e}") \
+            from None
+    return parse_config(values, where=path, base_dir=os.path.dirname(os.path.abspath(path)))

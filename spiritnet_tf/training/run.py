@@ -1,0 +1,348 @@
+"""The training driver behind ``spiritnet train`` and the model evaluation behind ``evaluate``.
+
+A *run directory* holds one experiment::
+
+    config.json            the checked experiment (paths resolved); written first
+    logs/train, logs/validation   TensorBoard scalars: one per loss term (epoch_loss,
+                           epoch_flow, epoch_style, epoch_tv, epoch_depth)
+    logs/preview           image summaries and animated previews (PreviewCallback)
+    previews/epoch-NNN.gif the same animations as files
+    checkpoints/epoch-NNN.weights.h5   ModelCheckpoint, every epoch
+    backup/                BackupAndRestore state (weights + optimizers + epoch)
+    history.csv            every epoch's losses (appended across resumes)
+    model.weights.h5, model.keras      the final model (no optimizer state)
+    evaluation/            JSON, Markdown and PNG reports (when configured)
+    manifest.json          written last: the run is complete
+
+Rerunning ``spiritnet train`` with the same config and ``--out`` resumes an
+interrupted run from its last finished epoch (the backup holds the weights, both
+optimizers and the epoch counter). A finished run, a run of another config, or a
+folder that is not a run directory is never replaced without ``--overwrite``.
+"""
+
+import dataclasses
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from spiritnet_tf.config import SpiritNetConfig
+from spiritnet_tf.training.callbacks import PreviewCallback
+from spiritnet_tf.training.config import TrainConfig, parse_config
+from spiritnet_tf.training.data import evaluation_samples, septuplet_dataset, training_samples
+
+__all__ = ["train", "evaluate_model", "make_strategy", "STRATEGIES", "prepare_run_dir",
+           "load_model"]
+
+STRATEGIES = ("default", "mirrored", "multiworker")
+MANIFEST = "manifest.json"
+CONFIG = "config.json"
+
+
+def make_strategy(name):
+    """A `tf.distribute.Strategy` by name (DESIGN.md §8).
+
+    default: the default strategy (one device); mirrored: `MirroredStrategy` over all
+    local GPUs (or the CPU); multiworker: `MultiWorkerMirroredStrategy`, the cluster
+    read from the ``TF_CONFIG`` environment variable.
+    """
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        if "TF_CONFIG" not in os.environ:
+            print("spiritnet train: TF_CONFIG is not set; multiworker runs as a single worker",
+                  file=sys.stderr)
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
+
+
+def _is_chief(strategy):
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    return resolver.task_type == "chief" or (
+        resolver.task_type == "worker" and resolver.task_id == 0
+        and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def prepare_run_dir(out_dir, config, overwrite=False):
+    """Creates or reopens a run directory; returns True when it resumes a run.
+
+    Raises ValueError when ``out_dir`` holds a finished run, a run of a different
+    config, or files that are not a run (unless ``overwrite``; a folder that is not
+    a run directory is never deleted).
+    """
+    config_path = os.path.join(out_dir, CONFIG)
+    wanted = json.loads(json.dumps(config.to_dict()))  # as stored: tuples become lists
+    if os.path.isdir(out_dir) and os.listdir(out_dir):
+        if not os.path.exists(config_path):
+            raise ValueError(
+                f"{out_dir!r} exists and is not a spiritnet run directory (no {CONFIG}); "
+                "choose another --out (it is not deleted, even with --overwrite)")
+        with open(config_path) as f:
+            previous = json.load(f)
+        finished = os.path.exists(os.path.join(out_dir, MANIFEST))
+        if overwrite:
+            shutil.rmtree(out_dir)
+        elif finished:
+            raise ValueError(f"{out_dir!r} holds a finished run; pass --overwrite to replace it "
+                             "or choose another --out")
+        elif previous != wanted:
+            raise ValueError(
+                f"{out_dir!r} holds an unfinished run of a different config; pass --overwrite "
+                "to start over or rerun with the config it was started with")
+        else:
+            return True
+    os.makedirs(out_dir, exist_ok=True)
+    with open(config_path, "w") as f:
+        json.dump(wanted, f, indent=2)
+        f.write("\n")
+    return False
+
+
+def _git_revision():
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        rev = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=10)
+        if rev.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", here, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return rev.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _versions():
+    import spiritnet_tf
+
+    return {"spiritnet_tf": spiritnet_tf.__version__, "tensorflow": tf.__version__,
+            "keras": keras.__version__, "numpy": np.__version__,
+            "python": sys.version.split()[0]}
+
+
+def _clean_copy(model, **overrides):
+    """A new, uncompiled model with ``model``'s weights (config fields overridden)."""
+    from spiritnet_tf.model import SpiritNet
+
+    copy = SpiritNet(dataclasses.replace(model.config, **overrides))
+    copy.build()
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def load_model(weights=None, preset="small"):
+    """The model to evaluate.
+
+    ``weights``: a ``.keras`` file (loaded with ``safe_mode=True``); a ``.weights.h5``
+    file (its architecture from the ``manifest.json`` or ``config.json`` of its run
+    directory, else ``preset``); a run directory (its ``model.keras``); ``"default"`` (the
+    bundled weights); or None (random initialisation, for testing the pipeline).
+    """
+    from spiritnet_tf.model import SpiritNet
+
+    if weights is None or weights == "default":
+        return SpiritNet.from_preset(preset, weights=weights)
+    if os.path.isdir(weights):
+        weights = os.path.join(weights, "model.keras")
+    if not os.path.exists(weights):
+        raise FileNotFoundError(f"weights file {weights!r} does not exist")
+    if weights.endswith(".keras"):
+        return keras.saving.load_model(weights, safe_mode=True)
+    config = None
+    here = os.path.dirname(os.path.abspath(weights))
+    for folder in (here, os.path.dirname(here)):  # a run directory or its checkpoints/
+        if os.path.exists(os.path.join(folder, MANIFEST)):
+            with open(os.path.join(folder, MANIFEST)) as f:
+                config = SpiritNetConfig.from_dict(json.load(f)["model_config"])
+        elif os.path.exists(os.path.join(folder, CONFIG)):
+            with open(os.path.join(folder, CONFIG)) as f:
+                config = parse_config(json.load(f), where=os.path.join(folder, CONFIG),
+                                      base_dir=folder).model_config()
+        if config is not None:
+            break
+    if config is not None:
+        model = SpiritNet(config)
+        model.build()
+        model.load_weights(weights)
+        return model
+    return SpiritNet.from_preset(preset, weights=weights)
+
+
+def _dafr_flow0(model, seed):
+    """Generation mode's flow0: the model's depth net and DAFR on the input (DESIGN.md §5)."""
+    from spiritnet_tf.model import MULTIPLE
+
+    def flow0(inputs):
+        image = tf.convert_to_tensor(inputs["image"], tf.float32)
+        h, w = image.shape[1], image.shape[2]
+        padded = tf.pad(image, [[0, 0], [0, -h % MULTIPLE], [0, -w % MULTIPLE], [0, 0]], "REFLECT")
+        z = model.cell.estimate_depth(padded, training=False)
+        return model.dafr(z, tf.constant(seed, tf.int64))[:, :h, :w]
+
+    return flow0
+
+
+def evaluate_model(model, septuplets, mode, *, batch_size=4, crop=None, seed=0,
+                   max_batches=None, progress=True, name="model"):
+    """Evaluates ``model`` and the baselines (DESIGN.md §5); returns an `EvaluationResult`.
+
+    ``model`` may also be a dict name -> model to evaluate several side by side.
+    In generation mode flow0 is drawn once per batch by the (first) model's DAFR with
+    ``seed`` and every predictor, baselines included, starts from it.
+    """
+    from tqdm.auto import tqdm
+
+    from spiritnet_tf.evaluation import BASELINES, evaluate
+
+    models = model if isinstance(model, dict) else {name: model}
+    predictors = {}
+    for key, m in models.items():
+        def predict(image, flow0, num_frames, *, teacher_flows=None, m=m):
+            return m({"image": image, "flow0": flow0}, num_frames=num_frames)
+        predictors[key] = predict
+    predictors.update(BASELINES)
+    samples = evaluation_samples(septuplets, mode, batch_size, crop, seed)
+    samples = tqdm(samples, desc=f"evaluate ({mode})", unit="batch", disable=not progress,
+                   total=max_batches)
+    flow0_fn = _dafr_flow0(next(iter(models.values())), seed) if mode == "generation" else None
+    return evaluate(predictors, samples, mode, flow0_fn=flow0_fn, max_batches=max_batches)
+
+
+def _first_batch(dataset):
+    inputs, targets = next(iter(dataset))
+    return ({k: v.numpy() for k, v in inputs.items()}, {k: v.numpy() for k, v in targets.items()})
+
+
+def train(config, out_dir, *, strategy="default", overwrite=False, progress=True,
+          extra_callbacks=()):
+    """Runs (or resumes) one experiment into ``out_dir``; returns the manifest dict.
+
+    Args:
+      config: a `TrainConfig` (see `spiritnet_tf.training.load_config`).
+      out_dir: the run directory (see the module docstring).
+      strategy: "default", "mirrored", "multiworker" or a `tf.distribute.Strategy`.
+      overwrite: replace a finished run (or a run of another config) in ``out_dir``.
+      progress: Keras progress bars (one line per epoch when not on a terminal).
+      extra_callbacks: more Keras callbacks for `fit`.
+    """
+    from spiritnet_tf.evaluation import quality_gate, write_report
+    from spiritnet_tf.model import SpiritNet
+
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    if isinstance(strategy, str):
+        strategy_name, strategy = strategy, make_strategy(strategy)
+    else:
+        strategy_name = type(strategy).__name__
+    chief = _is_chief(strategy)
+    if not chief:  # other workers keep their own files apart (Keras multi-worker guide)
+        task = strategy.cluster_resolver.task_id
+        out_dir = os.path.join(out_dir, "workers", f"{strategy.cluster_resolver.task_type}-{task}")
+    started = datetime.datetime.now(datetime.timezone.utc)
+    resumed = prepare_run_dir(out_dir, config, overwrite)
+    path = lambda *p: os.path.join(out_dir, *p)  # noqa: E731
+
+    keras.utils.set_random_seed(config.seed)
+    train_septuplets, train_records = septuplet_dataset(config.sources("train_data"), progress)
+    train_ds = training_samples(train_septuplets, config, training=True)
+    val_ds, val_records, val_septuplets = None, [], None
+    if config.validation_data:
+        val_septuplets, val_records = septuplet_dataset(config.sources("validation_data"),
+                                                        progress)
+        val_ds = training_samples(val_septuplets, config, training=False)
+
+    with strategy.scope():
+        model = SpiritNet(config.model_config())
+        model.compile(loss_config=config.loss_config())
+
+    callbacks = [
+        keras.callbacks.BackupAndRestore(path("backup"), delete_checkpoint=False),
+        keras.callbacks.ModelCheckpoint(path("checkpoints", "epoch-{epoch:03d}.weights.h5"),
+                                        save_weights_only=True),
+        keras.callbacks.TensorBoard(path("logs"), update_freq="epoch"),
+        keras.callbacks.CSVLogger(path("history.csv"), append=True),
+    ]
+    if config.previews:
+        preview = _first_batch((val_ds if val_ds is not None else train_ds).unbatch()
+                               .batch(config.previews))
+        callbacks.append(PreviewCallback(preview, path("logs", "preview"), path("previews")))
+    callbacks += list(extra_callbacks)
+    if resumed and os.path.exists(path("backup", "training_metadata.json")):
+        with open(path("backup", "training_metadata.json")) as f:
+            print(f"spiritnet train: resuming {out_dir} after epoch {json.load(f)['epoch']}",
+                  file=sys.stderr)
+    verbose = (1 if sys.stdout.isatty() else 2) if progress else 0
+    history = model.fit(train_ds, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch,
+                        validation_data=val_ds if config.validation_steps else None,
+                        validation_steps=config.validation_steps or None,
+                        callbacks=callbacks, verbose=verbose, shuffle=False)
+
+    final = _clean_copy(model)
+    final.save_weights(path("model.weights.h5"))
+    final.save(path("model.keras"))
+    manifest = {
+        "name": config.name,
+        "config": config.to_dict(),
+        "model_config": model.config.to_dict(),
+        "loss_setup": {"loss": model.loss_config.to_dict(),
+                       "vgg_weights": model.loss_config.vgg_weights or
+                       "none (random VGG-19 weights: the style loss is not ImageNet's)"},
+        "data": {"train": train_records, "validation": val_records},
+        "strategy": strategy_name,
+        "replicas": strategy.num_replicas_in_sync,
+        "epochs": config.epochs,
+        "steps_per_epoch": config.steps_per_epoch,
+        "steps": int(model.optimizer.iterations.numpy()),
+        "samples_seen": int(model.optimizer.iterations.numpy()) * config.batch_size,
+        "final_losses": {k: float(v[-1]) for k, v in history.history.items()},
+        "resumed": resumed,
+        "outputs": {"weights": "model.weights.h5", "keras": "model.keras",
+                    "checkpoints": "checkpoints/", "tensorboard": "logs/",
+                    "history": "history.csv"},
+        "git_revision": _git_revision(),
+        "versions": _versions(),
+        "command": " ".join(sys.argv),
+        "started": started.isoformat(timespec="seconds"),
+        "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    if not manifest["final_losses"] and os.path.exists(path("history.csv")):
+        # Resumed after the last epoch had finished: the losses are in the CSV log.
+        import csv
+
+        with open(path("history.csv")) as f:
+            rows = list(csv.DictReader(f))
+        if rows:
+            manifest["final_losses"] = {k: float(v) for k, v in rows[-1].items() if k != "epoch"}
+    evaluation = config.evaluation_config()
+    if evaluation is not None:
+        modes = evaluation.resample_from or [model.config.resample_from]
+        models = {f"model ({m})": _clean_copy(model, resample_from=m) for m in modes}
+        result = evaluate_model(models, val_septuplets, evaluation.mode,
+                                batch_size=config.batch_size,
+                                crop=tuple(config.crop) if config.crop else None,
+                                seed=evaluation.seed, max_batches=evaluation.batches,
+                                progress=progress)
+        write_report(result, path("evaluation"))
+        manifest["evaluation"] = {
+            **result.to_dict(),
+            "reports": {"json": "evaluation/evaluation.json",
+                        "markdown": "evaluation/evaluation.md", "plot": "evaluation/evaluation.png"},
+            "quality_gate": {name: quality_gate(result, name) for name in models},
+        }
+    if chief:
+        with open(path(MANIFEST) + ".partial", "w") as f:
+            json.dump(manifest, f, indent=2, default=str)
+            f.write("\n")
+        os.replace(path(MANIFEST) + ".partial", path(MANIFEST))
+    shutil.rmtree(path("backup"), ignore_errors=True)
+    return manifest

@@ -1,0 +1,185 @@
+"""``spiritnet train``: experiment files, the fit driver, resuming an interrupted run."""
+
+import csv
+import glob
+import json
+import os
+import shutil
+
+import keras
+import pytest
+import tensorflow as tf
+
+from spiritnet_tf import cli
+from spiritnet_tf.training import ConfigError, load_config, train
+
+CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+TINY = os.path.join(CONFIGS, "tiny_test.json")
+LOSS_TERMS = ("loss", "flow", "style", "tv", "depth")
+
+
+def _write(tmp_path, values, name="exp.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps(values))
+    return str(path)
+
+
+def _tiny():
+    with open(TINY) as f:
+        return json.load(f)
+
+
+def test_example_configs_load():
+    for path in glob.glob(os.path.join(CONFIGS, "*.json")):
+        config = load_config(path)
+        assert config.sources("train_data")
+        config.model_config()
+
+
+def test_toml_config(tmp_path):
+    path = tmp_path / "exp.toml"
+    path.write_text('preset = "small"\nepochs = 2\n[[train_data]]\ntype = "synthetic"\ncount = 3\n'
+                    '[model]\nresample_from = "input"\n')
+    config = load_config(str(path))
+    assert config.epochs == 2 and config.sources("train_data")[0].count == 3
+    assert config.model_config().resample_from == "input"
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c.update(epochz=3), "unknown key(s) 'epochz'"),
+    (lambda c: c["train_data"][0].update(colour="red"), "train_data[0]: unknown key(s) 'colour'"),
+    (lambda c: c["model"].update(widht=3), "model: unknown key(s) 'widht'"),
+    (lambda c: c["loss"].update(style_wieght=1.0), "loss: unknown key(s) 'style_wieght'"),
+    (lambda c: c.update(epochs="4"), "epochs: expected int, got str '4'"),
+    (lambda c: c.update(flip=1), "flip: expected bool, got int"),
+    (lambda c: c["model"].update(context_width=8.5), "model.context_width: expected int"),
+    (lambda c: c.update(num_frames=6), "num_frames must be in 1..5, got 6"),
+    (lambda c: c["train_data"][0].update(type="youtube"), "unknown source type 'youtube'"),
+    (lambda c: c["train_data"][0].pop("count"), "a 'synthetic' source needs 'count'"),
+    (lambda c: c.pop("train_data"), "missing required key 'train_data'"),
+    (lambda c: c.update(preset="huge"), "unknown preset 'huge'"),
+    (lambda c: c["loss"].update(vgg_weights="missing_vgg.h5"), "missing_vgg.h5' does not exist"),
+    (lambda c: c["model"].update(resample_from="next"), "resample_from must be one of"),
+])
+def test_bad_config_errors_name_the_key_and_file(tmp_path, change, message):
+    values = _tiny()
+    change(values)
+    path = _write(tmp_path, values)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert message in str(info.value)
+    assert path in str(info.value)
+
+
+def test_unreadable_and_missing_config_files(tmp_path, capsys):
+    with pytest.raises(FileNotFoundError, match="nope.json"):
+        load_config(str(tmp_path / "nope.json"))
+    bad = tmp_path / "bad.json"
+    bad.write_text("{ not json")
+    with pytest.raises(ConfigError, match="bad.json.*not valid JSON"):
+        load_config(str(bad))
+    # Through the command line: a message naming the file, exit status 1, no traceback.
+    assert cli.main(["train", "--config", str(tmp_path / "nope.json")]) == 1
+    assert "nope.json" in capsys.readouterr().err
+
+
+def test_missing_data_folder_is_named(tmp_path):
+    values = _tiny()
+    values["train_data"] = [{"type": "tfrecord", "path": "no_such_records"}]
+    config = load_config(_write(tmp_path, values))
+    with pytest.raises(FileNotFoundError, match="no_such_records"):
+        train(config, str(tmp_path / "run"), progress=False)
+
+
+class _Interrupt(keras.callbacks.Callback):
+    """Stands in for a killed process: raises when epoch ``at`` would begin."""
+
+    def __init__(self, at):
+        super().__init__()
+        self.at = at
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.at:
+            raise KeyboardInterrupt(f"interrupted before epoch {epoch}")
+
+
+def _scalar_steps(folder):
+    """tag -> sorted steps of the scalar summaries in a TensorBoard folder."""
+    steps = {}
+    for path in glob.glob(os.path.join(folder, "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                steps.setdefault(value.tag, []).append(event.step)
+    return {tag: sorted(s) for tag, s in steps.items()}
+
+
+def test_train_writes_logs_checkpoints_and_resumes_after_interruption(tmp_path, capsys):
+    """20 steps (4 epochs x 5) on synthetic scenes, interrupted after epoch 2 and rerun."""
+    out = str(tmp_path / "run")
+    config = load_config(TINY)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, out, progress=False, extra_callbacks=[_Interrupt(at=2)])
+    assert not os.path.exists(os.path.join(out, "manifest.json"))
+    with open(os.path.join(out, "backup", "training_metadata.json")) as f:
+        assert json.load(f)["epoch"] == 2
+
+    # The same command again resumes from the backup instead of starting over.
+    assert cli.main(["train", "--config", TINY, "--out", out, "--quiet"]) == 0
+    assert "resuming" in capsys.readouterr().err
+    with open(os.path.join(out, "manifest.json")) as f:
+        manifest = json.load(f)
+    assert manifest["resumed"] is True
+    # Optimizer state came back with the weights: 10 + 10 steps, not 10 or 30.
+    assert manifest["steps"] == 20
+    with open(os.path.join(out, "history.csv")) as f:
+        assert [int(row["epoch"]) for row in csv.DictReader(f)] == [0, 1, 2, 3]
+    assert set(manifest["final_losses"]) == set(LOSS_TERMS)
+    assert manifest["data"]["train"][0]["clips"] == [f"synthetic/0/{i}" for i in range(4)]
+    assert manifest["config"]["epochs"] == 4 and manifest["versions"]["tensorflow"]
+    assert "none" in manifest["loss_setup"]["vgg_weights"]
+    assert not os.path.exists(os.path.join(out, "backup"))
+    # Final evaluation of both resampling modes beside the baselines (5 steps each).
+    evaluation = manifest["evaluation"]
+    methods = ["model (previous)", "model (input)", "copy-frame", "constant-velocity", "oracle"]
+    assert [(r["method"], r["step"]) for r in evaluation["rows"]] == [
+        (m, t) for m in methods for t in range(1, 6)]
+    assert set(evaluation["quality_gate"]) == {"model (previous)", "model (input)"}
+    assert os.path.exists(os.path.join(out, "evaluation", "evaluation.md"))
+
+    # A scalar per loss term, for epochs 0..3 across both processes' event files.
+    scalars = _scalar_steps(os.path.join(out, "logs", "train"))
+    for term in LOSS_TERMS:
+        assert scalars[f"epoch_{term}"] == [0, 1, 2, 3], scalars
+    previews = _scalar_steps(os.path.join(out, "logs", "preview"))
+    for tag in ("preview/frames", "preview/flows", "preview/animation"):
+        assert previews[tag] == [1, 2, 3, 4]
+    with open(os.path.join(out, "previews", "epoch-004.gif"), "rb") as f:
+        assert f.read(6) == b"GIF89a"
+    assert sorted(os.listdir(os.path.join(out, "checkpoints"))) == [
+        f"epoch-{e:03d}.weights.h5" for e in range(1, 5)]
+
+    # The final model loads safely and runs.
+    model = keras.saving.load_model(os.path.join(out, "model.keras"), safe_mode=True)
+    frames = model({"image": tf.zeros([1, 32, 32, 3])}, num_frames=1)["frames"]
+    assert frames.shape == (1, 1, 32, 32, 3)
+
+    # A finished run is not replaced without --overwrite; a foreign folder never.
+    assert cli.main(["train", "--config", TINY, "--out", out, "--quiet"]) == 1
+    assert "--overwrite" in capsys.readouterr().err
+    foreign = tmp_path / "photos"
+    foreign.mkdir()
+    (foreign / "keep.jpg").write_bytes(b"x")
+    assert cli.main(["train", "--config", TINY, "--out", str(foreign), "--overwrite"]) == 1
+    assert "not a spiritnet run directory" in capsys.readouterr().err
+    assert (foreign / "keep.jpg").exists()
+
+
+def test_unfinished_run_of_another_config_is_refused(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    values = _tiny()
+    (out / "config.json").write_text(json.dumps({"different": True}))
+    config = load_config(_write(tmp_path, values))
+    with pytest.raises(ValueError, match="different config"):
+        train(config, str(out), progress=False)
+    shutil.rmtree(out)
