@@ -23,7 +23,9 @@ STYLE_LAYERS = (
 )
 
 
-class _DictMixin:
+class DictConfig:
+    """``to_dict`` / ``from_dict`` for a config dataclass; unknown keys are an error."""
+
     def to_dict(self):
         return dataclasses.asdict(self)
 
@@ -32,12 +34,12 @@ class _DictMixin:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names)
         if unknown:
-            raise ValueError(f"{cls.__name__}: unknown option(s) {unknown}; known: {sorted(names)}")
+            raise ValueError(f"{cls.__name__}: unknown field(s) {unknown}; known: {sorted(names)}")
         return cls(**values)
 
 
 @dataclasses.dataclass
-class SpiritNetConfig(_DictMixin):
+class SpiritNetConfig(DictConfig):
     """Architecture of `spiritnet_tf.SpiritNet` (DESIGN.md section 3).
 
     Attributes:
@@ -87,7 +89,7 @@ class SpiritNetConfig(_DictMixin):
 
 
 @dataclasses.dataclass
-class LossConfig(_DictMixin):
+class LossConfig(DictConfig):
     """Weights of the training losses (DESIGN 3.9) and the VGG-19 set-up.
 
     Attributes:

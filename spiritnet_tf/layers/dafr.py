@@ -14,13 +14,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from spiritnet_tf.config import DictConfig
 from spiritnet_tf.layers.common import check_rank4
 
 __all__ = ["DAFR", "DAFRConfig", "TopKGapThresholds"]
 
 
 @dataclasses.dataclass
-class DAFRConfig:
+class DAFRConfig(DictConfig):
     """Every DAFR constant, with the defaults of DESIGN §3.2.
 
     Clustering (on z min-max rescaled to [0, 1] per image):
@@ -78,17 +79,6 @@ class DAFRConfig:
                 f"DAFRConfig: invalid value for {', '.join(bad)}: "
                 + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad)
             )
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values):
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"DAFRConfig: unknown field(s) {unknown}; known: {sorted(known)}")
-        return cls(**values)
 
 
 @keras.saving.register_keras_serializable(package="spiritnet")
