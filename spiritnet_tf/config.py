@@ -37,6 +37,17 @@ class DictConfig:
             raise ValueError(f"{cls.__name__}: unknown field(s) {unknown}; known: {sorted(names)}")
         return cls(**values)
 
+    @classmethod
+    def coerce(cls, config):
+        """``None`` -> the defaults, a dict -> `from_dict`, an instance -> itself."""
+        if config is None:
+            return cls()
+        if isinstance(config, dict):
+            return cls.from_dict(config)
+        if isinstance(config, cls):
+            return config
+        raise TypeError(f"expected a {cls.__name__}, a dict or None, got {type(config).__name__}")
+
 
 @dataclasses.dataclass
 class SpiritNetConfig(DictConfig):

@@ -88,11 +88,7 @@ class SpiritNet(keras.Model):
 
     def __init__(self, config=None, **kwargs):
         super().__init__(**kwargs)
-        if config is None:
-            config = SpiritNetConfig()
-        elif isinstance(config, dict):
-            config = SpiritNetConfig.from_dict(config)
-        self.config = config
+        self.config = config = SpiritNetConfig.coerce(config)
         self.dafr = DAFR(dict(config.dafr) or None)
         self.cell = SpiritNetCell(config, name="cell")
         self.rnn = SpiritNetRNN(self.cell, return_sequences=True, name="rnn")

@@ -72,11 +72,7 @@ class SpiritNetCell(keras.layers.Layer):
 
     def __init__(self, config=None, **kwargs):
         super().__init__(**kwargs)
-        if config is None:
-            config = SpiritNetConfig()
-        elif isinstance(config, dict):
-            config = SpiritNetConfig.from_dict(config)
-        self.config = config
+        self.config = config = SpiritNetConfig.coerce(config)
         self.output_size = (None, None, OUTPUT_CHANNELS)
         depth_options = {} if config.depth_width is None else {"width_multiplier": config.depth_width}
         self.depth_net = MegaDepth.from_preset(config.depth_preset, **depth_options)

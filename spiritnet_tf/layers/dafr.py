@@ -167,11 +167,7 @@ class DAFR(keras.layers.Layer):
 
     def __init__(self, config=None, thresholds=None, **kwargs):
         super().__init__(**kwargs)
-        if config is None:
-            config = DAFRConfig()
-        elif isinstance(config, dict):
-            config = DAFRConfig.from_dict(config)
-        self.config = config
+        self.config = config = DAFRConfig.coerce(config)
         self._custom_thresholds = thresholds is not None
         if thresholds is None:
             thresholds = TopKGapThresholds(config.max_cuts, config.min_gap, config.min_share)
