@@ -86,6 +86,9 @@ class SpiritNetServable(tf.Module):
             if isinstance(value, bool) or not isinstance(value, int) or value < MIN_SIDE:
                 raise ValueError(f"{name} must be an integer >= {MIN_SIDE}, got {value!r}")
         self.model = model
+        # Keras 3 variables are not found by tf.Module's tracking: list the tf.Variables
+        # behind them so that the SavedModel saves (and restores) every weight.
+        self.model_variables = [v.value for v in model.variables]
         self.working_side = working_side
         self.max_output_side = max_output_side
 
