@@ -1,0 +1,170 @@
+"""SavedModel export (DESIGN.md §6): export/to_savedmodel.py on a tiny random SpiritNet.
+
+One export (through the command-line entry point) is shared by every test: tracing is
+the slow part. Sizes are chosen so that every resize is an exact factor of 2 (area
+filter = 2x2 mean in both OpenCV and TensorFlow), which lets the full-resolution frames
+be checked against `spiritnet_tf.animation` (NumPy/OpenCV) independently.
+"""
+
+import io
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+from tensorflow_serving.apis import prediction_log_pb2
+
+from spiritnet_tf.animation import Animation
+from spiritnet_tf.export import WARMUP_FRAMES, main
+from spiritnet_tf.io.images import resize_to_working_side
+from spiritnet_tf.model import SpiritNet
+from spiritnet_tf.serving import PredictionServer, SpiritNetClient
+
+WORKING_SIDE, MAX_OUTPUT_SIDE = 48, 96
+TINY = dict(depth_width=0.0625, context_width=8, kernel_widths=(4, 8, 8, 8), fill_hole_width=8,
+            fill_hole_blocks=1, synthesis_width=8, synthesis_blocks=1)
+
+
+def _smooth(height, width, seed=0):
+    """A smooth uint8 picture [H, W, 3] (low frequencies: bilinear resampling is well behaved)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width] / max(height, width)
+    channels = [0.5 + 0.4 * np.sin(2 * np.pi * (rng.uniform(0.5, 1.5) * x + rng.uniform(0.5, 1.5) * y)
+                                   + rng.uniform(0, 6)) for _ in range(3)]
+    return np.round(np.stack(channels, -1) * 255).astype(np.uint8)
+
+
+def _png(pixels):
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory):
+    """(model, version folder BASE/1) exported by the CLI from a saved .keras model."""
+    root = tmp_path_factory.mktemp("export")
+    model = SpiritNet.from_preset("small", **TINY)
+    model.build()
+    weights = str(root / "tiny.keras")
+    model.save(weights)
+    out = root / "spiritnet" / "1"
+    args = ["--weights", weights, "--out", str(out), "--working-side", str(WORKING_SIDE),
+            "--max-output-side", str(MAX_OUTPUT_SIDE)]
+    assert main(args) == 0
+    return model, out, args
+
+
+@pytest.fixture(scope="module")
+def loaded(export):
+    return tf.saved_model.load(str(export[1]))
+
+
+def _serve(loaded, png, num_frames, seed):
+    out = loaded.signatures["serving_default"](
+        image=tf.constant([png]), num_frames=tf.constant(num_frames, tf.int32),
+        seed=tf.constant(seed, tf.int64))
+    return {k: v.numpy() for k, v in out.items()}
+
+
+def test_serving_default_matches_keras_at_working_size(export, loaded):
+    model, _, _ = export
+    pixels = _smooth(36, 48, seed=1)  # already at the working size: no resampling at all
+    served = _serve(loaded, _png(pixels), num_frames=3, seed=7)
+    ref = model({"image": pixels[None].astype(np.float32) / 255.0}, num_frames=3, seed=7)
+    assert served["frames"].shape == (1, 3, 36, 48, 3) and served["frames"].dtype == np.uint8
+    np.testing.assert_allclose(served["flows"], ref["flows"].numpy(), atol=1e-4)
+    expected = np.round(np.clip(ref["frames"].numpy(), 0, 1) * 255)
+    assert np.abs(served["frames"].astype(np.float64) - expected).max() <= 1
+
+
+def test_serving_default_full_resolution_matches_animation(export, loaded):
+    """128x192 input: capped to 64x96 (max output side), model at 32x48, frames at 64x96."""
+    model, _, _ = export
+    pixels = _smooth(128, 192, seed=2)
+    served = _serve(loaded, _png(pixels), num_frames=3, seed=11)
+    full = resize_to_working_side(pixels.astype(np.float32) / 255.0, MAX_OUTPUT_SIDE)
+    small = resize_to_working_side(full, WORKING_SIDE)
+    ref = model({"image": small[None]}, num_frames=3, seed=11)
+    flows = ref["flows"].numpy()[0]
+    assert served["flows"].shape == (1, 3, 32, 48, 2)
+    np.testing.assert_allclose(served["flows"][0], flows, atol=1e-4)
+    assert np.abs(flows).max() > 0.1  # the comparison below involves real motion
+    anim = Animation(full, np.concatenate([small[None], ref["frames"].numpy()[0]]), flows,
+                     np.ones((32, 48, 1), np.float32))
+    assert served["frames"].shape == (1, 3, 64, 96, 3)
+    diff = np.abs(served["frames"][0].astype(np.int16) - anim.frames[1:].astype(np.int16))
+    assert diff.max() <= 1
+
+
+def test_animate_tensor_matches_keras(export, loaded):
+    model, _, _ = export
+    rng = np.random.default_rng(3)
+    image = rng.random((2, 36, 48, 3)).astype(np.float32)
+    flow0 = rng.normal(0, 1.5, (2, 36, 48, 2)).astype(np.float32)
+    out = loaded.signatures["animate_tensor"](
+        image=tf.constant(image), flow0=tf.constant(flow0), num_frames=tf.constant(2))
+    ref = model({"image": image, "flow0": flow0}, num_frames=2)
+    np.testing.assert_allclose(out["flows"].numpy(), ref["flows"].numpy(), atol=1e-4)
+    expected = np.round(np.clip(ref["frames"].numpy(), 0, 1) * 255)
+    assert np.abs(out["frames"].numpy().astype(np.float64) - expected).max() <= 1
+
+
+@pytest.mark.parametrize("num_frames", [0, 65])
+def test_num_frames_out_of_range_fails_in_graph(loaded, num_frames):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"num_frames must be in 1\.\.64"):
+        _serve(loaded, _png(_smooth(36, 48)), num_frames=num_frames, seed=0)
+
+
+def test_warmup_records_parse_and_replay(export, loaded):
+    path = export[1] / "assets.extra" / "tf_serving_warmup_requests"
+    signatures = []
+    for record in tf.data.TFRecordDataset(str(path)):
+        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        assert log.WhichOneof("log_type") == "predict_log"
+        request = log.predict_log.request
+        inputs = {k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()}
+        out = loaded.signatures[request.model_spec.signature_name](**inputs)
+        assert out["frames"].shape[1] == WARMUP_FRAMES
+        signatures.append(request.model_spec.signature_name)
+    assert sorted(signatures) == ["animate_tensor", "serving_default"]
+
+
+def test_saved_model_cli_lists_both_signatures_without_custom_ops(export):
+    out = subprocess.run(
+        [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", "show",
+         "--dir", str(export[1]), "--all"], capture_output=True, text=True, check=True).stdout
+    for name in ("serving_default", "animate_tensor"):
+        assert f"signature_def['{name}']" in out
+    for name in ("image", "num_frames", "seed", "flow0", "frames", "flows"):
+        assert f"['{name}']" in out
+    # Composite warp by default: stock TF Serving must not need the compiled op.
+    graph = (export[1] / "saved_model.pb").read_bytes()
+    assert b"SpiritnetAdaptiveWarp" not in graph
+    assert b"GatherV2" in graph  # the composite warp's taps
+
+
+def test_dev_server_serves_the_export(export, loaded):
+    png = _png(_smooth(40, 56, seed=4))
+    with PredictionServer(export[1].parent, port=0) as server:
+        assert server.warmup_requests == 2
+        with SpiritNetClient(f"127.0.0.1:{server.port}", timeout=120) as client:
+            out = client.predict(png, num_frames=2, seed=5)
+    direct = _serve(loaded, png, num_frames=2, seed=5)
+    assert out["frames"].shape == (1, 2, 40, 56, 3)
+    np.testing.assert_array_equal(out["frames"], direct["frames"])
+    np.testing.assert_allclose(out["flows"], direct["flows"], atol=1e-6)
+
+
+def test_cli_never_overwrites_and_checks_the_version(export, capsys):
+    _, out, args = export
+    stamp = os.path.getmtime(out / "saved_model.pb")
+    assert main(args) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert os.path.getmtime(out / "saved_model.pb") == stamp
+    bad = [a if a != str(out) else str(out.parent / "latest") for a in args]
+    assert main(bad) == 2
+    assert "version" in capsys.readouterr().err
