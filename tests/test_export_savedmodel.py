@@ -141,10 +141,10 @@ def test_saved_model_cli_lists_both_signatures_without_custom_ops(export):
         assert f"signature_def['{name}']" in out
     for name in ("image", "num_frames", "seed", "flow0", "frames", "flows"):
         assert f"['{name}']" in out
-    # Composite warp by default: stock TF Serving must not need the compiled op.
+    # Composite warp by default: stock TF Serving must not need the compiled op (an
+    # export with --custom-ops does hold SpiritnetAdaptiveWarp nodes in this file).
     graph = (export[1] / "saved_model.pb").read_bytes()
     assert b"SpiritnetAdaptiveWarp" not in graph
-    assert b"GatherV2" in graph  # the composite warp's taps
 
 
 def test_dev_server_serves_the_export(export, loaded):
