@@ -253,6 +253,9 @@ def export_savedmodel(model, out, *, working_side=DEFAULT_WORKING_SIDE,
     base = os.path.dirname(out)
     os.makedirs(base, exist_ok=True)
     temp = tempfile.mkdtemp(prefix=f".tmp-export-{version}-", dir=base)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temp, 0o777 & ~umask)  # mkdtemp's 0700 would hide the model from a server's user
     try:
         with _warp_backend("custom" if custom_ops else "composite"):
             tf.saved_model.save(servable, temp, signatures={

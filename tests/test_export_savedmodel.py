@@ -161,6 +161,9 @@ def test_dev_server_serves_the_export(export, loaded):
 
 def test_cli_never_overwrites_and_checks_the_version(export, capsys):
     _, out, args = export
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(out).st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's private 0700
     stamp = os.path.getmtime(out / "saved_model.pb")
     assert main(args) == 2
     assert "already exists" in capsys.readouterr().err
