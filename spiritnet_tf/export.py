@@ -259,8 +259,8 @@ def export_savedmodel(model, out, *, working_side=DEFAULT_WORKING_SIDE,
     try:
         with _warp_backend("custom" if custom_ops else "composite"):
             tf.saved_model.save(servable, temp, signatures={
-                "serving_default": servable.serving_default.get_concrete_function(),
-                "animate_tensor": servable.animate_tensor.get_concrete_function(),
+                "serving_default": servable.serving_default,
+                "animate_tensor": servable.animate_tensor,
             })
         _write_warmup(os.path.join(temp, WARMUP_FILE))
         if os.path.lexists(out):
