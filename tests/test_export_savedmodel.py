@@ -171,3 +171,19 @@ def test_cli_never_overwrites_and_checks_the_version(export, capsys):
     bad = [a if a != str(out) else str(out.parent / "latest") for a in args]
     assert main(bad) == 2
     assert "version" in capsys.readouterr().err
+
+
+def test_custom_ops_export_overwrites_and_keeps_the_compiled_op(export, loaded, tmp_path):
+    _, out, args = export
+    target = tmp_path / "spiritnet" / "1"
+    target.mkdir(parents=True)
+    (target / "stale.txt").write_text("an older export")
+    custom = [a if a != str(out) else str(target) for a in args] + ["--custom-ops", "--overwrite"]
+    assert main(custom) == 0
+    assert not (target / "stale.txt").exists()
+    assert b"SpiritnetAdaptiveWarp" in (target / "saved_model.pb").read_bytes()
+    png = _png(_smooth(36, 48, seed=6))
+    with_op = _serve(tf.saved_model.load(str(target)), png, num_frames=2, seed=1)
+    composite = _serve(loaded, png, num_frames=2, seed=1)
+    np.testing.assert_allclose(with_op["flows"], composite["flows"], atol=1e-4)
+    assert np.abs(with_op["frames"].astype(np.int16) - composite["frames"]).max() <= 1
