@@ -110,7 +110,7 @@ def _invalid(message):
 
 
 def _check_inputs(image, flow, kernel):
-    """Static checks with messages naming the problem; returns the common dtype."""
+    """Static checks of rank, channels, sizes and dtypes, with messages naming the problem."""
     for name, t, layout in (
         ("image", image, "[B,H,W,C]"),
         ("flow", flow, "[B,H,W,2]"),
