@@ -128,12 +128,7 @@ def _load_cached(path, size, mtime_ns, preset, resample_from):
 def _with_resample(model, resample_from):
     if resample_from is None or resample_from == model.config.resample_from:
         return model
-    import dataclasses
-
-    twin = type(model)(dataclasses.replace(model.config, resample_from=resample_from))
-    twin.build()
-    twin.set_weights(model.get_weights())
-    return twin
+    return model.with_config(resample_from=resample_from)
 
 
 # ----------------------------------------------------------------------------- warping

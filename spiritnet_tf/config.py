@@ -107,6 +107,9 @@ class LossConfig(DictConfig):
       flow_weight: L1 between predicted and teacher flows.
       style_weight: VGG-19 Gram-matrix style loss between generated and real frames.
       tv_weight: total variation of the generated frames.
+      pixel_weight: L1 between generated and real frames (not in the paper, whose
+        image loss is style + TV only; 0 keeps the paper's losses). The bundled
+        weights use it because ImageNet VGG-19 weights cannot be loaded here.
       depth_weight: scale-invariant log-depth loss, applied when a batch carries depth.
       style_layers: (VGG-19 layer name, weight) pairs, see `STYLE_LAYERS`.
       vgg_weights: path of a VGG-19 ``include_top=False`` weights file, or None
@@ -117,6 +120,7 @@ class LossConfig(DictConfig):
     flow_weight: float = 1.0
     style_weight: float = 1.0
     tv_weight: float = 0.01
+    pixel_weight: float = 0.0
     depth_weight: float = 0.1
     style_layers: tuple = STYLE_LAYERS
     vgg_weights: str = None

@@ -22,13 +22,19 @@ from spiritnet_tf.layers.dafr import DAFR
 __all__ = ["SpiritNet", "PRESETS"]
 
 PRESETS = {
-    # The bundled default: small depth net and narrow sub-networks.
+    # The bundled default, sized to train on a CPU: MegaDepth at 1/8 width and narrow
+    # sub-networks (about 3x faster per step than 1/4 width with 32-channel nets,
+    # docs/benchmarks.md). Inference resamples the input (chosen by evaluation,
+    # spiritnet_tf/weights/MANIFEST.json).
     "small": SpiritNetConfig(
         depth_preset="small",
-        context_width=32,
+        depth_width=0.125,
+        context_width=8,
         kernel_widths=(8, 16, 32, 64),
-        fill_hole_width=32,
-        synthesis_width=32,
+        fill_hole_width=16,
+        fill_hole_blocks=2,
+        synthesis_width=16,
+        synthesis_blocks=2,
     ),
     # Widths of the paper / DAIN (MegaDepth at full width).
     "paper": SpiritNetConfig(
@@ -40,6 +46,8 @@ PRESETS = {
     ),
 }
 
+# Logged loss terms (each a Keras metric; "loss" is their weighted sum).
+LOSS_TERMS = ("loss", "flow", "pixel", "style", "tv", "depth")
 MULTIPLE = 32  # H, W are padded to a multiple of this inside the model
 MIN_SIDE = 32
 INPUT_KEYS = ("image", "flow0", "control", "depth", "mask")
@@ -94,7 +102,7 @@ class SpiritNet(keras.Model):
         self.rnn = SpiritNetRNN(self.cell, return_sequences=True, name="rnn")
         self.loss_config = LossConfig()
         self._trackers = {
-            name: keras.metrics.Mean(name=name) for name in ("loss", "flow", "style", "tv", "depth")
+            name: keras.metrics.Mean(name=name) for name in LOSS_TERMS
         }
 
     # ------------------------------------------------------------------ construction
@@ -129,6 +137,18 @@ class SpiritNet(keras.Model):
 
     def build_from_config(self, config):
         self.build()
+
+    def with_config(self, **overrides):
+        """A new, uncompiled model with this one's weights and config fields overridden.
+
+        E.g. ``model.with_config(resample_from="input")``; only fields that do not change
+        the weights (``resample_from``, DAFR options, learning rates) make sense here.
+        """
+        self.build()
+        copy = type(self)(dataclasses.replace(self.config, **overrides))
+        copy.build()
+        copy.set_weights(self.get_weights())
+        return copy
 
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable, "config": self.config.to_dict()}
@@ -297,17 +317,18 @@ class SpiritNet(keras.Model):
         return list(self._trackers.values())
 
     def _compute_losses(self, x, y, out, training):
-        """Weighted loss terms {"flow", "style", "tv", "depth"} and their sum "loss"."""
+        """Weighted loss terms {"flow", "pixel", "style", "tv", "depth"} and their sum "loss"."""
         cfg = self.loss_config
         terms = {
             "flow": losses.flow_l1(out["flows"], y["flows"]),
+            "pixel": tf.reduce_mean(tf.abs(out["frames"] - y["frames"])),
             "tv": losses.total_variation(out["frames"]),
             "style": tf.constant(0.0),
         }
         if self._style_loss is not None:
             terms["style"] = self._style_loss(out["frames"], y["frames"])
         total = cfg.flow_weight * terms["flow"] + cfg.style_weight * terms["style"]
-        total += cfg.tv_weight * terms["tv"]
+        total += cfg.tv_weight * terms["tv"] + cfg.pixel_weight * terms["pixel"]
         # Supervised depth: the depth net on the real frames that carry ground truth.
         images, targets = [], []
         if x.get("depth") is not None:

@@ -80,7 +80,7 @@ def test_fit_halves_the_loss_and_logs_every_term(no_grappler):
     depth_before = [v.numpy() for v in model.depth_net.trainable_variables]
     history = model.fit(dataset(), epochs=2, steps_per_epoch=35, verbose=0)
     after = _losses(model, data)
-    assert set(history.history) == {"loss", "flow", "style", "tv", "depth"}
+    assert set(history.history) == {"loss", "flow", "pixel", "style", "tv", "depth"}
     assert after["loss"] <= 0.5 * before["loss"], (before, after)
     assert after["flow"] < 0.5 * before["flow"], (before, after)
     # Trained from scratch: the depth net learns at the normal rate.

@@ -15,7 +15,7 @@ from spiritnet_tf.training import ConfigError, load_config, train
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 TINY = os.path.join(CONFIGS, "tiny_test.json")
-LOSS_TERMS = ("loss", "flow", "style", "tv", "depth")
+from spiritnet_tf.model import LOSS_TERMS
 
 
 def _write(tmp_path, values, name="exp.json"):

@@ -86,7 +86,7 @@ def _evaluate(args):
 
     from spiritnet_tf.evaluation import markdown_table, write_report
     from spiritnet_tf.training.data import load_source, parse_source_spec
-    from spiritnet_tf.training.run import _clean_copy, evaluate_model, load_model
+    from spiritnet_tf.training.run import evaluate_model, load_model
 
     names = ("evaluation.json", "evaluation.md", "evaluation.png")
     existing = [n for n in names if os.path.exists(os.path.join(args.out, n))]
@@ -98,7 +98,7 @@ def _evaluate(args):
     septuplets, record = load_source(source, progress=not args.quiet)
     model = load_model(None if args.weights == "none" else args.weights, args.preset)
     if args.resample_from:
-        models = {f"model ({m})": _clean_copy(model, resample_from=m) for m in args.resample_from}
+        models = {f"model ({m})": model.with_config(resample_from=m) for m in args.resample_from}
     else:
         models = {"model": model}
     result = evaluate_model(models, septuplets, args.mode, batch_size=args.batch_size,

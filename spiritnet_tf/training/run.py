@@ -4,7 +4,7 @@ A *run directory* holds one experiment::
 
     config.json            the checked experiment (paths resolved); written first
     logs/train, logs/validation   TensorBoard scalars: one per loss term (epoch_loss,
-                           epoch_flow, epoch_style, epoch_tv, epoch_depth)
+                           epoch_flow, epoch_pixel, epoch_style, epoch_tv, epoch_depth)
     logs/preview           image summaries and animated previews (PreviewCallback)
     previews/epoch-NNN.gif the same animations as files
     checkpoints/epoch-NNN.weights.h5   ModelCheckpoint, every epoch
@@ -128,16 +128,6 @@ def _versions():
     return {"spiritnet_tf": spiritnet_tf.__version__, "tensorflow": tf.__version__,
             "keras": keras.__version__, "numpy": np.__version__,
             "python": sys.version.split()[0]}
-
-
-def _clean_copy(model, **overrides):
-    """A new, uncompiled model with ``model``'s weights (config fields overridden)."""
-    from spiritnet_tf.model import SpiritNet
-
-    copy = SpiritNet(dataclasses.replace(model.config, **overrides))
-    copy.build()
-    copy.set_weights(model.get_weights())
-    return copy
 
 
 def load_model(weights=None, preset="small"):
@@ -287,7 +277,7 @@ def train(config, out_dir, *, strategy="default", overwrite=False, progress=True
                         validation_steps=config.validation_steps or None,
                         callbacks=callbacks, verbose=verbose, shuffle=False)
 
-    final = _clean_copy(model)
+    final = model.with_config()
     final.save_weights(path("model.weights.h5"))
     final.save(path("model.keras"))
     manifest = {
@@ -326,7 +316,7 @@ def train(config, out_dir, *, strategy="default", overwrite=False, progress=True
     evaluation = config.evaluation_config()
     if evaluation is not None:
         modes = evaluation.resample_from or [model.config.resample_from]
-        models = {f"model ({m})": _clean_copy(model, resample_from=m) for m in modes}
+        models = {f"model ({m})": model.with_config(resample_from=m) for m in modes}
         result = evaluate_model(models, val_septuplets, evaluation.mode,
                                 batch_size=config.batch_size,
                                 crop=tuple(config.crop) if config.crop else None,
