@@ -49,12 +49,12 @@ import tempfile
 import cv2
 import numpy as np
 
+from spiritnet_tf.config import DEFAULT_WEIGHTS
 from spiritnet_tf.io import images as _images
 from spiritnet_tf.io import writers as _writers
 
 __all__ = ["animate", "Animation", "load_model", "DEFAULT_WEIGHTS", "MAX_FRAMES", "check_outputs"]
 
-DEFAULT_WEIGHTS = os.path.join(os.path.dirname(__file__), "weights", "spiritnet_small.weights.h5")
 MAX_FRAMES = 120  # DESIGN §8: at most this many generated frames per animation
 DEFAULT_WORKING_SIDE = 448
 DEFAULT_PRESET = "small"

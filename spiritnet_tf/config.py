@@ -6,8 +6,13 @@ an experiment is a plain dict (and a file) you can diff. Presets live in
 """
 
 import dataclasses
+import os
 
-__all__ = ["SpiritNetConfig", "LossConfig", "RESAMPLE_MODES", "STYLE_LAYERS"]
+__all__ = ["SpiritNetConfig", "LossConfig", "RESAMPLE_MODES", "STYLE_LAYERS", "DEFAULT_WEIGHTS"]
+
+# The bundled weights of the "small" preset, trained by configs/default_weights.json
+# (spiritnet_tf/weights/MANIFEST.json records how).
+DEFAULT_WEIGHTS = os.path.join(os.path.dirname(__file__), "weights", "spiritnet_small.weights.h5")
 
 RESAMPLE_MODES = ("previous", "input")
 
@@ -71,6 +76,8 @@ class SpiritNetConfig(DictConfig):
       dafr: options of `spiritnet_tf.layers.DAFRConfig` (empty: its defaults).
       learning_rate: Adam rate of everything but a pretrained depth net.
       depth_learning_rate: Adam rate of a pretrained depth net.
+      clipnorm: clip each optimizer's gradients to this global norm (None: no clipping;
+        the free-running recurrence can produce rare huge gradients).
     """
 
     depth_preset: str = "small"
@@ -88,6 +95,7 @@ class SpiritNetConfig(DictConfig):
     dafr: dict = dataclasses.field(default_factory=dict)
     learning_rate: float = 1e-4
     depth_learning_rate: float = 1e-7
+    clipnorm: float = None
 
     def __post_init__(self):
         self.kernel_widths = tuple(int(w) for w in self.kernel_widths)

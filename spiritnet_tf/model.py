@@ -10,16 +10,17 @@ to the next step; teacher flows appear only in state0 and in the loss.
 """
 
 import dataclasses
+import os
 
 import keras
 import tensorflow as tf
 
 from spiritnet_tf import losses
-from spiritnet_tf.config import LossConfig, SpiritNetConfig
+from spiritnet_tf.config import DEFAULT_WEIGHTS, LossConfig, SpiritNetConfig
 from spiritnet_tf.layers.cell import SpiritNetCell, SpiritNetRNN
 from spiritnet_tf.layers.dafr import DAFR
 
-__all__ = ["SpiritNet", "PRESETS"]
+__all__ = ["SpiritNet", "PRESETS", "DEFAULT_WEIGHTS"]
 
 PRESETS = {
     # The bundled default, sized to train on a CPU: MegaDepth at 1/8 width and narrow
@@ -110,9 +111,10 @@ class SpiritNet(keras.Model):
     def from_preset(cls, name="small", weights=None, **overrides):
         """Model of preset ``name`` ("small" or "paper") with optional config overrides.
 
-        ``weights``: None (random initialisation) or the path of a ``.weights.h5``
-        file saved from the same configuration. No bundled weights exist yet:
-        ``"default"`` raises an error saying so.
+        ``weights``: None (random initialisation), the path of a ``.weights.h5`` file
+        saved from the same configuration, or ``"default"``: the bundled weights of the
+        "small" preset (`DEFAULT_WEIGHTS`, trained as ``spiritnet_tf/weights/MANIFEST.json``
+        records).
         """
         if name not in PRESETS:
             raise ValueError(f"unknown SpiritNet preset {name!r}; choose one of {sorted(PRESETS)}")
@@ -120,10 +122,14 @@ class SpiritNet(keras.Model):
         model = cls(config)
         if weights is not None:
             if weights == "default":
-                raise ValueError(
-                    "no bundled SpiritNet weights are available in this version; pass the path "
-                    "of a .weights.h5 file or weights=None"
-                )
+                if name != "small":
+                    raise ValueError(f"bundled weights exist for the 'small' preset only, not {name!r}")
+                weights = DEFAULT_WEIGHTS
+                if not os.path.isfile(weights):
+                    raise FileNotFoundError(
+                        f"the bundled default weights ({weights}) are missing from this "
+                        "installation; reinstall the package or pass a weights file"
+                    )
             model.build()
             model.load_weights(weights)
         return model
@@ -269,14 +275,16 @@ class SpiritNet(keras.Model):
         fails under MirroredStrategy), so the model is built here too.
         """
         if optimizer is None:
-            optimizer = keras.optimizers.Adam(self.config.learning_rate)
+            optimizer = keras.optimizers.Adam(
+                self.config.learning_rate, global_clipnorm=self.config.clipnorm
+            )
         if depth_optimizer is None:
             rate = (
                 self.config.depth_learning_rate
                 if self.config.pretrained_depth
                 else self.config.learning_rate
             )
-            depth_optimizer = keras.optimizers.Adam(rate)
+            depth_optimizer = keras.optimizers.Adam(rate, global_clipnorm=self.config.clipnorm)
         kwargs.pop("loss", None)
         super().compile(optimizer=optimizer, **kwargs)
         if isinstance(loss_config, dict):

@@ -152,3 +152,18 @@ def test_mirrored_strategy_two_optimizers_pretrained_depth():
     assert report["main_moved"] > 1e-4
     assert 0 < report["depth_moved"] <= 2 * 1e-7 * steps
     assert report["stats"] > 0 and report["stats_moved"] == 0.0
+
+
+def test_pixel_term_and_gradient_clipping_follow_the_config():
+    keras.utils.set_random_seed(0)
+    data = synthetic_batches(num=2)
+    model = SpiritNet.from_preset("small", clipnorm=0.5, **TINY)
+    model.compile(loss_config=dict(pixel_weight=3.0, style_weight=0.0, tv_weight=0.5))
+    assert model.optimizer.global_clipnorm == 0.5 and model.depth_optimizer.global_clipnorm == 0.5
+    terms = _losses(model, data)
+    inputs, targets = data
+    out = model({"image": inputs["image"], "flow0": inputs["flow0"]}, num_frames=STEPS)
+    pixel = float(np.abs(out["frames"].numpy() - targets["frames"]).mean())
+    assert terms["pixel"] == pytest.approx(pixel, rel=1e-5) and pixel > 0
+    expected = terms["flow"] + 3.0 * pixel + 0.5 * terms["tv"] + 0.1 * terms["depth"]
+    assert terms["loss"] == pytest.approx(expected, rel=1e-5)

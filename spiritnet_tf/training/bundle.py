@@ -1,0 +1,144 @@
+"""Turns a finished training run into the bundled default weights (``make default-weights``).
+
+    python -m spiritnet_tf.training.bundle runs/default_weights [--heldout data/heldout_videos]
+
+1. evaluates the run on the held-out clips in prediction mode with ``spiritnet evaluate``
+   (both resampling modes, the copy-frame / constant-velocity / oracle baselines) and
+   applies the quality gate of `spiritnet_tf.evaluation.quality_gate`;
+2. animates the bundled example photo in generation mode (6 frames, default settings) and
+   measures the sharpness ratio of the last frame to the input (the gate asks >= 0.8);
+3. copies the run's ``model.weights.h5`` to `spiritnet_tf.config.DEFAULT_WEIGHTS` and
+   writes ``MANIFEST.json`` beside it: the training manifest (config, data, steps,
+   losses), both evaluations, the gate, the chosen ``resample_from`` (the mode with the
+   higher held-out mean PSNR among those that pass the gate), sizes and checksums.
+
+It refuses to replace bundled weights when the gate fails, unless ``--force``.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+
+from spiritnet_tf.config import DEFAULT_WEIGHTS
+
+__all__ = ["bundle", "main", "MANIFEST_PATH", "MIN_SHARPNESS_RATIO"]
+
+MANIFEST_PATH = os.path.join(os.path.dirname(DEFAULT_WEIGHTS), "MANIFEST.json")
+MIN_SHARPNESS_RATIO = 0.8
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+EXAMPLE = os.path.join(REPO, "examples", "coffee.jpg")
+EXAMPLE_FRAMES = 6
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def example_sharpness(weights, resample_from, image=EXAMPLE, seed=0):
+    """Sharpness ratio (last of 6 generated frames / input) of ``image`` animated with defaults."""
+    import spiritnet_tf
+    from spiritnet_tf.evaluation import metrics
+
+    anim = spiritnet_tf.animate(image, num_frames=EXAMPLE_FRAMES, seed=seed, weights=weights,
+                                resample_from=resample_from)
+    frames = anim.frames.astype("float32") / 255.0  # uint8 [T+1, H, W, 3], input first
+    return float(metrics.sharpness_ratio(frames[-1][None], frames[0][None])[0])
+
+
+def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, force=False, progress=True):
+    """Evaluates ``run_dir`` and installs its weights as the bundled default (see module doc)."""
+    from spiritnet_tf.cli import main as cli
+
+    run_dir = os.path.abspath(run_dir)
+    with open(os.path.join(run_dir, "manifest.json")) as f:
+        run = json.load(f)
+    weights = os.path.join(run_dir, "model.weights.h5")
+    out = os.path.join(run_dir, "heldout")
+    args = ["evaluate", "--data", heldout, "--mode", "prediction", "--weights", run_dir,
+            "--resample-from", "previous", "--resample-from", "input", "--size", size,
+            "--out", out, "--overwrite"]
+    if cache_dir:
+        args += ["--cache-dir", cache_dir]
+    if not progress:
+        args.append("--quiet")
+    if cli(args) != 0:
+        raise RuntimeError("spiritnet evaluate failed on the held-out clips")
+    with open(os.path.join(out, "evaluation.json")) as f:
+        heldout_result = json.load(f)
+    from spiritnet_tf.evaluation import EvaluationResult, quality_gate
+
+    result = EvaluationResult(**{k: heldout_result[k] for k in
+                                 ("mode", "num_samples", "num_frames", "rows", "summary")})
+    modes = {}
+    for mode in ("previous", "input"):
+        name = f"model ({mode})"
+        gate = quality_gate(result, name)
+        sharp = example_sharpness(weights, mode)
+        gate["example_sharpness_ratio"] = sharp
+        gate["example_sharpness_at_least_0.8"] = sharp >= MIN_SHARPNESS_RATIO
+        gate["passed"] = all(v for k, v in gate.items() if isinstance(v, bool) and k != "passed")
+        summary = next(s for s in heldout_result["summary"] if s["method"] == name)
+        modes[mode] = {"quality_gate": gate, "heldout_summary": summary}
+    passing = [m for m in modes if modes[m]["quality_gate"]["passed"]]
+    candidates = passing or list(modes)
+    chosen = max(candidates, key=lambda m: modes[m]["heldout_summary"]["psnr"])
+    if not passing and not force:
+        raise SystemExit(f"quality gate failed in both modes: {json.dumps(modes, indent=2)}")
+    os.makedirs(os.path.dirname(DEFAULT_WEIGHTS), exist_ok=True)
+    shutil.copyfile(weights, DEFAULT_WEIGHTS)
+    manifest = {
+        "weights": os.path.basename(DEFAULT_WEIGHTS),
+        "sha256": _sha256(DEFAULT_WEIGHTS),
+        "bytes": os.path.getsize(DEFAULT_WEIGHTS),
+        "preset": run["config"]["preset"],
+        "resample_from": chosen,
+        "resample_from_choice": "the mode with the higher held-out mean PSNR among those "
+                                "passing the quality gate",
+        "quality_gate": modes[chosen]["quality_gate"],
+        "modes": modes,
+        "heldout": {"data": heldout_result.get("source") or os.path.relpath(heldout, REPO),
+                    "size": size, "mode": "prediction",
+                    "summary": heldout_result["summary"]},
+        "commands": ["make default-weights",
+                     "sh configs/default_weights_data.sh data",
+                     "spiritnet train --config configs/default_weights.json "
+                     "--out runs/default_weights",
+                     "python -m spiritnet_tf.training.bundle runs/default_weights"],
+        "training": {k: run.get(k) for k in ("name", "config", "model_config", "loss_setup",
+                                             "data", "steps", "samples_seen", "epochs",
+                                             "final_losses", "git_revision", "versions",
+                                             "started", "finished", "evaluation")},
+    }
+    with open(MANIFEST_PATH, "w") as f:
+        json.dump(manifest, f, indent=2, default=str)
+        f.write("\n")
+    return manifest
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m spiritnet_tf.training.bundle",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dir", help="a finished `spiritnet train` run directory")
+    parser.add_argument("--heldout", default=os.path.join("data", "heldout_videos"),
+                        help="folder of held-out videos (default data/heldout_videos)")
+    parser.add_argument("--size", default="128x224", help="clip size HxW (default 128x224)")
+    parser.add_argument("--cache-dir", default=os.path.join("data", "cache", "heldout"))
+    parser.add_argument("--force", action="store_true",
+                        help="install the weights even when the quality gate fails")
+    args = parser.parse_args(argv)
+    manifest = bundle(args.run_dir, args.heldout, size=args.size, cache_dir=args.cache_dir,
+                      force=args.force)
+    print(json.dumps({k: manifest[k] for k in ("weights", "bytes", "resample_from",
+                                               "quality_gate")}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
