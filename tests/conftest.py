@@ -1,5 +1,6 @@
-"""Shared test set-up: quiet TensorFlow logs, the compiled op library, GPU marker."""
+"""Shared test set-up: quiet TensorFlow logs, the compiled op library, GPU marker, a tiny model."""
 
+import json
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -28,3 +29,23 @@ def warp_library():
     library = aw.load_library()
     assert library is not None, f"compiled op missing: {aw._load_error}. Run `make ops`."
     return library
+
+
+TINY_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "configs", "tiny_test.json")
+
+
+@pytest.fixture(scope="session")
+def tiny_spiritnet():
+    """A built, randomly initialised SpiritNet with the model config of configs/tiny_test.json.
+
+    Shared by the export and serving tests (read-only: do not train or change it).
+    """
+    from spiritnet_tf.model import SpiritNet
+
+    with open(TINY_CONFIG) as f:
+        config = json.load(f)
+    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in config["model"].items()}
+    model = SpiritNet.from_preset(config["preset"], **overrides)
+    model.build()
+    return model

@@ -1,10 +1,15 @@
 """gRPC serving: the dev PredictionService, the client and `spiritnet serve / predict`.
 
-The served SavedModel is a small test fixture with the signature contract of
-DESIGN.md §6 (not SpiritNet): the server is generic, so these tests check the
-serving path, not the network. Everything listens on 127.0.0.1 only.
+Most tests serve a small test fixture with the signature contract of DESIGN.md §6
+(`ShiftAnimator`, not SpiritNet): the server is generic, so they check the serving
+path, not the network, and run fast. The tests of concurrency, malformed and
+oversized requests also run against a real export: a tiny random SpiritNet
+(configs/tiny_test.json's model) exported by `spiritnet_tf.export.export_savedmodel`
+with a working side of 64 (the ``served`` fixture runs them on both). Everything
+listens on 127.0.0.1 only.
 """
 
+import collections
 import io
 import os
 import shutil
@@ -23,6 +28,7 @@ from PIL import Image
 from tensorflow_serving.apis import prediction_log_pb2
 
 from spiritnet_tf.cli import main
+from spiritnet_tf.export import export_savedmodel
 from spiritnet_tf.serving import (
     MAX_MESSAGE_BYTES,
     PredictionServer,
@@ -34,6 +40,8 @@ from spiritnet_tf.serving import (
 HEIGHT, WIDTH = 48, 64
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The message of the real export's check (spiritnet_tf/export.py), mirrored by the fixture.
+FLOW0_SIZE_MESSAGE = "animate_tensor: image [B,H,W,3] and flow0 [B,H,W,2] differ in batch or size"
 
 
 class ShiftAnimator(tf.Module):
@@ -74,7 +82,7 @@ class ShiftAnimator(tf.Module):
                                   tf.TensorSpec([], tf.int32)])
     def animate_tensor(self, image, flow0, num_frames):
         tf.debugging.assert_equal(tf.shape(image)[:3], tf.shape(flow0)[:3],
-                                  message="image and flow0 differ in size")
+                                  message=FLOW0_SIZE_MESSAGE)
         images = tf.cast(tf.round(image * 255.0), tf.uint8)
         out = self._animate(images, num_frames, tf.constant(0, tf.int64))
         return {"frames": out["frames"], "flows": out["flows"] + flow0[:, None]}
@@ -140,6 +148,37 @@ def client(server):
         yield c
 
 
+@pytest.fixture(scope="module")
+def spiritnet_base(tiny_spiritnet, tmp_path_factory):
+    """BASE/1: the real SavedModel export of a tiny random SpiritNet (working side 64,
+    so the 48x64 test images run at their own size), with its warm-up requests."""
+    base = tmp_path_factory.mktemp("spiritnet_models") / "spiritnet"
+    export_savedmodel(tiny_spiritnet, base / "1", working_side=64, max_output_side=64)
+    return base
+
+
+@pytest.fixture(scope="module")
+def spiritnet_server(spiritnet_base):
+    with PredictionServer(spiritnet_base, port=0) as running:
+        yield running
+
+
+Served = collections.namedtuple("Served", "kind server")
+
+
+@pytest.fixture(scope="module", params=["fixture", "spiritnet"])
+def served(request):
+    """The dev server serving the ShiftAnimator fixture, then the real SpiritNet export."""
+    name = "server" if request.param == "fixture" else "spiritnet_server"
+    return Served(request.param, request.getfixturevalue(name))
+
+
+@pytest.fixture
+def served_client(served):
+    with SpiritNetClient(f"127.0.0.1:{served.server.port}", timeout=60) as c:
+        yield c
+
+
 def _direct(model_base, version, signature, **inputs):
     function = tf.saved_model.load(str(model_base / str(version))).signatures[signature]
     return {k: v.numpy() for k, v in function(**inputs).items()}
@@ -198,16 +237,21 @@ def test_metadata_lists_the_signatures(client):
     assert set(signatures["serving_default"].outputs) == {"frames", "flows"}
 
 
-def test_eight_concurrent_clients_of_five_requests(server):
+def test_eight_concurrent_clients_of_five_requests(served):
+    """Every concurrent answer equals the answer to the same request sent alone."""
+    address = f"127.0.0.1:{served.server.port}"
     images = [_png(seed=s) for s in range(8)]
+    with SpiritNetClient(address, timeout=60) as alone:
+        expected = {(index, request): alone.predict(images[index], num_frames=2, seed=request)
+                    for index in range(8) for request in range(5)}
     results, errors = {}, []
 
     def work(index):
         try:
-            with SpiritNetClient(f"127.0.0.1:{server.port}", timeout=60) as c:
+            with SpiritNetClient(address, timeout=120) as c:
                 for request in range(5):
-                    out = c.predict(images[index], num_frames=2, seed=request)
-                    results[index, request] = out["frames"]
+                    results[index, request] = c.predict(images[index], num_frames=2,
+                                                        seed=request)
         except Exception as e:  # noqa: BLE001 - collected and reported below
             errors.append(e)
 
@@ -215,11 +259,19 @@ def test_eight_concurrent_clients_of_five_requests(server):
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=120)
+        thread.join(timeout=300)
     assert not errors and len(results) == 40
-    for (index, request), frames in results.items():  # frame 1 = input rolled by 2 + seed % 3
-        decoded = np.asarray(Image.open(io.BytesIO(images[index])))
-        np.testing.assert_array_equal(frames[0, 0], np.roll(decoded, 2 + request % 3, axis=1))
+    for key, out in results.items():
+        assert out["frames"].shape == (1, 2, HEIGHT, WIDTH, 3)
+        assert np.abs(out["frames"].astype(np.int16) - expected[key]["frames"]).max() <= 1
+        np.testing.assert_allclose(out["flows"], expected[key]["flows"], atol=1e-5)
+    if served.kind == "fixture":  # frame 1 = input rolled by 2 + seed % 3
+        for (index, request), out in results.items():
+            decoded = np.asarray(Image.open(io.BytesIO(images[index])))
+            np.testing.assert_array_equal(out["frames"][0, 0],
+                                          np.roll(decoded, 2 + request % 3, axis=1))
+    else:  # a real model: different seeds, different animations
+        assert not np.allclose(results[0, 0]["flows"], results[0, 1]["flows"])
 
 
 def _float_inputs(image=None, flow0=None, num_frames=2):
@@ -271,18 +323,20 @@ MALFORMED = {
     "declared shape too large": ("animate_tensor", _float_inputs(image=_huge_image),
                                  "larger than a request may be"),
     "model error": ("animate_tensor", _float_inputs(flow0=np.zeros((1, 32, 32, 2), np.float32)),
-                    "model error: assertion failed: [image and flow0 differ in size]"),
+                    f"model error: assertion failed: [{FLOW0_SIZE_MESSAGE}]"),
 }
 
 
 @pytest.mark.parametrize("case", list(MALFORMED))
-def test_malformed_requests_get_invalid_argument_and_the_server_keeps_serving(client, case):
+def test_malformed_requests_get_invalid_argument_and_the_server_keeps_serving(served_client,
+                                                                              case):
     signature, inputs, message = MALFORMED[case]
     with pytest.raises(ServingError) as info:
-        client.run(signature, inputs)
+        served_client.run(signature, inputs)
     assert info.value.code == INVALID, info.value
     assert message in info.value.message
-    _assert_serving(client)
+    assert ".py" not in info.value.message and "Traceback" not in info.value.message
+    _assert_serving(served_client)
 
 
 def test_unknown_model_gets_not_found(server, client):
@@ -294,15 +348,15 @@ def test_unknown_model_gets_not_found(server, client):
     _assert_serving(client)
 
 
-def test_oversized_message_gets_resource_exhausted_from_the_server(server, client):
+def test_oversized_message_gets_resource_exhausted_from_the_server(served, served_client):
     # This client would send up to twice the limit, so the refusal is the server's.
-    with SpiritNetClient(f"127.0.0.1:{server.port}", timeout=30,
+    with SpiritNetClient(f"127.0.0.1:{served.server.port}", timeout=30,
                          max_message_bytes=2 * MAX_MESSAGE_BYTES) as sender:
         with pytest.raises(ServingError) as info:
             sender.predict(b"\0" * (MAX_MESSAGE_BYTES + 1))
     assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "CLIENT" not in info.value.message and "larger than max" in info.value.message
-    _assert_serving(client)
+    _assert_serving(served_client)
 
 
 def test_an_oversized_response_gets_resource_exhausted_with_a_message(client):

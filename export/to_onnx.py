@@ -1,0 +1,16 @@
+"""Export SpiritNet as an ONNX model of fixed size with tf2onnx (DESIGN.md §6).
+
+    python export/to_onnx.py --out spiritnet.onnx [--weights W | --weights none] \
+        [--height 256 --width 256 --frames 6] [--opset 17] [--overwrite]
+
+Inputs ``image`` float32 [1,H,W,3] and ``flow0`` float32 [1,H,W,2]; outputs ``frames``
+[1,T,H,W,3] and ``flows`` [1,T,H,W,2]. The logic lives in `spiritnet_tf.export_mobile`
+(see its docstring, also for drawing flow0 on the host).
+"""
+
+import sys
+
+from spiritnet_tf.export_mobile import main_onnx
+
+if __name__ == "__main__":
+    sys.exit(main_onnx())
