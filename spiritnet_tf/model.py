@@ -36,6 +36,7 @@ PRESETS = {
         fill_hole_blocks=2,
         synthesis_width=16,
         synthesis_blocks=2,
+        resample_from="input",
     ),
     # Widths of the paper / DAIN (MegaDepth at full width).
     "paper": SpiritNetConfig(
@@ -113,8 +114,8 @@ class SpiritNet(keras.Model):
 
         ``weights``: None (random initialisation), the path of a ``.weights.h5`` file
         saved from the same configuration, or ``"default"``: the bundled weights of the
-        "small" preset (`DEFAULT_WEIGHTS`, trained as ``spiritnet_tf/weights/MANIFEST.json``
-        records).
+        "small" preset (`DEFAULT_WEIGHTS`, with ``MANIFEST.json`` beside them; none are
+        bundled yet: FileNotFoundError).
         """
         if name not in PRESETS:
             raise ValueError(f"unknown SpiritNet preset {name!r}; choose one of {sorted(PRESETS)}")
@@ -127,8 +128,9 @@ class SpiritNet(keras.Model):
                 weights = DEFAULT_WEIGHTS
                 if not os.path.isfile(weights):
                     raise FileNotFoundError(
-                        f"the bundled default weights ({weights}) are missing from this "
-                        "installation; reinstall the package or pass a weights file"
+                        f"no default weights at {weights}: this version bundles none yet "
+                        "(`make default-weights` trains candidates, docs/training.md); pass "
+                        "the path of a .weights.h5 file"
                     )
             model.build()
             model.load_weights(weights)

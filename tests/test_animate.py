@@ -354,12 +354,12 @@ def test_api_errors(model, monkeypatch, tmp_path):
 def test_load_model_resample_mode_copy(model):
     from spiritnet_tf.animation import load_model
 
-    twin = load_model(model, resample_from="input")
-    assert twin is not model and model.config.resample_from == "previous"
-    assert twin.config.resample_from == "input"
+    twin = load_model(model, resample_from="previous")
+    assert twin is not model and model.config.resample_from == "input"  # the small preset's
+    assert twin.config.resample_from == "previous"
     for a, b in zip(twin.get_weights(), model.get_weights()):
         np.testing.assert_array_equal(a, b)
-    assert load_model(model, resample_from="previous") is model
+    assert load_model(model, resample_from="input") is model
 
 
 def test_keras_model_file_gives_same_animation(model, tmp_path):

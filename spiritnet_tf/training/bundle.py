@@ -12,7 +12,8 @@
    losses), both evaluations, the gate, the chosen ``resample_from`` (the mode with the
    higher held-out mean PSNR among those that pass the gate), sizes and checksums.
 
-It refuses to replace bundled weights when the gate fails, unless ``--force``.
+It refuses to replace bundled weights when the gate fails, unless ``--force`` (the
+manifest then records the failing gate, and the README must say so).
 """
 
 import argparse
@@ -24,7 +25,7 @@ import sys
 
 from spiritnet_tf.config import DEFAULT_WEIGHTS
 
-__all__ = ["bundle", "main", "MANIFEST_PATH", "MIN_SHARPNESS_RATIO"]
+__all__ = ["bundle", "choose_mode", "example_sharpness", "main", "MANIFEST_PATH", "MIN_SHARPNESS_RATIO"]
 
 MANIFEST_PATH = os.path.join(os.path.dirname(DEFAULT_WEIGHTS), "MANIFEST.json")
 MIN_SHARPNESS_RATIO = 0.8
@@ -52,6 +53,37 @@ def example_sharpness(weights, resample_from, image=EXAMPLE, seed=0):
     return float(metrics.sharpness_ratio(frames[-1][None], frames[0][None])[0])
 
 
+def choose_mode(heldout_result, sharpness):
+    """The gate of each resampling mode and the mode to bundle.
+
+    Args:
+      heldout_result: `evaluation.json` of ``spiritnet evaluate`` (prediction mode) with
+        rows for "model (previous)", "model (input)" and the baselines.
+      sharpness: mode -> sharpness ratio of the example's last frame (`example_sharpness`).
+
+    Returns:
+      (modes, chosen): modes[mode] = {"quality_gate": checks + example sharpness +
+      "passed", "heldout_summary": the mode's summary row}; chosen = the mode with the
+      higher held-out mean PSNR among those that pass (among all when none passes).
+    """
+    from spiritnet_tf.evaluation import EvaluationResult, quality_gate
+
+    result = EvaluationResult(**{k: heldout_result[k] for k in
+                                 ("mode", "num_samples", "num_frames", "rows", "summary")})
+    modes = {}
+    for mode, sharp in sharpness.items():
+        name = f"model ({mode})"
+        gate = quality_gate(result, name)
+        gate["example_sharpness_ratio"] = sharp
+        gate["example_sharpness_at_least_0.8"] = sharp >= MIN_SHARPNESS_RATIO
+        gate["passed"] = all(v for k, v in gate.items() if isinstance(v, bool) and k != "passed")
+        summary = next(s for s in heldout_result["summary"] if s["method"] == name)
+        modes[mode] = {"quality_gate": gate, "heldout_summary": summary}
+    passing = [m for m in modes if modes[m]["quality_gate"]["passed"]]
+    chosen = max(passing or list(modes), key=lambda m: modes[m]["heldout_summary"]["psnr"])
+    return modes, chosen
+
+
 def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, force=False, progress=True):
     """Evaluates ``run_dir`` and installs its weights as the bundled default (see module doc)."""
     from spiritnet_tf.cli import main as cli
@@ -72,24 +104,9 @@ def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, force=False, pro
         raise RuntimeError("spiritnet evaluate failed on the held-out clips")
     with open(os.path.join(out, "evaluation.json")) as f:
         heldout_result = json.load(f)
-    from spiritnet_tf.evaluation import EvaluationResult, quality_gate
-
-    result = EvaluationResult(**{k: heldout_result[k] for k in
-                                 ("mode", "num_samples", "num_frames", "rows", "summary")})
-    modes = {}
-    for mode in ("previous", "input"):
-        name = f"model ({mode})"
-        gate = quality_gate(result, name)
-        sharp = example_sharpness(weights, mode)
-        gate["example_sharpness_ratio"] = sharp
-        gate["example_sharpness_at_least_0.8"] = sharp >= MIN_SHARPNESS_RATIO
-        gate["passed"] = all(v for k, v in gate.items() if isinstance(v, bool) and k != "passed")
-        summary = next(s for s in heldout_result["summary"] if s["method"] == name)
-        modes[mode] = {"quality_gate": gate, "heldout_summary": summary}
-    passing = [m for m in modes if modes[m]["quality_gate"]["passed"]]
-    candidates = passing or list(modes)
-    chosen = max(candidates, key=lambda m: modes[m]["heldout_summary"]["psnr"])
-    if not passing and not force:
+    sharpness = {mode: example_sharpness(weights, mode) for mode in ("previous", "input")}
+    modes, chosen = choose_mode(heldout_result, sharpness)
+    if not modes[chosen]["quality_gate"]["passed"] and not force:
         raise SystemExit(f"quality gate failed in both modes: {json.dumps(modes, indent=2)}")
     os.makedirs(os.path.dirname(DEFAULT_WEIGHTS), exist_ok=True)
     shutil.copyfile(weights, DEFAULT_WEIGHTS)
@@ -105,7 +122,8 @@ def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, force=False, pro
         "modes": modes,
         "heldout": {"data": heldout_result.get("source") or os.path.relpath(heldout, REPO),
                     "size": size, "mode": "prediction",
-                    "summary": heldout_result["summary"]},
+                    "num_samples": heldout_result["num_samples"],
+                    "summary": heldout_result["summary"], "rows": heldout_result["rows"]},
         "commands": ["make default-weights",
                      "sh configs/default_weights_data.sh data",
                      "spiritnet train --config configs/default_weights.json "

@@ -1,0 +1,61 @@
+"""The default-weights bundle step: gate per resampling mode and the choice between them."""
+
+import pytest
+
+from spiritnet_tf.training.bundle import choose_mode
+
+METHODS = ("model (previous)", "model (input)", "copy-frame", "constant-velocity")
+
+
+def _result(psnr, flow_ratio=None):
+    """An evaluation.json-shaped dict with per-step PSNR ``psnr[method]`` (3 steps)."""
+    flow_ratio = flow_ratio or {}
+    rows, summary = [], []
+    for method in METHODS:
+        for step, value in enumerate(psnr[method], 1):
+            rows.append({"method": method, "step": step, "psnr": value})
+        summary.append({"method": method, "psnr": sum(psnr[method]) / 3,
+                        "flow_ratio": flow_ratio.get(method, 0.9)})
+    return {"mode": "prediction", "num_samples": 4, "num_frames": 3, "rows": rows,
+            "summary": summary}
+
+
+BASE = {"copy-frame": [30, 26, 24], "constant-velocity": [31, 26, 23]}
+
+
+def test_the_passing_mode_is_chosen_even_with_a_lower_psnr():
+    result = _result({**BASE, "model (previous)": [31, 27, 24.5], "model (input)": [33, 29, 23]})
+    modes, chosen = choose_mode(result, {"previous": 0.9, "input": 0.95})
+    assert modes["previous"]["quality_gate"]["passed"] is True
+    gate = modes["input"]["quality_gate"]
+    assert gate["psnr_above_copy_frame_every_step"] is False and gate["passed"] is False
+    assert chosen == "previous"
+
+
+def test_sharpness_and_flow_ratio_fail_the_gate_and_the_best_psnr_is_chosen_without_a_pass():
+    result = _result({**BASE, "model (previous)": [31, 27, 24.5], "model (input)": [32, 28, 25]},
+                     flow_ratio={"model (input)": 0.3})
+    modes, chosen = choose_mode(result, {"previous": 0.5, "input": 0.9})
+    assert modes["previous"]["quality_gate"]["example_sharpness_at_least_0.8"] is False
+    assert modes["input"]["quality_gate"]["flow_ratio_at_least_min"] is False
+    assert not any(m["quality_gate"]["passed"] for m in modes.values())
+    assert chosen == "input"  # higher mean PSNR; bundle() refuses it without --force
+    assert modes["input"]["heldout_summary"]["psnr"] == pytest.approx(85 / 3)
+
+
+def test_default_weights_of_from_preset(monkeypatch, tmp_path):
+    from spiritnet_tf import model as model_module
+    from spiritnet_tf.model import SpiritNet
+
+    with pytest.raises(ValueError, match="'small' preset only"):
+        SpiritNet.from_preset("paper", weights="default")
+    monkeypatch.setattr(model_module, "DEFAULT_WEIGHTS", str(tmp_path / "absent.weights.h5"))
+    with pytest.raises(FileNotFoundError, match="make default-weights"):
+        SpiritNet.from_preset("small", weights="default")
+    trained = SpiritNet.from_preset("small", context_width=8)
+    trained.build()
+    path = tmp_path / "present.weights.h5"
+    trained.save_weights(path)
+    monkeypatch.setattr(model_module, "DEFAULT_WEIGHTS", str(path))
+    loaded = SpiritNet.from_preset("small", weights="default")
+    assert all((a == b).all() for a, b in zip(loaded.get_weights(), trained.get_weights()))
