@@ -24,7 +24,7 @@ IMAGE = RNG.random((1, 32, 32, 3)).astype(np.float32)
 
 @pytest.fixture(scope="module")
 def model():
-    return SpiritNet.from_preset("small", **TINY)
+    return SpiritNet.from_preset("small", resample_from="previous", **TINY)
 
 
 @pytest.fixture(scope="module")
