@@ -8,6 +8,7 @@ with this checkout first on ``PYTHONPATH`` and ``TMPDIR`` inside pytest's tmp_pa
 """
 
 import glob
+import importlib.util
 import os
 import sys
 import time
@@ -23,6 +24,8 @@ NOTEBOOKS = ["01_animate.ipynb", "02_train_with_model_fit.ipynb", "03_export_and
 KERNEL = "python3"
 CELL_TIMEOUT = 300  # seconds per cell (the first training step traces a large graph)
 _CHECK = "import sys, spiritnet_tf\nprint(sys.prefix)\nprint(spiritnet_tf.__file__)"
+# Library modules a notebook needs that may land separately (the TFLite export is on its own branch).
+_NEEDS = {"03_export_and_serve.ipynb": ["spiritnet_tf.export_mobile"]}
 
 
 def _read(name):
@@ -65,6 +68,9 @@ def test_kernel_runs_this_interpreter():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_top_to_bottom(name, tmp_path):
+    missing = [m for m in _NEEDS.get(name, []) if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.skip(f"{name} needs {', '.join(missing)} (export/to_tflite.py), not in this checkout yet")
     nb = _read(name)
     nb.cells.append(nbformat.v4.new_code_cell(_CHECK))
     env = dict(os.environ, SPIRITNET_NB_SMALL="1", TMPDIR=str(tmp_path), TF_CPP_MIN_LOG_LEVEL="2",
