@@ -46,7 +46,8 @@ def test_notebook_is_stored_without_outputs(name):
     for index, cell in enumerate(nb.cells):
         where = f"{name} cell {index}"
         if cell.cell_type == "code":
-            assert cell.outputs == [], f"{where} has outputs: clear them before committing"
+            assert cell.outputs == [], (
+                f"{where} has outputs: clear them with `python notebooks/strip_outputs.py`")
             assert cell.execution_count is None, f"{where} has an execution count"
         assert "execution" not in cell.metadata, f"{where} has execution timings in its metadata"
         assert "attachments" not in cell or not cell.attachments, f"{where} has attachments"
