@@ -22,7 +22,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK_DIR = os.path.join(REPO, "notebooks")
 NOTEBOOKS = ["01_animate.ipynb", "02_train_with_model_fit.ipynb", "03_export_and_serve.ipynb"]
 KERNEL = "python3"
-CELL_TIMEOUT = 300  # seconds per cell (the first training step traces a large graph)
+CELL_TIMEOUT = 600  # seconds per cell: a guard against hangs (the slowest cell, the first
+# training step of 02, takes 1 to 3 minutes on 2 busy cores)
 _CHECK = "import sys, spiritnet_tf\nprint(sys.prefix)\nprint(spiritnet_tf.__file__)"
 # Library modules a notebook needs that may land separately (the TFLite export is on its own branch).
 _NEEDS = {"03_export_and_serve.ipynb": ["spiritnet_tf.export_mobile"]}
