@@ -149,9 +149,10 @@ class Cell:
 class Headline:
     """One headline figure of the summary and the baseline it is compared with.
 
-    ``kind`` says how to read the ratio: "faster" (times: baseline / value, "N x faster
-    than"), "higher" (rates: value / baseline, "N x"), "share" (value / baseline, "N x
-    of"). ``target``: the ratio the project aims at, if any.
+    ``kind`` says how to read the ratio: "faster" (times: baseline / value, "N x
+    faster"), "slower" (times: value / baseline, "N x slower"), "higher" (rates: value /
+    baseline, "N x higher"), "share" (value / baseline, "N x"). ``target``: the ratio the
+    project aims at, if any.
     """
 
     section: str
@@ -204,6 +205,14 @@ HEADLINES = (
     Headline("training", "Training step, `small`, 128x128, batch 2, 5 frames",
              Cell(_first_column("Later steps"), "Figure"), "the first step (trace + compile)",
              Cell(_first_column("First step"), "Figure")),
+    Headline("export", "SavedModel `serving_default`, one 256x256 animation, 6 frames",
+             Cell({"Runtime": "SavedModel `serving_default`"}, "Latency per animation"),
+             "Keras, compiled warp op", Cell({"Runtime": "Keras `tf.function`, compiled"},
+                                            "Latency per animation"), "slower"),
+    Headline("export", "TFLite float32 (LiteRT), one 256x256 animation, 6 frames",
+             Cell({"Runtime": "TFLite float32"}, "Latency per animation"),
+             "Keras, compiled warp op", Cell({"Runtime": "Keras `tf.function`, compiled"},
+                                            "Latency per animation"), "slower"),
 )
 
 # Bar charts: (file suffix, section, title, label of a row (format string over its
@@ -213,6 +222,8 @@ PLOTS = (
      "C={C}, {pass}", ("compiled (ms)", "composite (ms)")),
     ("model", "model", "SpiritNet forward, batch 1, 256x448 (ms, lower is better)",
      "{preset}, resample from {resample_from}", ("per-step latency (ms)", "first frame (ms)")),
+    ("export", "export", "One 256x256 animation, 6 frames, per runtime (ms, median; lower is better)",
+     "{Runtime}", ("Latency per animation",)),
 )
 
 
@@ -245,6 +256,7 @@ def headline_rows(text, headlines=HEADLINES):
             ratio = base[0] / value[0] if h.kind == "faster" else value[0] / base[0]
             row["ratio"] = ratio
             row["reading"] = {"faster": f"{ratio:.1f}x faster",
+                              "slower": f"{ratio:.2f}x slower",
                               "higher": f"{ratio:.1f}x higher",
                               "share": f"{ratio:.2f}x"}[h.kind]
         rows.append(row)
@@ -319,7 +331,8 @@ _COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 
 
 
 def bar_chart(path, title, groups, *, series=(), log=False, reference=None, size=(900, None)):
-    """Horizontal bars, one group per category: ``groups`` = [(label, [value per series])].
+    """Horizontal bars, one group per category: ``groups`` = [(label, [value per series])]
+    or [(label, values, [text per bar])] to write a text beside each bar instead of its value.
 
     ``series``: names of the values (a legend when more than one); ``log``: log-scale
     axis; ``reference``: a value drawn as a dashed vertical line (e.g. 1x). Writes a PNG.
@@ -327,15 +340,15 @@ def bar_chart(path, title, groups, *, series=(), log=False, reference=None, size
     from PIL import Image, ImageDraw, ImageFont
 
     font = ImageFont.load_default(size=13)
-    per_group = max(len(v) for _, v in groups)
+    per_group = max(len(group[1]) for group in groups)
     bar, gap = 16, 12
     width = size[0]
     top, bottom = 44 + (22 if len(series) > 1 else 0), 36
     height = size[1] or top + bottom + len(groups) * (per_group * bar + gap)
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    left = 16 + max(probe.textlength(label, font=font) for label, _ in groups)
-    right = 90
-    values = [v for _, vs in groups for v in vs if v is not None and v > 0]
+    left = 16 + max(probe.textlength(group[0], font=font) for group in groups)
+    right = 110
+    values = [v for group in groups for v in group[1] if v is not None and v > 0]
     high = max(values + [reference or 0]) * 1.05
     low = min(values + [reference or high]) / 1.5 if log else 0.0
 
@@ -363,7 +376,8 @@ def bar_chart(path, title, groups, *, series=(), log=False, reference=None, size
         for y in range(top - 4, height - bottom, 8):
             draw.line([(x, y), (x, y + 4)], fill=(90, 90, 90), width=2)
     y = top
-    for label, vs in groups:
+    for label, vs, *texts in groups:
+        texts = texts[0] if texts else [_format(v, "", compact=True) if v else "" for v in vs]
         block = len(vs) * bar
         draw.text((left - 8, y + block / 2), label, fill="black", font=font, anchor="rm")
         for i, value in enumerate(vs):
@@ -371,7 +385,7 @@ def bar_chart(path, title, groups, *, series=(), log=False, reference=None, size
                 x = x_of(value)
                 draw.rectangle([left, y + i * bar + 1, x, y + (i + 1) * bar - 2],
                                fill=_COLOURS[i % len(_COLOURS)])
-                draw.text((x + 4, y + i * bar + bar / 2), _format(value, "", compact=True), fill="black",
+                draw.text((x + 4, y + i * bar + bar / 2), texts[i], fill="black",
                           font=font, anchor="lm")
         y += block + gap
     if len(series) > 1:
@@ -393,9 +407,9 @@ def write_plots(path, text, headlines=HEADLINES, plots=PLOTS):
     if rows:
         name = f"{stem}-ratios.png"
         bar_chart(os.path.join(folder, name),
-                  "Headline figures: ratio to their baseline (faster / higher / share; log scale)",
-                  [(r["label"].replace("`", ""), [r["ratio"]]) for r in rows], log=True,
-                  reference=1.0)
+                  "Headline figures: ratio to their baseline (log scale; the dashed line is 1x)",
+                  [(r["label"].replace("`", ""), [r["ratio"]], [r["reading"]]) for r in rows],
+                  log=True, reference=1.0)
         written.append(("headline ratios", name))
     found = sections(text)
     for suffix, section, title, label, columns in plots:

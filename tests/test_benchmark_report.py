@@ -56,6 +56,8 @@ HEADLINES = (
     report.Headline("speed", "Fast forward+backward",
                     report.Cell({"C": "3", "pass": "forward+backward"}, "fast (ms)"), "slow",
                     report.Cell({"C": "3", "pass": "forward+backward"}, "slow (ms)"), target=5.0),
+    report.Headline("speed", "Slow forward", report.Cell({"C": "3", "pass": "forward"}, "slow (ms)"),
+                    "fast", report.Cell({"C": "3", "pass": "forward"}, "fast (ms)"), "slower"),
     report.Headline("rates", "Records", report.Cell({"What": "Pipeline from"}, "Figure"),
                     "on the fly", report.Cell({"What": "Pipeline on"}, "Figure"), "higher"),
     report.Headline("rates", "Peak memory", report.Cell({"What": "Peak RSS"}, "Figure", 0),
@@ -89,6 +91,8 @@ def test_headline_ratios():
     assert fast["value"] == (25.0, "ms") and fast["baseline"] == (250.0, "ms")
     assert fast["ratio"] == pytest.approx(10.0) and fast["reading"] == "10.0x faster"
     assert fast["date"] == "2030-01-02"
+    assert rows["Slow forward"]["ratio"] == pytest.approx(8.0)
+    assert rows["Slow forward"]["reading"] == "8.00x slower"
     assert rows["Records"]["ratio"] == pytest.approx(10.0)
     assert rows["Records"]["reading"] == "10.0x higher"
     assert rows["Peak memory"]["ratio"] == pytest.approx(1.5)
@@ -112,6 +116,7 @@ def test_write_summary_at_the_top_with_charts_and_idempotent(tmp_path):
         in summary
     assert ("| Fast forward+backward | 25 ms | slow: 250 ms | 10.0x faster (target 5x: met) |"
             in summary)
+    assert "| Slow forward | 80 ms | fast: 10 ms | 8.00x slower |" in summary
     assert "| Records | 40 samples/s | on the fly: 4 samples/s | 10.0x higher |" in summary
     assert "| Peak memory | 1,500 MiB | at start: 1,000 MiB | 1.50x |" in summary
     assert "| Step vs first step | n/a | no such row | n/a (not found in the `rates` section) |" \

@@ -8,7 +8,6 @@ with this checkout first on ``PYTHONPATH`` and ``TMPDIR`` inside pytest's tmp_pa
 """
 
 import glob
-import importlib.util
 import os
 import sys
 import time
@@ -25,8 +24,6 @@ KERNEL = "python3"
 CELL_TIMEOUT = 600  # seconds per cell: a guard against hangs (the slowest cell, the first
 # training step of 02, takes 1 to 3 minutes on 2 busy cores)
 _CHECK = "import sys, spiritnet_tf\nprint(sys.prefix)\nprint(spiritnet_tf.__file__)"
-# Library modules a notebook needs that may land separately (the TFLite export is on its own branch).
-_NEEDS = {"03_export_and_serve.ipynb": ["spiritnet_tf.export_mobile"]}
 
 
 def _read(name):
@@ -70,9 +67,6 @@ def test_kernel_runs_this_interpreter():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_top_to_bottom(name, tmp_path):
-    missing = [m for m in _NEEDS.get(name, []) if importlib.util.find_spec(m) is None]
-    if missing:
-        pytest.skip(f"{name} needs {', '.join(missing)} (export/to_tflite.py), not in this checkout yet")
     nb = _read(name)
     nb.cells.append(nbformat.v4.new_code_cell(_CHECK))
     env = dict(os.environ, SPIRITNET_NB_SMALL="1", TMPDIR=str(tmp_path), TF_CPP_MIN_LOG_LEVEL="2",
