@@ -9,8 +9,10 @@ Every predictor has one signature::
 is the initial backward flow (the teacher's F_{1->0} in prediction mode, the DAFR draw
 in generation mode); ``num_frames`` = T generated frames (the input is not repeated);
 ``teacher_flows`` [B, >=T, H, W, 2] are the teacher's backward flows F_{t->t-1}, used
-only by the oracle. Generated frame I_t is made from I_{t-1} (I_0 = the input) and
-flow F_t: I_t(x) = I_{t-1}(x + F_t(x)), bilinearly.
+only by the oracle. Constant velocity makes frame I_t from I_{t-1} (I_0 = the input)
+and flow F_t: I_t(x) = I_{t-1}(x + F_t(x)), bilinearly; the oracle composes the
+teacher's flows back to the input and warps the input once per frame (fewer
+resamplings, so it stays an upper bound for models that resample the input).
 
 To evaluate the model with the same code, wrap it into this signature, e.g.
 ``lambda image, flow0, T, teacher_flows=None: model({"image": image, "flow0": flow0},
@@ -60,7 +62,12 @@ def constant_velocity(image, flow0, num_frames, *, teacher_flows=None):
 
 
 def oracle(image, flow0, num_frames, *, teacher_flows=None):
-    """Warps the previous frame bilinearly with the teacher's flow of each step."""
+    """The teacher's flows, composed back to the input: one bilinear warp of the input per step.
+
+    ``G_t = F_t + G_{t-1}(x + F_t(x))`` (``G_0 = 0``), frame t = input warped by ``G_t``.
+    Resampling the input once (not the previous frame again) keeps the oracle an upper
+    bound for models that resample the input (``resample_from="input"``).
+    """
     image, flow0 = _check(image, flow0, num_frames)
     if teacher_flows is None:
         raise ValueError("the oracle baseline needs teacher_flows [B, T, H, W, 2]")
@@ -70,7 +77,11 @@ def oracle(image, flow0, num_frames, *, teacher_flows=None):
             f"teacher_flows must be [B, >={num_frames}, H, W, 2], got shape {teacher_flows.shape}"
         )
     flows = teacher_flows[:, :num_frames]
-    return {"frames": _warp_sequence(image, flows), "flows": flows}
+    frames, composed = [], tf.zeros_like(flow0)
+    for t in range(num_frames):
+        composed = flows[:, t] + bilinear_warp(composed, flows[:, t])
+        frames.append(bilinear_warp(image, composed))
+    return {"frames": tf.stack(frames, axis=1), "flows": flows}
 
 
 BASELINES = {
