@@ -34,6 +34,7 @@ import io
 import logging
 import os
 import re
+import threading
 import warnings
 from concurrent import futures
 
@@ -148,6 +149,11 @@ class _Servable:
             saved_model.ParseFromString(f.read())
         self._loaded = tf.saved_model.load(path)  # kept alive: the functions need it
         self.functions = dict(self._loaded.signatures)
+        # One model call at a time: concurrent calls of the loaded SpiritNet signatures
+        # crashed TensorFlow 2.21 (a segmentation fault in the 8-client test, seen once
+        # in a fresh-clone run); requests are still received and validated in parallel,
+        # and TensorFlow parallelises inside each call.
+        self._call_lock = threading.Lock()
         defs = saved_model.meta_graphs[0].signature_def
         self.signature_defs = {name: defs[name] for name in self.functions}
         self.warmup_requests = self._replay_warmup()
@@ -192,7 +198,8 @@ class _Servable:
         inputs = {key: self._input_array(key, request.inputs[key], signature.inputs[key])
                   for key in sorted(signature.inputs)}
         try:
-            outputs = self.functions[name](**{k: tf.constant(v) for k, v in inputs.items()})
+            with self._call_lock:
+                outputs = self.functions[name](**{k: tf.constant(v) for k, v in inputs.items()})
         except tf.errors.OpError as e:
             code = _GRPC_CODES.get(e.error_code, grpc.StatusCode.INTERNAL)
             raise _RequestError(code, f"model error: {_op_error_text(e.message)}") from e
