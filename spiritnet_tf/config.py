@@ -10,8 +10,8 @@ import os
 
 __all__ = ["SpiritNetConfig", "LossConfig", "RESAMPLE_MODES", "STYLE_LAYERS", "DEFAULT_WEIGHTS"]
 
-# The bundled weights of the "small" preset, trained by configs/default_weights.json
-# (spiritnet_tf/weights/MANIFEST.json records how).
+# Where the bundled weights of the "small" preset go (with MANIFEST.json beside them);
+# `make default-weights` installs them there only if they pass the quality gate.
 DEFAULT_WEIGHTS = os.path.join(os.path.dirname(__file__), "weights", "spiritnet_small.weights.h5")
 
 RESAMPLE_MODES = ("previous", "input")
@@ -116,8 +116,8 @@ class LossConfig(DictConfig):
       style_weight: VGG-19 Gram-matrix style loss between generated and real frames.
       tv_weight: total variation of the generated frames.
       pixel_weight: L1 between generated and real frames (not in the paper, whose
-        image loss is style + TV only; 0 keeps the paper's losses). The bundled
-        weights use it because ImageNet VGG-19 weights cannot be loaded here.
+        image loss is style + TV only; 0 keeps the paper's losses).
+        configs/default_weights.json uses it: ImageNet VGG-19 weights cannot be loaded here.
       depth_weight: scale-invariant log-depth loss, applied when a batch carries depth.
       style_layers: (VGG-19 layer name, weight) pairs, see `STYLE_LAYERS`.
       vgg_weights: path of a VGG-19 ``include_top=False`` weights file, or None

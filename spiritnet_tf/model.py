@@ -23,10 +23,10 @@ from spiritnet_tf.layers.dafr import DAFR
 __all__ = ["SpiritNet", "PRESETS", "DEFAULT_WEIGHTS"]
 
 PRESETS = {
-    # The bundled default, sized to train on a CPU: MegaDepth at 1/8 width and narrow
-    # sub-networks (about 3x faster per step than 1/4 width with 32-channel nets,
-    # docs/benchmarks.md). Inference resamples the input (chosen by evaluation,
-    # spiritnet_tf/weights/MANIFEST.json).
+    # The default, sized to train on a CPU: MegaDepth at 1/8 width and narrow
+    # sub-networks (a profiling pass measured about 3x faster steps than 1/4 width with
+    # 32-channel nets). Resamples the input: better held-out PSNR and sharpness than
+    # "previous" in both measurements of docs/training.md.
     "small": SpiritNetConfig(
         depth_preset="small",
         depth_width=0.125,
