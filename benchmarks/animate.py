@@ -19,6 +19,8 @@ import sys
 import tempfile
 import time
 
+from report import timings  # this folder is on sys.path (scripts run from it)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -60,15 +62,6 @@ def _setup():
     return model, "randomly initialised small preset (no bundled weights yet)"
 
 
-def _timed(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
-
-
 def case_latency(repeats, frames):
     import cv2
     import numpy as np
@@ -82,10 +75,10 @@ def case_latency(repeats, frames):
     rss = _rss_mib("VmRSS")
     exact_peak = _reset_peak()
     anims = []
-    times = _timed(lambda: anims.append(animate(photo, frames, 0, weights=model)), repeats)
+    times = timings(lambda: anims.append(animate(photo, frames, 0, weights=model)), repeats)
     with tempfile.TemporaryDirectory() as tmp:
         paths = iter(os.path.join(tmp, f"{i}.gif") for i in range(repeats))
-        save = _timed(lambda: anims[0].save(next(paths)), repeats)
+        save = timings(lambda: anims[0].save(next(paths)), repeats)
     return {
         "weights": weights, "frames": frames, "size": list(anims[0].working_size),
         "animate_s": times, "save_gif_s": save, "rss_loaded_mib": rss,

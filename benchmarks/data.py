@@ -19,16 +19,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 H, W = 256, 448
 
 
-def _time(fn, repeats):
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
 def teacher_rows(samples):
     from spiritnet_tf.data import DISTeacher
 
@@ -62,7 +52,7 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=8)
     args = parser.parse_args(argv)
 
-    from report import machine_description, today, update_section
+    from report import machine_description, timings, today, update_section
 
     from spiritnet_tf.data import (
         generate_septuplet,
@@ -72,7 +62,7 @@ def main(argv=None):
         write_synthetic_records,
     )
 
-    render_s = _time(lambda: generate_septuplet(0, H, W), 5)
+    render_s = float(np.median(timings(lambda: generate_septuplet(0, H, W), 5)))
     samples = [generate_septuplet(i, H, W) for i in range(4)]
     teachers = teacher_rows(samples)
 

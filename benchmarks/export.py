@@ -33,6 +33,8 @@ import sys
 import tempfile
 import time
 
+from report import timings  # this folder is on sys.path (scripts run from it)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -47,16 +49,6 @@ def _setup():
     tf.config.threading.set_intra_op_parallelism_threads(2)
     tf.config.threading.set_inter_op_parallelism_threads(2)
     sys.path.insert(0, ROOT)
-
-
-def _timed(fn, repeats):
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def _paths(work):
@@ -155,7 +147,7 @@ def case_keras(work, frames, repeats):
             function.get_concrete_function()  # traced with this backend
         image, flow0 = tf.constant(inputs["image"]), tf.constant(inputs["flow0"])
         outs = []
-        result[backend] = _timed(lambda: outs.append(function(image, flow0)), repeats)
+        result[backend] = timings(lambda: outs.append(function(image, flow0)), repeats)
         out = {k: v.numpy() for k, v in outs[-1].items()}
         if backend == "custom":
             np.savez(paths["reference.npz"], **out)
@@ -189,9 +181,9 @@ def case_savedmodel(work, frames, repeats):
     args = dict(image=tf.constant(inputs["image"]), flow0=tf.constant(inputs["flow0"]),
                 num_frames=tf.constant(frames))
     outs = []
-    tensor_s = _timed(lambda: outs.append(tensor(**args)), repeats)
+    tensor_s = timings(lambda: outs.append(tensor(**args)), repeats)
     png = tf.constant([_png(inputs["image"])])
-    serving_s = _timed(lambda: serving(image=png, num_frames=tf.constant(frames),
+    serving_s = timings(lambda: serving(image=png, num_frames=tf.constant(frames),
                                        seed=tf.constant(0, tf.int64)), repeats)
     return {"load_s": load_s, "animate_tensor": tensor_s, "serving_default": serving_s,
             "diff": _diffs({k: v.numpy() for k, v in outs[-1].items()}, reference)}
@@ -212,7 +204,7 @@ def case_tflite(work, frames, repeats):
         runner = interpreter.get_signature_runner("serving_default")
         load_s = time.perf_counter() - start
         outs = []
-        times = _timed(lambda: outs.append(runner(**inputs)), repeats)
+        times = timings(lambda: outs.append(runner(**inputs)), repeats)
         result[key] = {"load_s": load_s, "times": times, "diff": _diffs(outs[-1], reference)}
     return result
 
@@ -234,7 +226,7 @@ def case_onnx(work, frames, repeats):
     load_s = time.perf_counter() - start
     names = [o.name for o in session.get_outputs()]
     outs = []
-    times = _timed(lambda: outs.append(dict(zip(names, session.run(None, inputs)))), repeats)
+    times = timings(lambda: outs.append(dict(zip(names, session.run(None, inputs)))), repeats)
     return {"load_s": load_s, "times": times, "diff": _diffs(outs[-1], reference),
             "version": ort.__version__}
 
@@ -253,9 +245,9 @@ def case_grpc(work, frames, repeats):
     with PredictionServer(base, port=0) as server:
         with SpiritNetClient(f"127.0.0.1:{server.port}", timeout=600) as client:
             outs = []
-            tensor_s = _timed(lambda: outs.append(client.animate_tensor(
+            tensor_s = timings(lambda: outs.append(client.animate_tensor(
                 inputs["image"], inputs["flow0"], num_frames=frames)), repeats)
-            serving_s = _timed(lambda: client.predict(png, num_frames=frames, seed=0), repeats)
+            serving_s = timings(lambda: client.predict(png, num_frames=frames, seed=0), repeats)
     return {"animate_tensor": tensor_s, "serving_default": serving_s,
             "diff": _diffs(outs[-1], reference)}
 

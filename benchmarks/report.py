@@ -14,6 +14,7 @@ import math
 import os
 import platform
 import re
+import time
 
 
 def machine_description():
@@ -46,18 +47,34 @@ def today():
     return datetime.date.today().isoformat()
 
 
-def update_section(path, name, markdown):
-    """Replaces (or appends) the section ``name`` of the Markdown file at ``path``."""
+def update_section(path, name, markdown, *, first=False):
+    """Replaces the section ``name`` of the Markdown file at ``path``; a missing section
+    is appended, or with ``first`` inserted before the first section (after the title
+    and introduction)."""
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     block = f"{begin}\n{markdown.strip()}\n{end}"
     text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+    start = re.search(r"^<!-- [\w-]+:begin -->", text, re.M) if first else None
     if pattern.search(text):
         text = pattern.sub(lambda _: block, text)
+    elif start:
+        text = text[: start.start()] + block + "\n\n" + text[start.start():]
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     with open(path, "w") as f:
         f.write(text)
+
+
+def timings(fn, repeats):
+    """Wall-clock seconds of ``repeats`` calls of ``fn`` after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
 
 
 # ----------------------------------------------------------------------------- summary
@@ -307,22 +324,8 @@ def summary_markdown(text, *, machine, date, plots=(), headlines=HEADLINES):
 
 
 def update_summary(path, markdown):
-    """Writes the summary section at the top of ``path``: replaces it, or inserts it
-    before the first section (after the title and introduction)."""
-    begin, end = f"<!-- {SUMMARY}:begin -->", f"<!-- {SUMMARY}:end -->"
-    block = f"{begin}\n{markdown.strip()}\n{end}"
-    text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block, text)
-    else:
-        first = re.search(r"^<!-- [\w-]+:begin -->", text, re.M)
-        if first:
-            text = text[: first.start()] + block + "\n\n" + text[first.start():]
-        else:
-            text = text.rstrip("\n") + "\n\n" + block + "\n"
-    with open(path, "w") as f:
-        f.write(text)
+    """Writes the summary section at the top of ``path`` (see `update_section`)."""
+    update_section(path, SUMMARY, markdown, first=True)
 
 
 # ----------------------------------------------------------------------------- charts
