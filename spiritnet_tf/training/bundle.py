@@ -120,7 +120,7 @@ def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, force=False, pro
                                 "passing the quality gate",
         "quality_gate": modes[chosen]["quality_gate"],
         "modes": modes,
-        "heldout": {"data": heldout_result.get("source") or os.path.relpath(heldout, REPO),
+        "heldout": {"data": os.path.relpath(heldout, REPO),
                     "size": size, "mode": "prediction",
                     "num_samples": heldout_result["num_samples"],
                     "summary": heldout_result["summary"], "rows": heldout_result["rows"]},
