@@ -28,8 +28,11 @@ WS = 64  # working side of most runs: the example is 600x400, the model runs at 
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
+    import keras
+
     from spiritnet_tf.model import SpiritNet
 
+    keras.utils.set_random_seed(0)  # the same random weights in every run
     model = SpiritNet.from_preset("small")
     model.build()
     path = str(tmp_path_factory.mktemp("weights") / "random_small.weights.h5")
