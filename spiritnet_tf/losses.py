@@ -45,7 +45,7 @@ def scale_invariant_log_depth(predicted_z, target_z):
     Args:
       predicted_z, target_z: inverse depth ``[..., H, W, 1]`` (DESIGN 2, z in (0, 1]);
         values are clamped below at 1e-3. Pixels where ``target_z <= 0`` carry no
-        ground truth and are ignored.
+        ground truth and are ignored; images with none at all are left out of the mean.
 
     Returns:
       Mean over images of ``mean(d^2) - mean(d)^2`` with ``d = log z_pred - log z_true``
@@ -59,7 +59,10 @@ def scale_invariant_log_depth(predicted_z, target_z):
     n = tf.maximum(tf.reduce_sum(valid, axis=[1, 2, 3]), 1.0)
     mean = tf.reduce_sum(d, axis=[1, 2, 3]) / n
     mean_sq = tf.reduce_sum(tf.square(d), axis=[1, 2, 3]) / n
-    return tf.reduce_mean(mean_sq - tf.square(mean))
+    # Images without any ground truth (zero depth maps of sources that have none,
+    # mixed into the batch) are left out of the mean instead of counting as zero loss.
+    has = tf.cast(tf.reduce_sum(valid, axis=[1, 2, 3]) > 0, tf.float32)
+    return tf.reduce_sum((mean_sq - tf.square(mean)) * has) / tf.maximum(tf.reduce_sum(has), 1.0)
 
 
 def gram_matrix(features):

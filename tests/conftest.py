@@ -5,12 +5,19 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# gRPC's post-fork handlers can break subprocesses started later in the same process
+# (grpc/grpc#43055: an ffmpeg writer's pipe broke after the serving tests in one
+# fresh-clone run); the suite never forks gRPC itself.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 
 def pytest_collection_modifyitems(config, items):
+    # Modules that start gRPC servers and channels run last, after the tests that run
+    # ffmpeg subprocesses (see GRPC_ENABLE_FORK_SUPPORT above); order is otherwise kept.
+    items.sort(key=lambda item: item.fspath.basename == "test_serving.py")
     if tf.config.list_physical_devices("GPU"):
         return
     skip = pytest.mark.skip(

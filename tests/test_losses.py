@@ -39,6 +39,14 @@ def test_scale_invariant_log_depth():
     d = (np.log(p[:, 2:]) - np.log(t[:, 2:])).reshape(3, -1)
     ref = ((d**2).mean(1) - d.mean(1) ** 2).mean()
     np.testing.assert_allclose(losses.scale_invariant_log_depth(p, t_holes).numpy(), ref, rtol=1e-4)
+    # An image without any ground truth (a source without depth in a mixed batch) is
+    # left out of the mean, not averaged in as a zero.
+    t_none = t.copy()
+    t_none[1] = 0.0
+    d = (np.log(p[[0, 2]]) - np.log(t[[0, 2]])).reshape(2, -1)
+    ref = ((d**2).mean(1) - d.mean(1) ** 2).mean()
+    np.testing.assert_allclose(losses.scale_invariant_log_depth(p, t_none).numpy(), ref, rtol=1e-4)
+    assert losses.scale_invariant_log_depth(p, np.zeros_like(t)).numpy() == 0.0
 
 
 def test_gram_matrix_matches_numpy():

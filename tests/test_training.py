@@ -7,6 +7,7 @@ import os
 import shutil
 
 import keras
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -183,3 +184,24 @@ def test_unfinished_run_of_another_config_is_refused(tmp_path):
     with pytest.raises(ValueError, match="different config"):
         train(config, str(out), progress=False)
     shutil.rmtree(out)
+
+
+def test_mixed_sources_keep_depth_for_the_samples_that_have_it(tmp_path):
+    # Synthetic scenes carry depth, these records do not: the mixed dataset keeps a
+    # depth map for every sample, all-zero (no ground truth) for the records.
+    from spiritnet_tf import data
+    from spiritnet_tf.training.data import septuplet_dataset
+
+    scenes = list(data.synthetic_dataset(2, 64, 64, seed=1).as_numpy_iterator())
+    data.write_septuplets(str(tmp_path / "plain.tfrecord"),
+                          [{k: v for k, v in s.items() if k != "depth"} for s in scenes])
+    sources = [{"type": "synthetic", "count": 2, "height": 64, "width": 64, "seed": 1},
+               {"type": "tfrecord", "path": str(tmp_path / "plain.tfrecord"), "with_depth": False}]
+    ds, records = septuplet_dataset(sources, progress=False)
+    samples = list(ds.as_numpy_iterator())
+    assert len(samples) == 4 and [r["type"] for r in records] == ["synthetic", "tfrecord"]
+    for s, scene in zip(samples[:2], scenes):
+        assert s["depth"].shape == (7, 64, 64, 1) and s["depth"].min() > 0
+        np.testing.assert_array_equal(s["depth"], scene["depth"])
+    for s in samples[2:]:
+        assert s["depth"].shape == (7, 64, 64, 1) and not s["depth"].any()

@@ -98,17 +98,28 @@ def load_source(source, progress=True):
     return ds, record
 
 
+def _with_zero_depth(sample):
+    frames = sample["frames"]
+    return {**sample, "depth": tf.zeros_like(frames[..., :1], tf.float32)}
+
+
 def septuplet_dataset(sources, progress=True):
     """Several sources -> one dataset (concatenated, in order) and their records.
 
-    Depth is kept only when every source has it; sizes may differ (crop them).
+    Sizes may differ (crop them). When some sources have depth and others not, the
+    others get all-zero depth maps (z = 0: no ground truth, ignored by the depth
+    loss), so a mixed batch still supervises the depth net on the samples that have it.
     """
     loaded = [load_source(s, progress) for s in sources]
     if not loaded:
         raise ValueError("no data sources given")
     keys = [k for k in _KEYS if all(k in ds.element_spec for ds, _ in loaded)]
+    if any("depth" in ds.element_spec for ds, _ in loaded) and "depth" not in keys:
+        keys.append("depth")
     combined = None
     for ds, _ in loaded:
+        if "depth" in keys and "depth" not in ds.element_spec:
+            ds = ds.map(_with_zero_depth)
         ds = ds.map(lambda s: {k: s[k] for k in keys})
         combined = ds if combined is None else combined.concatenate(ds)
     return combined, [r for _, r in loaded]
