@@ -12,15 +12,18 @@ backward flows ``F_t``. The flows are composed into flows back to the input,
 ``G_t(x) = F_t(x) + G_{t-1}(x + F_t(x))`` (``G_0 = 0``), so that ``M_t ~ I0(x + G_t(x))``
 whatever the model's ``resample_from``. Full-resolution frame t is then
 
-    warp(I0, up(G_t)) + up(M_t - warp(I0_small, G_t))
+    cubic(I0, up(G_t)) + up(M_t - bilinear(I0_small, G_t))
 
-where ``up`` is bilinear upsampling to H x W (flows also multiplied by W/w and H/h) and
-``warp`` is one bilinear backward warp of the *input* (samples falling outside the
-picture copy the pixel itself, like the model's warp op, DESIGN §3.7). The second term
-is the synthesis residual: what the model changed beyond moving the input's pixels.
-Every full-resolution frame is thus one resampling of the full-resolution photo (blur
-does not compound), and shrinking it back gives the model's frame. When the photo is
-no larger than the working size, the formula reduces to the model's frames exactly.
+where ``up`` is bilinear upsampling to H x W (flows also multiplied by W/w and H/h),
+``cubic`` one bicubic backward warp of the *input* and ``bilinear`` the bilinear one
+(samples falling outside the picture copy the pixel itself, like the model's warp op,
+DESIGN §3.7). The second term is the synthesis residual: what the model changed beyond
+moving the input's pixels with its initial (bilinear) warp. Every full-resolution frame
+is thus one resampling of the full-resolution photo (blur does not compound), and the
+motion itself is resampled bicubically: a bilinear sub-pixel shift loses about half of
+an image's Laplacian variance at a quarter pixel, bicubic about a sixth
+(docs/training.md). When the photo is no larger than the working size, a frame is the
+model's frame with its bilinear resampling of the input replaced by a bicubic one.
 Static-mask pixels are then reset to the input at full resolution.
 
 Frames are computed one at a time when they are iterated (`Animation.iter_frames`),
@@ -32,7 +35,7 @@ order of `spiritnet_tf.io.apply_loop` (2T frames; the reversed half is recompute
 stored); ``"seamless"`` keeps T+1 frames and cross-fades two phase-shifted copies of
 the motion, as Eulerian loops do: frame t = (1 - w) * A_t + w * B_t with L = T + 1 and
 w = smoothstep(t / L) = 3s^2 - 2s^3, where A_t is frame t above and
-B_t = warp(I0, -up(G_{L-t})) is the input moved *backwards* by the L - t steps of motion
+B_t = cubic(I0, -up(G_{L-t})) is the input moved *backwards* by the L - t steps of motion
 still to come (motion reversed by negating the composed flow). Frame 0 is the input; the
 frame after the last would be B at L - t = 0, the input again, so the last frame flows
 into the first one step of motion away, with no jump (smoothstep rather than linear
@@ -134,16 +137,18 @@ def _with_resample(model, resample_from):
 # ----------------------------------------------------------------------------- warping
 
 
-def _warp(image, flow):
-    """Bilinear backward warp: ``out(x) = image(x + flow(x))``; [H,W,C] float32, flow [H,W,2].
+def _warp(image, flow, cubic=False):
+    """Backward warp: ``out(x) = image(x + flow(x))``; [H,W,C] float32, flow [H,W,2].
 
-    Sample points outside [0, W-1] x [0, H-1] copy ``image(x)`` (the rule of the model's
-    warp op, DESIGN §3.7).
+    Bilinear, or bicubic with ``cubic=True`` (OpenCV's Keys a = -0.75, the weights of
+    `spiritnet_tf.ops.cubic_warp`). Sample points outside [0, W-1] x [0, H-1] copy
+    ``image(x)`` (the rule of the model's warp op, DESIGN §3.7).
     """
     height, width = flow.shape[:2]
     map_x = flow[..., 0] + np.arange(width, dtype=np.float32)[None, :]
     map_y = flow[..., 1] + np.arange(height, dtype=np.float32)[:, None]
-    out = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    mode = cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR
+    out = cv2.remap(image, map_x, map_y, mode, borderMode=cv2.BORDER_REPLICATE)
     out = out.reshape(image.shape)
     outside = (map_x < 0) | (map_x > width - 1) | (map_y < 0) | (map_y > height - 1)
     out[outside] = image[outside]
@@ -228,14 +233,14 @@ class Animation:
             raise IndexError(f"frame {t} out of range 0..{self.num_frames}")
         if t == 0:
             return _writers.to_uint8(self.image)
-        out = _warp(self.image, self._full_flow(t))
+        out = _warp(self.image, self._full_flow(t), cubic=True)
         out += _resize(self._residuals[t - 1], self.size)
         if self.loop == "seamless":
             period = self.num_frames + 1
             s = t / period
             weight = np.float32(3 * s * s - 2 * s**3)  # smoothstep
             out *= 1 - weight
-            out += weight * _warp(self.image, -self._full_flow(period - t))
+            out += weight * _warp(self.image, -self._full_flow(period - t), cubic=True)
         if self._mask is not None:
             out[self._mask] = self.image[self._mask]
         return _writers.to_uint8(out)

@@ -78,6 +78,10 @@ class SpiritNetConfig(DictConfig):
       depth_learning_rate: Adam rate of a pretrained depth net.
       clipnorm: clip each optimizer's gradients to this global norm (None: no clipping;
         the free-running recurrence can produce rare huge gradients).
+      depth_loss_only: the depth net learns from the supervised depth loss alone (the
+        flow and image losses do not reach it). Trained end to end from scratch, the
+        small preset's inverse depth collapsed onto the 1e-3 floor everywhere (no
+        gradient left there), so DAFR drew almost no motion (docs/training.md).
     """
 
     depth_preset: str = "small"
@@ -96,6 +100,7 @@ class SpiritNetConfig(DictConfig):
     learning_rate: float = 1e-4
     depth_learning_rate: float = 1e-7
     clipnorm: float = None
+    depth_loss_only: bool = False
 
     def __post_init__(self):
         self.kernel_widths = tuple(int(w) for w in self.kernel_widths)

@@ -17,7 +17,7 @@ writes a versioned SavedModel (a `SpiritNetServable`) with two signatures:
 Both run the model at the working size (long side ``working_side``, never enlarged)
 and make the full-resolution frames as `spiritnet_tf.animate` does (see
 `spiritnet_tf.animation`): flows composed back to the input, upsampled and scaled, one
-warp of the full-size input plus the upsampled synthesis residual. ``num_frames``
+bicubic warp of the full-size input plus the upsampled synthesis residual. ``num_frames``
 outside 1..`MAX_SERVING_FRAMES` fails inside the graph with InvalidArgument.
 
 The warp is traced with the composite TensorFlow implementation by default so that
@@ -40,6 +40,7 @@ import tensorflow as tf
 from spiritnet_tf.animation import DEFAULT_PRESET, DEFAULT_WORKING_SIDE, load_model
 from spiritnet_tf.evaluation.metrics import bilinear_warp
 from spiritnet_tf.ops.warp import ENV_VAR as _WARP_ENV
+from spiritnet_tf.ops.warp import cubic_warp
 from spiritnet_tf.serving.server import MAX_SERVING_FRAMES, MIN_SIDE, WARMUP_FILE
 
 __all__ = ["SpiritNetServable", "export_savedmodel", "main", "DEFAULT_MAX_OUTPUT_SIDE"]
@@ -150,8 +151,8 @@ def _full_resolution(full, small, frames, flows):
     """Model output at the working size -> uint8 frames [B, T, H, W, 3] at ``full``'s size.
 
     The TensorFlow twin of `spiritnet_tf.animation.Animation.frame` (loop "none", no
-    mask): ``warp(I0, up(G_t)) + up(M_t - warp(I0_small, G_t))`` with ``G_t`` the flows
-    composed back to the input, ``up`` bilinear (flows also scaled by W/w, H/h), then
+    mask): ``cubic(I0, up(G_t)) + up(M_t - bilinear(I0_small, G_t))`` with ``G_t`` the
+    flows composed back to the input, ``up`` bilinear (flows also scaled by W/w, H/h), then
     clipped to [0, 1] and rounded to uint8.
     """
     steps = tf.shape(flows)[1]
@@ -174,7 +175,10 @@ def _full_resolution(full, small, frames, flows):
         flat = tf.image.resize(flat, shape[1:3], "bilinear")
         return tf.reshape(flat, tf.concat([tf.shape(x)[:2], shape[1:3], tf.shape(x)[-1:]], 0))
 
-    out = bilinear_warp(repeat(full), up(composed) * scale) + up(residual)
+    motion = up(composed) * scale  # [B, T, H, W, 2]
+    moved = cubic_warp(tf.reshape(repeat(full), tf.concat([[-1], shape[1:]], 0)),
+                       tf.reshape(motion, tf.concat([[-1], tf.shape(motion)[2:]], 0)))
+    out = tf.reshape(moved, tf.concat([tf.shape(motion)[:2], shape[1:]], 0)) + up(residual)
     return tf.cast(tf.round(tf.clip_by_value(out, 0.0, 1.0) * 255.0), tf.uint8)
 
 

@@ -378,15 +378,25 @@ class SpiritNet(keras.Model):
         x, y = data[0], data[1]
         depth_vars = self.depth_net.trainable_variables
         main_vars = self._main_variables()
-        with tf.GradientTape() as tape:
+        depth_only = self.config.depth_loss_only
+        with tf.GradientTape(persistent=depth_only) as tape:
             out = self._forward(x, y, training=True)
             terms = self._compute_losses(x, y, out, training=True)
             # Replica gradients are summed: each replica contributes loss / replicas.
-            scaled = terms["loss"] / tf.distribute.get_strategy().num_replicas_in_sync
-        grads = tape.gradient(scaled, main_vars + depth_vars)
-        n = len(main_vars)
-        self.optimizer.apply_gradients(zip(grads[:n], main_vars))
-        self.depth_optimizer.apply_gradients(zip(grads[n:], depth_vars))
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            scaled = terms["loss"] / replicas
+            if depth_only:
+                depth_loss = self.loss_config.depth_weight * terms.get("depth", tf.constant(0.0)) / replicas
+        if depth_only:
+            main_grads = tape.gradient(scaled, main_vars)
+            depth_grads = [tf.zeros(v.shape, v.dtype) if g is None else g
+                           for g, v in zip(tape.gradient(depth_loss, depth_vars), depth_vars)]
+            del tape
+        else:
+            grads = tape.gradient(scaled, main_vars + depth_vars)
+            main_grads, depth_grads = grads[:len(main_vars)], grads[len(main_vars):]
+        self.optimizer.apply_gradients(zip(main_grads, main_vars))
+        self.depth_optimizer.apply_gradients(zip(depth_grads, depth_vars))
         return self._record(terms, tf.shape(x["image"])[0])
 
     def test_step(self, data):

@@ -167,3 +167,25 @@ def test_pixel_term_and_gradient_clipping_follow_the_config():
     assert terms["pixel"] == pytest.approx(pixel, rel=1e-5) and pixel > 0
     expected = terms["flow"] + 3.0 * pixel + 0.5 * terms["tv"] + 0.1 * terms["depth"]
     assert terms["loss"] == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("depth_loss_only", [False, True])
+def test_depth_loss_only_keeps_the_other_losses_away_from_the_depth_net(depth_loss_only):
+    keras.utils.set_random_seed(0)
+    inputs, targets = synthetic_batches(num=2)
+    model = SpiritNet.from_preset("small", depth_loss_only=depth_loss_only, **TINY)
+    # No depth loss at all: only the flow and image losses could move the depth net.
+    model.compile(loss_config=dict(style_weight=0.0, pixel_weight=1.0, depth_weight=0.0))
+    depth_before = [v.numpy().copy() for v in model.depth_net.trainable_variables]
+    main_before = [v.numpy().copy() for v in model._main_variables()]
+    model.train_on_batch(inputs, targets)
+    depth_moved = any(not np.array_equal(a, v.numpy())
+                      for a, v in zip(depth_before, model.depth_net.trainable_variables))
+    main_moved = any(not np.array_equal(a, v.numpy())
+                     for a, v in zip(main_before, model._main_variables()))
+    assert main_moved and depth_moved == (not depth_loss_only)
+    if depth_loss_only:  # ... and the depth loss still trains it
+        model.compile(loss_config=dict(style_weight=0.0, depth_weight=1.0))
+        model.train_on_batch(inputs, targets)
+        assert any(not np.array_equal(a, v.numpy())
+                   for a, v in zip(depth_before, model.depth_net.trainable_variables))

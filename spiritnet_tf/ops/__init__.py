@@ -3,8 +3,9 @@
 from spiritnet_tf.ops.warp import (
     adaptive_warp,
     adaptive_warp_composite,
+    cubic_warp,
     load_library,
     warp_backend,
 )
 
-__all__ = ["adaptive_warp", "adaptive_warp_composite", "load_library", "warp_backend"]
+__all__ = ["adaptive_warp", "adaptive_warp_composite", "cubic_warp", "load_library", "warp_backend"]
