@@ -52,7 +52,7 @@ import tempfile
 import cv2
 import numpy as np
 
-from spiritnet_tf.config import DEFAULT_WEIGHTS
+from spiritnet_tf.config import DEFAULT_WEIGHTS, bundled_resample_from
 from spiritnet_tf.io import images as _images
 from spiritnet_tf.io import writers as _writers
 
@@ -93,6 +93,8 @@ def load_model(weights=None, *, preset=DEFAULT_PRESET, resample_from=None):
         return _with_resample(weights, resample_from)
     if weights is None:
         path = DEFAULT_WEIGHTS
+        if resample_from is None:
+            resample_from = bundled_resample_from()  # the mode their evaluation chose
         if not os.path.isfile(path):
             raise FileNotFoundError(
                 f"the bundled default weights ({path}) are not in this installation: no "

@@ -8,13 +8,27 @@ an experiment is a plain dict (and a file) you can diff. Presets live in
 import dataclasses
 import os
 
-__all__ = ["SpiritNetConfig", "LossConfig", "RESAMPLE_MODES", "STYLE_LAYERS", "DEFAULT_WEIGHTS"]
+__all__ = ["SpiritNetConfig", "LossConfig", "RESAMPLE_MODES", "STYLE_LAYERS", "DEFAULT_WEIGHTS",
+           "bundled_resample_from"]
 
 # Where the bundled weights of the "small" preset go (with MANIFEST.json beside them);
 # `make default-weights` installs them there only if they pass the quality gate.
 DEFAULT_WEIGHTS = os.path.join(os.path.dirname(__file__), "weights", "spiritnet_small.weights.h5")
 
 RESAMPLE_MODES = ("previous", "input")
+
+
+def bundled_resample_from():
+    """The ``resample_from`` chosen for the bundled weights by evaluation (their
+    ``MANIFEST.json``), or None when no manifest is installed."""
+    import json
+
+    path = os.path.join(os.path.dirname(DEFAULT_WEIGHTS), "MANIFEST.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        mode = json.load(f).get("resample_from")
+    return mode if mode in RESAMPLE_MODES else None
 
 # VGG-19 layers of the Gram-matrix style loss and their weights (Gatys et al.:
 # the first convolution of every block). Data, not code: a LossConfig may

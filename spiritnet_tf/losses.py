@@ -39,23 +39,31 @@ def total_variation(images):
     return dx + dy
 
 
-def scale_invariant_log_depth(predicted_z, target_z):
+def scale_invariant_log_depth(predicted_z, target_z, *, predicted_log_depth=None):
     """Scale-invariant log-depth loss (Eigen et al. with lambda = 1, as MegaDepth).
 
     Args:
       predicted_z, target_z: inverse depth ``[..., H, W, 1]`` (DESIGN 2, z in (0, 1]);
         values are clamped below at 1e-3. Pixels where ``target_z <= 0`` carry no
         ground truth and are ignored; images with none at all are left out of the mean.
+      predicted_log_depth: optional: the depth net's raw log depth instead of
+        ``predicted_z`` (pass None for it). ``log z = min - log_depth`` differs from
+        ``-log_depth`` by a per-image offset, which this loss ignores, and it has no
+        floor: with the clamped z a net whose nearest pixel ran far ahead of the rest
+        gets no gradient at all on the clamped pixels (training collapsed that way).
 
     Returns:
       Mean over images of ``mean(d^2) - mean(d)^2`` with ``d = log z_pred - log z_true``
       on valid pixels: zero when the prediction equals the target up to a
       per-image scale (log depth up to an offset).
     """
-    p = _as_images(predicted_z)
     t = _as_images(target_z)
+    if predicted_log_depth is not None:
+        log_p = -_as_images(predicted_log_depth)
+    else:
+        log_p = tf.math.log(tf.maximum(_as_images(predicted_z), _MIN_Z))
     valid = tf.cast(t > 0, tf.float32)
-    d = (tf.math.log(tf.maximum(p, _MIN_Z)) - tf.math.log(tf.maximum(t, _MIN_Z))) * valid
+    d = (log_p - tf.math.log(tf.maximum(t, _MIN_Z))) * valid
     n = tf.maximum(tf.reduce_sum(valid, axis=[1, 2, 3]), 1.0)
     mean = tf.reduce_sum(d, axis=[1, 2, 3]) / n
     mean_sq = tf.reduce_sum(tf.square(d), axis=[1, 2, 3]) / n

@@ -16,7 +16,7 @@ import keras
 import tensorflow as tf
 
 from spiritnet_tf import losses
-from spiritnet_tf.config import DEFAULT_WEIGHTS, LossConfig, SpiritNetConfig
+from spiritnet_tf.config import DEFAULT_WEIGHTS, LossConfig, SpiritNetConfig, bundled_resample_from
 from spiritnet_tf.layers.cell import SpiritNetCell, SpiritNetRNN
 from spiritnet_tf.layers.dafr import DAFR
 
@@ -119,12 +119,16 @@ class SpiritNet(keras.Model):
         """
         if name not in PRESETS:
             raise ValueError(f"unknown SpiritNet preset {name!r}; choose one of {sorted(PRESETS)}")
+        if weights == "default":
+            if name != "small":
+                raise ValueError(f"bundled weights exist for the 'small' preset only, not {name!r}")
+            chosen = bundled_resample_from()  # the mode their evaluation chose
+            if chosen is not None:
+                overrides = {"resample_from": chosen, **overrides}
         config = dataclasses.replace(PRESETS[name], **overrides)
         model = cls(config)
         if weights is not None:
             if weights == "default":
-                if name != "small":
-                    raise ValueError(f"bundled weights exist for the 'small' preset only, not {name!r}")
                 weights = DEFAULT_WEIGHTS
                 if not os.path.isfile(weights):
                     raise FileNotFoundError(
@@ -352,8 +356,11 @@ class SpiritNet(keras.Model):
             images, targets = tf.concat(images, 0), tf.concat(targets, 0)
             shape = tf.shape(images)
             ph, pw = (-shape[1]) % MULTIPLE, (-shape[2]) % MULTIPLE
-            z = self.cell.estimate_depth(_pad_reflect(images, ph, pw), training=training)
-            terms["depth"] = losses.scale_invariant_log_depth(z[:, : shape[1], : shape[2]], targets)
+            # On the raw log depth: the normalised, floored z can lose every gradient.
+            depth_training = bool(training) and not self.config.pretrained_depth
+            log_depth = self.depth_net(_pad_reflect(images, ph, pw), training=depth_training)
+            terms["depth"] = losses.scale_invariant_log_depth(
+                None, targets, predicted_log_depth=log_depth[:, : shape[1], : shape[2]])
             total += cfg.depth_weight * terms["depth"]
         terms["loss"] = total
         return terms

@@ -20,12 +20,16 @@ def _result(psnr, flow_ratio=None):
             "summary": summary}
 
 
+def _example(sharpness, motion=1.0):
+    return {"sharpness_ratio": sharpness, "motion_px": motion}
+
+
 BASE = {"copy-frame": [30, 26, 24], "constant-velocity": [31, 26, 23]}
 
 
 def test_the_passing_mode_is_chosen_even_with_a_lower_psnr():
     result = _result({**BASE, "model (previous)": [31, 27, 24.5], "model (input)": [33, 29, 23]})
-    modes, chosen = choose_mode(result, {"previous": 0.9, "input": 0.95})
+    modes, chosen = choose_mode(result, {"previous": _example(0.9), "input": _example(0.95)})
     assert modes["previous"]["quality_gate"]["passed"] is True
     gate = modes["input"]["quality_gate"]
     assert gate["psnr_above_copy_frame_every_step"] is False and gate["passed"] is False
@@ -35,12 +39,20 @@ def test_the_passing_mode_is_chosen_even_with_a_lower_psnr():
 def test_sharpness_and_flow_ratio_fail_the_gate_and_the_best_psnr_is_chosen_without_a_pass():
     result = _result({**BASE, "model (previous)": [31, 27, 24.5], "model (input)": [32, 28, 25]},
                      flow_ratio={"model (input)": 0.3})
-    modes, chosen = choose_mode(result, {"previous": 0.5, "input": 0.9})
+    modes, chosen = choose_mode(result, {"previous": _example(0.5), "input": _example(0.9)})
     assert modes["previous"]["quality_gate"]["example_sharpness_at_least_0.8"] is False
     assert modes["input"]["quality_gate"]["flow_ratio_at_least_min"] is False
     assert not any(m["quality_gate"]["passed"] for m in modes.values())
     assert chosen == "input"  # higher mean PSNR; bundle() refuses it without --force
     assert modes["input"]["heldout_summary"]["psnr"] == pytest.approx(85 / 3)
+
+
+def test_too_little_motion_on_the_example_fails_the_gate():
+    result = _result({**BASE, "model (previous)": [31, 27, 24.5], "model (input)": [32, 28, 25]})
+    modes, chosen = choose_mode(result, {"previous": _example(0.9, 0.2), "input": _example(0.9, 0.6)})
+    assert modes["previous"]["quality_gate"]["example_motion_at_least_0.5px"] is False
+    assert modes["previous"]["quality_gate"]["passed"] is False
+    assert modes["input"]["quality_gate"]["passed"] is True and chosen == "input"
 
 
 def test_default_weights_of_from_preset(monkeypatch, tmp_path):
@@ -59,3 +71,12 @@ def test_default_weights_of_from_preset(monkeypatch, tmp_path):
     monkeypatch.setattr(model_module, "DEFAULT_WEIGHTS", str(path))
     loaded = SpiritNet.from_preset("small", weights="default")
     assert all((a == b).all() for a, b in zip(loaded.get_weights(), trained.get_weights()))
+    assert loaded.config.resample_from == "input"  # the preset's, without a manifest
+    # The manifest beside the weights records the resample_from chosen by evaluation.
+    from spiritnet_tf import config as config_module
+
+    (tmp_path / "MANIFEST.json").write_text('{"resample_from": "previous"}')
+    monkeypatch.setattr(config_module, "DEFAULT_WEIGHTS", str(path))
+    assert SpiritNet.from_preset("small", weights="default").config.resample_from == "previous"
+    assert SpiritNet.from_preset("small", weights="default",
+                                 resample_from="input").config.resample_from == "input"

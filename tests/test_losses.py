@@ -81,3 +81,23 @@ def test_style_loss_vgg_is_frozen_and_not_downloaded(style):
         losses.StyleLoss(weights="imagenet")
     with pytest.raises(ValueError, match="no layer"):
         losses.StyleLoss(layers=(("block9_conv1", 1.0),))
+
+
+def test_scale_invariant_log_depth_on_raw_log_depth():
+    t = RNG.uniform(0.05, 1.0, size=(2, 8, 8, 1)).astype(np.float32)
+    log_depth = RNG.normal(0, 0.5, size=t.shape).astype(np.float32)
+    nearest = log_depth.min(axis=(1, 2, 3), keepdims=True)
+    z = np.exp(nearest - log_depth)  # the model's z, here far above its 1e-3 floor
+    np.testing.assert_allclose(
+        losses.scale_invariant_log_depth(None, t, predicted_log_depth=log_depth).numpy(),
+        losses.scale_invariant_log_depth(z, t).numpy(), rtol=1e-4)
+    # One pixel far nearer than the rest floors every other z at 1e-3: no gradient is
+    # left through z, but the raw log depth still gets one everywhere.
+    log_depth[:, 0, 0] = -60.0
+    x = tf.Variable(log_depth)
+    with tf.GradientTape(persistent=True) as tape:
+        z = tf.maximum(tf.exp(tf.reduce_min(x, axis=[1, 2, 3], keepdims=True) - x), 1e-3)
+        via_z = losses.scale_invariant_log_depth(z, t)
+        via_log = losses.scale_invariant_log_depth(None, t, predicted_log_depth=x)
+    assert not np.abs(tape.gradient(via_z, x).numpy()[:, 1:]).any()
+    assert (np.abs(tape.gradient(via_log, x).numpy()) > 0).mean() > 0.9

@@ -6,7 +6,9 @@
    (both resampling modes, the copy-frame / constant-velocity / oracle baselines) and
    applies the quality gate of `spiritnet_tf.evaluation.quality_gate`;
 2. animates the bundled example photo in generation mode (6 frames, default settings) and
-   measures the sharpness ratio of the last frame to the input (the gate asks >= 0.8);
+   measures the sharpness ratio of the last frame to the input (the gate asks >= 0.8)
+   and the mean flow magnitude at the working size (>= 0.5 px per frame, as the
+   animate tests ask);
 3. copies the run's ``model.weights.h5`` to `spiritnet_tf.config.DEFAULT_WEIGHTS` and
    writes ``MANIFEST.json`` beside it: the training manifest (config, data, steps,
    losses), both evaluations, the gate, the chosen ``resample_from`` (the mode with the
@@ -25,10 +27,12 @@ import sys
 
 from spiritnet_tf.config import DEFAULT_WEIGHTS
 
-__all__ = ["bundle", "choose_mode", "example_sharpness", "main", "MANIFEST_PATH", "MIN_SHARPNESS_RATIO"]
+__all__ = ["bundle", "choose_mode", "example_check", "main", "MANIFEST_PATH", "MIN_SHARPNESS_RATIO",
+           "MIN_EXAMPLE_MOTION"]
 
 MANIFEST_PATH = os.path.join(os.path.dirname(DEFAULT_WEIGHTS), "MANIFEST.json")
 MIN_SHARPNESS_RATIO = 0.8
+MIN_EXAMPLE_MOTION = 0.5  # px per frame at the working size
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLE = os.path.join(REPO, "examples", "coffee.jpg")
 EXAMPLE_FRAMES = 6
@@ -42,27 +46,32 @@ def _sha256(path):
     return digest.hexdigest()
 
 
-def example_sharpness(weights, resample_from, image=EXAMPLE, seed=0):
-    """Sharpness ratio (last of 6 generated frames / input) of ``image`` animated with defaults."""
+def example_check(weights, resample_from, image=EXAMPLE, seed=0):
+    """``image`` animated with the defaults (6 frames): {"sharpness_ratio": last generated
+    frame / input, full resolution; "motion_px": mean flow magnitude per frame, working size}."""
+    import numpy as np
+
     import spiritnet_tf
     from spiritnet_tf.evaluation import metrics
 
     anim = spiritnet_tf.animate(image, num_frames=EXAMPLE_FRAMES, seed=seed, weights=weights,
                                 resample_from=resample_from)
     frames = anim.frames.astype("float32") / 255.0  # uint8 [T+1, H, W, 3], input first
-    return float(metrics.sharpness_ratio(frames[-1][None], frames[0][None])[0])
+    sharpness = float(metrics.sharpness_ratio(frames[-1][None], frames[0][None])[0])
+    motion = float(np.linalg.norm(anim.flows, axis=-1).mean())
+    return {"sharpness_ratio": sharpness, "motion_px": motion}
 
 
-def choose_mode(heldout_result, sharpness):
+def choose_mode(heldout_result, example):
     """The gate of each resampling mode and the mode to bundle.
 
     Args:
       heldout_result: `evaluation.json` of ``spiritnet evaluate`` (prediction mode) with
         rows for "model (previous)", "model (input)" and the baselines.
-      sharpness: mode -> sharpness ratio of the example's last frame (`example_sharpness`).
+      example: mode -> `example_check` of the example photo.
 
     Returns:
-      (modes, chosen): modes[mode] = {"quality_gate": checks + example sharpness +
+      (modes, chosen): modes[mode] = {"quality_gate": checks + example checks +
       "passed", "heldout_summary": the mode's summary row}; chosen = the mode with the
       higher held-out mean PSNR among those that pass (among all when none passes).
     """
@@ -71,11 +80,13 @@ def choose_mode(heldout_result, sharpness):
     result = EvaluationResult(**{k: heldout_result[k] for k in
                                  ("mode", "num_samples", "num_frames", "rows", "summary")})
     modes = {}
-    for mode, sharp in sharpness.items():
+    for mode, check in example.items():
         name = f"model ({mode})"
         gate = quality_gate(result, name)
-        gate["example_sharpness_ratio"] = sharp
-        gate["example_sharpness_at_least_0.8"] = sharp >= MIN_SHARPNESS_RATIO
+        gate["example_sharpness_ratio"] = check["sharpness_ratio"]
+        gate["example_sharpness_at_least_0.8"] = check["sharpness_ratio"] >= MIN_SHARPNESS_RATIO
+        gate["example_motion_px"] = check["motion_px"]
+        gate["example_motion_at_least_0.5px"] = check["motion_px"] >= MIN_EXAMPLE_MOTION
         gate["passed"] = all(v for k, v in gate.items() if isinstance(v, bool) and k != "passed")
         summary = next(s for s in heldout_result["summary"] if s["method"] == name)
         modes[mode] = {"quality_gate": gate, "heldout_summary": summary}
@@ -104,8 +115,8 @@ def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, force=False, pro
         raise RuntimeError("spiritnet evaluate failed on the held-out clips")
     with open(os.path.join(out, "evaluation.json")) as f:
         heldout_result = json.load(f)
-    sharpness = {mode: example_sharpness(weights, mode) for mode in ("previous", "input")}
-    modes, chosen = choose_mode(heldout_result, sharpness)
+    example = {mode: example_check(weights, mode) for mode in ("previous", "input")}
+    modes, chosen = choose_mode(heldout_result, example)
     if not modes[chosen]["quality_gate"]["passed"] and not force:
         raise SystemExit(f"quality gate failed in both modes: {json.dumps(modes, indent=2)}")
     os.makedirs(os.path.dirname(DEFAULT_WEIGHTS), exist_ok=True)
