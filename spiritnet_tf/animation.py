@@ -22,8 +22,8 @@ moving the input's pixels with its initial (bilinear) warp. Every full-resolutio
 is thus one resampling of the full-resolution photo (blur does not compound), and the
 motion itself is resampled bicubically: a bilinear sub-pixel shift loses about half of
 an image's Laplacian variance at a quarter pixel, bicubic about a sixth
-(docs/training.md). When the photo is no larger than the working size, a frame is the
-model's frame with its bilinear resampling of the input replaced by a bicubic one.
+(docs/training.md). When the photo is no larger than the working size, ``cubic`` is
+bilinear too and the formula reduces to the model's frames exactly.
 Static-mask pixels are then reset to the input at full resolution.
 
 Frames are computed one at a time when they are iterated (`Animation.iter_frames`),
@@ -215,6 +215,7 @@ class Animation:
         self.num_frames = len(flows)
         self.size = image.shape[:2]
         self.working_size = working_frames.shape[1:3]
+        self._upscaled = tuple(self.size) != tuple(self.working_size)  # bicubic motion then
         self._mask = None if mask is None else mask[..., 0] > 0.5  # [H, W] bool, full size
         self._composed = compose_flows(flows)
         small = working_frames[0]
@@ -235,14 +236,14 @@ class Animation:
             raise IndexError(f"frame {t} out of range 0..{self.num_frames}")
         if t == 0:
             return _writers.to_uint8(self.image)
-        out = _warp(self.image, self._full_flow(t), cubic=True)
+        out = _warp(self.image, self._full_flow(t), cubic=self._upscaled)
         out += _resize(self._residuals[t - 1], self.size)
         if self.loop == "seamless":
             period = self.num_frames + 1
             s = t / period
             weight = np.float32(3 * s * s - 2 * s**3)  # smoothstep
             out *= 1 - weight
-            out += weight * _warp(self.image, -self._full_flow(period - t), cubic=True)
+            out += weight * _warp(self.image, -self._full_flow(period - t), cubic=self._upscaled)
         if self._mask is not None:
             out[self._mask] = self.image[self._mask]
         return _writers.to_uint8(out)

@@ -152,7 +152,8 @@ def _full_resolution(full, small, frames, flows):
 
     The TensorFlow twin of `spiritnet_tf.animation.Animation.frame` (loop "none", no
     mask): ``cubic(I0, up(G_t)) + up(M_t - bilinear(I0_small, G_t))`` with ``G_t`` the
-    flows composed back to the input, ``up`` bilinear (flows also scaled by W/w, H/h), then
+    flows composed back to the input, ``up`` bilinear (flows also scaled by W/w, H/h),
+    ``cubic`` bilinear too when the photo is not larger than the working size, then
     clipped to [0, 1] and rounded to uint8.
     """
     steps = tf.shape(flows)[1]
@@ -176,8 +177,12 @@ def _full_resolution(full, small, frames, flows):
         return tf.reshape(flat, tf.concat([tf.shape(x)[:2], shape[1:3], tf.shape(x)[-1:]], 0))
 
     motion = up(composed) * scale  # [B, T, H, W, 2]
-    moved = cubic_warp(tf.reshape(repeat(full), tf.concat([[-1], shape[1:]], 0)),
-                       tf.reshape(motion, tf.concat([[-1], tf.shape(motion)[2:]], 0)))
+    images = tf.reshape(repeat(full), tf.concat([[-1], shape[1:]], 0))
+    motion_flat = tf.reshape(motion, tf.concat([[-1], tf.shape(motion)[2:]], 0))
+    # Bicubic when the photo is larger than the working size; else the model's frames exactly.
+    upscaled = tf.reduce_any(shape[1:3] != small_shape[1:3])
+    moved = tf.cond(upscaled, lambda: cubic_warp(images, motion_flat),
+                    lambda: bilinear_warp(images, motion_flat))
     out = tf.reshape(moved, tf.concat([tf.shape(motion)[:2], shape[1:]], 0)) + up(residual)
     return tf.cast(tf.round(tf.clip_by_value(out, 0.0, 1.0) * 255.0), tf.uint8)
 
