@@ -9,11 +9,12 @@ import dataclasses
 import os
 
 __all__ = ["SpiritNetConfig", "LossConfig", "RESAMPLE_MODES", "STYLE_LAYERS", "DEFAULT_WEIGHTS",
-           "bundled_resample_from"]
+           "DEFAULT_MANIFEST", "bundled_resample_from"]
 
 # Where the bundled weights of the "small" preset go (with MANIFEST.json beside them);
 # `make default-weights` installs them there only if they pass the quality gate.
 DEFAULT_WEIGHTS = os.path.join(os.path.dirname(__file__), "weights", "spiritnet_small.weights.h5")
+DEFAULT_MANIFEST = os.path.join(os.path.dirname(DEFAULT_WEIGHTS), "MANIFEST.json")
 
 RESAMPLE_MODES = ("previous", "input")
 
@@ -23,10 +24,9 @@ def bundled_resample_from():
     ``MANIFEST.json``), or None when no manifest is installed."""
     import json
 
-    path = os.path.join(os.path.dirname(DEFAULT_WEIGHTS), "MANIFEST.json")
-    if not os.path.isfile(path):
+    if not os.path.isfile(DEFAULT_MANIFEST):
         return None
-    with open(path) as f:
+    with open(DEFAULT_MANIFEST) as f:
         mode = json.load(f).get("resample_from")
     return mode if mode in RESAMPLE_MODES else None
 

@@ -357,8 +357,7 @@ class SpiritNet(keras.Model):
             shape = tf.shape(images)
             ph, pw = (-shape[1]) % MULTIPLE, (-shape[2]) % MULTIPLE
             # On the raw log depth: the normalised, floored z can lose every gradient.
-            depth_training = bool(training) and not self.config.pretrained_depth
-            log_depth = self.depth_net(_pad_reflect(images, ph, pw), training=depth_training)
+            log_depth = self.cell.log_depth(_pad_reflect(images, ph, pw), training=training)
             terms["depth"] = losses.scale_invariant_log_depth(
                 None, targets, predicted_log_depth=log_depth[:, : shape[1], : shape[2]])
             total += cfg.depth_weight * terms["depth"]

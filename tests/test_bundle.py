@@ -76,7 +76,7 @@ def test_default_weights_of_from_preset(monkeypatch, tmp_path):
     from spiritnet_tf import config as config_module
 
     (tmp_path / "MANIFEST.json").write_text('{"resample_from": "previous"}')
-    monkeypatch.setattr(config_module, "DEFAULT_WEIGHTS", str(path))
+    monkeypatch.setattr(config_module, "DEFAULT_MANIFEST", str(tmp_path / "MANIFEST.json"))
     assert SpiritNet.from_preset("small", weights="default").config.resample_from == "previous"
     assert SpiritNet.from_preset("small", weights="default",
                                  resample_from="input").config.resample_from == "input"

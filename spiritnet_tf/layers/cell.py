@@ -104,10 +104,14 @@ class SpiritNetCell(keras.layers.Layer):
         self.call(tf.zeros([1, self.config.control_dim]), states)
         self.built = True
 
+    def log_depth(self, image, training=False):
+        """The depth net's raw log depth ``[B, H, W, 1]`` of ``image`` (a pretrained depth
+        net always runs in inference mode)."""
+        return self.depth_net(image, training=bool(training) and not self.config.pretrained_depth)
+
     def estimate_depth(self, image, training=False):
         """Inverse depth z ``[B, H, W, 1]`` in [1e-3, 1] of ``image`` with the depth net."""
-        depth_training = bool(training) and not self.config.pretrained_depth
-        return inverse_depth(self.depth_net(image, training=depth_training))
+        return inverse_depth(self.log_depth(image, training=training))
 
     def call(self, inputs, states, training=False):
         image, flow, source, source_flow, aux = states[:5]

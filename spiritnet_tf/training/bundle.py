@@ -25,12 +25,12 @@ import os
 import shutil
 import sys
 
-from spiritnet_tf.config import DEFAULT_WEIGHTS
+from spiritnet_tf.config import DEFAULT_MANIFEST, DEFAULT_WEIGHTS
 
 __all__ = ["bundle", "choose_mode", "example_check", "main", "MANIFEST_PATH", "MIN_SHARPNESS_RATIO",
            "MIN_EXAMPLE_MOTION"]
 
-MANIFEST_PATH = os.path.join(os.path.dirname(DEFAULT_WEIGHTS), "MANIFEST.json")
+MANIFEST_PATH = DEFAULT_MANIFEST
 MIN_SHARPNESS_RATIO = 0.8
 MIN_EXAMPLE_MOTION = 0.5  # px per frame at the working size
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -113,9 +113,9 @@ def septuplet_dataset(sources, progress=True):
     loaded = [load_source(s, progress) for s in sources]
     if not loaded:
         raise ValueError("no data sources given")
-    keys = [k for k in _KEYS if all(k in ds.element_spec for ds, _ in loaded)]
-    if any("depth" in ds.element_spec for ds, _ in loaded) and "depth" not in keys:
-        keys.append("depth")
+    # Every key all sources have, and depth when any has it.
+    keys = [k for k in _KEYS
+            if (any if k == "depth" else all)(k in ds.element_spec for ds, _ in loaded)]
     combined = None
     for ds, _ in loaded:
         if "depth" in keys and "depth" not in ds.element_spec:
