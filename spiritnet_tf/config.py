@@ -137,6 +137,9 @@ class LossConfig(DictConfig):
       pixel_weight: L1 between generated and real frames (not in the paper, whose
         image loss is style + TV only; 0 keeps the paper's losses).
         configs/default_weights.json uses it: ImageNet VGG-19 weights cannot be loaded here.
+      sharpness_weight: `spiritnet_tf.losses.sharpness_gap` between generated and real
+        frames (not in the paper): position-free, it counters the blur that the pixel L1
+        teaches the warp kernels (docs/training.md).
       depth_weight: scale-invariant log-depth loss, applied when a batch carries depth.
       style_layers: (VGG-19 layer name, weight) pairs, see `STYLE_LAYERS`.
       vgg_weights: path of a VGG-19 ``include_top=False`` weights file, or None
@@ -148,6 +151,7 @@ class LossConfig(DictConfig):
     style_weight: float = 1.0
     tv_weight: float = 0.01
     pixel_weight: float = 0.0
+    sharpness_weight: float = 0.0
     depth_weight: float = 0.1
     style_layers: tuple = STYLE_LAYERS
     vgg_weights: str = None

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from spiritnet_tf.config import STYLE_LAYERS
 
-__all__ = ["flow_l1", "total_variation", "scale_invariant_log_depth", "StyleLoss", "gram_matrix"]
+__all__ = ["flow_l1", "total_variation", "sharpness_gap", "scale_invariant_log_depth", "StyleLoss", "gram_matrix"]
 
 # Caffe-style VGG preprocessing (what keras.applications.vgg19 weights expect):
 # RGB in [0, 1] -> BGR in [0, 255] minus the ImageNet channel means.
@@ -37,6 +37,28 @@ def total_variation(images):
     dy = tf.reduce_mean(tf.abs(x[:, 1:] - x[:, :-1]))
     dx = tf.reduce_mean(tf.abs(x[:, :, 1:] - x[:, :, :-1]))
     return dx + dy
+
+
+def _mean_gradients(x):
+    """Per image and channel: mean |vertical| + mean |horizontal| neighbour difference."""
+    dy = tf.reduce_mean(tf.abs(x[:, 1:] - x[:, :-1]), axis=[1, 2])
+    dx = tf.reduce_mean(tf.abs(x[:, :, 1:] - x[:, :, :-1]), axis=[1, 2])
+    return dx + dy
+
+
+def sharpness_gap(generated, target):
+    """Mean absolute gap between the gradient energy of generated and real frames.
+
+    Per image and channel, the mean absolute neighbour difference (total variation) of
+    ``generated`` is compared with that of ``target``. It does not depend on where the
+    edges are, only on how strong they are, so unlike an L1 between the frames it does
+    not reward blurring a frame whose motion is uncertain: a blurred frame has weaker
+    edges and pays for it (a cheap statistic in the spirit of the paper's style loss,
+    whose Gram matrices are also position-free). Frames ``[..., H, W, C]`` in [0, 1].
+    """
+    g = _as_images(tf.cast(generated, tf.float32))
+    t = _as_images(tf.cast(target, tf.float32))
+    return tf.reduce_mean(tf.abs(_mean_gradients(g) - _mean_gradients(t)))
 
 
 def scale_invariant_log_depth(predicted_z, target_z, *, predicted_log_depth=None):

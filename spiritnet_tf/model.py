@@ -49,7 +49,7 @@ PRESETS = {
 }
 
 # Logged loss terms (each a Keras metric; "loss" is their weighted sum).
-LOSS_TERMS = ("loss", "flow", "pixel", "style", "tv", "depth")
+LOSS_TERMS = ("loss", "flow", "pixel", "sharpness", "style", "tv", "depth")
 MULTIPLE = 32  # H, W are padded to a multiple of this inside the model
 MIN_SIDE = 32
 INPUT_KEYS = ("image", "flow0", "control", "depth", "mask")
@@ -331,11 +331,13 @@ class SpiritNet(keras.Model):
         return list(self._trackers.values())
 
     def _compute_losses(self, x, y, out, training):
-        """Weighted loss terms {"flow", "pixel", "style", "tv", "depth"} and their sum "loss"."""
+        """Weighted loss terms {"flow", "pixel", "sharpness", "style", "tv", "depth"} and
+        their sum "loss"."""
         cfg = self.loss_config
         terms = {
             "flow": losses.flow_l1(out["flows"], y["flows"]),
             "pixel": tf.reduce_mean(tf.abs(out["frames"] - y["frames"])),
+            "sharpness": losses.sharpness_gap(out["frames"], y["frames"]),
             "tv": losses.total_variation(out["frames"]),
             "style": tf.constant(0.0),
         }
@@ -343,6 +345,7 @@ class SpiritNet(keras.Model):
             terms["style"] = self._style_loss(out["frames"], y["frames"])
         total = cfg.flow_weight * terms["flow"] + cfg.style_weight * terms["style"]
         total += cfg.tv_weight * terms["tv"] + cfg.pixel_weight * terms["pixel"]
+        total += cfg.sharpness_weight * terms["sharpness"]
         # Supervised depth: the depth net on the real frames that carry ground truth.
         images, targets = [], []
         if x.get("depth") is not None:

@@ -101,3 +101,25 @@ def test_scale_invariant_log_depth_on_raw_log_depth():
         via_log = losses.scale_invariant_log_depth(None, t, predicted_log_depth=x)
     assert not np.abs(tape.gradient(via_z, x).numpy()[:, 1:]).any()
     assert (np.abs(tape.gradient(via_log, x).numpy()) > 0).mean() > 0.9
+
+
+def test_sharpness_gap_punishes_blur_not_position():
+    rng = np.random.default_rng(0)
+    # A periodic texture: a circular shift keeps the neighbour differences (but the one
+    # across the seam, which the non-circular difference leaves out).
+    base = rng.random((1, 32, 32, 3)).astype(np.float32)
+    image = np.tile(base, (1, 2, 2, 1))
+    shifted = np.roll(image, (3, 5), axis=(1, 2))
+    blurred = (image + np.roll(image, 1, 1) + np.roll(image, 1, 2) + np.roll(image, (1, 1), (1, 2))) / 4
+    assert float(losses.sharpness_gap(image, image)) == 0.0
+    assert float(losses.sharpness_gap(shifted, image)) < 2e-3
+    gap = float(losses.sharpness_gap(blurred, image))
+    # Per image and channel: |TV(blurred) - TV(image)| with TV = mean |dy| + mean |dx|.
+    tv = lambda x: np.abs(np.diff(x, axis=1)).mean((1, 2)) + np.abs(np.diff(x, axis=2)).mean((1, 2))
+    assert gap == pytest.approx(np.abs(tv(blurred) - tv(image)).mean(), rel=1e-5) and gap > 0.05
+    # Pixel L1 ranks the two the other way round: it prefers the blur to the shift.
+    assert np.abs(blurred - image).mean() < np.abs(shifted - image).mean()
+    # Batches of sequences [B, T, H, W, C] are compared image by image.
+    both = np.stack([image[0], blurred[0]])[None]
+    target = np.stack([image[0], image[0]])[None]
+    assert float(losses.sharpness_gap(both, target)) == pytest.approx(gap / 2, rel=1e-5)

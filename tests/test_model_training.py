@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from spiritnet_tf.model import SpiritNet
+from spiritnet_tf import losses
+from spiritnet_tf.model import LOSS_TERMS, SpiritNet
 from test_model import TINY
 
 # Cheap style loss for tests: random VGG-19 (weights=None), first two blocks.
@@ -80,7 +81,7 @@ def test_fit_halves_the_loss_and_logs_every_term(no_grappler):
     depth_before = [v.numpy() for v in model.depth_net.trainable_variables]
     history = model.fit(dataset(), epochs=2, steps_per_epoch=35, verbose=0)
     after = _losses(model, data)
-    assert set(history.history) == {"loss", "flow", "pixel", "style", "tv", "depth"}
+    assert set(history.history) == set(LOSS_TERMS)
     assert after["loss"] <= 0.5 * before["loss"], (before, after)
     assert after["flow"] < 0.5 * before["flow"], (before, after)
     # Trained from scratch: the depth net learns at the normal rate.
@@ -103,7 +104,8 @@ tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras
-from spiritnet_tf.model import SpiritNet
+from spiritnet_tf import losses
+from spiritnet_tf.model import LOSS_TERMS, SpiritNet
 from test_model_training import LOSSES, dataset
 tiny = json.loads(sys.argv[1])
 STEPS = 3
@@ -158,14 +160,18 @@ def test_pixel_term_and_gradient_clipping_follow_the_config():
     keras.utils.set_random_seed(0)
     data = synthetic_batches(num=2)
     model = SpiritNet.from_preset("small", clipnorm=0.5, **TINY)
-    model.compile(loss_config=dict(pixel_weight=3.0, style_weight=0.0, tv_weight=0.5))
+    model.compile(loss_config=dict(pixel_weight=3.0, style_weight=0.0, tv_weight=0.5,
+                                   sharpness_weight=2.0))
     assert model.optimizer.global_clipnorm == 0.5 and model.depth_optimizer.global_clipnorm == 0.5
     terms = _losses(model, data)
     inputs, targets = data
     out = model({"image": inputs["image"], "flow0": inputs["flow0"]}, num_frames=STEPS)
     pixel = float(np.abs(out["frames"].numpy() - targets["frames"]).mean())
     assert terms["pixel"] == pytest.approx(pixel, rel=1e-5) and pixel > 0
-    expected = terms["flow"] + 3.0 * pixel + 0.5 * terms["tv"] + 0.1 * terms["depth"]
+    sharpness = float(losses.sharpness_gap(out["frames"], targets["frames"]))
+    assert terms["sharpness"] == pytest.approx(sharpness, rel=1e-5) and sharpness > 0
+    expected = (terms["flow"] + 3.0 * pixel + 2.0 * sharpness + 0.5 * terms["tv"]
+                + 0.1 * terms["depth"])
     assert terms["loss"] == pytest.approx(expected, rel=1e-5)
 
 

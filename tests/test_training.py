@@ -61,6 +61,10 @@ def test_toml_config(tmp_path):
     (lambda c: c.update(preset="huge"), "unknown preset 'huge'"),
     (lambda c: c["loss"].update(vgg_weights="missing_vgg.h5"), "missing_vgg.h5' does not exist"),
     (lambda c: c["model"].update(resample_from="next"), "resample_from must be one of"),
+    (lambda c: c.update(depth_weights="missing_depth.weights.h5"), "missing_depth.weights.h5' does not"),
+    (lambda c: c.update(depth_pretraining={"stepz": 3}), "depth_pretraining: unknown key(s) 'stepz'"),
+    (lambda c: c.update(depth_pretraining={"height": 100}), "depth_pretraining.height must be a multiple"),
+    (lambda c: c.update(depth_pretraining={}, depth_weights=TINY), "not both"),
 ])
 def test_bad_config_errors_name_the_key_and_file(tmp_path, change, message):
     values = _tiny()
@@ -205,3 +209,41 @@ def test_mixed_sources_keep_depth_for_the_samples_that_have_it(tmp_path):
         np.testing.assert_array_equal(s["depth"], scene["depth"])
     for s in samples[2:]:
         assert s["depth"].shape == (7, 64, 64, 1) and not s["depth"].any()
+
+
+def test_depth_pretraining_learns_depth_and_starts_the_run(tmp_path, monkeypatch):
+    from spiritnet_tf.depth import MegaDepth
+    from spiritnet_tf.model import SpiritNet
+    from spiritnet_tf.training import run
+    from spiritnet_tf.training.depth import DepthPretraining, pretrain_depth
+
+    keras.utils.set_random_seed(0)
+    net = MegaDepth.from_preset("small", width_multiplier=0.0625)
+    losses = pretrain_depth(net, DepthPretraining(steps=40, batch_size=4, count=2, height=64,
+                                                  width=64, learning_rate=3e-3), progress=False)
+    assert len(losses) == 40 and np.all(np.isfinite(losses))
+    assert np.mean(losses[-10:]) < 0.7 * np.mean(losses[:10]), losses
+
+    # In a run: the stage's weights are saved in the run directory and loaded into the
+    # model's depth net; a resumed run reuses them instead of training again.
+    values = _tiny()
+    values["model"]["pretrained_depth"] = True
+    values["depth_pretraining"] = {"steps": 2, "batch_size": 2, "count": 1, "height": 32,
+                                   "width": 32}
+    config = load_config(_write(tmp_path, values))
+    model = SpiritNet(config.model_config())
+    model.compile(loss_config=config.loss_config())
+    out = tmp_path / "run"
+    out.mkdir()
+    path = lambda *p: os.path.join(out, *p)  # noqa: E731
+    weights, summary = run._initial_depth(config, model, path, False)
+    assert weights == path(run.DEPTH_WEIGHTS) and summary["steps"] == 2
+    model.depth_net.load_weights(weights)
+    saved = MegaDepth.from_preset("small", width_multiplier=0.0625)
+    saved.build((None, None, None, 3))
+    saved.load_weights(weights)
+    for a, b in zip(model.depth_net.get_weights(), saved.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    monkeypatch.setattr("spiritnet_tf.training.depth.pretrain_depth",
+                        lambda *a, **k: pytest.fail("pre-trained again on resume"))
+    assert run._initial_depth(config, model, path, False) == (weights, summary)

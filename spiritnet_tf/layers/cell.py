@@ -47,6 +47,12 @@ def bilinear_kernel(like):
 
 
 @keras.saving.register_keras_serializable(package="spiritnet")
+def depth_net_for(config):
+    """A new, unbuilt depth net of a `SpiritNetConfig` (preset and width)."""
+    options = {} if config.depth_width is None else {"width_multiplier": config.depth_width}
+    return MegaDepth.from_preset(config.depth_preset, **options)
+
+
 class SpiritNetCell(keras.layers.Layer):
     """One SpiritNet step, state ``[image, flow, source, source_flow, aux]`` (see `STATE_CHANNELS`),
     plus ``source_context`` (the input's context features) when ``resample_from="input"``.
@@ -74,8 +80,7 @@ class SpiritNetCell(keras.layers.Layer):
         super().__init__(**kwargs)
         self.config = config = SpiritNetConfig.coerce(config)
         self.output_size = (None, None, OUTPUT_CHANNELS)
-        depth_options = {} if config.depth_width is None else {"width_multiplier": config.depth_width}
-        self.depth_net = MegaDepth.from_preset(config.depth_preset, **depth_options)
+        self.depth_net = depth_net_for(config)
         if config.pretrained_depth:
             self.depth_net.freeze_batch_norm()
         self.context = ContextExtractor(width=config.context_width)

@@ -130,6 +130,13 @@ class TrainConfig:
       previews: number of validation (else training) samples in the image summaries
         and animated previews written after each epoch (0: none).
       evaluation: `EvaluationConfig` dict, or None for no final evaluation.
+      depth_weights: path of a ``.weights.h5`` file of the depth net (e.g. converted
+        official MegaDepth for the "paper" depth preset) loaded before training.
+      depth_pretraining: `spiritnet_tf.training.depth.DepthPretraining` dict: train
+        the depth net alone on synthetic scenes first (its weights are kept in the
+        run directory, so a resumed run does not repeat it); None: no such stage.
+        Pair either with ``model.pretrained_depth: true`` (frozen batch norm, tiny
+        depth learning rate).
     """
 
     train_data: list
@@ -149,6 +156,8 @@ class TrainConfig:
     seed: int = 0
     previews: int = 2
     evaluation: dict = None
+    depth_weights: str = None
+    depth_pretraining: dict = None
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -167,6 +176,12 @@ class TrainConfig:
 
     def evaluation_config(self):
         return None if self.evaluation is None else EvaluationConfig(**self.evaluation)
+
+    def depth_pretraining_config(self):
+        from spiritnet_tf.training.depth import DepthPretraining
+
+        return None if self.depth_pretraining is None else DepthPretraining(
+            **self.depth_pretraining)
 
 
 # ----------------------------------------------------------------------------- checking
@@ -244,6 +259,20 @@ def parse_config(values, where="config", base_dir="."):
         if not os.path.exists(config.loss["vgg_weights"]):
             raise ConfigError(f"{where}.loss.vgg_weights: file {config.loss['vgg_weights']!r} "
                               "does not exist")
+    if config.depth_weights is not None:
+        config.depth_weights = _resolve(config.depth_weights, base_dir)
+        if not os.path.exists(config.depth_weights):
+            raise ConfigError(f"{where}.depth_weights: file {config.depth_weights!r} does not exist")
+        if config.depth_pretraining is not None:
+            raise ConfigError(f"{where}: give depth_weights or depth_pretraining, not both")
+    if config.depth_pretraining is not None:
+        from spiritnet_tf.training.depth import DepthPretraining
+
+        _check_fields(DepthPretraining, config.depth_pretraining, f"{where}.depth_pretraining")
+        try:
+            config.depth_pretraining_config().validate(f"{where}.depth_pretraining")
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     from spiritnet_tf.model import PRESETS
 
     if config.preset not in PRESETS:

@@ -10,6 +10,8 @@ A *run directory* holds one experiment::
     checkpoints/epoch-NNN.weights.h5   ModelCheckpoint, every epoch
     backup/                BackupAndRestore state (weights + optimizers + epoch)
     history.csv            every epoch's losses (appended across resumes)
+    depth_pretrained.weights.h5, depth_pretraining.json   the depth pre-training
+                           stage's weights and loss summary (when configured)
     model.weights.h5, model.keras      the final model (no optimizer state)
     evaluation/            JSON, Markdown and PNG reports (when configured)
     manifest.json          written last: the run is complete
@@ -43,6 +45,8 @@ __all__ = ["train", "evaluate_model", "make_strategy", "STRATEGIES", "prepare_ru
 STRATEGIES = ("default", "mirrored", "multiworker")
 MANIFEST = "manifest.json"
 CONFIG = "config.json"
+DEPTH_WEIGHTS = "depth_pretrained.weights.h5"
+DEPTH_LOG = "depth_pretraining.json"
 
 
 def make_strategy(name):
@@ -213,6 +217,33 @@ def _first_batch(dataset):
     return ({k: v.numpy() for k, v in inputs.items()}, {k: v.numpy() for k, v in targets.items()})
 
 
+def _initial_depth(config, model, path, progress):
+    """The depth weights the run starts from: ``(file or None, pre-training summary or None)``.
+
+    ``depth_weights`` as given, or the depth pre-training stage's file in the run
+    directory (trained now unless an interrupted run already wrote it).
+    """
+    options = config.depth_pretraining_config()
+    if options is None:
+        return config.depth_weights, None
+    from spiritnet_tf.layers.cell import depth_net_for
+    from spiritnet_tf.training.depth import pretrain_depth
+
+    weights, log = path(DEPTH_WEIGHTS), path(DEPTH_LOG)
+    if not (os.path.exists(weights) and os.path.exists(log)):
+        net = depth_net_for(model.config)
+        losses = pretrain_depth(net, options, progress)
+        net.save_weights(weights)
+        tenth = max(1, len(losses) // 10)
+        summary = {"steps": len(losses), "weights": DEPTH_WEIGHTS,
+                   "loss_first_tenth": float(np.mean(losses[:tenth])),
+                   "loss_last_tenth": float(np.mean(losses[-tenth:]))}
+        with open(log, "w") as f:
+            json.dump(summary, f, indent=2)
+    with open(log) as f:
+        return weights, json.load(f)
+
+
 def train(config, out_dir, *, strategy="default", overwrite=False, progress=True,
           extra_callbacks=()):
     """Runs (or resumes) one experiment into ``out_dir``; returns the manifest dict.
@@ -254,6 +285,9 @@ def train(config, out_dir, *, strategy="default", overwrite=False, progress=True
     with strategy.scope():
         model = SpiritNet(config.model_config())
         model.compile(loss_config=config.loss_config())
+    depth_weights, depth_history = _initial_depth(config, model, path, progress)
+    if depth_weights is not None:  # before fit: BackupAndRestore then restores over it
+        model.depth_net.load_weights(depth_weights)
 
     callbacks = [
         keras.callbacks.BackupAndRestore(path("backup"), delete_checkpoint=False),
@@ -296,6 +330,8 @@ def train(config, out_dir, *, strategy="default", overwrite=False, progress=True
         "samples_seen": int(model.optimizer.iterations.numpy()) * config.batch_size,
         "final_losses": {k: float(v[-1]) for k, v in history.history.items()},
         "resumed": resumed,
+        "depth_weights": depth_weights,
+        "depth_pretraining": depth_history,
         "outputs": {"weights": "model.weights.h5", "keras": "model.keras",
                     "checkpoints": "checkpoints/", "tensorboard": "logs/",
                     "history": "history.csv"},

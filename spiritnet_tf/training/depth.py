@@ -1,0 +1,110 @@
+"""Depth pre-training: the depth net alone on synthetic scenes, before the full model.
+
+Trained end to end from scratch with the rest of SpiritNet, the small preset's depth
+net did not learn depth (docs/training.md: its inverse depth collapsed, or did not
+generalise to photos). Trained alone with the scale-invariant loss on the raw log
+depth of the synthetic scenes (which carry true depth), it does. A config's
+``depth_pretraining`` block runs this stage first; the full model then starts from
+these weights, normally with ``model.pretrained_depth: true`` (batch norm frozen,
+the paper's tiny depth learning rate), the same set-up as converted MegaDepth weights
+given by ``depth_weights``.
+"""
+
+import dataclasses
+
+import keras
+import tensorflow as tf
+
+__all__ = ["DepthPretraining", "pretrain_depth"]
+
+
+@dataclasses.dataclass
+class DepthPretraining:
+    """Options of the depth pre-training stage (a config's ``depth_pretraining`` block).
+
+    Attributes:
+      steps: optimizer steps.
+      batch_size: images per step (single frames of the septuplets).
+      learning_rate, clipnorm: Adam rate and global gradient-norm clip.
+      count, height, width, seed: the synthetic scenes (every frame of each is a sample).
+      flip, color_jitter: random horizontal flips; random brightness, contrast and
+        saturation (the scenes' colours are otherwise a narrow family).
+    """
+
+    steps: int = 500
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    clipnorm: float = 1.0
+    count: int = 128
+    height: int = 128
+    width: int = 160
+    seed: int = 7
+    flip: bool = True
+    color_jitter: bool = True
+
+    def validate(self, where):
+        for key in ("steps", "batch_size", "count"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{where}.{key} must be >= 1, got {getattr(self, key)}")
+        for key in ("height", "width"):
+            if getattr(self, key) < 32 or getattr(self, key) % 32:
+                raise ValueError(f"{where}.{key} must be a multiple of 32, got {getattr(self, key)}")
+
+
+def _depth_frames(options):
+    """Single (image, depth) pairs of the synthetic scenes, shuffled, augmented, batched."""
+    from spiritnet_tf.data import synthetic_dataset
+
+    scenes = synthetic_dataset(options.count, options.height, options.width, seed=options.seed)
+
+    def frames(scene):
+        images = tf.image.convert_image_dtype(scene["frames"], tf.float32)
+        return tf.data.Dataset.from_tensor_slices((images, scene["depth"]))
+
+    def augment(image, depth):
+        if options.flip:
+            flip = tf.random.uniform([]) < 0.5
+            image = tf.where(flip, image[:, ::-1], image)
+            depth = tf.where(flip, depth[:, ::-1], depth)
+        if options.color_jitter:
+            image = tf.image.random_brightness(image, 0.15)
+            image = tf.image.random_contrast(image, 0.7, 1.3)
+            image = tf.image.random_saturation(image, 0.6, 1.4)
+        return tf.clip_by_value(image, 0.0, 1.0), depth
+
+    return (scenes.cache().flat_map(frames).repeat().shuffle(512, seed=options.seed)
+            .map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+            .batch(options.batch_size, drop_remainder=True).prefetch(2))
+
+
+def pretrain_depth(depth_net, options=None, progress=True):
+    """Trains ``depth_net`` (a `spiritnet_tf.depth.MegaDepth`) alone; returns the losses.
+
+    The loss is `spiritnet_tf.losses.scale_invariant_log_depth` on the net's raw log
+    depth (batch norm in training mode). Returns the list of per-step losses.
+    """
+    from tqdm.auto import tqdm
+
+    from spiritnet_tf import losses
+
+    options = options or DepthPretraining()
+    depth_net.build((None, None, None, 3))
+    optimizer = keras.optimizers.Adam(options.learning_rate, global_clipnorm=options.clipnorm)
+    variables = depth_net.trainable_variables
+
+    @tf.function
+    def step(images, depth):
+        with tf.GradientTape() as tape:
+            loss = losses.scale_invariant_log_depth(
+                None, depth, predicted_log_depth=depth_net(images, training=True))
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
+    history = []
+    bar = tqdm(_depth_frames(options).take(options.steps), total=options.steps,
+               desc="depth pre-training", unit="step", disable=not progress)
+    for images, depth in bar:
+        history.append(float(step(images, depth)))
+        if len(history) % 10 == 0:
+            bar.set_postfix(loss=f"{sum(history[-10:]) / 10:.3f}")
+    return history
