@@ -1,4 +1,6 @@
 # Every target does the set-up it needs on a fresh machine:
+#   make demo   create .venv, install, build the custom ops, animate the bundled example
+#               photo with the bundled default weights into demo/coffee.gif
 #   make test   create .venv, install the package (pinned, with the dev extra: pytest and
 #               the notebook runner), build the custom ops, run the tests (notebooks included)
 #   make bench  the same set-up, then the benchmarks in benchmarks/ and their summary
@@ -25,6 +27,11 @@ venv: $(STAMP)
 ops: $(STAMP)
 	$(MAKE) -C custom_ops -j2 PYTHON=$(abspath $(PY))
 
+# demo/ is this target's own output folder (git-ignored), so it is replaced on each run.
+demo: ops
+	$(PY) -m spiritnet_tf.cli animate examples/coffee.jpg -o demo/coffee.gif --overwrite
+	@echo "wrote demo/coffee.gif"
+
 test: ops
 	SPIRITNET_REQUIRE_OPS=1 $(PY) -m pytest -q -rs
 
@@ -47,4 +54,4 @@ clean:
 	$(MAKE) -C custom_ops clean PYTHON=$(abspath $(PY)) || true
 	rm -rf $(VENV) build *.egg-info
 
-.PHONY: all venv ops test bench default-weights clean
+.PHONY: all venv ops demo test bench default-weights clean

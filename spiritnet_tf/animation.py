@@ -12,18 +12,18 @@ backward flows ``F_t``. The flows are composed into flows back to the input,
 ``G_t(x) = F_t(x) + G_{t-1}(x + F_t(x))`` (``G_0 = 0``), so that ``M_t ~ I0(x + G_t(x))``
 whatever the model's ``resample_from``. Full-resolution frame t is then
 
-    cubic(I0, up(G_t)) + up(M_t - bilinear(I0_small, G_t))
+    sharp(I0, up(G_t)) + up(R_t)
 
 where ``up`` is bilinear upsampling to H x W (flows also multiplied by W/w and H/h),
-``cubic`` one bicubic backward warp of the *input* and ``bilinear`` the bilinear one
-(samples falling outside the picture copy the pixel itself, like the model's warp op,
-DESIGN §3.7). The second term is the synthesis residual: what the model changed beyond
-moving the input's pixels with its initial (bilinear) warp. Every full-resolution frame
-is thus one resampling of the full-resolution photo (blur does not compound), and the
-motion itself is resampled bicubically: a bilinear sub-pixel shift loses about half of
-an image's Laplacian variance at a quarter pixel, bicubic about a sixth
-(docs/training.md). When the photo is no larger than the working size, ``cubic`` is
-bilinear too and the formula reduces to the model's frames exactly.
+``sharp`` one Lanczos-4 backward warp of the *input* (samples falling outside the
+picture copy the pixel itself, like the model's warp op, DESIGN §3.7) and ``R_t`` the
+model's synthesis residual (what its frame synthesis added to its adaptively warped
+image, DESIGN §6). Every full-resolution frame is thus one resampling of the
+full-resolution photo (blur does not compound), and the motion is resampled with
+Lanczos-4: a bilinear sub-pixel shift loses about half of an image's Laplacian variance
+at a quarter pixel, bicubic about a sixth, Lanczos-4 less (docs/training.md). When the
+photo is no larger than the working size, ``sharp`` is bilinear and ``R_t`` is taken as
+``M_t - bilinear(I0, G_t)``, so the formula gives back the model's frames exactly.
 Static-mask pixels are then reset to the input at full resolution.
 
 Frames are computed one at a time when they are iterated (`Animation.iter_frames`),
@@ -35,7 +35,7 @@ order of `spiritnet_tf.io.apply_loop` (2T frames; the reversed half is recompute
 stored); ``"seamless"`` keeps T+1 frames and cross-fades two phase-shifted copies of
 the motion, as Eulerian loops do: frame t = (1 - w) * A_t + w * B_t with L = T + 1 and
 w = smoothstep(t / L) = 3s^2 - 2s^3, where A_t is frame t above and
-B_t = cubic(I0, -up(G_{L-t})) is the input moved *backwards* by the L - t steps of motion
+B_t = sharp(I0, -up(G_{L-t})) is the input moved *backwards* by the L - t steps of motion
 still to come (motion reversed by negating the composed flow). Frame 0 is the input; the
 frame after the last would be B at L - t = 0, the input again, so the last frame flows
 into the first one step of motion away, with no jump (smoothstep rather than linear
@@ -97,8 +97,8 @@ def load_model(weights=None, *, preset=DEFAULT_PRESET, resample_from=None):
             resample_from = bundled_resample_from()  # the mode their evaluation chose
         if not os.path.isfile(path):
             raise FileNotFoundError(
-                f"the bundled default weights ({path}) are not in this installation: no "
-                "trained weights are shipped with this version yet. Pass your own with "
+                f"the bundled default weights ({path}) are not in this installation "
+                "(`make default-weights` trains them). Pass your own with "
                 "weights=PATH (command line: --weights PATH), a .keras model or a "
                 ".weights.h5 file of the 'small' preset (see `spiritnet train`)"
             )
@@ -139,17 +139,17 @@ def _with_resample(model, resample_from):
 # ----------------------------------------------------------------------------- warping
 
 
-def _warp(image, flow, cubic=False):
+def _warp(image, flow, sharp=False):
     """Backward warp: ``out(x) = image(x + flow(x))``; [H,W,C] float32, flow [H,W,2].
 
-    Bilinear, or bicubic with ``cubic=True`` (OpenCV's Keys a = -0.75, the weights of
-    `spiritnet_tf.ops.cubic_warp`). Sample points outside [0, W-1] x [0, H-1] copy
+    Bilinear, or Lanczos-4 with ``sharp=True`` (OpenCV's ``INTER_LANCZOS4``, the weights
+    of `spiritnet_tf.ops.lanczos_warp`). Sample points outside [0, W-1] x [0, H-1] copy
     ``image(x)`` (the rule of the model's warp op, DESIGN §3.7).
     """
     height, width = flow.shape[:2]
     map_x = flow[..., 0] + np.arange(width, dtype=np.float32)[None, :]
     map_y = flow[..., 1] + np.arange(height, dtype=np.float32)[:, None]
-    mode = cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR
+    mode = cv2.INTER_LANCZOS4 if sharp else cv2.INTER_LINEAR
     out = cv2.remap(image, map_x, map_y, mode, borderMode=cv2.BORDER_REPLICATE)
     out = out.reshape(image.shape)
     outside = (map_x < 0) | (map_x > width - 1) | (map_y < 0) | (map_y > height - 1)
@@ -200,11 +200,19 @@ class Animation:
       image: float32 [H, W, 3] in [0, 1], the photo as loaded.
       num_frames: T. size: (H, W). working_size: (h, w). loop: the loop mode.
 
+    Full-resolution frame t (photo larger than the working size) = the photo warped
+    (Lanczos-4) by the upsampled flow composed back to the input + the upsampled
+    synthesis ``residuals`` (float32 [T, h, w, 3], the model's ``return_residuals``;
+    DESIGN §6). At or below the working size, or without ``residuals``, the residual is
+    taken against the bilinear warp of the working-size input, which gives back the
+    model's frames exactly at the working size.
+
     Methods: `frame` (one frame, computed now), `iter_frames` (all T+1, streamed),
     `frame_order` (indices as written for the loop mode), `save`.
     """
 
-    def __init__(self, image, working_frames, flows, depth, *, loop="none", mask=None):
+    def __init__(self, image, working_frames, flows, depth, *, loop="none", mask=None,
+                 residuals=None):
         if loop not in _writers.LOOP_MODES:
             raise ValueError(f"unknown loop mode {loop!r}; choose one of {', '.join(_writers.LOOP_MODES)}")
         self.image = image
@@ -215,13 +223,16 @@ class Animation:
         self.num_frames = len(flows)
         self.size = image.shape[:2]
         self.working_size = working_frames.shape[1:3]
-        self._upscaled = tuple(self.size) != tuple(self.working_size)  # bicubic motion then
+        self._upscaled = tuple(self.size) != tuple(self.working_size)  # Lanczos-4 motion then
         self._mask = None if mask is None else mask[..., 0] > 0.5  # [H, W] bool, full size
         self._composed = compose_flows(flows)
         small = working_frames[0]
-        self._residuals = np.stack(
-            [m - _warp(small, g) for m, g in zip(working_frames[1:], self._composed)]
-        ) if self.num_frames else working_frames[1:]
+        if self._upscaled and residuals is not None:  # DESIGN §6: the synthesis residual
+            self._residuals = np.asarray(residuals, np.float32)
+        else:  # against the bilinear warp: the model's frames exactly at the working size
+            self._residuals = np.stack(
+                [m - _warp(small, g) for m, g in zip(working_frames[1:], self._composed)]
+            ) if self.num_frames else working_frames[1:]
         self._frames = None
 
     def _full_flow(self, t):
@@ -236,14 +247,14 @@ class Animation:
             raise IndexError(f"frame {t} out of range 0..{self.num_frames}")
         if t == 0:
             return _writers.to_uint8(self.image)
-        out = _warp(self.image, self._full_flow(t), cubic=self._upscaled)
+        out = _warp(self.image, self._full_flow(t), sharp=self._upscaled)
         out += _resize(self._residuals[t - 1], self.size)
         if self.loop == "seamless":
             period = self.num_frames + 1
             s = t / period
             weight = np.float32(3 * s * s - 2 * s**3)  # smoothstep
             out *= 1 - weight
-            out += weight * _warp(self.image, -self._full_flow(period - t), cubic=self._upscaled)
+            out += weight * _warp(self.image, -self._full_flow(period - t), sharp=self._upscaled)
         if self._mask is not None:
             out[self._mask] = self.image[self._mask]
         return _writers.to_uint8(out)
@@ -445,8 +456,10 @@ def animate(image, num_frames=6, seed=0, *, weights=None, direction=None, magnit
         inputs["mask"] = _images.load_mask(mask, size=small_size, max_pixels=max_pixels)[None]
         full_mask = _images.load_mask(mask, size=(height, width), max_pixels=max_pixels)
 
-    out = model(inputs, num_frames=num_frames, seed=seed, direction=direction, magnitude=magnitude)
+    out = model(inputs, num_frames=num_frames, seed=seed, direction=direction, magnitude=magnitude,
+                return_residuals=True)
     frames = np.asarray(out["frames"][0], np.float32)
     flows = np.asarray(out["flows"][0], np.float32)
     working_frames = np.concatenate([small[None], frames])
-    return Animation(full, working_frames, flows, np.asarray(z, np.float32), loop=loop, mask=full_mask)
+    return Animation(full, working_frames, flows, np.asarray(z, np.float32), loop=loop, mask=full_mask,
+                     residuals=np.asarray(out["residuals"][0], np.float32))

@@ -17,7 +17,7 @@ writes a versioned SavedModel (a `SpiritNetServable`) with two signatures:
 Both run the model at the working size (long side ``working_side``, never enlarged)
 and make the full-resolution frames as `spiritnet_tf.animate` does (see
 `spiritnet_tf.animation`): flows composed back to the input, upsampled and scaled, one
-bicubic warp of the full-size input plus the upsampled synthesis residual. ``num_frames``
+Lanczos-4 warp of the full-size input plus the upsampled synthesis residual. ``num_frames``
 outside 1..`MAX_SERVING_FRAMES` fails inside the graph with InvalidArgument.
 
 The warp is traced with the composite TensorFlow implementation by default so that
@@ -40,7 +40,7 @@ import tensorflow as tf
 from spiritnet_tf.animation import DEFAULT_PRESET, DEFAULT_WORKING_SIDE, load_model
 from spiritnet_tf.evaluation.metrics import bilinear_warp
 from spiritnet_tf.ops.warp import ENV_VAR as _WARP_ENV
-from spiritnet_tf.ops.warp import cubic_warp
+from spiritnet_tf.ops.warp import lanczos_warp
 from spiritnet_tf.serving.server import MAX_SERVING_FRAMES, MIN_SIDE, WARMUP_FILE
 
 __all__ = ["SpiritNetServable", "export_savedmodel", "main", "DEFAULT_MAX_OUTPUT_SIDE"]
@@ -142,19 +142,20 @@ class SpiritNetServable(tf.Module):
             scale = tf.stack([tf.cast(small_size[1], tf.float32) / tf.cast(in_width, tf.float32),
                               tf.cast(small_size[0], tf.float32) / tf.cast(in_height, tf.float32)])
             inputs["flow0"] = _shrink(flow0, small_size) * scale
-        out = self.model(inputs, num_frames=num_frames, seed=seed)
-        frames = _full_resolution(full, small, out["frames"], out["flows"])
+        out = self.model(inputs, num_frames=num_frames, seed=seed, return_residuals=True)
+        frames = _full_resolution(full, small, out["frames"], out["flows"], out["residuals"])
         return {"frames": frames, "flows": out["flows"]}
 
 
-def _full_resolution(full, small, frames, flows):
+def _full_resolution(full, small, frames, flows, residuals):
     """Model output at the working size -> uint8 frames [B, T, H, W, 3] at ``full``'s size.
 
     The TensorFlow twin of `spiritnet_tf.animation.Animation.frame` (loop "none", no
-    mask): ``cubic(I0, up(G_t)) + up(M_t - bilinear(I0_small, G_t))`` with ``G_t`` the
-    flows composed back to the input, ``up`` bilinear (flows also scaled by W/w, H/h),
-    ``cubic`` bilinear too when the photo is not larger than the working size, then
-    clipped to [0, 1] and rounded to uint8.
+    mask): ``lanczos(I0, up(G_t)) + up(R_t)`` with ``G_t`` the flows composed back to the
+    input, ``up`` bilinear (flows also scaled by W/w, H/h) and ``R_t`` the model's
+    synthesis residuals (DESIGN §6); when the photo is not larger than the working size,
+    ``bilinear(I0, G_t) + (M_t - bilinear(I0, G_t))``: the model's frames M_t exactly.
+    Clipped to [0, 1] and rounded to uint8.
     """
     steps = tf.shape(flows)[1]
     composed = tf.scan(lambda previous, flow: flow + bilinear_warp(previous, flow),
@@ -165,9 +166,11 @@ def _full_resolution(full, small, frames, flows):
     def repeat(image):  # [B, H, W, C] -> [B, T, H, W, C]
         return tf.repeat(image[:, None], steps, axis=1)
 
-    residual = frames - bilinear_warp(repeat(small), composed)
     shape = tf.shape(full)
     small_shape = tf.shape(small)
+    upscaled = tf.reduce_any(shape[1:3] != small_shape[1:3])
+    residual = tf.cond(upscaled, lambda: residuals,
+                       lambda: frames - bilinear_warp(repeat(small), composed))
     scale = tf.stack([tf.cast(shape[2], tf.float32) / tf.cast(small_shape[2], tf.float32),
                       tf.cast(shape[1], tf.float32) / tf.cast(small_shape[1], tf.float32)])
 
@@ -179,9 +182,8 @@ def _full_resolution(full, small, frames, flows):
     motion = up(composed) * scale  # [B, T, H, W, 2]
     images = tf.reshape(repeat(full), tf.concat([[-1], shape[1:]], 0))
     motion_flat = tf.reshape(motion, tf.concat([[-1], tf.shape(motion)[2:]], 0))
-    # Bicubic when the photo is larger than the working size; else the model's frames exactly.
-    upscaled = tf.reduce_any(shape[1:3] != small_shape[1:3])
-    moved = tf.cond(upscaled, lambda: cubic_warp(images, motion_flat),
+    # Lanczos-4 when the photo is larger than the working size; else the model's frames exactly.
+    moved = tf.cond(upscaled, lambda: lanczos_warp(images, motion_flat),
                     lambda: bilinear_warp(images, motion_flat))
     out = tf.reshape(moved, tf.concat([tf.shape(motion)[:2], shape[1:]], 0)) + up(residual)
     return tf.cast(tf.round(tf.clip_by_value(out, 0.0, 1.0) * 255.0), tf.uint8)

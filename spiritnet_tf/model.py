@@ -87,6 +87,9 @@ class SpiritNet(keras.Model):
       num_frames: T >= 1 (int or int32 scalar tensor).
       seed: int64 seed of DAFR (same seed, same animation).
       direction, magnitude: DAFR controls (degrees of motion, DESIGN 2; scale of f0).
+      return_residuals: also return "residuals" ``[B, T, H, W, 3]``: each frame minus
+        the adaptively warped image it was synthesised from (the synthesis residual,
+        zero on static pixels), which full-resolution output adds (DESIGN §6).
 
     Returns:
       {"frames": ``[B, T, H, W, 3]`` in [0, 1], "flows": ``[B, T, H, W, 2]``}.
@@ -114,8 +117,8 @@ class SpiritNet(keras.Model):
 
         ``weights``: None (random initialisation), the path of a ``.weights.h5`` file
         saved from the same configuration, or ``"default"``: the bundled weights of the
-        "small" preset (`DEFAULT_WEIGHTS`, with ``MANIFEST.json`` beside them; none are
-        bundled yet: FileNotFoundError).
+        "small" preset (`DEFAULT_WEIGHTS`, with ``MANIFEST.json`` beside them;
+        FileNotFoundError when an installation lacks them).
         """
         if name not in PRESETS:
             raise ValueError(f"unknown SpiritNet preset {name!r}; choose one of {sorted(PRESETS)}")
@@ -132,8 +135,8 @@ class SpiritNet(keras.Model):
                 weights = DEFAULT_WEIGHTS
                 if not os.path.isfile(weights):
                     raise FileNotFoundError(
-                        f"no default weights at {weights}: this version bundles none yet "
-                        "(`make default-weights` trains candidates, docs/training.md); pass "
+                        f"no default weights at {weights}: this installation lacks the bundled "
+                        "weights (`make default-weights` trains them, docs/training.md); pass "
                         "the path of a .weights.h5 file"
                     )
             model.build()
@@ -221,7 +224,8 @@ class SpiritNet(keras.Model):
             checked["control"] = tf.debugging.assert_all_finite(c, "SpiritNet: 'control' has NaN or inf")
         return checked
 
-    def call(self, inputs, num_frames=6, seed=0, direction=None, magnitude=1.0, training=False):
+    def call(self, inputs, num_frames=6, seed=0, direction=None, magnitude=1.0, training=False,
+             return_residuals=False):
         inputs = self._check_inputs(inputs)
         image = inputs["image"]
         if isinstance(num_frames, int) and num_frames < 1:
@@ -262,7 +266,10 @@ class SpiritNet(keras.Model):
             control = tf.repeat(control[:, None], num_frames, axis=1)
         out = self.rnn(control, initial_state=states, training=training)
         out = out[:, :, :height, :width]
-        return {"frames": out[..., :3], "flows": out[..., 3:]}
+        result = {"frames": out[..., :3], "flows": out[..., 3:5]}
+        if return_residuals:
+            result["residuals"] = out[..., 5:]
+        return result
 
     # ------------------------------------------------------------------ training
     def compile(self, optimizer=None, depth_optimizer=None, loss_config=None, **kwargs):

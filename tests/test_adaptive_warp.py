@@ -120,7 +120,7 @@ def test_bilinear_kernel_equals_numpy_bilinear(warp_library, backend, monkeypatc
     np.testing.assert_allclose(got, numpy_bilinear(image, flow), atol=1e-5)
 
 
-def test_cubic_warp_matches_opencv_inter_cubic():
+def test_lanczos_warp_matches_opencv_inter_lanczos4():
     import cv2
 
     rng = np.random.default_rng(5)
@@ -130,24 +130,27 @@ def test_cubic_warp_matches_opencv_inter_cubic():
     flow[0, 0] = [100.0, 0.0]  # outside: copy
     map_x = flow[..., 0] + np.arange(31, dtype=np.float32)
     map_y = flow[..., 1] + np.arange(24, dtype=np.float32)[:, None]
-    ref = cv2.remap(image, map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    ref = cv2.remap(image, map_x, map_y, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REPLICATE)
     outside = (map_x < 0) | (map_x > 30) | (map_y < 0) | (map_y > 23)
     ref[outside] = image[outside]
-    got = ops.cubic_warp(image[None], flow[None]).numpy()[0]
+    got = ops.lanczos_warp(image[None], flow[None]).numpy()[0]
     np.testing.assert_allclose(got, ref, atol=1e-4)
     # Zero and integer flows move pixels exactly; a half-pixel shift stays sharper than
-    # bilinear (the reason the full-resolution frames use it).
-    np.testing.assert_allclose(ops.cubic_warp(image[None], np.zeros_like(flow)[None])[0], image,
+    # bilinear and bicubic (the reason the full-resolution frames use it).
+    np.testing.assert_allclose(ops.lanczos_warp(image[None], np.zeros_like(flow)[None])[0], image,
                                atol=1e-6)
     shift = np.zeros_like(flow)
     shift[..., 0] = 1.0
-    np.testing.assert_allclose(ops.cubic_warp(image[None], shift[None])[0, :, :-1], image[:, 1:],
+    np.testing.assert_allclose(ops.lanczos_warp(image[None], shift[None])[0, :, :-1], image[:, 1:],
                                atol=1e-6)
     shift[..., 0] = 0.5
-    lap = lambda x: cv2.Laplacian(x[..., 0], cv2.CV_32F)[2:-2, 2:-2].var()  # noqa: E731
-    cubic = ops.cubic_warp(image[None], shift[None]).numpy()[0]
+    lap = lambda x: cv2.Laplacian(x[..., 0], cv2.CV_32F)[4:-4, 4:-4].var()  # noqa: E731
+    lanczos = ops.lanczos_warp(image[None], shift[None]).numpy()[0]
     bilinear = numpy_bilinear(image[None], shift[None])[0]
-    assert lap(cubic) > 1.2 * lap(bilinear)
+    map_x = shift[..., 0] + np.arange(31, dtype=np.float32)
+    map_y = np.broadcast_to(np.arange(24, dtype=np.float32)[:, None], map_x.shape).copy()
+    cubic = cv2.remap(image, map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    assert lap(lanczos) > lap(cubic) > 1.2 * lap(bilinear)
 
 
 @pytest.mark.parametrize("backend", ["custom", "composite"])

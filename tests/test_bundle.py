@@ -80,3 +80,28 @@ def test_default_weights_of_from_preset(monkeypatch, tmp_path):
     assert SpiritNet.from_preset("small", weights="default").config.resample_from == "previous"
     assert SpiritNet.from_preset("small", weights="default",
                                  resample_from="input").config.resample_from == "input"
+
+
+def test_bundled_weights_match_their_manifest():
+    import hashlib
+    import json
+    import os
+
+    from spiritnet_tf.config import DEFAULT_WEIGHTS
+    from spiritnet_tf.model import SpiritNet
+    from spiritnet_tf.training.bundle import MANIFEST_PATH
+
+    with open(MANIFEST_PATH) as f:
+        manifest = json.load(f)
+    with open(DEFAULT_WEIGHTS, "rb") as f:
+        blob = f.read()
+    assert manifest["sha256"] == hashlib.sha256(blob).hexdigest()
+    assert manifest["bytes"] == len(blob) <= 25 * 2**20
+    gate = manifest["quality_gate"]
+    assert gate["passed"] is True
+    assert all(v for k, v in gate.items() if isinstance(v, bool))
+    assert set(manifest["modes"]) == {"previous", "input"}  # both evaluated and recorded
+    assert manifest["resample_from"] in manifest["modes"]
+    assert os.path.basename(DEFAULT_WEIGHTS) == manifest["weights"]
+    model = SpiritNet.from_preset("small", weights="default")
+    assert model.config.resample_from == manifest["resample_from"]

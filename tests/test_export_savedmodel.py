@@ -88,13 +88,13 @@ def test_serving_default_full_resolution_matches_animation(export, loaded):
     served = _serve(loaded, _png(pixels), num_frames=3, seed=11)
     full = resize_to_working_side(pixels.astype(np.float32) / 255.0, MAX_OUTPUT_SIDE)
     small = resize_to_working_side(full, WORKING_SIDE)
-    ref = model({"image": small[None]}, num_frames=3, seed=11)
+    ref = model({"image": small[None]}, num_frames=3, seed=11, return_residuals=True)
     flows = ref["flows"].numpy()[0]
     assert served["flows"].shape == (1, 3, 32, 48, 2)
     np.testing.assert_allclose(served["flows"][0], flows, atol=1e-4)
     assert np.abs(flows).max() > 0.1  # the comparison below involves real motion
     anim = Animation(full, np.concatenate([small[None], ref["frames"].numpy()[0]]), flows,
-                     np.ones((32, 48, 1), np.float32))
+                     np.ones((32, 48, 1), np.float32), residuals=ref["residuals"].numpy()[0])
     assert served["frames"].shape == (1, 3, 64, 96, 3)
     diff = np.abs(served["frames"][0].astype(np.int16) - anim.frames[1:].astype(np.int16))
     assert diff.max() <= 1

@@ -35,7 +35,10 @@ __all__ = ["SpiritNetCell", "SpiritNetRNN", "STATE_CHANNELS", "bilinear_kernel"]
 # With resample_from="input" a sixth state holds the context features of the input
 # image (`ContextExtractor.output_channels`), computed once by the caller.
 STATE_CHANNELS = (3, 2, 3, 2, 2)
-OUTPUT_CHANNELS = 5  # I_{t+1} (3) and F_{t+1} (2), concatenated
+# I_{t+1} (3), F_{t+1} (2) and the synthesis residual (3: I_{t+1} minus the adaptively
+# warped image, zero on static pixels), concatenated; the residual is what full-resolution
+# output adds to the upsampled motion (DESIGN §6).
+OUTPUT_CHANNELS = 8
 _MIN_Z = 1e-3
 _BILINEAR_TAPS = (5, 6, 9, 10)
 
@@ -145,9 +148,10 @@ class SpiritNetCell(keras.layers.Layer):
         warped_context = adaptive_warp(warp_context, warp_flow, kernel)
         new_image = self.synthesis(warped, warped_context, warp_flow, z)
         new_image = mask * source + keep * new_image
+        residual = keep * (new_image - warped)
 
         new_aux = tf.concat([mask, tf.zeros_like(z_override)], -1)
-        output = tf.concat([new_image, new_flow], -1)
+        output = tf.concat([new_image, new_flow, residual], -1)
         return output, [new_image, new_flow, source, new_source_flow, new_aux, *states[5:]]
 
     def get_config(self):
