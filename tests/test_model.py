@@ -185,7 +185,7 @@ def test_cell_config_round_trip_and_rnn_shapes():
     # "input" mode carries the input's context features, computed once, as a sixth state.
     assert [s[-1] for s in cell.state_size] == [3, 2, 3, 2, 2, cell.context.output_channels]
     rnn = SpiritNetRNN(cell, return_sequences=True)
-    assert rnn.compute_output_shape((2, 5, 4)) == (2, 5, None, None, 5)
+    assert rnn.compute_output_shape((2, 5, 4)) == (2, 5, None, None, 8)  # frame, flow, residual
     with pytest.raises(ValueError, match="resample_from"):
         SpiritNetConfig(resample_from="next")
     with pytest.raises(ValueError, match="unknown SpiritNet preset"):

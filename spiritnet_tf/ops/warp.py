@@ -19,7 +19,6 @@ import os
 import threading
 
 import numpy as np
-
 import tensorflow as tf
 
 __all__ = ["adaptive_warp", "adaptive_warp_composite", "lanczos_warp", "warp_backend", "load_library"]

@@ -4,7 +4,8 @@ A *run directory* holds one experiment::
 
     config.json            the checked experiment (paths resolved); written first
     logs/train, logs/validation   TensorBoard scalars: one per loss term (epoch_loss,
-                           epoch_flow, epoch_pixel, epoch_style, epoch_tv, epoch_depth)
+                           epoch_flow, epoch_pixel, epoch_sharpness, epoch_style, epoch_tv,
+                           epoch_depth)
     logs/preview           image summaries and animated previews (PreviewCallback)
     previews/epoch-NNN.gif the same animations as files
     checkpoints/epoch-NNN.weights.h5   ModelCheckpoint, every epoch
