@@ -77,7 +77,7 @@ def case_latency(repeats, frames):
     anims = []
     times = timings(lambda: anims.append(animate(photo, frames, 0, weights=model)), repeats)
     with tempfile.TemporaryDirectory() as tmp:
-        paths = iter(os.path.join(tmp, f"{i}.gif") for i in range(repeats))
+        paths = iter(os.path.join(tmp, f"{i}.gif") for i in range(repeats + 1))  # + warm-up
         save = timings(lambda: anims[0].save(next(paths)), repeats)
     return {
         "weights": weights, "frames": frames, "size": list(anims[0].working_size),
