@@ -154,38 +154,31 @@ def _full_resolution(full, small, frames, flows, residuals):
     mask): ``lanczos(I0, up(G_t)) + up(R_t)`` with ``G_t`` the flows composed back to the
     input, ``up`` bilinear (flows also scaled by W/w, H/h) and ``R_t`` the model's
     synthesis residuals (DESIGN §6); when the photo is not larger than the working size,
-    ``bilinear(I0, G_t) + (M_t - bilinear(I0, G_t))``: the model's frames M_t exactly.
-    Clipped to [0, 1] and rounded to uint8.
+    the model's frames themselves. Clipped to [0, 1] and rounded to uint8.
     """
-    steps = tf.shape(flows)[1]
-    composed = tf.scan(lambda previous, flow: flow + bilinear_warp(previous, flow),
-                       tf.transpose(flows, [1, 0, 2, 3, 4]),
-                       initializer=tf.zeros_like(flows[:, 0]))
-    composed = tf.transpose(composed, [1, 0, 2, 3, 4])  # [B, T, h, w, 2]
-
-    def repeat(image):  # [B, H, W, C] -> [B, T, H, W, C]
-        return tf.repeat(image[:, None], steps, axis=1)
-
     shape = tf.shape(full)
     small_shape = tf.shape(small)
-    upscaled = tf.reduce_any(shape[1:3] != small_shape[1:3])
-    residual = tf.cond(upscaled, lambda: residuals,
-                       lambda: frames - bilinear_warp(repeat(small), composed))
-    scale = tf.stack([tf.cast(shape[2], tf.float32) / tf.cast(small_shape[2], tf.float32),
-                      tf.cast(shape[1], tf.float32) / tf.cast(small_shape[1], tf.float32)])
 
-    def up(x):  # [B, T, h, w, C] -> [B, T, H, W, C], bilinear, half-pixel centres
-        flat = tf.reshape(x, tf.concat([[-1], tf.shape(x)[2:]], 0))
-        flat = tf.image.resize(flat, shape[1:3], "bilinear")
-        return tf.reshape(flat, tf.concat([tf.shape(x)[:2], shape[1:3], tf.shape(x)[-1:]], 0))
+    def upscaled():
+        steps = tf.shape(flows)[1]
+        composed = tf.scan(lambda previous, flow: flow + bilinear_warp(previous, flow),
+                           tf.transpose(flows, [1, 0, 2, 3, 4]),
+                           initializer=tf.zeros_like(flows[:, 0]))
+        composed = tf.transpose(composed, [1, 0, 2, 3, 4])  # [B, T, h, w, 2]
+        scale = tf.stack([tf.cast(shape[2], tf.float32) / tf.cast(small_shape[2], tf.float32),
+                          tf.cast(shape[1], tf.float32) / tf.cast(small_shape[1], tf.float32)])
 
-    motion = up(composed) * scale  # [B, T, H, W, 2]
-    images = tf.reshape(repeat(full), tf.concat([[-1], shape[1:]], 0))
-    motion_flat = tf.reshape(motion, tf.concat([[-1], tf.shape(motion)[2:]], 0))
-    # Lanczos-4 when the photo is larger than the working size; else the model's frames exactly.
-    moved = tf.cond(upscaled, lambda: lanczos_warp(images, motion_flat),
-                    lambda: bilinear_warp(images, motion_flat))
-    out = tf.reshape(moved, tf.concat([tf.shape(motion)[:2], shape[1:]], 0)) + up(residual)
+        def up(x):  # [B, T, h, w, C] -> [B, T, H, W, C], bilinear, half-pixel centres
+            flat = tf.reshape(x, tf.concat([[-1], tf.shape(x)[2:]], 0))
+            flat = tf.image.resize(flat, shape[1:3], "bilinear")
+            return tf.reshape(flat, tf.concat([tf.shape(x)[:2], shape[1:3], tf.shape(x)[-1:]], 0))
+
+        motion = up(composed) * scale  # [B, T, H, W, 2]
+        images = tf.reshape(tf.repeat(full[:, None], steps, axis=1), tf.concat([[-1], shape[1:]], 0))
+        moved = lanczos_warp(images, tf.reshape(motion, tf.concat([[-1], tf.shape(motion)[2:]], 0)))
+        return tf.reshape(moved, tf.concat([tf.shape(motion)[:2], shape[1:]], 0)) + up(residuals)
+
+    out = tf.cond(tf.reduce_any(shape[1:3] != small_shape[1:3]), upscaled, lambda: frames)
     return tf.cast(tf.round(tf.clip_by_value(out, 0.0, 1.0) * 255.0), tf.uint8)
 
 

@@ -222,9 +222,9 @@ def _lanczos4_weights(t):
     weights = []
     for i in range(8):
         d = (t + 3.0 - i) * (np.pi / 4)  # pi/4 times the distance
-        safe = tf.where(tf.abs(d) < 1e-6, tf.ones_like(d), d)
-        value = tf.sin(4 * safe) * tf.sin(safe) / (4 * safe * safe)
-        weights.append(tf.where(tf.abs(d) < 1e-6, tf.ones_like(d), value))
+        centre = tf.abs(d) < 1e-6  # the limit there is 1
+        safe = tf.where(centre, tf.ones_like(d), d)
+        weights.append(tf.where(centre, tf.ones_like(d), tf.sin(4 * safe) * tf.sin(safe) / (4 * safe * safe)))
     total = tf.add_n(weights)
     return [w / total for w in weights]
 
