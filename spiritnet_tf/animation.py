@@ -52,7 +52,7 @@ import tempfile
 import cv2
 import numpy as np
 
-from spiritnet_tf.config import DEFAULT_WEIGHTS, bundled_resample_from
+from spiritnet_tf.config import DEFAULT_WEIGHTS
 from spiritnet_tf.io import images as _images
 from spiritnet_tf.io import writers as _writers
 
@@ -93,8 +93,6 @@ def load_model(weights=None, *, preset=DEFAULT_PRESET, resample_from=None):
         return _with_resample(weights, resample_from)
     if weights is None:
         path = DEFAULT_WEIGHTS
-        if resample_from is None:
-            resample_from = bundled_resample_from()  # the mode their evaluation chose
         if not os.path.isfile(path):
             raise FileNotFoundError(
                 f"the bundled default weights ({path}) are not in this installation "
@@ -125,6 +123,8 @@ def _load_cached(path, size, mtime_ns, preset, resample_from):
                 raise ValueError(f"it holds a {type(model).__name__}, not a SpiritNet")
             return _with_resample(model, resample_from)
         overrides = {} if resample_from is None else {"resample_from": resample_from}
+        if path == os.path.realpath(DEFAULT_WEIGHTS):  # their manifest's config applies
+            return SpiritNet.from_preset(preset, weights="default", **overrides)
         return SpiritNet.from_preset(preset, weights=path, **overrides)
     except (ValueError, KeyError, TypeError) as e:
         raise ValueError(f"{path}: cannot load SpiritNet weights (preset {preset!r}): {e}") from None

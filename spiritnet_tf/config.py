@@ -9,7 +9,7 @@ import dataclasses
 import os
 
 __all__ = ["SpiritNetConfig", "LossConfig", "RESAMPLE_MODES", "STYLE_LAYERS", "DEFAULT_WEIGHTS",
-           "DEFAULT_MANIFEST", "bundled_resample_from"]
+           "DEFAULT_MANIFEST", "bundled_overrides"]
 
 # Where the bundled weights of the "small" preset go (with MANIFEST.json beside them);
 # `make default-weights` installs them there only if they pass the quality gate.
@@ -19,16 +19,23 @@ DEFAULT_MANIFEST = os.path.join(os.path.dirname(DEFAULT_WEIGHTS), "MANIFEST.json
 RESAMPLE_MODES = ("previous", "input")
 
 
-def bundled_resample_from():
-    """The ``resample_from`` chosen for the bundled weights by evaluation (their
-    ``MANIFEST.json``), or None when no manifest is installed."""
+def bundled_overrides():
+    """`SpiritNetConfig` fields the bundled weights were gated with (their ``MANIFEST.json``):
+    ``resample_from`` (the mode their evaluation chose) and ``dafr`` (the DAFR rule their
+    gate measured, so that a change of DAFR's defaults never changes their animations).
+    Empty when no manifest is installed."""
     import json
 
     if not os.path.isfile(DEFAULT_MANIFEST):
-        return None
+        return {}
     with open(DEFAULT_MANIFEST) as f:
-        mode = json.load(f).get("resample_from")
-    return mode if mode in RESAMPLE_MODES else None
+        manifest = json.load(f)
+    overrides = {}
+    if manifest.get("resample_from") in RESAMPLE_MODES:
+        overrides["resample_from"] = manifest["resample_from"]
+    if isinstance(manifest.get("dafr"), dict):
+        overrides["dafr"] = dict(manifest["dafr"])
+    return overrides
 
 # VGG-19 layers of the Gram-matrix style loss and their weights (Gatys et al.:
 # the first convolution of every block). Data, not code: a LossConfig may

@@ -16,7 +16,7 @@ import keras
 import tensorflow as tf
 
 from spiritnet_tf import losses
-from spiritnet_tf.config import DEFAULT_WEIGHTS, LossConfig, SpiritNetConfig, bundled_resample_from
+from spiritnet_tf.config import DEFAULT_WEIGHTS, LossConfig, SpiritNetConfig, bundled_overrides
 from spiritnet_tf.layers.cell import SpiritNetCell, SpiritNetRNN
 from spiritnet_tf.layers.dafr import DAFR
 
@@ -117,17 +117,16 @@ class SpiritNet(keras.Model):
 
         ``weights``: None (random initialisation), the path of a ``.weights.h5`` file
         saved from the same configuration, or ``"default"``: the bundled weights of the
-        "small" preset (`DEFAULT_WEIGHTS`, with ``MANIFEST.json`` beside them;
-        FileNotFoundError when an installation lacks them).
+        "small" preset (`DEFAULT_WEIGHTS`, with ``MANIFEST.json`` beside them, whose
+        `bundled_overrides` apply unless ``overrides`` say otherwise; FileNotFoundError when
+        an installation lacks them).
         """
         if name not in PRESETS:
             raise ValueError(f"unknown SpiritNet preset {name!r}; choose one of {sorted(PRESETS)}")
         if weights == "default":
             if name != "small":
                 raise ValueError(f"bundled weights exist for the 'small' preset only, not {name!r}")
-            chosen = bundled_resample_from()  # the mode their evaluation chose
-            if chosen is not None:
-                overrides = {"resample_from": chosen, **overrides}
+            overrides = {**bundled_overrides(), **overrides}  # what their gate measured
         config = dataclasses.replace(PRESETS[name], **overrides)
         model = cls(config)
         if weights is not None:

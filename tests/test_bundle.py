@@ -75,9 +75,13 @@ def test_default_weights_of_from_preset(monkeypatch, tmp_path):
     # The manifest beside the weights records the resample_from chosen by evaluation.
     from spiritnet_tf import config as config_module
 
-    (tmp_path / "MANIFEST.json").write_text('{"resample_from": "previous"}')
+    (tmp_path / "MANIFEST.json").write_text(
+        '{"resample_from": "previous", "dafr": {"speed_rule": "sigmoid", "near_far_ratio": 5}}')
     monkeypatch.setattr(config_module, "DEFAULT_MANIFEST", str(tmp_path / "MANIFEST.json"))
     assert SpiritNet.from_preset("small", weights="default").config.resample_from == "previous"
+    dafr = SpiritNet.from_preset("small", weights="default").dafr.config
+    assert (dafr.speed_rule, dafr.near_far_ratio) == ("sigmoid", 5)  # the manifest's DAFR rule
+    assert SpiritNet.from_preset("small").dafr.config.speed_rule == "linear"  # not without it
     assert SpiritNet.from_preset("small", weights="default",
                                  resample_from="input").config.resample_from == "input"
 
@@ -105,3 +109,11 @@ def test_bundled_weights_match_their_manifest():
     assert os.path.basename(DEFAULT_WEIGHTS) == manifest["weights"]
     model = SpiritNet.from_preset("small", weights="default")
     assert model.config.resample_from == manifest["resample_from"]
+    # The DAFR rule their gate measured is pinned (today: the earlier sigmoid rule), whatever
+    # DAFR's defaults are, through both loaders.
+    from spiritnet_tf.animation import load_model
+    from spiritnet_tf.layers.dafr import DAFRConfig
+
+    pinned = DAFRConfig.from_dict(manifest["dafr"])
+    assert model.dafr.config == pinned
+    assert load_model().dafr.config == pinned

@@ -151,7 +151,8 @@ def test_min_gap_decides_whether_close_planes_split():
     assert count(DAFRConfig(min_gap=0.05)) == 3  # the 0.04 gap is too narrow to cut
     assert count(DAFRConfig(min_gap=0.03)) == 4
     assert count(DAFRConfig(min_gap=0.03, max_cuts=2)) == 3  # at most k cuts
-    assert count(DAFRConfig(min_gap=0.6)) == 1
+    assert count(DAFRConfig(min_gap=0.6, quantile_fallback=False)) == 1  # no gap qualifies
+    assert count(DAFRConfig(min_gap=0.6)) == 4  # then quantile cuts (one per equal share)
 
 
 def test_min_share_merges_small_cluster_into_closer_neighbour():
@@ -230,3 +231,77 @@ def test_bad_inputs_raise_clear_errors():
         DAFR()(np.ones([1, 4, 4, 1], np.float32), seed=[1, 2])
     with pytest.raises(ValueError, match="`mask` must have 1 channel"):
         DAFR()(np.ones([1, 4, 4, 1], np.float32), seed=0, mask=np.ones([1, 4, 4, 3], np.float32))
+
+
+# ----------------------------------------------------------------------------- speed rule
+
+
+def _cluster_speeds(dafr, z):
+    """Mean speed of each cluster label present, ascending label (far first)."""
+    labels = dafr.cluster(z).numpy()[0, ..., 0]
+    speed = np.linalg.norm(dafr(z, seed=0).numpy()[0], axis=-1)
+    return {int(c): float(speed[labels == c].mean()) for c in np.unique(labels)}
+
+
+def test_linear_speed_rule_goes_from_f0_over_r_to_f0():
+    f0 = 4.0
+    cfg = DAFRConfig(f0_pixels=f0, near_far_ratio=3.0, **QUIET)
+    assert cfg.speed_rule == "linear"  # the default of new configs
+    dafr = DAFR(cfg)
+    levels = [1e-3, 0.25, 0.5, 1.0]
+    speeds = _cluster_speeds(dafr, planes(levels))
+    assert sorted(speeds) == [0, 1, 2, 3]
+    expected = [f0 * (1 / 3 + (2 / 3) * z) for z in levels]
+    np.testing.assert_allclose([speeds[c] for c in range(4)], expected, rtol=1e-3)
+    assert np.all(np.diff([speeds[c] for c in range(4)]) > 0)  # monotone in zbar
+    # Other ratios: R = 1 moves everything alike; the nearest always at f0.
+    same = _cluster_speeds(DAFR(DAFRConfig(f0_pixels=f0, near_far_ratio=1.0, **QUIET)), planes(levels))
+    np.testing.assert_allclose(list(same.values()), f0, rtol=1e-5)
+    with pytest.raises(ValueError, match="near_far_ratio"):
+        DAFRConfig(near_far_ratio=0.5)
+    with pytest.raises(ValueError, match="speed_rule"):
+        DAFRConfig(speed_rule="cubic")
+
+
+def test_legacy_sigmoid_rule_is_kept_for_pinned_weights():
+    from spiritnet_tf.layers.dafr import LEGACY_RULE
+
+    cfg = DAFRConfig(f0_pixels=4.0, **LEGACY_RULE, **QUIET)
+    speeds = _cluster_speeds(DAFR(cfg), planes([0.1, 0.5, 1.0]))
+    sigmoid = [4.0 / (1 + np.exp(-8 * (z - 0.5))) for z in (0.1, 0.5, 1.0)]
+    np.testing.assert_allclose([speeds[c] for c in range(3)], sigmoid, rtol=1e-3)
+
+
+def test_continuous_ramp_gives_k_plus_one_clusters_and_flat_one_speed():
+    ramp = np.tile(np.linspace(0.05, 1.0, 64, dtype=np.float32)[None, None, :, None], (1, 32, 1, 1))
+    dafr = DAFR(DAFRConfig(**QUIET))
+    labels = dafr.cluster(ramp).numpy()[0, ..., 0]
+    assert sorted(np.unique(labels)) == [0, 1, 2, 3]
+    shares = np.bincount(labels.ravel()) / labels.size
+    np.testing.assert_allclose(shares, 0.25, atol=0.05)  # quantile cuts: equal shares
+    assert np.all(np.diff(labels[0]) >= 0)  # ordered along the ramp, far (left) first
+    speeds = _cluster_speeds(dafr, ramp)
+    assert np.all(np.diff([speeds[c] for c in range(4)]) > 0)
+    # Without the fallback (the earlier rule) the same ramp is one cluster.
+    legacy = DAFR(DAFRConfig(quantile_fallback=False, **QUIET))
+    assert np.unique(legacy.cluster(ramp).numpy()).tolist() == [0]
+    # A flat z: one cluster, one speed everywhere.
+    flat = np.full([1, 32, 40, 1], 0.4, np.float32)
+    assert np.unique(dafr.cluster(flat).numpy()).tolist() == [0]
+    speed = np.linalg.norm(dafr(flat, seed=1).numpy(), axis=-1)
+    np.testing.assert_allclose(speed, speed.flat[0], rtol=1e-5)
+
+
+def test_smoothing_keeps_noise_from_scattering_clusters():
+    rng = np.random.default_rng(0)
+    z = planes([0.3, 0.7], widths=[32, 32], height=32)
+    noisy = z + rng.normal(0, 0.12, z.shape).astype(np.float32)  # pixel noise around two planes
+    scattered = DAFR(DAFRConfig(max_cuts=1, smooth_size=1, **QUIET)).cluster(noisy).numpy()[0, ..., 0]
+    smooth = DAFR(DAFRConfig(max_cuts=1, **QUIET)).cluster(noisy).numpy()[0, ..., 0]
+
+    def mislabelled(labels):  # pixels whose label differs from their plane's majority
+        return sum(np.mean(labels[:, s] != np.bincount(labels[:, s].ravel()).argmax())
+                   for s in band_slices([32, 32]))
+
+    assert mislabelled(smooth) < 0.02
+    assert mislabelled(scattered) > 5 * max(mislabelled(smooth), 0.01)

@@ -1,9 +1,10 @@
 """DAFR, depth-aware flow randomisation: the first flow F0 from inverse depth alone.
 
-DESIGN §3.2. The inverse depth z is cut into clusters at the largest gaps of its sorted
-values; every cluster gets one coherent motion whose speed grows with its mean inverse
-depth (near things move more) and whose direction stays within ``max_turn_deg`` of a
-common direction phi. Randomness comes only from stateless random ops driven by an
+DESIGN §3.2. The inverse depth z is median-filtered, then cut into clusters at the largest gaps of
+its sorted values (or, when no gap is wide enough, into equal shares); every cluster gets one
+coherent motion whose speed grows linearly with its mean inverse depth, from f0 / R for the
+farthest (z -> 0) to f0 for the nearest (z = 1), and whose direction stays within
+``max_turn_deg`` of a common direction phi. Randomness comes only from stateless random ops driven by an
 explicit seed, so the same seed gives the same flow.
 """
 
@@ -17,22 +18,38 @@ import tensorflow as tf
 from spiritnet_tf.config import DictConfig
 from spiritnet_tf.layers.common import check_rank4
 
-__all__ = ["DAFR", "DAFRConfig", "TopKGapThresholds"]
+__all__ = ["DAFR", "DAFRConfig", "TopKGapThresholds", "SPEED_RULES", "LEGACY_RULE"]
+
+SPEED_RULES = ("linear", "sigmoid")
+# The DAFRConfig fields that give back the rule of the first design (sigmoid speed, raw z,
+# one cluster when no gap qualifies): the pin of weights that were gated with it.
+LEGACY_RULE = {"speed_rule": "sigmoid", "smooth_size": 1, "quantile_fallback": False}
 
 
 @dataclasses.dataclass
 class DAFRConfig(DictConfig):
     """Every DAFR constant, with the defaults of DESIGN §3.2.
 
-    Clustering (on z min-max rescaled to [0, 1] per image):
+    Clustering (on z median-filtered, then min-max rescaled to [0, 1] per image):
+      smooth_size: side of the median filter applied to z first (odd; 1: none). It keeps
+        pixel noise and texture-scale speckles from scattering the clusters, and unlike a
+        Gaussian it leaves the boundary between two depth layers where it is.
       max_cuts: k, the most cuts, so at most k + 1 clusters.
       min_gap: a cut is made only at a gap between consecutive sorted values wider than
         this (a fraction of the rescaled range): three flat planes give three clusters.
+      quantile_fallback: when no cut is left (no gap wider than ``min_gap``, as in a
+        continuous depth map, or only cuts of clusters below ``min_share``), cut at the
+        quantiles instead: k + 1 clusters of equal shares (a flat z still gives
+        one). False: one cluster then (the earlier rule).
       min_share: a cluster holding less than this share of the pixels is merged into the
         neighbour whose values are closer (the boundary with the smaller gap is dropped).
       max_samples: how many pixels are sorted (a regular sub-grid of the image).
     Motion of cluster c with mean inverse depth zc (z itself, not rescaled):
-      ``|M| = sigmoid(sigmoid_slope * (zc - sigmoid_center)) * f0`` (a = 8, b = 0.5),
+      speed_rule "linear" (default): ``|M| = f0 * (1/R + (1 - 1/R) * zc)`` with
+        R = near_far_ratio (3): the nearest content (z = 1) moves at f0, the farthest
+        (z -> 0) at f0 / R, linearly in between;
+      speed_rule "sigmoid" (the earlier rule, kept for weights gated with it):
+        ``|M| = sigmoid(sigmoid_slope * (zc - sigmoid_center)) * f0`` (a = 8, b = 0.5);
       ``angle(M) = phi + exp(turn_gain * (zc - 1)) * theta0`` (g = 2), with
       phi ~ U(0, 360) degrees and theta0 ~ U(-max_turn_deg, max_turn_deg).
       f0_fraction: f0 = f0_fraction * image width in pixels (about 1.5 %), unless
@@ -44,10 +61,14 @@ class DAFRConfig(DictConfig):
       stays within max_turn_deg of phi.
     """
 
+    smooth_size: int = 5
     max_cuts: int = 3
     min_gap: float = 0.05
     min_share: float = 0.02
+    quantile_fallback: bool = True
     max_samples: int = 16384
+    speed_rule: str = "linear"
+    near_far_ratio: float = 3.0
     sigmoid_slope: float = 8.0
     sigmoid_center: float = 0.5
     turn_gain: float = 2.0
@@ -61,6 +82,9 @@ class DAFRConfig(DictConfig):
 
     def __post_init__(self):
         checks = {
+            "smooth_size": self.smooth_size >= 1 and self.smooth_size % 2 == 1,
+            "speed_rule": self.speed_rule in SPEED_RULES,
+            "near_far_ratio": self.near_far_ratio >= 1,
             "max_cuts": self.max_cuts >= 0,
             "min_gap": self.min_gap >= 0,
             "min_share": 0 <= self.min_share < 1,
@@ -91,14 +115,18 @@ class TopKGapThresholds:
     gaps between consecutive values that are wider than ``min_gap``; then, while a
     non-empty cluster holds less than ``min_share`` of the values, the smallest such
     cluster loses the one of its two boundaries with the smaller gap (it merges into the
-    closer neighbour). Another strategy (e.g. learnable thresholds) only needs the same
+    closer neighbour). When no cut is left and ``quantile_fallback`` is set, the cuts sit
+    at the quantiles instead (just above the sorted value at each ``i / (max_cuts + 1)``
+    share), so a continuous depth map gives ``max_cuts + 1`` clusters of about equal
+    shares (equal values are never split). Another strategy (e.g. learnable thresholds) only needs the same
     call contract, ``max_cuts`` and get_config/from_config.
     """
 
-    def __init__(self, max_cuts=3, min_gap=0.05, min_share=0.02):
+    def __init__(self, max_cuts=3, min_gap=0.05, min_share=0.02, quantile_fallback=False):
         self.max_cuts = int(max_cuts)
         self.min_gap = float(min_gap)
         self.min_share = float(min_share)
+        self.quantile_fallback = bool(quantile_fallback)
 
     def __call__(self, sorted_values):
         k = self.max_cuts
@@ -110,8 +138,7 @@ class TopKGapThresholds:
         gaps = tf.concat([v[:, 1:] - v[:, :-1], tf.zeros(tf.stack([b, k]), v.dtype)], axis=1)
         width, pos = tf.math.top_k(gaps, k)
         valid = width > self.min_gap
-        last = s - 1  # position of unused cuts: the empty cluster after the last value
-
+        last = s - 1
         def tidy(pos, width, valid):
             pos = tf.where(valid, pos, last)
             order = tf.argsort(pos, axis=1, stable=True)
@@ -137,12 +164,20 @@ class TopKGapThresholds:
             act = tf.reduce_any(small, axis=1) & (left_ok | right_ok)
             kill = tf.one_hot(remove, k, on_value=True, off_value=False) & act[:, None]
             pos, width, valid = tidy(pos, width, valid & ~kill)
+        if self.quantile_fallback:  # no cut left: k + 1 equal shares instead
+            share = tf.cast(tf.range(1, k + 1), tf.float32) / (k + 1)
+            at = tf.cast(tf.round(share * tf.cast(s, tf.float32)), tf.int32) - 1
+            at = tf.broadcast_to(tf.clip_by_value(at, 0, last)[None], tf.shape(pos))
+            quantile = ~tf.reduce_any(valid, axis=1, keepdims=True)
+            pos = tf.where(quantile, at, pos)
+            valid = tf.where(quantile, tf.gather(v, at, batch_dims=1) < v[:, -1:], valid)
         lo = tf.gather(v, pos, batch_dims=1)
         hi = tf.gather(v, tf.minimum(pos + 1, last), batch_dims=1)
         return tf.where(valid, (lo + hi) / 2, tf.constant(np.inf, v.dtype))
 
     def get_config(self):
-        return {"max_cuts": self.max_cuts, "min_gap": self.min_gap, "min_share": self.min_share}
+        return {"max_cuts": self.max_cuts, "min_gap": self.min_gap, "min_share": self.min_share,
+                "quantile_fallback": self.quantile_fallback}
 
     @classmethod
     def from_config(cls, config):
@@ -170,7 +205,8 @@ class DAFR(keras.layers.Layer):
         self.config = config = DAFRConfig.coerce(config)
         self._custom_thresholds = thresholds is not None
         if thresholds is None:
-            thresholds = TopKGapThresholds(config.max_cuts, config.min_gap, config.min_share)
+            thresholds = TopKGapThresholds(config.max_cuts, config.min_gap, config.min_share,
+                                           config.quantile_fallback)
         elif isinstance(thresholds, dict):
             thresholds = keras.saving.deserialize_keras_object(thresholds)
         self.thresholds = thresholds
@@ -183,15 +219,26 @@ class DAFR(keras.layers.Layer):
     def compute_mask(self, inputs, previous_mask=None):
         return None
 
-    def _rescaled(self, z):
-        lo = tf.reduce_min(z, axis=[1, 2, 3], keepdims=True)
-        hi = tf.reduce_max(z, axis=[1, 2, 3], keepdims=True)
-        return (z - lo) / tf.maximum(hi - lo, 1e-6)
+    def _smoothed(self, z):
+        """z after a ``smooth_size`` x ``smooth_size`` median filter (edges mirrored): it
+        removes pixel noise and thin speckles but keeps a depth layer's boundary in place."""
+        size = self.config.smooth_size
+        if size <= 1:
+            return z
+        r = size // 2
+        padded = tf.pad(z, [[0, 0], [r, r], [r, r], [0, 0]], mode="SYMMETRIC")
+        patches = tf.image.extract_patches(padded, [1, size, size, 1], [1, 1, 1, 1], [1, 1, 1, 1], "VALID")
+        return tf.math.top_k(patches, size * size // 2 + 1).values[..., -1:]
 
     def cluster(self, z):
-        """Per-pixel cluster labels ``[B,H,W,1]`` int32: 0 = farthest, up to ``max_cuts``."""
+        """Per-pixel cluster labels ``[B,H,W,1]`` int32: 0 = farthest, up to ``max_cuts``.
+
+        Clustering sees z median-filtered (`smooth_size`) and min-max rescaled per image.
+        """
         check_rank4(self, z=(z, 1))
-        zr = self._rescaled(tf.cast(z, tf.float32))
+        z = self._smoothed(tf.cast(z, tf.float32))
+        lo = tf.reduce_min(z, axis=[1, 2, 3], keepdims=True)
+        zr = (z - lo) / tf.maximum(tf.reduce_max(z, axis=[1, 2, 3], keepdims=True) - lo, 1e-6)
         shape = tf.shape(zr)
         pixels = tf.cast(shape[1] * shape[2], tf.float32)
         step = tf.cast(tf.math.ceil(tf.sqrt(pixels / self.config.max_samples)), tf.int32)
@@ -229,7 +276,11 @@ class DAFR(keras.layers.Layer):
             f0 = tf.constant(cfg.f0_pixels, tf.float32)
         else:
             f0 = cfg.f0_fraction * tf.cast(shape[2], tf.float32)
-        speed = tf.sigmoid(cfg.sigmoid_slope * (zbar - cfg.sigmoid_center)) * f0
+        if cfg.speed_rule == "linear":
+            slowest = 1.0 / cfg.near_far_ratio
+            speed = (slowest + (1.0 - slowest) * zbar) * f0
+        else:
+            speed = tf.sigmoid(cfg.sigmoid_slope * (zbar - cfg.sigmoid_center)) * f0
         speed *= tf.reshape(tf.cast(magnitude, tf.float32), [-1, 1])
         theta0 = tf.random.stateless_uniform(
             tf.stack([batch, 1]), seeds[0], -cfg.max_turn_deg, cfg.max_turn_deg

@@ -98,6 +98,7 @@ def choose_mode(heldout_result, example):
 def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, force=False, progress=True):
     """Evaluates ``run_dir`` and installs its weights as the bundled default (see module doc)."""
     from spiritnet_tf.cli import main as cli
+    from spiritnet_tf.layers.dafr import DAFRConfig
 
     run_dir = os.path.abspath(run_dir)
     with open(os.path.join(run_dir, "manifest.json")) as f:
@@ -127,6 +128,8 @@ def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, force=False, pro
         "bytes": os.path.getsize(DEFAULT_WEIGHTS),
         "preset": run["config"]["preset"],
         "resample_from": chosen,
+        # The DAFR rule the gate measured, applied whenever these weights are loaded.
+        "dafr": DAFRConfig.coerce(run["model_config"].get("dafr") or None).to_dict(),
         "resample_from_choice": "the mode with the higher held-out mean PSNR among those "
                                 "passing the quality gate",
         "quality_gate": modes[chosen]["quality_gate"],
