@@ -9,6 +9,7 @@ FORMATS = {"gif": ".gif", "mp4": ".mp4", "webp": ".webp", "png": ""}
 
 def add_parser(subparsers):
     from spiritnet_tf.animation import DEFAULT_WORKING_SIDE, MAX_FRAMES
+    from spiritnet_tf.config import DEFAULT_EDGES, DEFAULT_MAX_ZOOM, EDGES
     from spiritnet_tf.io.writers import DEFAULT_FPS, LOOP_MODES
 
     p = subparsers.add_parser(
@@ -37,6 +38,13 @@ def add_parser(subparsers):
                    help="direction of motion in degrees: 0 = right, 90 = down (default: random)")
     p.add_argument("--magnitude", type=float, default=1.0, help="scale of the motion (default 1)")
     p.add_argument("--mask", metavar="PNG", help="static region: white pixels do not move")
+    p.add_argument("--edges", choices=EDGES, default=DEFAULT_EDGES,
+                   help="zoom: every frame shows the same centred crop, the smallest that keeps "
+                        "content from outside the photo out of every frame (the motion is scaled "
+                        "down if --max-zoom is not enough); extend: no crop, border pixels are "
+                        "repeated where the motion uncovers the outside (default %(default)s)")
+    p.add_argument("--max-zoom", type=float, default=DEFAULT_MAX_ZOOM,
+                   help=f"largest zoom of --edges zoom, >= 1 (default {DEFAULT_MAX_ZOOM:g})")
     depth = p.add_mutually_exclusive_group()
     depth.add_argument("--depth", metavar="FILE", help="depth map, PNG or NPY (larger = farther)")
     depth.add_argument("--inverse-depth", metavar="FILE",
@@ -87,11 +95,16 @@ def _run(args):
             image, args.frames, args.seed, weights=args.weights, direction=args.direction,
             magnitude=args.magnitude, mask=args.mask, depth=args.depth,
             inverse_depth=args.inverse_depth, working_side=args.working_side, loop=args.loop,
-            resample_from=args.resample_from,
+            resample_from=args.resample_from, edges=args.edges, max_zoom=args.max_zoom,
         )
         written = anim.save(path, fps=args.fps, overwrite=args.overwrite,
                             save_flows=args.save_flows, save_depth=args.save_depth, progress=True)
         height, width = anim.size
         print(f"wrote {', '.join(written)}: {len(anim.frame_order())} frames at {width}x{height} "
-              f"(model at {anim.working_size[1]}x{anim.working_size[0]})")
+              f"(model at {anim.working_size[1]}x{anim.working_size[0]}"
+              + (f", zoom {anim.zoom:.3f}" if anim.zoom > 1 else "") + ")")
+        if anim.motion_scale < 1:
+            print(f"note: {image}: the motion was scaled down to {anim.motion_scale:.0%} so that "
+                  f"the zoom stays within --max-zoom {args.max_zoom:g} and no pixel shows content "
+                  "from outside the photo (raise --max-zoom, lower --magnitude, or use --edges extend)")
     return 0

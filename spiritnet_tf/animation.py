@@ -6,25 +6,14 @@
     anim.depth    # float32 [h, w, 1]: inverse depth z in (0, 1] (1 = nearest), working size
     anim.save("photo.gif")                 # streams the frames, one at a time, to the writer
 
-How the full resolution is made (DESIGN §6). The photo is shrunk so that its long side
-is ``working_side`` (h x w) and the model runs there, giving T frames ``M_t`` and T
-backward flows ``F_t``. The flows are composed into flows back to the input,
-``G_t(x) = F_t(x) + G_{t-1}(x + F_t(x))`` (``G_0 = 0``), so that ``M_t ~ I0(x + G_t(x))``
-whatever the model's ``resample_from``. Full-resolution frame t is then
-
-    sharp(I0, up(G_t)) + up(R_t)
-
-where ``up`` is bilinear upsampling to H x W (flows also multiplied by W/w and H/h),
-``sharp`` one Lanczos-4 backward warp of the *input* (samples falling outside the
-picture copy the pixel itself, like the model's warp op, DESIGN §3.7) and ``R_t`` the
-model's synthesis residual (what its frame synthesis added to its adaptively warped
-image, DESIGN §6). Every full-resolution frame is thus one resampling of the
-full-resolution photo (blur does not compound), and the motion is resampled with
-Lanczos-4: a bilinear sub-pixel shift loses about half of an image's Laplacian variance
-at a quarter pixel, bicubic about a sixth, Lanczos-4 less (docs/training.md). When the
-photo is no larger than the working size, ``sharp`` is bilinear and ``R_t`` is taken as
-``M_t - bilinear(I0, G_t)``, so the formula gives back the model's frames exactly.
-Static-mask pixels are then reset to the input at full resolution.
+How the full resolution is made: the photo is shrunk so that its long side is
+``working_side`` (h x w) and the model runs there, giving T frames, T backward flows and
+its synthesis residuals; `spiritnet_tf.fullres` (the one implementation, shared with the
+SavedModel) turns them into frames at the photo's size: one warp of the full-size photo
+by the upsampled flow composed back to the input (Lanczos-4 above the working size) plus
+the upsampled residual, all under the ``edges`` rule (default "zoom": one centred crop
+for the whole animation, so that no pixel shows content from outside the photo).
+Static-mask pixels then show frame 0.
 
 Frames are computed one at a time when they are iterated (`Animation.iter_frames`),
 so writing an animation holds only a few full-size arrays, never all frames
@@ -35,7 +24,7 @@ order of `spiritnet_tf.io.apply_loop` (2T frames; the reversed half is recompute
 stored); ``"seamless"`` keeps T+1 frames and cross-fades two phase-shifted copies of
 the motion, as Eulerian loops do: frame t = (1 - w) * A_t + w * B_t with L = T + 1 and
 w = smoothstep(t / L) = 3s^2 - 2s^3, where A_t is frame t above and
-B_t = sharp(I0, -up(G_{L-t})) is the input moved *backwards* by the L - t steps of motion
+B_t = warp(I0, -up(G_{L-t})) is the input moved *backwards* by the L - t steps of motion
 still to come (motion reversed by negating the composed flow). Frame 0 is the input; the
 frame after the last would be B at L - t = 0, the input again, so the last frame flows
 into the first one step of motion away, with no jump (smoothstep rather than linear
@@ -52,7 +41,7 @@ import tempfile
 import cv2
 import numpy as np
 
-from spiritnet_tf.config import DEFAULT_WEIGHTS
+from spiritnet_tf.config import DEFAULT_EDGES, DEFAULT_MAX_ZOOM, DEFAULT_WEIGHTS, check_edges
 from spiritnet_tf.io import images as _images
 from spiritnet_tf.io import writers as _writers
 
@@ -139,43 +128,26 @@ def _with_resample(model, resample_from):
 # ----------------------------------------------------------------------------- warping
 
 
-def _warp(image, flow, sharp=False):
-    """Backward warp: ``out(x) = image(x + flow(x))``; [H,W,C] float32, flow [H,W,2].
-
-    Bilinear, or Lanczos-4 with ``sharp=True`` (OpenCV's ``INTER_LANCZOS4``, the weights
-    of `spiritnet_tf.ops.lanczos_warp`). Sample points outside [0, W-1] x [0, H-1] copy
-    ``image(x)`` (the rule of the model's warp op, DESIGN §3.7).
+def opencv_warp(image, flow, sharp=False):
+    """`spiritnet_tf.fullres.frame`'s warp on the host: OpenCV ``remap`` of [B, H, W, C]
+    by backward flows [B, H, W, 2] (``out(x) = image(x + flow(x))``), bilinear or, with
+    ``sharp``, Lanczos-4 (``INTER_LANCZOS4``, whose weights `spiritnet_tf.ops.lanczos_warp`
+    reproduces in TensorFlow). Sample points outside [0, W-1] x [0, H-1] copy ``image(x)``
+    (the rule of the model's warp op). Much faster than the TensorFlow twin on a CPU.
     """
-    height, width = flow.shape[:2]
-    map_x = flow[..., 0] + np.arange(width, dtype=np.float32)[None, :]
-    map_y = flow[..., 1] + np.arange(height, dtype=np.float32)[:, None]
+    image, flow = np.asarray(image, np.float32), np.asarray(flow, np.float32)
+    height, width = flow.shape[1:3]
+    out = np.empty_like(image)
+    grid_x = np.arange(width, dtype=np.float32)[None, :]
+    grid_y = np.arange(height, dtype=np.float32)[:, None]
     mode = cv2.INTER_LANCZOS4 if sharp else cv2.INTER_LINEAR
-    out = cv2.remap(image, map_x, map_y, mode, borderMode=cv2.BORDER_REPLICATE)
-    out = out.reshape(image.shape)
-    outside = (map_x < 0) | (map_x > width - 1) | (map_y < 0) | (map_y > height - 1)
-    out[outside] = image[outside]
+    for b in range(image.shape[0]):
+        map_x, map_y = flow[b, ..., 0] + grid_x, flow[b, ..., 1] + grid_y
+        warped = cv2.remap(image[b], map_x, map_y, mode, borderMode=cv2.BORDER_REPLICATE)
+        out[b] = warped.reshape(image.shape[1:])
+        outside = (map_x < 0) | (map_x > width - 1) | (map_y < 0) | (map_y > height - 1)
+        out[b][outside] = image[b][outside]
     return out
-
-
-def _resize(array, size):
-    """Bilinear resize of [h, w, C] float32 to size (H, W) (half-pixel centres)."""
-    if array.shape[:2] == tuple(size):
-        return array
-    out = cv2.resize(array, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
-    return out.reshape(size[0], size[1], array.shape[-1])
-
-
-def compose_flows(flows):
-    """Backward flows ``F_t`` [T, h, w, 2] -> flows ``G_t`` back to the input [T, h, w, 2].
-
-    ``G_1 = F_1`` and ``G_t(x) = F_t(x) + G_{t-1}(x + F_t(x))`` (bilinear), so frame t
-    is approximately ``I0(x + G_t(x))`` (DESIGN §3.9).
-    """
-    composed, previous = [], None
-    for flow in np.asarray(flows, np.float32):
-        previous = flow if previous is None else flow + _warp(previous, flow)
-        composed.append(previous)
-    return np.stack(composed) if composed else np.zeros_like(flows)
 
 
 # ----------------------------------------------------------------------------- result
@@ -185,78 +157,109 @@ class Animation:
     """The result of `animate`: frames at the photo's resolution, flows and depth at the working size.
 
     Attributes:
-      frames: uint8 ndarray [T+1, H, W, 3], the input first, at the input's
-        resolution (computed and stacked on first access; the files `save` writes hold
-        exactly these values, before any lossy codec). uint8 because that is what is
-        written and because T+1 full-resolution float frames of a large photo would
-        not fit in memory; ``frames / 255`` gives DESIGN §2's float images.
+      frames: uint8 ndarray [T+1, H, W, 3], frame 0 first (the photo, zoomed like the
+        other frames when ``edges`` is "zoom"), at the input's resolution (computed and
+        stacked on first access; the files `save` writes hold exactly these values,
+        before any lossy codec). uint8 because that is what is written and because T+1
+        full-resolution float frames of a large photo would not fit in memory;
+        ``frames / 255`` gives float images in [0, 1].
       flows: float32 [T, h, w, 2], the model's backward flows ``F_t`` (frame t back to
         frame t-1) in pixels of the working size h x w (multiply by W/w, H/h for pixels
-        of the full frames).
+        of the full frames); not zoomed and not scaled by ``motion_scale``.
       depth: float32 [h, w, 1], inverse depth z in [1e-3, 1] (1 = nearest) used for the
         first flow (the depth net's estimate or the map you passed).
       working_frames: float32 [T+1, h, w, 3] in [0, 1]: the input at the working size,
-        then the model's frames (no loop applied).
+        then the model's frames (no loop, no zoom applied).
       image: float32 [H, W, 3] in [0, 1], the photo as loaded.
+      edges: "zoom" or "extend" (`spiritnet_tf.fullres`).
+      zoom: the centred zoom s >= 1 of every frame (1 with "extend").
+      crop: (top, left, height, width) in the photo's pixels (pixel i spans [i, i + 1)):
+        the part of the photo the frames show.
+      motion_scale: 1, or less when ``max_zoom`` could not keep every sample inside the
+        photo and the motion was scaled down to fit.
       num_frames: T. size: (H, W). working_size: (h, w). loop: the loop mode.
 
-    Full-resolution frame t (photo larger than the working size) = the photo warped
-    (Lanczos-4) by the upsampled flow composed back to the input + the upsampled
-    synthesis ``residuals`` (float32 [T, h, w, 3], the model's ``return_residuals``;
-    DESIGN §6). At or below the working size, or without ``residuals``, the residual is
-    taken against the bilinear warp of the working-size input, which gives back the
-    model's frames exactly at the working size.
+    Frame t is `spiritnet_tf.fullres.frame` (the formula shared with the SavedModel's
+    ``serving_default``) with the photo warped by OpenCV. ``residuals`` (float32
+    [T, h, w, 3], the model's ``return_residuals``) are its synthesis residuals; without
+    them, or at the working size with the full motion, the residual is taken against the
+    bilinear warp of the working-size input, which gives back the model's frames exactly.
+    Static-mask pixels show frame 0 in every frame.
 
     Methods: `frame` (one frame, computed now), `iter_frames` (all T+1, streamed),
     `frame_order` (indices as written for the loop mode), `save`.
     """
 
     def __init__(self, image, working_frames, flows, depth, *, loop="none", mask=None,
-                 residuals=None):
+                 residuals=None, edges=DEFAULT_EDGES, max_zoom=DEFAULT_MAX_ZOOM):
         if loop not in _writers.LOOP_MODES:
             raise ValueError(f"unknown loop mode {loop!r}; choose one of {', '.join(_writers.LOOP_MODES)}")
+        import tensorflow as tf
+
+        from spiritnet_tf import fullres
+        from spiritnet_tf.ops.flow import compose_flows
+
+        edges, max_zoom = check_edges(edges, max_zoom)
         self.image = image
         self.working_frames = working_frames
         self.flows = flows
         self.depth = depth
         self.loop = loop
+        self.edges = edges
         self.num_frames = len(flows)
         self.size = image.shape[:2]
         self.working_size = working_frames.shape[1:3]
         self._upscaled = tuple(self.size) != tuple(self.working_size)  # Lanczos-4 motion then
-        self._mask = None if mask is None else mask[..., 0] > 0.5  # [H, W] bool, full size
-        self._composed = compose_flows(flows)
-        small = working_frames[0]
-        if self._upscaled and residuals is not None:  # DESIGN §6: the synthesis residual
-            self._residuals = np.asarray(residuals, np.float32)
+        self._photo = tf.constant(image[None])
+        self._composed = compose_flows(np.asarray(flows, np.float32)[None])  # [1, T, h, w, 2]
+        one = tf.ones([1])
+        if edges == "zoom" and self.num_frames:
+            zoom, scale = fullres.fit_zoom(self._composed, self.size, max_zoom,
+                                           reverse=loop == "seamless")
+        else:
+            zoom, scale = one, one
+        self._zoom, self._scale = zoom, scale
+        self.zoom = float(zoom[0])
+        self.motion_scale = float(scale[0])
+        self.crop = tuple(float(v) for v in fullres.crop_box(zoom, self.size)[0])
+        if residuals is not None and (self._upscaled or self.motion_scale < 1):
+            self._residuals = tf.constant(np.asarray(residuals, np.float32)[None])
         else:  # against the bilinear warp: the model's frames exactly at the working size
-            self._residuals = np.stack(
-                [m - _warp(small, g) for m, g in zip(working_frames[1:], self._composed)]
-            ) if self.num_frames else working_frames[1:]
+            self._residuals = fullres.model_residuals(
+                tf.constant(working_frames[:1]), tf.constant(working_frames[None, 1:]), self._composed)
+        self._mask = None
+        if mask is not None:  # [H, W] bool at the output: the static pixels, zoomed
+            self._mask = fullres.resample(mask[None], self.size, zoom).numpy()[0, ..., 0] > 0.5
+        self._first = None  # frame 0 (float), kept when the mask needs it
         self._frames = None
 
-    def _full_flow(self, t):
-        """``up(G_t)`` [H, W, 2] in full-resolution pixels (``G_0 = 0``)."""
-        height, width = self.size
-        scale = np.array([width / self.working_size[1], height / self.working_size[0]], np.float32)
-        return _resize(self._composed[t - 1], self.size) * scale
+    def _warped(self, t, sign=1.0):
+        """The photo warped by ``sign`` times the composed flow of frame t (t = 0: none)."""
+        from spiritnet_tf import fullres
+
+        composed = None if t == 0 else sign * self._composed[:, t - 1]
+        residual = None if t == 0 or sign < 0 else self._residuals[:, t - 1]
+        out = fullres.frame(self._photo, composed, residual, self._zoom, self._scale,
+                            sharp=self._upscaled, warp=opencv_warp)
+        return np.array(out[0], np.float32)  # a writable copy
 
     def frame(self, t):
         """Frame t (0 = the input, ..., T) as uint8 [H, W, 3], computed now."""
         if not 0 <= t <= self.num_frames:
             raise IndexError(f"frame {t} out of range 0..{self.num_frames}")
-        if t == 0:
+        if t == 0 and self.zoom == 1.0:
             return _writers.to_uint8(self.image)
-        out = _warp(self.image, self._full_flow(t), sharp=self._upscaled)
-        out += _resize(self._residuals[t - 1], self.size)
-        if self.loop == "seamless":
+        out = self._warped(t)
+        if t and self.loop == "seamless":
             period = self.num_frames + 1
             s = t / period
             weight = np.float32(3 * s * s - 2 * s**3)  # smoothstep
             out *= 1 - weight
-            out += weight * _warp(self.image, -self._full_flow(period - t), sharp=self._upscaled)
-        if self._mask is not None:
-            out[self._mask] = self.image[self._mask]
+            out += weight * self._warped(period - t, sign=-1.0)
+        if self._mask is not None and t:
+            if self._first is None:
+                self._first = self.image if self.zoom == 1.0 else self._warped(0)
+            out[self._mask] = self._first[self._mask]
         return _writers.to_uint8(out)
 
     def iter_frames(self):
@@ -375,7 +378,7 @@ def _check_number(name, value, minimum=None, integer=False):
 def animate(image, num_frames=6, seed=0, *, weights=None, direction=None, magnitude=1.0,
             mask=None, depth=None, inverse_depth=None, working_side=DEFAULT_WORKING_SIDE,
             loop="none", preset=DEFAULT_PRESET, resample_from=None,
-            max_pixels=_images.DEFAULT_MAX_PIXELS):
+            max_pixels=_images.DEFAULT_MAX_PIXELS, edges=DEFAULT_EDGES, max_zoom=DEFAULT_MAX_ZOOM):
     """Animates one photo; returns an `Animation` (frames at the photo's resolution).
 
     Args:
@@ -400,6 +403,11 @@ def animate(image, num_frames=6, seed=0, *, weights=None, direction=None, magnit
       loop: "none", "boomerang" or "seamless" (see the module docstring).
       preset, resample_from: see `load_model`.
       max_pixels: refuse photos with more pixels (default 50 MP, DESIGN §8).
+      edges: "zoom" (default): every frame shows the same centred crop, the smallest (up
+        to ``max_zoom``, default 1.15) that keeps every pixel of every frame inside the
+        photo; if that is not enough the motion is scaled down to fit (the result's
+        ``motion_scale`` < 1). "extend": no crop; content from outside the photo shows as
+        repeated border pixels. See `spiritnet_tf.fullres`.
 
     Raises:
       ImageInputError / ValueError with a message naming the problem; FileNotFoundError
@@ -419,6 +427,7 @@ def animate(image, num_frames=6, seed=0, *, weights=None, direction=None, magnit
     working_side = _check_number("working_side", working_side, _images.DEFAULT_MIN_SIDE, integer=True)
     if loop not in _writers.LOOP_MODES:
         raise ValueError(f"unknown loop mode {loop!r}; choose one of {', '.join(_writers.LOOP_MODES)}")
+    edges, max_zoom = check_edges(edges, max_zoom)
     if depth is not None and inverse_depth is not None:
         raise ValueError("pass either depth or inverse_depth, not both")
 
@@ -462,4 +471,5 @@ def animate(image, num_frames=6, seed=0, *, weights=None, direction=None, magnit
     flows = np.asarray(out["flows"][0], np.float32)
     working_frames = np.concatenate([small[None], frames])
     return Animation(full, working_frames, flows, np.asarray(z, np.float32), loop=loop, mask=full_mask,
-                     residuals=np.asarray(out["residuals"][0], np.float32))
+                     residuals=np.asarray(out["residuals"][0], np.float32), edges=edges,
+                     max_zoom=max_zoom)

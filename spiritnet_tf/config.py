@@ -9,7 +9,7 @@ import dataclasses
 import os
 
 __all__ = ["SpiritNetConfig", "LossConfig", "RESAMPLE_MODES", "STYLE_LAYERS", "DEFAULT_WEIGHTS",
-           "DEFAULT_MANIFEST", "bundled_overrides"]
+           "DEFAULT_MANIFEST", "bundled_overrides", "EDGES", "DEFAULT_EDGES", "DEFAULT_MAX_ZOOM", "check_edges"]
 
 # Where the bundled weights of the "small" preset go (with MANIFEST.json beside them);
 # `make default-weights` installs them there only if they pass the quality gate.
@@ -17,6 +17,12 @@ DEFAULT_WEIGHTS = os.path.join(os.path.dirname(__file__), "weights", "spiritnet_
 DEFAULT_MANIFEST = os.path.join(os.path.dirname(DEFAULT_WEIGHTS), "MANIFEST.json")
 
 RESAMPLE_MODES = ("previous", "input")
+
+# Full-resolution edges (`spiritnet_tf.fullres`): "zoom" crops every frame alike so that no
+# pixel shows content from outside the photo; "extend" does not crop.
+EDGES = ("zoom", "extend")
+DEFAULT_EDGES = "zoom"
+DEFAULT_MAX_ZOOM = 1.15
 
 
 def bundled_overrides():
@@ -36,6 +42,16 @@ def bundled_overrides():
     if isinstance(manifest.get("dafr"), dict):
         overrides["dafr"] = dict(manifest["dafr"])
     return overrides
+
+def check_edges(edges, max_zoom=DEFAULT_MAX_ZOOM):
+    """Validates ``edges`` and ``max_zoom`` (see `spiritnet_tf.fullres`); returns them, max_zoom
+    as a float. The messages name the options of `spiritnet animate` too."""
+    if edges not in EDGES:
+        raise ValueError(f"unknown edges mode {edges!r} (--edges); choose one of {', '.join(EDGES)}")
+    if isinstance(max_zoom, bool) or not isinstance(max_zoom, (int, float)) or not max_zoom >= 1:
+        raise ValueError(f"max_zoom (--max-zoom) must be a number >= 1, got {max_zoom!r}")
+    return edges, float(max_zoom)
+
 
 # VGG-19 layers of the Gram-matrix style loss and their weights (Gatys et al.:
 # the first convolution of every block). Data, not code: a LossConfig may

@@ -4,21 +4,25 @@
 
 writes a versioned SavedModel (a `SpiritNetServable`) with two signatures:
 
-* ``serving_default(image: string [B], num_frames: int32 [], seed: int64 [])``: the
-  encoded JPEG/PNG images (all the same size) are decoded and shrunk so that their long
-  side is at most ``max_output_side``; returns ``frames`` uint8 [B, T, H, W, 3] (the T
-  generated frames, at that resolution) and ``flows`` float32 [B, T, h, w, 2] (the
-  model's backward flows ``F_t``, frame t back to frame t-1, in pixels of the working
-  size h x w).
+* ``serving_default(image: string [B], num_frames: int32 [], seed: int64 [],
+  edges: string [])``: the encoded JPEG/PNG images (all the same size) are decoded and
+  shrunk so that their long side is at most ``max_output_side``; ``edges`` is "zoom"
+  or "extend" (`spiritnet_tf.fullres`). Returns ``frames`` uint8 [B, T, H, W, 3] (the T
+  generated frames, at that resolution), ``first_frame`` uint8 [B, H, W, 3] (frame 0:
+  the photo, zoomed like the frames, so a client can show the loop from frame 0 without
+  a jump), ``crop`` float32 [B, 4] (top, left, height, width of the part of the photo
+  shown, in its pixels), ``motion_scale`` float32 [B] (below 1 when the motion was
+  scaled down to fit the largest zoom) and ``flows`` float32 [B, T, h, w, 2] (the model's
+  backward flows ``F_t``, frame t back to frame t-1, in pixels of the working size h x w).
 * ``animate_tensor(image: float32 [B, H, W, 3] in [0, 1], flow0: float32 [B, H, W, 2]
-  (backward flow in pixels of H x W), num_frames: int32 [])``: the same outputs, with
-  the first flow given instead of drawn by DAFR.
+  (backward flow in pixels of H x W), num_frames: int32 [])``: the same outputs with
+  edges "extend", the first flow given instead of drawn by DAFR.
 
 Both run the model at the working size (long side ``working_side``, never enlarged)
-and make the full-resolution frames as `spiritnet_tf.animate` does (see
-`spiritnet_tf.animation`): flows composed back to the input, upsampled and scaled, one
-Lanczos-4 warp of the full-size input plus the upsampled synthesis residual. ``num_frames``
-outside 1..`MAX_SERVING_FRAMES` fails inside the graph with InvalidArgument.
+and make the full-resolution frames with `spiritnet_tf.fullres.frames`, the formula
+`spiritnet_tf.animate` uses (with ``max_zoom`` 1.15). ``num_frames`` outside
+1..`MAX_SERVING_FRAMES` and an unknown ``edges`` fail inside the graph with
+InvalidArgument.
 
 The warp is traced with the composite TensorFlow implementation by default so that
 stock TF Serving (no custom ops) loads the export; ``custom_ops=True`` keeps the
@@ -37,10 +41,10 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from spiritnet_tf import fullres
 from spiritnet_tf.animation import DEFAULT_PRESET, DEFAULT_WORKING_SIDE, load_model
-from spiritnet_tf.evaluation.metrics import bilinear_warp
+from spiritnet_tf.config import EDGES
 from spiritnet_tf.ops.warp import ENV_VAR as _WARP_ENV
-from spiritnet_tf.ops.warp import lanczos_warp
 from spiritnet_tf.serving.server import MAX_SERVING_FRAMES, MIN_SIDE, WARMUP_FILE
 
 __all__ = ["SpiritNetServable", "export_savedmodel", "main", "DEFAULT_MAX_OUTPUT_SIDE"]
@@ -96,13 +100,18 @@ class SpiritNetServable(tf.Module):
     # ------------------------------------------------------------------ signatures
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image"),
                                   tf.TensorSpec([], tf.int32, name="num_frames"),
-                                  tf.TensorSpec([], tf.int64, name="seed")])
-    def serving_default(self, image, num_frames, seed):
+                                  tf.TensorSpec([], tf.int64, name="seed"),
+                                  tf.TensorSpec([], tf.string, name="edges")])
+    def serving_default(self, image, num_frames, seed, edges):
         images = tf.map_fn(
             lambda data: tf.io.decode_image(data, channels=3, expand_animations=False),
             image, fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
         images = tf.cast(images, tf.float32) / 255.0
-        return self._animate(images, None, num_frames, seed)
+        known = tf.reduce_any(tf.equal(edges, tf.constant(EDGES)))
+        with tf.control_dependencies([tf.debugging.assert_equal(
+                known, True, message=f"edges must be one of {', '.join(EDGES)}")]):
+            edges = tf.identity(edges)
+        return self._animate(images, None, num_frames, seed, edges)
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="image"),
                                   tf.TensorSpec([None, None, None, 2], tf.float32, name="flow0"),
@@ -111,10 +120,10 @@ class SpiritNetServable(tf.Module):
         tf.debugging.assert_equal(
             tf.shape(image)[:3], tf.shape(flow0)[:3],
             message="animate_tensor: image [B,H,W,3] and flow0 [B,H,W,2] differ in batch or size")
-        return self._animate(image, flow0, num_frames, tf.constant(0, tf.int64))
+        return self._animate(image, flow0, num_frames, tf.constant(0, tf.int64), "extend")
 
     # ------------------------------------------------------------------ graph
-    def _animate(self, image, flow0, num_frames, seed):
+    def _animate(self, image, flow0, num_frames, seed, edges):
         checks = [
             tf.debugging.assert_greater_equal(
                 num_frames, 1, message=f"num_frames must be in 1..{MAX_SERVING_FRAMES}"),
@@ -143,43 +152,9 @@ class SpiritNetServable(tf.Module):
                               tf.cast(small_size[0], tf.float32) / tf.cast(in_height, tf.float32)])
             inputs["flow0"] = _shrink(flow0, small_size) * scale
         out = self.model(inputs, num_frames=num_frames, seed=seed, return_residuals=True)
-        frames = _full_resolution(full, small, out["frames"], out["flows"], out["residuals"])
-        return {"frames": frames, "flows": out["flows"]}
-
-
-def _full_resolution(full, small, frames, flows, residuals):
-    """Model output at the working size -> uint8 frames [B, T, H, W, 3] at ``full``'s size.
-
-    The TensorFlow twin of `spiritnet_tf.animation.Animation.frame` (loop "none", no
-    mask): ``lanczos(I0, up(G_t)) + up(R_t)`` with ``G_t`` the flows composed back to the
-    input, ``up`` bilinear (flows also scaled by W/w, H/h) and ``R_t`` the model's
-    synthesis residuals (DESIGN §6); when the photo is not larger than the working size,
-    the model's frames themselves. Clipped to [0, 1] and rounded to uint8.
-    """
-    shape = tf.shape(full)
-    small_shape = tf.shape(small)
-
-    def upscaled():
-        steps = tf.shape(flows)[1]
-        composed = tf.scan(lambda previous, flow: flow + bilinear_warp(previous, flow),
-                           tf.transpose(flows, [1, 0, 2, 3, 4]),
-                           initializer=tf.zeros_like(flows[:, 0]))
-        composed = tf.transpose(composed, [1, 0, 2, 3, 4])  # [B, T, h, w, 2]
-        scale = tf.stack([tf.cast(shape[2], tf.float32) / tf.cast(small_shape[2], tf.float32),
-                          tf.cast(shape[1], tf.float32) / tf.cast(small_shape[1], tf.float32)])
-
-        def up(x):  # [B, T, h, w, C] -> [B, T, H, W, C], bilinear, half-pixel centres
-            flat = tf.reshape(x, tf.concat([[-1], tf.shape(x)[2:]], 0))
-            flat = tf.image.resize(flat, shape[1:3], "bilinear")
-            return tf.reshape(flat, tf.concat([tf.shape(x)[:2], shape[1:3], tf.shape(x)[-1:]], 0))
-
-        motion = up(composed) * scale  # [B, T, H, W, 2]
-        images = tf.reshape(tf.repeat(full[:, None], steps, axis=1), tf.concat([[-1], shape[1:]], 0))
-        moved = lanczos_warp(images, tf.reshape(motion, tf.concat([[-1], tf.shape(motion)[2:]], 0)))
-        return tf.reshape(moved, tf.concat([tf.shape(motion)[:2], shape[1:]], 0)) + up(residuals)
-
-    out = tf.cond(tf.reduce_any(shape[1:3] != small_shape[1:3]), upscaled, lambda: frames)
-    return tf.cast(tf.round(tf.clip_by_value(out, 0.0, 1.0) * 255.0), tf.uint8)
+        result = fullres.frames(full, small, out["frames"], out["flows"], out["residuals"],
+                                edges=edges)
+        return {**result, "flows": out["flows"]}
 
 
 # ---------------------------------------------------------------------- export
@@ -216,6 +191,7 @@ def _write_warmup(path):
             "image": tf.make_tensor_proto([_warmup_image()], dtype=tf.string),
             "num_frames": tf.make_tensor_proto(WARMUP_FRAMES, dtype=tf.int32),
             "seed": tf.make_tensor_proto(0, dtype=tf.int64),
+            "edges": tf.make_tensor_proto("zoom", dtype=tf.string),
         },
         "animate_tensor": {
             "image": tf.make_tensor_proto(np.full((1, height, width, 3), 0.5, np.float32)),

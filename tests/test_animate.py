@@ -67,7 +67,7 @@ def _mean_step(a, b):
 def test_cli_example_frames_flows_depth(weights, tmp_path):
     out = tmp_path / "coffee"
     status = _cli(EXAMPLE, "-o", out, "--frames", 3, "--working-side", 96, "--weights", weights,
-                  "--save-flows", "--save-depth")
+                  "--save-flows", "--save-depth", "--edges", "extend")
     assert status == 0
     frames = _read_folder(out)
     photo = load_image(EXAMPLE)
@@ -173,19 +173,22 @@ def _reference_warp(image, flow):
 
 
 def test_warp_and_compose_match_reference():
-    from spiritnet_tf.animation import _warp, compose_flows
+    from spiritnet_tf.animation import opencv_warp
+    from spiritnet_tf.ops.flow import bilinear_warp, compose_flows
 
     rng = np.random.default_rng(1)
     image = rng.random((9, 11, 3)).astype(np.float32)
     flows = rng.uniform(-2.5, 2.5, (2, 9, 11, 2)).astype(np.float32)
+    reference = _reference_warp(image, flows[0])
     # OpenCV interpolates with 1/32-pixel weights: compare to that precision.
-    np.testing.assert_allclose(_warp(image, flows[0]), _reference_warp(image, flows[0]), atol=0.04)
-    composed = compose_flows(flows)
+    np.testing.assert_allclose(opencv_warp(image[None], flows[:1])[0], reference, atol=0.04)
+    np.testing.assert_allclose(bilinear_warp(image, flows[0]), reference, atol=1e-5)
+    composed = compose_flows(flows[None]).numpy()[0]
     np.testing.assert_array_equal(composed[0], flows[0])
     expected = flows[1] + _reference_warp(flows[0], flows[1])
-    np.testing.assert_allclose(composed[1], expected, atol=0.2)  # flows span +-2.5 px
-    constant = np.broadcast_to(np.float32([0.5, -0.25]), (3, 9, 11, 2))
-    np.testing.assert_allclose(compose_flows(constant)[2][3:6, 3:6], np.full((3, 3, 2), [1.5, -0.75]))
+    np.testing.assert_allclose(composed[1], expected, atol=1e-5)
+    constant = np.broadcast_to(np.float32([0.5, -0.25]), (1, 3, 9, 11, 2))
+    np.testing.assert_allclose(compose_flows(constant)[0, 2, 3:6, 3:6], np.full((3, 3, 2), [1.5, -0.75]))
 
 
 # ----------------------------------------------------------------------------- loops
@@ -194,7 +197,8 @@ def test_warp_and_compose_match_reference():
 def test_seamless_loop_closes_without_jump(model):
     from spiritnet_tf.animation import Animation
 
-    seamless = animate_api(EXAMPLE, 5, 1, weights=model, direction=30, working_side=WS, loop="seamless")
+    seamless = animate_api(EXAMPLE, 5, 1, weights=model, direction=30, working_side=WS, loop="seamless",
+                           edges="extend")
     frames = seamless.frames
     assert frames.shape[0] == 6
     np.testing.assert_array_equal(frames[0], to_uint8(load_image(EXAMPLE)))
@@ -202,7 +206,8 @@ def test_seamless_loop_closes_without_jump(model):
     closing = _mean_step(frames[0], frames[-1])
     assert closing <= 1.05 * max(steps) and closing <= 1.25 * np.median(steps)
     # Without the loop closer the same motion jumps back by all its steps at once.
-    plain = Animation(seamless.image, seamless.working_frames, seamless.flows, seamless.depth)
+    plain = Animation(seamless.image, seamless.working_frames, seamless.flows, seamless.depth,
+                      edges="extend")
     assert _mean_step(plain.frames[0], plain.frames[-1]) > 1.5 * closing
 
 
@@ -221,7 +226,7 @@ def test_full_resolution_3000x2000(model):
     rng = np.random.default_rng(0)
     coarse = rng.random((20, 30, 3)).astype(np.float32)
     photo = cv2.resize(coarse, (3000, 2000), interpolation=cv2.INTER_CUBIC).clip(0, 1)
-    anim = animate_api(photo, 2, 0, weights=model, working_side=WS)
+    anim = animate_api(photo, 2, 0, weights=model, working_side=WS, edges="extend")
     assert anim.working_size == (43, 64) and anim.flows.shape == (2, 43, 64, 2)
     frames = list(anim.iter_frames())
     assert [f.shape for f in frames] == [(2000, 3000, 3)] * 3
@@ -237,7 +242,7 @@ def test_full_resolution_3000x2000(model):
 
 def test_working_size_equal_to_photo_gives_model_frames(model):
     photo = cv2.resize(load_image(EXAMPLE), (96, 64), interpolation=cv2.INTER_AREA)
-    anim = animate_api(photo, 2, 0, weights=model, working_side=96)  # no resizing
+    anim = animate_api(photo, 2, 0, weights=model, working_side=96, edges="extend")  # no resizing
     assert anim.size == anim.working_size == (64, 96)
     np.testing.assert_allclose(anim.frames / 255.0, anim.working_frames, atol=0.5 / 255 + 1e-5)
 
@@ -247,23 +252,30 @@ def test_full_resolution_adds_the_synthesis_residual_not_the_kernels_blur(weight
     upsampled flow plus the upsampled synthesis residual. Blurring 4x4 kernels with no
     synthesis residual then give frames as sharp as that warp, while the model's
     own working-size frames blur."""
-    from spiritnet_tf.animation import _resize, _warp, load_model
+    from spiritnet_tf.animation import load_model
     from spiritnet_tf.evaluation.metrics import sharpness_ratio
+    from spiritnet_tf.ops.flow import compose_flows
 
     model = load_model(weights).with_config()  # a copy: the shared fixture stays intact
     kernels = model.cell.kernels.head
     kernels.kernel.assign(np.zeros(kernels.kernel.shape, np.float32))
     kernels.bias.assign(np.full(16, 0.25, np.float32))  # weights sum to 1: a 4x4 blur
     photo = load_image(EXAMPLE)  # 600x400, model at 96x64
-    anim = animate_api(photo, 3, 0, weights=model, working_side=96)
+    anim = animate_api(photo, 3, 0, weights=model, working_side=96, edges="extend")
     out = model({"image": anim.working_frames[:1]}, num_frames=3, seed=0,
                 return_residuals=True)
     np.testing.assert_allclose(out["frames"].numpy()[0], anim.working_frames[1:], atol=1e-5)
     assert np.abs(out["residuals"].numpy()).max() == 0.0  # zero synthesis head
     assert np.abs(anim.flows).mean() > 0.2
-    for t in (1, 3):
-        flow = _resize(anim._composed[t - 1], (400, 600)) * np.float32(600 / 96)
-        expected = to_uint8(_warp(photo, flow, sharp=True))
+    composed = compose_flows(anim.flows[None]).numpy()[0]
+    for t in (1, 3):  # reference: OpenCV's resize and Lanczos-4 remap (copy rule outside)
+        flow = cv2.resize(composed[t - 1], (600, 400), interpolation=cv2.INTER_LINEAR) * np.float32(600 / 96)
+        map_x = flow[..., 0] + np.arange(600, dtype=np.float32)
+        map_y = flow[..., 1] + np.arange(400, dtype=np.float32)[:, None]
+        warped = cv2.remap(photo, map_x, map_y, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REPLICATE)
+        outside = (map_x < 0) | (map_x > 599) | (map_y < 0) | (map_y > 399)
+        warped[outside] = photo[outside]
+        expected = to_uint8(warped)
         assert np.abs(anim.frame(t).astype(int) - expected.astype(int)).max() <= 1
     full = float(sharpness_ratio(anim.frames[3:] / 255.0, anim.frames[:1] / 255.0)[0])
     small = float(sharpness_ratio(anim.working_frames[3:], anim.working_frames[:1])[0])
@@ -322,7 +334,7 @@ def test_cli_converts_inputs(weights, tmp_path, kind, name):
     expected = _write_input(kind, tmp_path / name)
     out = tmp_path / "out"
     assert _cli(tmp_path / name, "-o", out, "--frames", 1, "--working-side", WS,
-                "--weights", weights) == 0
+                "--weights", weights, "--edges", "extend") == 0
     frames = _read_folder(out)
     assert frames.shape == (2,) + expected.shape
     tolerance = 10 if kind == "exif-rotated" else 0  # JPEG is lossy

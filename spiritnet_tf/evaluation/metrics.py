@@ -31,7 +31,7 @@ Definitions:
 import numpy as np
 import tensorflow as tf
 
-from spiritnet_tf.ops import adaptive_warp
+from spiritnet_tf.ops.flow import _as_batch, bilinear_warp
 
 __all__ = [
     "bilinear_warp",
@@ -50,37 +50,10 @@ SSIM_FILTER_SIZE = 11
 SSIM_SIGMA = 1.5
 SSIM_K1, SSIM_K2 = 0.01, 0.03
 _LUMA = (0.299, 0.587, 0.114)
-# Adaptive-warp kernel that makes the op exactly bilinear: 1 on the centre 2x2 taps.
-_BILINEAR_TAPS = np.zeros(16, np.float32)
-_BILINEAR_TAPS[[5, 6, 9, 10]] = 1.0
 
 
 def _float(x):
     return tf.convert_to_tensor(x, tf.float32)
-
-
-def _as_batch(x, channels=None, name="tensor"):
-    """[..., H, W, C] -> ([N, H, W, C], leading shape) with N = prod(leading)."""
-    x = _float(x)
-    if x.shape.rank is not None and x.shape.rank < 3:
-        raise ValueError(f"{name} must be [..., H, W, C], got shape {x.shape}")
-    if channels is not None and x.shape[-1] is not None and x.shape[-1] != channels:
-        raise ValueError(f"{name} must have {channels} channels, got shape {x.shape}")
-    shape = tf.shape(x)
-    return tf.reshape(x, tf.concat([[-1], shape[-3:]], 0)), shape[:-3]
-
-
-def bilinear_warp(image, flow):
-    """Bilinear backward warp: out(p) = image(p + flow(p)) (copy where p + flow is outside).
-
-    ``image`` [..., H, W, C], ``flow`` [..., H, W, 2] with the same leading dimensions.
-    This is `spiritnet_tf.ops.adaptive_warp` with the bilinear kernel (taps 5, 6, 9, 10).
-    """
-    image, leading = _as_batch(image, name="image")
-    flow, _ = _as_batch(flow, 2, name="flow")
-    kernel = tf.broadcast_to(_BILINEAR_TAPS, tf.concat([tf.shape(flow)[:3], [16]], 0))
-    out = adaptive_warp(image, flow, kernel)
-    return tf.reshape(out, tf.concat([leading, tf.shape(image)[1:]], 0))
 
 
 def psnr(pred, target):

@@ -19,6 +19,7 @@ import tensorflow as tf
 from spiritnet_tf.config import SpiritNetConfig
 from spiritnet_tf.depth import MegaDepth, inverse_depth
 from spiritnet_tf.layers.context import ContextExtractor
+from spiritnet_tf.ops.flow import BILINEAR_KERNEL
 from spiritnet_tf.layers.dafi import DAFI
 from spiritnet_tf.layers.fill_hole import FlowFillHole
 from spiritnet_tf.layers.kernels import KernelEstimator
@@ -40,12 +41,11 @@ STATE_CHANNELS = (3, 2, 3, 2, 2)
 # output adds to the upsampled motion (DESIGN §6).
 OUTPUT_CHANNELS = 8
 _MIN_Z = 1e-3
-_BILINEAR_TAPS = (5, 6, 9, 10)
 
 
 def bilinear_kernel(like):
     """``[B, H, W, 16]`` kernel that makes `adaptive_warp` exact bilinear sampling."""
-    taps = tf.constant([1.0 if i in _BILINEAR_TAPS else 0.0 for i in range(16)], like.dtype)
+    taps = tf.constant(BILINEAR_KERNEL, like.dtype)
     return tf.zeros_like(like[..., :1]) + taps
 
 

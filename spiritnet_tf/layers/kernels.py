@@ -1,17 +1,13 @@
 """Kernel estimator (DAIN-style U-Net): a 4x4 interpolation kernel per pixel for the warp."""
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from spiritnet_tf.layers.common import check_rank4, concat_channels, conv2d, static_channels
+from spiritnet_tf.ops.flow import BILINEAR_KERNEL
 
 __all__ = ["KernelEstimator", "BILINEAR_KERNEL"]
 
-# The 4x4 kernel (row-major) that makes `spiritnet_tf.ops.adaptive_warp` exact bilinear
-# sampling: 1 on the centre 2x2 taps (5, 6, 9, 10), 0 elsewhere (DESIGN §3.7).
-BILINEAR_KERNEL = np.zeros(16, np.float32)
-BILINEAR_KERNEL[[5, 6, 9, 10]] = 1.0
 
 
 @keras.saving.register_keras_serializable(package="spiritnet")

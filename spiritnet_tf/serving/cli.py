@@ -3,6 +3,7 @@
 import os
 import sys
 
+from spiritnet_tf.config import DEFAULT_EDGES, EDGES
 from spiritnet_tf.serving.server import DEFAULT_HOST, DEFAULT_PORT, MAX_SERVING_FRAMES, MODEL_NAME
 
 __all__ = ["add_parser"]
@@ -37,6 +38,9 @@ def add_parser(subparsers):
                    help=f"generated frames T, 1..{MAX_SERVING_FRAMES} (default 6); the "
                         "output holds T+1 frames, the input first")
     p.add_argument("--seed", type=int, default=0, help="random seed of the motion (default 0)")
+    p.add_argument("--edges", choices=EDGES, default=DEFAULT_EDGES,
+                   help="zoom: crop every frame alike so that no pixel shows content from "
+                        "outside the photo; extend: no crop (default %(default)s)")
     p.add_argument("--model-name", default=MODEL_NAME, help=f"model name (default {MODEL_NAME})")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait (default 300)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
@@ -73,27 +77,18 @@ def _predict(args):
     try:
         with SpiritNetClient(args.server, model_name=args.model_name,
                              timeout=args.timeout) as client:
-            result = client.predict(encoded, num_frames=args.frames, seed=args.seed)
+            result = client.predict(encoded, num_frames=args.frames, seed=args.seed,
+                                    edges=args.edges)
     except ServingError as e:
         print(f"spiritnet predict: {args.server}: {e}", file=sys.stderr)
         return 1
     frames = result["frames"][0]  # [T, H, W, 3] uint8
-    first = _input_frame(args.image, frames.shape[1:3])
-    write_animation([first, *frames], args.output, fps=args.fps or DEFAULT_FPS,
+    write_animation([result["first_frame"][0], *frames], args.output, fps=args.fps or DEFAULT_FPS,
                     overwrite=args.overwrite)
     print(f"wrote {args.output}: {len(frames) + 1} frames "
           f"({frames.shape[2]}x{frames.shape[1]}, input first)")
+    scale = float(result["motion_scale"][0])
+    if scale < 1:
+        print(f"note: the motion was scaled down to {scale:.0%} so that the zoom stays within "
+              "its limit and no pixel shows content from outside the photo")
     return 0
-
-
-def _input_frame(path, size):
-    """The input as uint8 [H, W, 3] at the served frames' size ``(H, W)``."""
-    import cv2
-
-    from spiritnet_tf.io.images import load_image
-    from spiritnet_tf.io.writers import to_uint8
-
-    image = load_image(path)
-    if image.shape[:2] != tuple(size):
-        image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
-    return to_uint8(image)

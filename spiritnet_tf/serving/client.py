@@ -1,11 +1,13 @@
 """A PredictionService client for SpiritNet behind TF Serving (or `PredictionServer`).
 
-Signatures (DESIGN.md §6): ``serving_default`` takes encoded images (``image`` string
-[B]), ``num_frames`` (int32 scalar, 1..64) and ``seed`` (int64 scalar) and returns
-``frames`` (uint8 [B, T, H, W, 3], the T generated frames, input not repeated) and
-``flows`` (float32 [B, T, h, w, 2], backward flows in pixels); ``animate_tensor``
-takes ``image`` float32 [B, H, W, 3] in [0, 1], ``flow0`` float32 [B, H, W, 2] and
-``num_frames`` and returns the same outputs.
+Signatures (`spiritnet_tf.export`): ``serving_default`` takes encoded images (``image``
+string [B]), ``num_frames`` (int32 scalar, 1..64), ``seed`` (int64 scalar) and ``edges``
+(string scalar, "zoom" or "extend") and returns ``frames`` (uint8 [B, T, H, W, 3], the T
+generated frames, input not repeated), ``first_frame`` (uint8 [B, H, W, 3], frame 0 with
+the same zoom), ``crop`` (float32 [B, 4]), ``motion_scale`` (float32 [B]) and ``flows``
+(float32 [B, T, h, w, 2], backward flows in pixels); ``animate_tensor`` takes ``image``
+float32 [B, H, W, 3] in [0, 1], ``flow0`` float32 [B, H, W, 2] and ``num_frames`` and
+returns the same outputs (edges "extend").
 """
 
 import os
@@ -52,10 +54,12 @@ class SpiritNetClient:
                              ("grpc.max_receive_message_length", max_message_bytes)])
         self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
 
-    def predict(self, images, num_frames=6, seed=0, signature="serving_default"):
+    def predict(self, images, num_frames=6, seed=0, edges="zoom", signature="serving_default"):
         """Animates encoded images: one (path or bytes) or a list of same-size ones.
 
-        Returns ``{"frames": uint8 [B, T, H, W, 3], "flows": float32 [B, T, h, w, 2]}``.
+        Returns the outputs of ``serving_default`` (module docstring) as arrays:
+        ``frames`` uint8 [B, T, H, W, 3], ``first_frame`` uint8 [B, H, W, 3], ``crop``,
+        ``motion_scale`` and ``flows`` float32 [B, T, h, w, 2].
         """
         if isinstance(images, (bytes, str, os.PathLike)):
             images = [images]
@@ -64,6 +68,7 @@ class SpiritNetClient:
             "image": tf.make_tensor_proto(encoded, dtype=tf.string, shape=[len(encoded)]),
             "num_frames": tf.make_tensor_proto(num_frames, dtype=tf.int32),
             "seed": tf.make_tensor_proto(seed, dtype=tf.int64),
+            "edges": tf.make_tensor_proto(edges, dtype=tf.string),
         })
 
     def animate_tensor(self, image, flow0, num_frames=6, signature="animate_tensor"):

@@ -1,0 +1,255 @@
+"""Full-resolution frames and the ``edges`` rule: one implementation for `animate` and the SavedModel.
+
+The model runs at a working size h x w and returns T frames ``M_t``, T backward flows
+``F_t`` and its synthesis residuals ``R_t``. The flows are composed back to the input
+(`spiritnet_tf.ops.flow.compose_flows`: ``G_t``), and output frame t at the photo's size
+H x W is
+
+    frame_t(y) = warp(I0, Z_t)(y) + R_t(x(y))        (frame 0: warp(I0, Z_0))
+    Z_t(y) = x(y) - y + m * up(G_t)(x(y))
+
+* ``x(y) = c + (y - c) / s`` is the centred zoom by ``s >= 1`` (c the centre of the
+  picture): the output shows the centred crop of 1/s of each side, at the output size;
+  ``s = 1`` (edges "extend") is no crop.
+* ``up`` is bilinear resampling from the working grid (half-pixel centres, edges clamped,
+  as `tf.image.resize`), flows also multiplied by W/w, H/h; ``m`` is the motion scale
+  (1 unless the zoom alone cannot keep the samples inside, see `fit_zoom`).
+* ``warp`` is one backward warp of the full-size input photo: Lanczos-4 when the photo is
+  larger than the working size (sharper than bilinear or bicubic sub-pixel shifts), else
+  bilinear. Samples outside the picture copy the pixel itself (the warp op's rule).
+* ``R_t``: the model's synthesis residual when the photo is larger than the working size
+  or the motion was scaled down; otherwise ``M_t - bilinear(I0, G_t)`` at the working size,
+  so that without zoom the formula gives back the model's frames exactly.
+
+Edges (`EDGES`): "extend" (s = 1, m = 1) shows whatever the warp finds near the border,
+content from outside the photo included (the copy rule then repeats border pixels);
+"zoom" (the default) picks, once per animation, the smallest ``s`` in [1, max_zoom] for
+which every sample of every frame lies inside the photo, and if ``max_zoom`` is not
+enough, keeps ``s = max_zoom`` and the largest ``m < 1`` that fits (`fit_zoom`).
+TFLite and ONNX files always return "extend" frames; a host applies the crop with
+`crop_box` and `fit_zoom`.
+"""
+
+import tensorflow as tf
+
+from spiritnet_tf.config import DEFAULT_EDGES, DEFAULT_MAX_ZOOM, EDGES
+from spiritnet_tf.ops.flow import bilinear_warp, compose_flows
+from spiritnet_tf.ops.warp import lanczos_warp
+
+__all__ = ["EDGES", "DEFAULT_EDGES", "DEFAULT_MAX_ZOOM", "fit_zoom", "crop_box", "resample",
+           "sample_flow", "frame", "frames", "model_residuals"]
+
+MARGIN = 1e-3  # px: every zoomed sample stays this far inside the photo's outermost pixel centres
+_SEARCH_STEPS = 20  # bisection steps of fit_zoom (2^-20 of the interval)
+
+
+def _positions(n_out, n_in, zoom):
+    """Output pixels 0..n_out-1 of one axis under a centred ``zoom`` [B]: their source
+    position ``x`` [B, n_out] in output pixels, and ``u``, the same on the grid of
+    ``n_in`` samples (half-pixel centres)."""
+    n_out_f = tf.cast(n_out, tf.float32)
+    centre = (n_out_f - 1.0) / 2.0
+    x = centre + (tf.range(n_out_f)[None, :] - centre) / zoom[:, None]
+    return x, _to_grid(x, n_out_f, n_in)
+
+
+def _to_grid(x, n_out, n_in):
+    return (x + 0.5) * tf.cast(n_in, tf.float32) / tf.cast(n_out, tf.float32) - 0.5
+
+
+def _lerp(field, u, axis):
+    """Linear interpolation of ``field`` [B, h, w, C] along ``axis`` (1 or 2) at positions
+    ``u`` [B, n] (clamped to the grid): [B, n, w, C] or [B, h, n, C]."""
+    size = tf.shape(field)[axis]
+    u = tf.clip_by_value(u, 0.0, tf.cast(size - 1, tf.float32))
+    lower = tf.cast(tf.floor(u), tf.int32)
+    upper = tf.minimum(lower + 1, size - 1)
+    weight = u - tf.floor(u)
+    weight = weight[:, :, None, None] if axis == 1 else weight[:, None, :, None]
+    a = tf.gather(field, lower, axis=axis, batch_dims=1)
+    b = tf.gather(field, upper, axis=axis, batch_dims=1)
+    return a + (b - a) * weight
+
+
+def resample(field, size, zoom=None):
+    """Bilinear resampling of ``field`` [B, h, w, C] to ``size`` (H, W) under a centred
+    ``zoom`` [B] (None: 1): output y takes the field at ``x(y)`` (module docstring).
+    Without zoom this equals ``tf.image.resize(field, size, "bilinear")``."""
+    field = tf.convert_to_tensor(field, tf.float32)
+    if zoom is None:
+        zoom = tf.ones(tf.shape(field)[:1])
+    _, uy = _positions(size[0], tf.shape(field)[1], zoom)
+    _, ux = _positions(size[1], tf.shape(field)[2], zoom)
+    return _lerp(_lerp(field, uy, 1), ux, 2)
+
+
+def sample_flow(composed, size, zoom, motion_scale):
+    """``Z_t`` [B, H, W, 2]: backward flow of output frame t into the photo, in its pixels.
+
+    ``composed``: ``G_t`` [B, h, w, 2] in working-size pixels, or None for frame 0;
+    ``size``: (H, W) of the photo; ``zoom``, ``motion_scale``: [B] (`fit_zoom`).
+    """
+    height, width = size[0], size[1]
+    xs, _ = _positions(width, width, zoom)
+    ys, _ = _positions(height, height, zoom)
+    dx = xs - tf.range(tf.cast(width, tf.float32))[None]  # [B, W]
+    dy = ys - tf.range(tf.cast(height, tf.float32))[None]  # [B, H]
+    zeros = tf.zeros(tf.stack([tf.shape(zoom)[0], height, width]))
+    out = tf.stack([zeros + dx[:, None, :], zeros + dy[:, :, None]], axis=-1)
+    if composed is None:
+        return out
+    shape = tf.shape(composed)
+    scale = tf.stack([tf.cast(width, tf.float32) / tf.cast(shape[2], tf.float32),
+                      tf.cast(height, tf.float32) / tf.cast(shape[1], tf.float32)])
+    return out + motion_scale[:, None, None, None] * resample(composed, size, zoom) * scale
+
+
+def _fits(composed, size, zoom, motion_scale):
+    """[B] bool: every sample of every frame of ``composed`` [B, N, h, w, 2] stays inside.
+
+    Checked on the working grid's sample positions and the photo's borders, each clamped
+    into the zoomed crop: ``x + m up(G)(x)`` is bilinear between them, so its extremes over
+    the crop are at these points (module docstring of `fit_zoom`).
+    """
+    shape = tf.shape(composed)
+    batch, steps, h, w = shape[0], shape[1], shape[2], shape[3]
+    limits = []
+    points = []
+    for n_out, n_in in ((size[0], h), (size[1], w)):
+        n_out_f = tf.cast(n_out, tf.float32)
+        centres = (tf.range(tf.cast(n_in, tf.float32)) + 0.5) * n_out_f / tf.cast(n_in, tf.float32) - 0.5
+        x = tf.concat([[0.0], centres, [n_out_f - 1.0]], 0)[None]  # [1, n_in + 2]
+        centre = (n_out_f - 1.0) / 2.0
+        half = centre / zoom[:, None]
+        x = tf.clip_by_value(x, centre - half, centre + half)  # [B, n_in + 2]
+        points.append(x)
+        limits.append(n_out_f - 1.0)
+    (ys, xs) = points
+    flat = tf.reshape(composed, tf.concat([[-1], shape[2:]], 0))  # [B*N, h, w, 2]
+    repeat = lambda p: tf.repeat(p, steps, axis=0)  # noqa: E731  [B*N, n]
+    uy = _to_grid(repeat(ys), size[0], h)
+    ux = _to_grid(repeat(xs), size[1], w)
+    values = _lerp(_lerp(flat, uy, 1), ux, 2)  # [B*N, ny, nx, 2] working px
+    scale = tf.stack([tf.cast(size[1], tf.float32) / tf.cast(w, tf.float32),
+                      tf.cast(size[0], tf.float32) / tf.cast(h, tf.float32)])
+    m = repeat(motion_scale[:, None])[:, :, None, None]  # [B*N, 1, 1, 1]
+    px = repeat(xs)[:, None, :] + m[..., 0] * values[..., 0] * scale[0]
+    py = repeat(ys)[:, :, None] + m[..., 0] * values[..., 1] * scale[1]
+    inside = ((px >= MARGIN) & (px <= limits[1] - MARGIN)
+              & (py >= MARGIN) & (py <= limits[0] - MARGIN))
+    inside = tf.reduce_all(inside, axis=[1, 2])
+    return tf.reduce_all(tf.reshape(inside, tf.stack([batch, steps])), axis=1)
+
+
+def fit_zoom(composed, size, max_zoom=DEFAULT_MAX_ZOOM, *, reverse=False):
+    """The "zoom" rule: (zoom [B], motion_scale [B]) for flows ``composed`` [B, T, h, w, 2].
+
+    ``zoom`` is the smallest ``s`` in [1, max_zoom] (to 2^-20 of the interval, rounded
+    up) for which every sample ``x + up(G_t)(x)`` of every frame, x in the centred crop
+    of 1/s, lies inside the photo of ``size`` (H, W) by `MARGIN`; motion_scale is 1. When
+    even ``max_zoom`` is not enough, zoom is ``max_zoom`` and motion_scale the largest
+    ``m`` in [0, 1] (rounded down) for which ``x + m up(G_t)(x)`` fits. ``reverse``: the
+    negated flows must fit too (a seamless loop warps the input backwards as well).
+
+    Both searches are bisections, exact because fitting is monotone: a smaller crop is
+    a subset of a larger one, and ``x + m u`` inside for m = 0 and m = m1 holds for every
+    m in between.
+    """
+    composed = tf.convert_to_tensor(composed, tf.float32)
+    if reverse:
+        composed = tf.concat([composed, -composed], axis=1)
+    batch = tf.shape(composed)[0]
+    ones = tf.ones(tf.stack([batch]))
+    max_zoom = tf.cast(max_zoom, tf.float32) * ones
+    lo, hi = ones, max_zoom  # invariant: hi fits (when anything does), lo does not
+    for _ in range(_SEARCH_STEPS):
+        mid = (lo + hi) / 2
+        ok = _fits(composed, size, mid, ones)
+        lo, hi = tf.where(ok, lo, mid), tf.where(ok, mid, hi)
+    zoom = tf.where(_fits(composed, size, ones, ones), ones, hi)
+    need_less = ~_fits(composed, size, max_zoom, ones)
+    lo, hi = tf.zeros_like(ones), ones  # invariant: lo fits, hi does not
+    for _ in range(_SEARCH_STEPS):
+        mid = (lo + hi) / 2
+        ok = _fits(composed, size, max_zoom, mid)
+        lo, hi = tf.where(ok, mid, lo), tf.where(ok, hi, mid)
+    return tf.where(need_less, max_zoom, zoom), tf.where(need_less, lo, ones)
+
+
+def crop_box(zoom, size):
+    """[B, 4] float32 (top, left, height, width) in the photo's pixels: the centred crop
+    that the output frames show (its outermost pixel centres map to the output's)."""
+    out = []
+    for n in (size[0], size[1]):
+        n = tf.cast(n, tf.float32)
+        extent = n / zoom  # the crop's side in pixels (pixel area, not centres)
+        out.append(((n - extent) / 2, extent))
+    (top, height), (left, width) = out
+    return tf.stack([top, left, height, width], axis=-1)
+
+
+def model_residuals(small, model_frames, composed):
+    """``M_t - bilinear(I0, G_t)`` [B, T, h, w, 3]: the residual that gives back the
+    model's frames exactly at the working size (``small`` [B, h, w, 3])."""
+    steps = tf.shape(composed)[1]
+    repeated = tf.repeat(small[:, None], steps, axis=1)
+    return model_frames - bilinear_warp(repeated, composed)
+
+
+def _warp_tf(image, flow, sharp):
+    return lanczos_warp(image, flow) if sharp else bilinear_warp(image, flow)
+
+
+def frame(photo, composed, residual, zoom, motion_scale, *, sharp, warp=None):
+    """One output frame [B, H, W, 3] float32 (not clipped): the module docstring's formula.
+
+    ``photo`` [B, H, W, 3] in [0, 1]; ``composed`` ``G_t`` [B, h, w, 2] or None (frame 0);
+    ``residual`` [B, h, w, 3] or None; ``zoom``, ``motion_scale`` [B]; ``sharp``: Lanczos-4
+    (else bilinear) warp of the photo. ``warp(image, flow, sharp)`` replaces the TensorFlow
+    warp (`animate` passes OpenCV's remap, the same sampling rule, much faster on a CPU).
+    """
+    size = tf.shape(photo)[1:3]
+    flow = sample_flow(composed, size, zoom, motion_scale)
+    out = (warp or _warp_tf)(photo, flow, sharp)
+    if residual is not None:
+        out = out + resample(residual, size, zoom)
+    return out
+
+
+def frames(photo, small, model_frames, flows, synthesis, *, edges=DEFAULT_EDGES,
+           max_zoom=DEFAULT_MAX_ZOOM):
+    """The SavedModel's full-resolution output, all frames at once (graph-friendly).
+
+    Args: ``photo`` [B, H, W, 3] and ``small`` [B, h, w, 3] (the model's input) in [0, 1];
+    the model's ``model_frames``, ``flows`` and ``synthesis`` residuals [B, T, h, w, C];
+    ``edges`` a string tensor or str ("zoom" / "extend").
+
+    Returns a dict: ``frames`` uint8 [B, T, H, W, 3], ``first_frame`` uint8 [B, H, W, 3]
+    (frame 0: the photo, zoomed like the others), ``crop`` [B, 4] (`crop_box`),
+    ``motion_scale`` [B].
+    """
+    size = tf.shape(photo)[1:3]
+    composed = compose_flows(flows)
+    batch = tf.shape(photo)[0]
+    ones = tf.ones(tf.stack([batch]))
+    zoom, motion_scale = tf.cond(
+        tf.equal(edges, "zoom"),
+        lambda: fit_zoom(composed, size, max_zoom),
+        lambda: (ones, ones))
+    upscaled = tf.reduce_any(size != tf.shape(small)[1:3])
+    exact = (~upscaled) & (motion_scale >= 1.0)  # [B]: the model's frames are given back
+    residuals = tf.where(exact[:, None, None, None, None],
+                         model_residuals(small, model_frames, composed), synthesis)
+
+    def one(t):
+        return frame(photo, composed[:, t], residuals[:, t], zoom, motion_scale, sharp=upscaled)
+
+    def to_uint8(x):
+        return tf.cast(tf.round(tf.clip_by_value(x, 0.0, 1.0) * 255.0), tf.uint8)
+
+    steps = tf.shape(flows)[1]
+    out = tf.map_fn(lambda t: to_uint8(one(t)), tf.range(steps),
+                    fn_output_signature=tf.TensorSpec([None, None, None, 3], tf.uint8))
+    first = frame(photo, None, None, zoom, motion_scale, sharp=upscaled)
+    return {"frames": tf.transpose(out, [1, 0, 2, 3, 4]), "first_frame": to_uint8(first),
+            "crop": crop_box(zoom, size), "motion_scale": motion_scale}
