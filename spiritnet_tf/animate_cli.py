@@ -18,7 +18,7 @@ def add_parser(subparsers):
                     ".gif, .mp4, .webp, or a folder of PNGs (no extension). With several, OUT "
                     "is a folder that receives one OUT/<image name>.<--format> per image "
                     "(a subfolder of PNGs for --format png). Frames keep the photo's resolution: "
-                    "the model runs at --working-side and its flows are upsampled (DESIGN.md "
+                    "the model runs at --working-side and its flows are upsampled (docs/design.md "
                     "§6). Existing outputs are never replaced without --overwrite.")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="photo(s) to animate (JPEG, PNG, ...)")
     p.add_argument("-o", "--output", required=True, metavar="OUT",

@@ -1,4 +1,4 @@
-"""``spiritnet_tf.animate``: one photo in, a full-resolution animation out (DESIGN.md §2, §6, §8).
+"""``spiritnet_tf.animate``: one photo in, a full-resolution animation out (docs/design.md §2, §6, §8).
 
     anim = spiritnet_tf.animate("photo.jpg", num_frames=6, seed=0, weights="my.weights.h5")
     anim.frames   # uint8 [7, H, W, 3]: the input first, then 6 generated frames, full resolution
@@ -6,7 +6,7 @@
     anim.depth    # float32 [h, w, 1]: inverse depth z in (0, 1] (1 = nearest), working size
     anim.save("photo.gif")                 # streams the frames, one at a time, to the writer
 
-How the full resolution is made (DESIGN §6). The photo is shrunk so that its long side
+How the full resolution is made (docs/design.md §6). The photo is shrunk so that its long side
 is ``working_side`` (h x w) and the model runs there, giving T frames ``M_t`` and T
 backward flows ``F_t``. The flows are composed into flows back to the input,
 ``G_t(x) = F_t(x) + G_{t-1}(x + F_t(x))`` (``G_0 = 0``), so that ``M_t ~ I0(x + G_t(x))``
@@ -16,9 +16,9 @@ whatever the model's ``resample_from``. Full-resolution frame t is then
 
 where ``up`` is bilinear upsampling to H x W (flows also multiplied by W/w and H/h),
 ``sharp`` one Lanczos-4 backward warp of the *input* (samples falling outside the
-picture copy the pixel itself, like the model's warp op, DESIGN §3.7) and ``R_t`` the
+picture copy the pixel itself, like the model's warp op, docs/design.md §3.7) and ``R_t`` the
 model's synthesis residual (what its frame synthesis added to its adaptively warped
-image, DESIGN §6). Every full-resolution frame is thus one resampling of the
+image, docs/design.md §6). Every full-resolution frame is thus one resampling of the
 full-resolution photo (blur does not compound), and the motion is resampled with
 Lanczos-4: a bilinear sub-pixel shift loses about half of an image's Laplacian variance
 at a quarter pixel, bicubic about a sixth, Lanczos-4 less (docs/training.md). When the
@@ -30,7 +30,7 @@ Frames are computed one at a time when they are iterated (`Animation.iter_frames
 so writing an animation holds only a few full-size arrays, never all frames
 (``.frames`` does stack them all: use `Animation.save` or `iter_frames` for huge photos).
 
-Loops (``loop=``, DESIGN §2): ``"none"`` writes the T+1 frames; ``"boomerang"`` the
+Loops (``loop=``, docs/design.md §2): ``"none"`` writes the T+1 frames; ``"boomerang"`` the
 order of `spiritnet_tf.io.apply_loop` (2T frames; the reversed half is recomputed, not
 stored); ``"seamless"`` keeps T+1 frames and cross-fades two phase-shifted copies of
 the motion, as Eulerian loops do: frame t = (1 - w) * A_t + w * B_t with L = T + 1 and
@@ -58,7 +58,7 @@ from spiritnet_tf.io import writers as _writers
 
 __all__ = ["animate", "Animation", "load_model", "DEFAULT_WEIGHTS", "MAX_FRAMES", "check_outputs"]
 
-MAX_FRAMES = 120  # DESIGN §8: at most this many generated frames per animation
+MAX_FRAMES = 120  # docs/design.md §8: at most this many generated frames per animation
 DEFAULT_WORKING_SIDE = 448
 DEFAULT_PRESET = "small"
 _MAX_SIDE = 32767  # OpenCV's remap needs both sides below SHRT_MAX
@@ -78,7 +78,7 @@ def load_model(weights=None, *, preset=DEFAULT_PRESET, resample_from=None):
         a `spiritnet_tf.model.SpiritNet` instance, used as it is.
       preset: the preset whose architecture a ``.weights.h5`` file fits.
       resample_from: None (keep the model's) or ``"previous"`` / ``"input"``
-        (DESIGN §3.9); a different mode gives a copy with the same weights.
+        (docs/design.md §3.9); a different mode gives a copy with the same weights.
 
     Loaded files are cached (by path, size and modification time), so animating many
     photos in one process loads the weights once.
@@ -144,7 +144,7 @@ def _warp(image, flow, sharp=False):
 
     Bilinear, or Lanczos-4 with ``sharp=True`` (OpenCV's ``INTER_LANCZOS4``, the weights
     of `spiritnet_tf.ops.lanczos_warp`). Sample points outside [0, W-1] x [0, H-1] copy
-    ``image(x)`` (the rule of the model's warp op, DESIGN §3.7).
+    ``image(x)`` (the rule of the model's warp op, docs/design.md §3.7).
     """
     height, width = flow.shape[:2]
     map_x = flow[..., 0] + np.arange(width, dtype=np.float32)[None, :]
@@ -169,7 +169,7 @@ def compose_flows(flows):
     """Backward flows ``F_t`` [T, h, w, 2] -> flows ``G_t`` back to the input [T, h, w, 2].
 
     ``G_1 = F_1`` and ``G_t(x) = F_t(x) + G_{t-1}(x + F_t(x))`` (bilinear), so frame t
-    is approximately ``I0(x + G_t(x))`` (DESIGN §3.9).
+    is approximately ``I0(x + G_t(x))`` (docs/design.md §3.9).
     """
     composed, previous = [], None
     for flow in np.asarray(flows, np.float32):
@@ -189,7 +189,7 @@ class Animation:
         resolution (computed and stacked on first access; the files `save` writes hold
         exactly these values, before any lossy codec). uint8 because that is what is
         written and because T+1 full-resolution float frames of a large photo would
-        not fit in memory; ``frames / 255`` gives DESIGN §2's float images.
+        not fit in memory; ``frames / 255`` gives docs/design.md §2's float images.
       flows: float32 [T, h, w, 2], the model's backward flows ``F_t`` (frame t back to
         frame t-1) in pixels of the working size h x w (multiply by W/w, H/h for pixels
         of the full frames).
@@ -203,7 +203,7 @@ class Animation:
     Full-resolution frame t (photo larger than the working size) = the photo warped
     (Lanczos-4) by the upsampled flow composed back to the input + the upsampled
     synthesis ``residuals`` (float32 [T, h, w, 3], the model's ``return_residuals``;
-    DESIGN §6). At or below the working size, or without ``residuals``, the residual is
+    docs/design.md §6). At or below the working size, or without ``residuals``, the residual is
     taken against the bilinear warp of the working-size input, which gives back the
     model's frames exactly at the working size.
 
@@ -227,7 +227,7 @@ class Animation:
         self._mask = None if mask is None else mask[..., 0] > 0.5  # [H, W] bool, full size
         self._composed = compose_flows(flows)
         small = working_frames[0]
-        if self._upscaled and residuals is not None:  # DESIGN §6: the synthesis residual
+        if self._upscaled and residuals is not None:  # docs/design.md §6: the synthesis residual
             self._residuals = np.asarray(residuals, np.float32)
         else:  # against the bilinear warp: the model's frames exactly at the working size
             self._residuals = np.stack(
@@ -386,7 +386,7 @@ def animate(image, num_frames=6, seed=0, *, weights=None, direction=None, magnit
       num_frames: T generated frames, 1..`MAX_FRAMES` (the result holds T+1, input first).
       seed: int seed of the random first flow (DAFR): same seed, same animation.
       weights: see `load_model` (None = the bundled default weights).
-      direction: direction of motion in degrees (DESIGN §2: 0 = content moving right,
+      direction: direction of motion in degrees (docs/design.md §2: 0 = content moving right,
         90 = moving down); None draws it from the seed.
       magnitude: scale of the motion (multiplies DAFR's largest speed f0); >= 0.
       mask: static region (path, bytes or array; white / >= 0.5 = static), resampled to
@@ -399,7 +399,7 @@ def animate(image, num_frames=6, seed=0, *, weights=None, direction=None, magnit
         enlarged); the short side of the working size must stay >= 32.
       loop: "none", "boomerang" or "seamless" (see the module docstring).
       preset, resample_from: see `load_model`.
-      max_pixels: refuse photos with more pixels (default 50 MP, DESIGN §8).
+      max_pixels: refuse photos with more pixels (default 50 MP, docs/design.md §8).
 
     Raises:
       ImageInputError / ValueError with a message naming the problem; FileNotFoundError

@@ -1,4 +1,4 @@
-"""SavedModel export for TF Serving (DESIGN.md §6): ``python export/to_savedmodel.py``.
+"""SavedModel export for TF Serving (docs/design.md §6): ``python export/to_savedmodel.py``.
 
     python export/to_savedmodel.py --weights model.keras --out models/spiritnet/1
 
@@ -153,7 +153,7 @@ def _full_resolution(full, small, frames, flows, residuals):
     The TensorFlow twin of `spiritnet_tf.animation.Animation.frame` (loop "none", no
     mask): ``lanczos(I0, up(G_t)) + up(R_t)`` with ``G_t`` the flows composed back to the
     input, ``up`` bilinear (flows also scaled by W/w, H/h) and ``R_t`` the model's
-    synthesis residuals (DESIGN §6); when the photo is not larger than the working size,
+    synthesis residuals (docs/design.md §6); when the photo is not larger than the working size,
     the model's frames themselves. Clipped to [0, 1] and rounded to uint8.
     """
     shape = tf.shape(full)
@@ -285,7 +285,7 @@ def main(argv=None):
     """``export/to_savedmodel.py``: parses ``argv`` and exports; returns the exit status."""
     parser = argparse.ArgumentParser(
         prog="to_savedmodel.py",
-        description="Export SpiritNet as a versioned SavedModel for TF Serving (DESIGN.md §6).")
+        description="Export SpiritNet as a versioned SavedModel for TF Serving (docs/design.md §6).")
     parser.add_argument("--weights", help="a .keras model or a .weights.h5 file of --preset "
                         "(default: the bundled weights, when this installation has them)")
     parser.add_argument("--preset", default=DEFAULT_PRESET,

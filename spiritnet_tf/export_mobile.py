@@ -1,4 +1,4 @@
-"""TFLite and ONNX export (DESIGN.md §6): ``export/to_tflite.py`` and ``export/to_onnx.py``.
+"""TFLite and ONNX export (docs/design.md §6): ``export/to_tflite.py`` and ``export/to_onnx.py``.
 
     python export/to_tflite.py --weights model.keras --out spiritnet.tflite [--float16]
     python export/to_onnx.py --weights model.keras --out spiritnet.onnx [--opset 17]
@@ -103,7 +103,7 @@ def initial_flow(model, image, seed=0, *, direction=None, magnitude=1.0):
     ``image`` [B, H, W, 3] float in [0, 1] or uint8 (or [H, W, 3], then B = 1). The inverse
     depth comes from the model's depth net on the picture reflect-padded to a multiple
     of 32 (as inside the model), DAFR draws the flow from it with ``seed``
-    (``direction`` in degrees of motion, ``magnitude`` a scale; DESIGN §2), and the flow
+    (``direction`` in degrees of motion, ``magnitude`` a scale; docs/design.md §2), and the flow
     is cropped back to H x W.
     """
     from spiritnet_tf.model import MULTIPLE
@@ -340,7 +340,7 @@ def _run(prog, args, export, suffix, **options):
 def main_tflite(argv=None):
     """``export/to_tflite.py``: parses ``argv`` and exports; returns the exit status."""
     parser = _parser("to_tflite.py", "Export SpiritNet as a TFLite flatbuffer of fixed size "
-                     "(builtin ops only; DESIGN.md §6).", ".tflite")
+                     "(builtin ops only; docs/design.md §6).", ".tflite")
     parser.add_argument("--float16", action="store_true",
                         help="store the weights as float16 (about half the file size)")
     args = parser.parse_args(argv)
@@ -350,7 +350,7 @@ def main_tflite(argv=None):
 def main_onnx(argv=None):
     """``export/to_onnx.py``: parses ``argv`` and exports; returns the exit status."""
     parser = _parser("to_onnx.py", "Export SpiritNet as an ONNX model of fixed size "
-                     "(tf2onnx; DESIGN.md §6).", ".onnx")
+                     "(tf2onnx; docs/design.md §6).", ".onnx")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET,
                         help=f"ONNX opset, at least {MIN_OPSET} (default %(default)s)")
     args = parser.parse_args(argv)

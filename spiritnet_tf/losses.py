@@ -1,4 +1,4 @@
-"""Training losses of SpiritNet (DESIGN.md 3.9): flow L1, VGG-19 Gram style loss,
+"""Training losses of SpiritNet (docs/design.md §3.9): flow L1, VGG-19 Gram style loss,
 total variation and the scale-invariant log-depth loss of the depth net (3.1).
 
 Each function reduces to a float32 scalar (mean over the batch and frames).
@@ -62,7 +62,7 @@ def scale_invariant_log_depth(predicted_z, target_z, *, predicted_log_depth=None
     """Scale-invariant log-depth loss (Eigen et al. with lambda = 1, as MegaDepth).
 
     Args:
-      predicted_z, target_z: inverse depth ``[..., H, W, 1]`` (DESIGN 2, z in (0, 1]);
+      predicted_z, target_z: inverse depth ``[..., H, W, 1]`` (docs/design.md §2, z in (0, 1]);
         values are clamped below at 1e-3. Pixels where ``target_z <= 0`` carry no
         ground truth and are ignored; images with none at all are left out of the mean.
       predicted_log_depth: optional: the depth net's raw log depth instead of

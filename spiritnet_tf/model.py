@@ -1,4 +1,4 @@
-"""SpiritNet: one photo in, T generated frames and T backward flows out (DESIGN.md 3.9).
+"""SpiritNet: one photo in, T generated frames and T backward flows out (docs/design.md §3.9).
 
     model = SpiritNet.from_preset("small")
     out = model({"image": images}, num_frames=6, seed=0)
@@ -80,16 +80,16 @@ class SpiritNet(keras.Model):
           it DAFR draws one from the inverse depth with ``seed``;
         optional "control": ``[B, C]`` or ``[B, T, C]`` per-step control vectors
           (C = ``config.control_dim``; zeros by default);
-        optional "depth": ``[B, H, W, 1]`` inverse depth z (DESIGN 2) replacing the
+        optional "depth": ``[B, H, W, 1]`` inverse depth z (docs/design.md §2) replacing the
           depth net's estimate for the first frame;
         optional "mask": ``[B, H, W, 1]``, 1 = static: those pixels keep the input
           image and zero flow in every frame.
       num_frames: T >= 1 (int or int32 scalar tensor).
       seed: int64 seed of DAFR (same seed, same animation).
-      direction, magnitude: DAFR controls (degrees of motion, DESIGN 2; scale of f0).
+      direction, magnitude: DAFR controls (degrees of motion, docs/design.md §2; scale of f0).
       return_residuals: also return "residuals" ``[B, T, H, W, 3]``: each frame minus
         the adaptively warped image it was synthesised from (the synthesis residual,
-        zero on static pixels), which full-resolution output adds (DESIGN §6).
+        zero on static pixels), which full-resolution output adds (docs/design.md §6).
 
     Returns:
       {"frames": ``[B, T, H, W, 3]`` in [0, 1], "flows": ``[B, T, H, W, 2]``}.
@@ -284,7 +284,7 @@ class SpiritNet(keras.Model):
           loss_config: `LossConfig` or its dict (weights, VGG layers, VGG weights path).
           **kwargs: passed to `keras.Model.compile` (e.g. ``jit_compile``, ``steps_per_execution``).
 
-        Both optimizers are built here (DESIGN 9: a lazily built second optimizer
+        Both optimizers are built here (docs/design.md §9: a lazily built second optimizer
         fails under MirroredStrategy), so the model is built here too.
         """
         if optimizer is None:

@@ -243,7 +243,7 @@ def test_working_size_equal_to_photo_gives_model_frames(model):
 
 
 def test_full_resolution_adds_the_synthesis_residual_not_the_kernels_blur(weights):
-    """DESIGN §6: above the working size a frame is the photo warped (Lanczos-4) by the
+    """docs/design.md §6: above the working size a frame is the photo warped (Lanczos-4) by the
     upsampled flow plus the upsampled synthesis residual. Blurring 4x4 kernels with no
     synthesis residual then give frames as sharp as that warp, while the model's
     own working-size frames blur."""

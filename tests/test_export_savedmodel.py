@@ -1,4 +1,4 @@
-"""SavedModel export (DESIGN.md §6): export/to_savedmodel.py on a tiny random SpiritNet.
+"""SavedModel export (docs/design.md §6): export/to_savedmodel.py on a tiny random SpiritNet.
 
 One export (through the command-line entry point) is shared by every test: tracing is
 the slow part. Sizes are chosen so that every resize is an exact factor of 2 (area

@@ -1,6 +1,6 @@
 """gRPC serving: the dev PredictionService, the client and `spiritnet serve / predict`.
 
-Most tests serve a small test fixture with the signature contract of DESIGN.md §6
+Most tests serve a small test fixture with the signature contract of docs/design.md §6
 (`ShiftAnimator`, not SpiritNet): the server is generic, so they check the serving
 path, not the network, and run fast. The tests of concurrency, malformed and
 oversized requests also run against a real export: a tiny random SpiritNet
@@ -45,7 +45,7 @@ FLOW0_SIZE_MESSAGE = "animate_tensor: image [B,H,W,3] and flow0 [B,H,W,2] differ
 
 
 class ShiftAnimator(tf.Module):
-    """Test fixture, not SpiritNet: a SavedModel with the serving contract of DESIGN.md §6.
+    """Test fixture, not SpiritNet: a SavedModel with the serving contract of docs/design.md §6.
 
     ``serving_default(image: string [B], num_frames: int32 [], seed: int64 [])`` decodes
     the images and returns ``frames`` uint8 [B, T, H, W, 3], frame t being the input

@@ -1,4 +1,4 @@
-"""Synthetic parallax scenes with exact backward flow and inverse depth (DESIGN.md §4).
+"""Synthetic parallax scenes with exact backward flow and inverse depth (docs/design.md §4).
 
 A scene is a stack of flat, fronto-parallel layers: a background plane and a few
 textured foreground shapes, each at its own depth. The camera pans, so every
@@ -12,7 +12,7 @@ layer's rigid transform, and its hard mask decides what it covers. The flows are
 computed analytically from the same transforms — never used to render — so
 warping one frame with the reported flow and comparing with the next is a real test.
 
-Flow follows DESIGN.md §2: ``flows[k]`` is F_{k+2->k+1} (0-based: entry 0 is
+Flow follows docs/design.md §2: ``flows[k]`` is F_{k+2->k+1} (0-based: entry 0 is
 F_{2->1}), backward, in pixels, and exact for the layer visible at each pixel of
 the later frame. ``depth`` is z = (1/D) / max over the frame's visible layers, so
 z ∈ (0, 1] and the nearest visible layer has z = 1.

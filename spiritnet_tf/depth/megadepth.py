@@ -289,7 +289,7 @@ class MegaDepth(keras.Model):
     def freeze_batch_norm(self, frozen=True):
         """Puts every batch norm in inference mode with fixed statistics and parameters
         (``trainable = not frozen``), leaving the convolutions trainable: the setting for
-        fine-tuning pretrained weights (DESIGN §3.1). Not saved in ``.keras`` files."""
+        fine-tuning pretrained weights (docs/design.md §3.1). Not saved in ``.keras`` files."""
         for layer in self._flatten_layers():
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.trainable = not frozen
@@ -322,7 +322,7 @@ class MegaDepth(keras.Model):
 
 
 def inverse_depth(log_depth):
-    """Inverse depth z from log depth, as in DESIGN §2.
+    """Inverse depth z from log depth, as in docs/design.md §2.
 
     ``log_depth`` [B,H,W,1] (larger = farther) -> z [B,H,W,1] float32 in [1e-3, 1]:
     ``exp(-log_depth)`` divided by its per-image maximum (1 = nearest pixel), clamped

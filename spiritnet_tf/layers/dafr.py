@@ -1,6 +1,6 @@
 """DAFR, depth-aware flow randomisation: the first flow F0 from inverse depth alone.
 
-DESIGN §3.2. The inverse depth z is cut into clusters at the largest gaps of its sorted
+docs/design.md §3.2. The inverse depth z is cut into clusters at the largest gaps of its sorted
 values; every cluster gets one coherent motion whose speed grows with its mean inverse
 depth (near things move more) and whose direction stays within ``max_turn_deg`` of a
 common direction phi. Randomness comes only from stateless random ops driven by an
@@ -22,7 +22,7 @@ __all__ = ["DAFR", "DAFRConfig", "TopKGapThresholds"]
 
 @dataclasses.dataclass
 class DAFRConfig(DictConfig):
-    """Every DAFR constant, with the defaults of DESIGN §3.2.
+    """Every DAFR constant, with the defaults of docs/design.md §3.2.
 
     Clustering (on z min-max rescaled to [0, 1] per image):
       max_cuts: k, the most cuts, so at most k + 1 clusters.
@@ -153,7 +153,7 @@ class TopKGapThresholds:
 class DAFR(keras.layers.Layer):
     """Depth-aware flow randomisation: z -> initial backward flow F0 (no weights).
 
-    Call: ``z [B,H,W,1]`` inverse depth in (0, 1] (DESIGN §2), ``seed`` int64 scalar,
+    Call: ``z [B,H,W,1]`` inverse depth in (0, 1] (docs/design.md §2), ``seed`` int64 scalar,
     ``direction`` degrees of *motion* (0 = content moves right, 90 = down; scalar or [B];
     None = random phi from the seed), ``magnitude`` (scalar or [B], multiplies f0),
     ``mask [B,H,W,1]`` (1 = static: zero flow there; soft values scale the flow by

@@ -9,7 +9,7 @@ from spiritnet_tf.layers.common import check_rank4, concat_channels, conv2d, sta
 __all__ = ["KernelEstimator", "BILINEAR_KERNEL"]
 
 # The 4x4 kernel (row-major) that makes `spiritnet_tf.ops.adaptive_warp` exact bilinear
-# sampling: 1 on the centre 2x2 taps (5, 6, 9, 10), 0 elsewhere (DESIGN §3.7).
+# sampling: 1 on the centre 2x2 taps (5, 6, 9, 10), 0 elsewhere (docs/design.md §3.7).
 BILINEAR_KERNEL = np.zeros(16, np.float32)
 BILINEAR_KERNEL[[5, 6, 9, 10]] = 1.0
 
@@ -19,7 +19,7 @@ class KernelEstimator(keras.layers.Layer):
     """U-Net from (image, z) to a 16-channel interpolation kernel for `adaptive_warp`.
 
     Call: ``image [B,H,W,3]`` in [0, 1], ``z [B,H,W,1]`` inverse depth -> kernel
-    ``[B,H,W,16]`` (4x4 taps, row-major, DESIGN §3.7). H and W must be multiples of
+    ``[B,H,W,16]`` (4x4 taps, row-major, docs/design.md §3.7). H and W must be multiples of
     ``2**len(widths)`` (the model pads to 32).
 
     Encoder: per width two 3x3 conv + ReLU, then 2x2 average pooling; a bottleneck of two

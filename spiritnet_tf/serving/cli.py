@@ -12,7 +12,7 @@ def add_parser(subparsers):
     p = subparsers.add_parser(
         "serve", help="serve an exported SavedModel over gRPC (TF Serving's PredictionService)",
         description="Serve the newest numbered version in --model-dir over gRPC, like "
-                    "tensorflow_model_server --model_base_path (DESIGN.md §6). For "
+                    "tensorflow_model_server --model_base_path (docs/design.md §6). For "
                     "production use the tensorflow/serving Docker image.")
     p.add_argument("--model-dir", required=True,
                    help="base folder holding numbered SavedModel versions (BASE/1, BASE/2, ...)")

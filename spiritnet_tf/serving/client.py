@@ -1,6 +1,6 @@
 """A PredictionService client for SpiritNet behind TF Serving (or `PredictionServer`).
 
-Signatures (DESIGN.md §6): ``serving_default`` takes encoded images (``image`` string
+Signatures (docs/design.md §6): ``serving_default`` takes encoded images (``image`` string
 [B]), ``num_frames`` (int32 scalar, 1..64) and ``seed`` (int64 scalar) and returns
 ``frames`` (uint8 [B, T, H, W, 3], the T generated frames, input not repeated) and
 ``flows`` (float32 [B, T, h, w, 2], backward flows in pixels); ``animate_tensor``

@@ -1,11 +1,11 @@
-"""An in-process TF Serving PredictionService for development and tests (DESIGN.md §6, §8).
+"""An in-process TF Serving PredictionService for development and tests (docs/design.md §6, §8).
 
 `PredictionServer` serves a SavedModel the way ``tensorflow_model_server`` does with
 ``--model_base_path=BASE --model_name=spiritnet``: it loads the newest numbered
 version folder of BASE, replays its warm-up requests
 (``assets.extra/tf_serving_warmup_requests``), and answers ``Predict`` and
 ``GetModelMetadata`` through the SavedModel's signatures. It is generic: nothing here
-knows the network, only the request contract of DESIGN.md §6.
+knows the network, only the request contract of docs/design.md §6.
 
 Every request is checked before the model runs; problems get ``INVALID_ARGUMENT``
 with a message naming the input (``NOT_FOUND`` for another model name or version, as
@@ -264,7 +264,7 @@ class _Servable:
         return array
 
     def _check_values(self, name, array):
-        """The value rules of DESIGN.md §6 and §8, by input name."""
+        """The value rules of docs/design.md §6 and §8, by input name."""
         if name == "num_frames":
             if array.size == 0 or array.min() < 1 or array.max() > self.max_frames:
                 raise _invalid(f"input 'num_frames': must be within 1..{self.max_frames}, "

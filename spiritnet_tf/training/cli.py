@@ -1,4 +1,4 @@
-"""``spiritnet train`` (one experiment file) and ``spiritnet evaluate`` (DESIGN.md §5)."""
+"""``spiritnet train`` (one experiment file) and ``spiritnet evaluate`` (docs/design.md §5)."""
 
 import json
 import os
@@ -36,7 +36,7 @@ def add_parser(subparsers):
         "evaluate", help="evaluate a model and the baselines on held-out data",
         description="Per-step PSNR/SSIM, flow EPE, |flow| ratio, sharpness ratio and temporal "
                     "consistency of the model and the copy-frame, constant-velocity and oracle "
-                    "baselines, written as JSON, Markdown and a PNG plot (DESIGN.md §5).")
+                    "baselines, written as JSON, Markdown and a PNG plot (docs/design.md §5).")
     p.add_argument("--data", required=True,
                    help="synthetic:N, vimeo:DATA_DIR, a .tfrecord file / folder / glob, or a "
                         "folder of videos")

@@ -90,13 +90,13 @@ class SourceConfig:
 
 @dataclasses.dataclass
 class EvaluationConfig:
-    """Evaluation at the end of training (DESIGN.md §5) on ``validation_data``.
+    """Evaluation at the end of training (docs/design.md §5) on ``validation_data``.
 
     Attributes:
       mode: "prediction" or "generation".
       batches: at most this many validation batches (None: all).
       resample_from: evaluate the trained weights with each of these resampling
-        modes of the model (DESIGN.md §3.9), e.g. ["previous", "input"]; empty:
+        modes of the model (docs/design.md §3.9), e.g. ["previous", "input"]; empty:
         only the trained configuration.
       seed: DAFR seed of generation mode.
     """

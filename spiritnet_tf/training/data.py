@@ -149,7 +149,7 @@ def training_samples(septuplets, config, training=True):
 
 
 def to_generation_mode(sample):
-    """Septuplet dict -> (inputs, targets) in generation mode (DESIGN.md §4).
+    """Septuplet dict -> (inputs, targets) in generation mode (docs/design.md §4).
 
     state0 is im1 (its flow0 comes from DAFR at evaluation time; ``inputs["flow0"]``
     carries the teacher's F_{2->1} only for the record); targets are im2..im7 and
