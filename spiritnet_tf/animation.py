@@ -55,13 +55,13 @@ import numpy as np
 from spiritnet_tf.config import DEFAULT_WEIGHTS, bundled_resample_from
 from spiritnet_tf.io import images as _images
 from spiritnet_tf.io import writers as _writers
+from spiritnet_tf.limits import MAX_ANIMATION_FRAMES as MAX_FRAMES  # public name kept
+from spiritnet_tf.limits import MAX_PIXELS, MAX_REMAP_SIDE, MIN_SIDE
 
 __all__ = ["animate", "Animation", "load_model", "DEFAULT_WEIGHTS", "MAX_FRAMES", "check_outputs"]
 
-MAX_FRAMES = 120  # docs/design.md §8: at most this many generated frames per animation
 DEFAULT_WORKING_SIDE = 448
 DEFAULT_PRESET = "small"
-_MAX_SIDE = 32767  # OpenCV's remap needs both sides below SHRT_MAX
 
 
 # ----------------------------------------------------------------------------- weights
@@ -375,7 +375,7 @@ def _check_number(name, value, minimum=None, integer=False):
 def animate(image, num_frames=6, seed=0, *, weights=None, direction=None, magnitude=1.0,
             mask=None, depth=None, inverse_depth=None, working_side=DEFAULT_WORKING_SIDE,
             loop="none", preset=DEFAULT_PRESET, resample_from=None,
-            max_pixels=_images.DEFAULT_MAX_PIXELS):
+            max_pixels=MAX_PIXELS):
     """Animates one photo; returns an `Animation` (frames at the photo's resolution).
 
     Args:
@@ -383,7 +383,8 @@ def animate(image, num_frames=6, seed=0, *, weights=None, direction=None, magnit
         uint16 or float in [0, 1]); read by `spiritnet_tf.io.load_image` (grayscale ->
         RGB, alpha composited on white, 16-bit scaled, EXIF orientation applied; too
         small, too large, unreadable -> `spiritnet_tf.io.ImageInputError`).
-      num_frames: T generated frames, 1..`MAX_FRAMES` (the result holds T+1, input first).
+      num_frames: T generated frames, 1..`spiritnet_tf.limits.MAX_ANIMATION_FRAMES` (the
+        result holds T+1, input first).
       seed: int seed of the random first flow (DAFR): same seed, same animation.
       weights: see `load_model` (None = the bundled default weights).
       direction: direction of motion in degrees (docs/design.md §2: 0 = content moving right,
@@ -416,7 +417,7 @@ def animate(image, num_frames=6, seed=0, *, weights=None, direction=None, magnit
     magnitude = _check_number("magnitude", magnitude, 0.0)
     if direction is not None:
         direction = _check_number("direction", direction)
-    working_side = _check_number("working_side", working_side, _images.DEFAULT_MIN_SIDE, integer=True)
+    working_side = _check_number("working_side", working_side, MIN_SIDE, integer=True)
     if loop not in _writers.LOOP_MODES:
         raise ValueError(f"unknown loop mode {loop!r}; choose one of {', '.join(_writers.LOOP_MODES)}")
     if depth is not None and inverse_depth is not None:
@@ -424,16 +425,16 @@ def animate(image, num_frames=6, seed=0, *, weights=None, direction=None, magnit
 
     full = _images.load_image(image, max_pixels=max_pixels)
     height, width = full.shape[:2]
-    if max(height, width) >= _MAX_SIDE:
+    if max(height, width) >= MAX_REMAP_SIDE:
         raise ValueError(
-            f"this {width}x{height} photo has a side of {_MAX_SIDE} px or more; the "
+            f"this {width}x{height} photo has a side of {MAX_REMAP_SIDE} px or more; the "
             "full-resolution warp (OpenCV remap) needs both sides below that: crop or shrink it"
         )
     small_size = _images.working_size(height, width, working_side)
-    if min(small_size) < _images.DEFAULT_MIN_SIDE:
+    if min(small_size) < MIN_SIDE:
         raise ValueError(
             f"the working size {small_size[1]}x{small_size[0]} of this {width}x{height} photo "
-            f"has a side below {_images.DEFAULT_MIN_SIDE} px; raise working_side (--working-side)"
+            f"has a side below {MIN_SIDE} px; raise working_side (--working-side)"
         )
     small = _images.resize_to_working_side(full, working_side)
     model = load_model(weights, preset=preset, resample_from=resample_from)

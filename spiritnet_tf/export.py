@@ -18,7 +18,7 @@ Both run the model at the working size (long side ``working_side``, never enlarg
 and make the full-resolution frames as `spiritnet_tf.animate` does (see
 `spiritnet_tf.animation`): flows composed back to the input, upsampled and scaled, one
 Lanczos-4 warp of the full-size input plus the upsampled synthesis residual. ``num_frames``
-outside 1..`MAX_SERVING_FRAMES` fails inside the graph with InvalidArgument.
+outside 1..`spiritnet_tf.limits.MAX_SERVING_FRAMES` fails inside the graph with InvalidArgument.
 
 The warp is traced with the composite TensorFlow implementation by default so that
 stock TF Serving (no custom ops) loads the export; ``custom_ops=True`` keeps the
@@ -39,13 +39,14 @@ import tensorflow as tf
 
 from spiritnet_tf.animation import DEFAULT_PRESET, DEFAULT_WORKING_SIDE, load_model
 from spiritnet_tf.evaluation.metrics import bilinear_warp
+from spiritnet_tf.limits import MAX_OUTPUT_SIDE as DEFAULT_MAX_OUTPUT_SIDE  # public name kept
+from spiritnet_tf.limits import MAX_SERVING_FRAMES, MIN_SIDE
 from spiritnet_tf.ops.warp import ENV_VAR as _WARP_ENV
 from spiritnet_tf.ops.warp import lanczos_warp
-from spiritnet_tf.serving.server import MAX_SERVING_FRAMES, MIN_SIDE, WARMUP_FILE
+from spiritnet_tf.serving.server import WARMUP_FILE
 
 __all__ = ["SpiritNetServable", "export_savedmodel", "main", "DEFAULT_MAX_OUTPUT_SIDE"]
 
-DEFAULT_MAX_OUTPUT_SIDE = 1024
 WARMUP_FRAMES = 2  # num_frames of the warm-up requests (small: loading stays quick)
 _WARMUP_SIZE = (48, 64)  # (height, width) of the warm-up image
 

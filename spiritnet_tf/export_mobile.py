@@ -43,9 +43,9 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from spiritnet_tf.animation import DEFAULT_PRESET, MAX_FRAMES, load_model
+from spiritnet_tf.animation import DEFAULT_PRESET, load_model
 from spiritnet_tf.export import _warp_backend
-from spiritnet_tf.io.images import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE
+from spiritnet_tf.limits import MAX_ANIMATION_FRAMES, MAX_PIXELS, MIN_SIDE
 
 __all__ = [
     "export_tflite", "export_onnx", "mobile_function", "initial_flow", "tflite_operators",
@@ -60,20 +60,21 @@ MIN_OPSET = 14  # Reshape's allowzero attribute (see _reshape_zero_is_literal)
 
 
 def check_size(height, width, num_frames):
-    """Raises ValueError unless H, W, T are integers with H, W >= 32, H*W within the
-    pixel limit and T within 1..`spiritnet_tf.animation.MAX_FRAMES`."""
+    """Raises ValueError unless H, W, T are integers with H, W >= `MIN_SIDE`, H*W within the
+    pixel limit and T within 1..`spiritnet_tf.limits.MAX_ANIMATION_FRAMES`."""
     for name, value in (("height", height), ("width", width), ("frames", num_frames)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise ValueError(f"{name} (--{name}) must be a whole number, got {value!r}")
     for name, value in (("height", height), ("width", width)):
-        if value < DEFAULT_MIN_SIDE:
-            raise ValueError(f"{name} (--{name}) must be at least {DEFAULT_MIN_SIDE} pixels, "
+        if value < MIN_SIDE:
+            raise ValueError(f"{name} (--{name}) must be at least {MIN_SIDE} pixels, "
                              f"got {value}")
-    if height * width > DEFAULT_MAX_PIXELS:
+    if height * width > MAX_PIXELS:
         raise ValueError(f"height x width = {height * width:,} pixels is above the limit of "
-                         f"{DEFAULT_MAX_PIXELS:,}")
-    if not 1 <= num_frames <= MAX_FRAMES:
-        raise ValueError(f"frames (--frames) must be within 1..{MAX_FRAMES}, got {num_frames}")
+                         f"{MAX_PIXELS:,}")
+    if not 1 <= num_frames <= MAX_ANIMATION_FRAMES:
+        raise ValueError(f"frames (--frames) must be within 1..{MAX_ANIMATION_FRAMES}, "
+                         f"got {num_frames}")
 
 
 def mobile_function(model, height=DEFAULT_HEIGHT, width=DEFAULT_WIDTH,

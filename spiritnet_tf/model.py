@@ -19,6 +19,7 @@ from spiritnet_tf import losses
 from spiritnet_tf.config import DEFAULT_WEIGHTS, LossConfig, SpiritNetConfig, bundled_resample_from
 from spiritnet_tf.layers.cell import SpiritNetCell, SpiritNetRNN
 from spiritnet_tf.layers.dafr import DAFR
+from spiritnet_tf.limits import MIN_INVERSE_DEPTH, MIN_SIDE
 
 __all__ = ["SpiritNet", "PRESETS", "DEFAULT_WEIGHTS"]
 
@@ -51,9 +52,7 @@ PRESETS = {
 # Logged loss terms (each a Keras metric; "loss" is their weighted sum).
 LOSS_TERMS = ("loss", "flow", "pixel", "sharpness", "style", "tv", "depth")
 MULTIPLE = 32  # H, W are padded to a multiple of this inside the model
-MIN_SIDE = 32
 INPUT_KEYS = ("image", "flow0", "control", "depth", "mask")
-_MIN_Z = 1e-3
 
 
 def _pad_reflect(x, ph, pw):
@@ -240,7 +239,7 @@ class SpiritNet(keras.Model):
         mask_p = None if mask is None else tf.cast(_pad_edge(mask, ph, pw) > 0.5, tf.float32)
         z0 = None
         if inputs.get("depth") is not None:
-            z0 = tf.clip_by_value(_pad_edge(inputs["depth"], ph, pw), _MIN_Z, 1.0)
+            z0 = tf.clip_by_value(_pad_edge(inputs["depth"], ph, pw), MIN_INVERSE_DEPTH, 1.0)
         flow0 = inputs.get("flow0")
         if flow0 is None:
             if z0 is None:

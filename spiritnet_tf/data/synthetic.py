@@ -22,6 +22,8 @@ import dataclasses
 
 import numpy as np
 
+from spiritnet_tf.limits import MIN_INVERSE_DEPTH, MIN_SIDE
+
 __all__ = [
     "SyntheticConfig", "generate_septuplet", "synthetic_septuplets", "synthetic_dataset",
     "write_synthetic_records",
@@ -132,8 +134,8 @@ def generate_septuplet(seed, height=256, width=448, config=SyntheticConfig()):
     """
     import cv2
 
-    if height < 32 or width < 32:
-        raise ValueError(f"synthetic frames must be at least 32x32, got {height}x{width}")
+    if height < MIN_SIDE or width < MIN_SIDE:
+        raise ValueError(f"synthetic frames must be at least {MIN_SIDE}x{MIN_SIDE}, got {height}x{width}")
     rng = np.random.default_rng(seed)
     n = config.num_frames
     num_fg = int(rng.integers(config.min_layers, config.max_layers + 1))
@@ -198,7 +200,7 @@ def generate_septuplet(seed, height=256, width=448, config=SyntheticConfig()):
     return {
         "frames": np.round(np.clip(frames, 0, 1) * 255).astype(np.uint8),
         "flows": flows,
-        "depth": np.maximum(depth, 1e-3).astype(np.float32)[..., None],
+        "depth": np.maximum(depth, MIN_INVERSE_DEPTH).astype(np.float32)[..., None],
         "layers": visible,
     }
 

@@ -25,6 +25,8 @@ parameters (trainable ones; batch-norm statistics are not counted, as in PyTorch
 import keras
 import tensorflow as tf
 
+from spiritnet_tf.limits import MIN_INVERSE_DEPTH
+
 __all__ = ["MegaDepth", "InceptionBlock", "HourglassLevel", "inverse_depth", "PRESETS"]
 
 # Inception configurations: one list per branch of (kernel size, filters) conv stages.
@@ -333,4 +335,4 @@ def inverse_depth(log_depth):
     if log_depth.shape.rank != 4 or log_depth.shape[-1] != 1:
         raise ValueError(f"inverse_depth expects log depth of shape [B, H, W, 1], got {log_depth.shape}")
     nearest = tf.reduce_min(log_depth, axis=[1, 2, 3], keepdims=True)
-    return tf.maximum(tf.exp(nearest - log_depth), 1e-3)
+    return tf.maximum(tf.exp(nearest - log_depth), MIN_INVERSE_DEPTH)

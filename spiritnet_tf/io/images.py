@@ -27,6 +27,10 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from spiritnet_tf.limits import MAX_PIXELS as DEFAULT_MAX_PIXELS  # public names kept
+from spiritnet_tf.limits import MIN_INVERSE_DEPTH
+from spiritnet_tf.limits import MIN_SIDE as DEFAULT_MIN_SIDE
+
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_MIN_SIDE",
@@ -38,9 +42,6 @@ __all__ = [
     "resize_to_working_side",
 ]
 
-DEFAULT_MAX_PIXELS = 50_000_000
-DEFAULT_MIN_SIDE = 32
-Z_MIN = 1e-3  # inverse depth is clamped below at this value (docs/design.md §2)
 _ORIENTATION_TAG = 0x0112
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -363,11 +364,11 @@ def load_depth_map(
         if values.max() <= 0:
             raise ImageInputError(f"{name}: inverse depth is zero everywhere")
         z = values / values.max()
-    z = np.maximum(z, Z_MIN).astype(np.float32)
+    z = np.maximum(z, MIN_INVERSE_DEPTH).astype(np.float32)
     size = _check_target_size(size, name)
     if size is not None:
         z = _resize(z, size)
-        z = np.maximum(z / z.max(), Z_MIN).astype(np.float32)
+        z = np.maximum(z / z.max(), MIN_INVERSE_DEPTH).astype(np.float32)
     return z
 
 

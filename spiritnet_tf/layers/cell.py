@@ -23,6 +23,7 @@ from spiritnet_tf.layers.dafi import DAFI
 from spiritnet_tf.layers.fill_hole import FlowFillHole
 from spiritnet_tf.layers.kernels import KernelEstimator
 from spiritnet_tf.layers.synthesis import FrameSynthesis
+from spiritnet_tf.limits import MIN_INVERSE_DEPTH
 from spiritnet_tf.ops import adaptive_warp
 
 __all__ = ["SpiritNetCell", "SpiritNetRNN", "STATE_CHANNELS", "bilinear_kernel"]
@@ -39,7 +40,6 @@ STATE_CHANNELS = (3, 2, 3, 2, 2)
 # warped image, zero on static pixels), concatenated; the residual is what full-resolution
 # output adds to the upsampled motion (docs/design.md §6).
 OUTPUT_CHANNELS = 8
-_MIN_Z = 1e-3
 _BILINEAR_TAPS = (5, 6, 9, 10)
 
 
@@ -129,7 +129,7 @@ class SpiritNetCell(keras.layers.Layer):
 
         z_estimate = self.estimate_depth(image, training=training)
         has_override = tf.reduce_max(z_override, axis=[1, 2, 3], keepdims=True) > 0
-        z = tf.where(has_override, tf.maximum(z_override, _MIN_Z), z_estimate)
+        z = tf.where(has_override, tf.maximum(z_override, MIN_INVERSE_DEPTH), z_estimate)
 
         context = self.context(image)
         kernel = self.kernels(image, z)

@@ -3,7 +3,8 @@
 import os
 import sys
 
-from spiritnet_tf.serving.server import DEFAULT_HOST, DEFAULT_PORT, MAX_SERVING_FRAMES, MODEL_NAME
+from spiritnet_tf.limits import MAX_SERVING_FRAMES
+from spiritnet_tf.serving.server import DEFAULT_HOST, DEFAULT_PORT, MODEL_NAME
 
 __all__ = ["add_parser"]
 

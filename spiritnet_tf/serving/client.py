@@ -1,7 +1,7 @@
 """A PredictionService client for SpiritNet behind TF Serving (or `PredictionServer`).
 
 Signatures (docs/design.md §6): ``serving_default`` takes encoded images (``image`` string
-[B]), ``num_frames`` (int32 scalar, 1..64) and ``seed`` (int64 scalar) and returns
+[B]), ``num_frames`` (int32 scalar, 1..`spiritnet_tf.limits.MAX_SERVING_FRAMES`) and ``seed`` (int64 scalar) and returns
 ``frames`` (uint8 [B, T, H, W, 3], the T generated frames, input not repeated) and
 ``flows`` (float32 [B, T, h, w, 2], backward flows in pixels); ``animate_tensor``
 takes ``image`` float32 [B, H, W, 3] in [0, 1], ``flow0`` float32 [B, H, W, 2] and
@@ -20,7 +20,8 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from spiritnet_tf.serving.server import DEFAULT_HOST, DEFAULT_PORT, MAX_MESSAGE_BYTES, MODEL_NAME
+from spiritnet_tf.limits import MAX_MESSAGE_BYTES
+from spiritnet_tf.serving.server import DEFAULT_HOST, DEFAULT_PORT, MODEL_NAME
 
 __all__ = ["SpiritNetClient", "ServingError"]
 

@@ -15,6 +15,7 @@ def _size(text):
 
 
 def add_parser(subparsers):
+    from spiritnet_tf.config import RESAMPLE_MODES
     from spiritnet_tf.training.run import STRATEGIES
 
     p = subparsers.add_parser(
@@ -48,7 +49,7 @@ def add_parser(subparsers):
                         "beside it, else --preset), a run directory, 'default' (the bundled "
                         "weights) or 'none' (random initialisation)")
     p.add_argument("--preset", default="small", help="model preset for .weights.h5 / none")
-    p.add_argument("--resample-from", choices=("previous", "input"), action="append",
+    p.add_argument("--resample-from", choices=RESAMPLE_MODES, action="append",
                    help="evaluate the model with this resampling mode (repeat for both; "
                         "default: the model's own)")
     p.add_argument("--out", default="evaluation", help="report folder (default ./evaluation)")

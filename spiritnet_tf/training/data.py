@@ -13,6 +13,7 @@ import os
 import tensorflow as tf
 
 from spiritnet_tf import data
+from spiritnet_tf.limits import MAX_TRAINING_FRAMES
 from spiritnet_tf.training.config import SourceConfig
 
 __all__ = ["load_source", "septuplet_dataset", "training_samples", "evaluation_samples",
@@ -143,7 +144,7 @@ def training_samples(septuplets, config, training=True):
         flip=config.flip and training, shuffle=config.shuffle if training else 0,
         repeat=True, seed=config.seed if training else config.seed + 1,
     )
-    if config.num_frames < 5:
+    if config.num_frames < MAX_TRAINING_FRAMES:
         ds = ds.map(_limit_frames(config.num_frames))
     return ds
 
