@@ -59,7 +59,7 @@ def _setup():
         return load_model(None), "bundled default (small preset)"
     model = SpiritNet.from_preset("small")
     model.build()
-    return model, "randomly initialised small preset (no bundled weights yet)"
+    return model, "randomly initialised small preset (the bundled weights are missing)"
 
 
 def case_latency(repeats, frames):

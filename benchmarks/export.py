@@ -98,7 +98,7 @@ def case_export(work, size, frames):
         keras.utils.set_random_seed(0)
         model = SpiritNet.from_preset("small")
         model.build()
-        weights = "randomly initialised small preset, seed 0 (no bundled weights yet)"
+        weights = "randomly initialised small preset, seed 0 (the bundled weights are missing)"
     model.save(paths["model.keras"])
     import cv2
 

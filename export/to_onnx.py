@@ -1,4 +1,4 @@
-"""Export SpiritNet as an ONNX model of fixed size with tf2onnx (DESIGN.md §6).
+"""Export SpiritNet as an ONNX model of fixed size with tf2onnx (docs/design.md §6).
 
     python export/to_onnx.py --out spiritnet.onnx [--weights W | --weights none] \
         [--height 256 --width 256 --frames 6] [--opset 17] [--overwrite]

@@ -1,4 +1,4 @@
-"""Export SpiritNet as a versioned SavedModel for TF Serving (DESIGN.md §6).
+"""Export SpiritNet as a versioned SavedModel for TF Serving (docs/design.md §6).
 
     python export/to_savedmodel.py --weights model.keras --out models/spiritnet/1 \
         [--working-side 448] [--max-output-side 1024] [--custom-ops] [--overwrite]

@@ -1,4 +1,4 @@
-"""Export SpiritNet as a TFLite flatbuffer of fixed size, builtin ops only (DESIGN.md §6).
+"""Export SpiritNet as a TFLite flatbuffer of fixed size, builtin ops only (docs/design.md §6).
 
     python export/to_tflite.py --out spiritnet.tflite [--weights W | --weights none] \
         [--height 256 --width 256 --frames 6] [--float16] [--overwrite]

@@ -1,7 +1,7 @@
 """spiritnet-tf: turn one still photo into a short living animation (SpiritNet).
 
-Contracts (flow direction, ranges, shapes) are written in ../shared/DESIGN.md and
-in the docstrings of the functions that own them.
+Contracts (flow direction, ranges, shapes) are written in docs/design.md of the
+repository and in the docstrings of the functions that own them.
 """
 
 import os

@@ -8,8 +8,9 @@ FORMATS = {"gif": ".gif", "mp4": ".mp4", "webp": ".webp", "png": ""}
 
 
 def add_parser(subparsers):
-    from spiritnet_tf.animation import DEFAULT_WORKING_SIDE, MAX_FRAMES
-    from spiritnet_tf.config import DEFAULT_EDGES, DEFAULT_MAX_ZOOM, EDGES
+    from spiritnet_tf.animation import DEFAULT_WORKING_SIDE
+    from spiritnet_tf.config import DEFAULT_EDGES, DEFAULT_MAX_ZOOM, EDGES, RESAMPLE_MODES
+    from spiritnet_tf.limits import MAX_ANIMATION_FRAMES
     from spiritnet_tf.io.writers import DEFAULT_FPS, LOOP_MODES
 
     p = subparsers.add_parser(
@@ -19,7 +20,7 @@ def add_parser(subparsers):
                     ".gif, .mp4, .webp, or a folder of PNGs (no extension). With several, OUT "
                     "is a folder that receives one OUT/<image name>.<--format> per image "
                     "(a subfolder of PNGs for --format png). Frames keep the photo's resolution: "
-                    "the model runs at --working-side and its flows are upsampled (DESIGN.md "
+                    "the model runs at --working-side and its flows are upsampled (docs/design.md "
                     "§6). Existing outputs are never replaced without --overwrite.")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="photo(s) to animate (JPEG, PNG, ...)")
     p.add_argument("-o", "--output", required=True, metavar="OUT",
@@ -27,7 +28,7 @@ def add_parser(subparsers):
     p.add_argument("--format", choices=sorted(FORMATS), default="gif",
                    help="output format when OUT is a folder for several images (default gif)")
     p.add_argument("--frames", type=int, default=6,
-                   help=f"generated frames N, 1..{MAX_FRAMES} (default 6); the output holds N+1 "
+                   help=f"generated frames N, 1..{MAX_ANIMATION_FRAMES} (default 6); the output holds N+1 "
                         "frames, the input first (2N with --loop boomerang)")
     p.add_argument("--fps", type=float, default=DEFAULT_FPS, help=f"frames per second (default {DEFAULT_FPS:g})")
     p.add_argument("--loop", choices=LOOP_MODES, default="none",
@@ -53,7 +54,7 @@ def add_parser(subparsers):
                    help=f"long side the model runs at (default {DEFAULT_WORKING_SIDE})")
     p.add_argument("--weights", metavar="W",
                    help=".keras model or .weights.h5 file (default: the bundled weights)")
-    p.add_argument("--resample-from", choices=("previous", "input"), default=None,
+    p.add_argument("--resample-from", choices=RESAMPLE_MODES, default=None,
                    help="warp the previous frame or the input each step (default: the model's)")
     p.add_argument("--save-flows", action="store_true",
                    help="also write OUTBASE_flows.npy and colour-coded flows OUTBASE_flows<ext>")

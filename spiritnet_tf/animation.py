@@ -1,4 +1,4 @@
-"""``spiritnet_tf.animate``: one photo in, a full-resolution animation out (DESIGN.md §2, §6, §8).
+"""``spiritnet_tf.animate``: one photo in, a full-resolution animation out (docs/design.md §2, §6, §8).
 
     anim = spiritnet_tf.animate("photo.jpg", num_frames=6, seed=0, weights="my.weights.h5")
     anim.frames   # uint8 [7, H, W, 3]: the input first, then 6 generated frames, full resolution
@@ -19,7 +19,7 @@ Frames are computed one at a time when they are iterated (`Animation.iter_frames
 so writing an animation holds only a few full-size arrays, never all frames
 (``.frames`` does stack them all: use `Animation.save` or `iter_frames` for huge photos).
 
-Loops (``loop=``, DESIGN §2): ``"none"`` writes the T+1 frames; ``"boomerang"`` the
+Loops (``loop=``, docs/design.md §2): ``"none"`` writes the T+1 frames; ``"boomerang"`` the
 order of `spiritnet_tf.io.apply_loop` (2T frames; the reversed half is recomputed, not
 stored); ``"seamless"`` keeps T+1 frames and cross-fades two phase-shifted copies of
 the motion, as Eulerian loops do: frame t = (1 - w) * A_t + w * B_t with L = T + 1 and
@@ -44,13 +44,13 @@ import numpy as np
 from spiritnet_tf.config import DEFAULT_EDGES, DEFAULT_MAX_ZOOM, DEFAULT_WEIGHTS, check_edges
 from spiritnet_tf.io import images as _images
 from spiritnet_tf.io import writers as _writers
+from spiritnet_tf.limits import MAX_ANIMATION_FRAMES as MAX_FRAMES  # public name kept
+from spiritnet_tf.limits import MAX_PIXELS, MAX_REMAP_SIDE, MIN_SIDE
 
 __all__ = ["animate", "Animation", "load_model", "DEFAULT_WEIGHTS", "MAX_FRAMES", "check_outputs"]
 
-MAX_FRAMES = 120  # DESIGN §8: at most this many generated frames per animation
 DEFAULT_WORKING_SIDE = 448
 DEFAULT_PRESET = "small"
-_MAX_SIDE = 32767  # OpenCV's remap needs both sides below SHRT_MAX
 
 
 # ----------------------------------------------------------------------------- weights
@@ -67,7 +67,7 @@ def load_model(weights=None, *, preset=DEFAULT_PRESET, resample_from=None):
         a `spiritnet_tf.model.SpiritNet` instance, used as it is.
       preset: the preset whose architecture a ``.weights.h5`` file fits.
       resample_from: None (keep the model's) or ``"previous"`` / ``"input"``
-        (DESIGN §3.9); a different mode gives a copy with the same weights.
+        (docs/design.md §3.9); a different mode gives a copy with the same weights.
 
     Loaded files are cached (by path, size and modification time), so animating many
     photos in one process loads the weights once.
@@ -378,7 +378,7 @@ def _check_number(name, value, minimum=None, integer=False):
 def animate(image, num_frames=6, seed=0, *, weights=None, direction=None, magnitude=1.0,
             mask=None, depth=None, inverse_depth=None, working_side=DEFAULT_WORKING_SIDE,
             loop="none", preset=DEFAULT_PRESET, resample_from=None,
-            max_pixels=_images.DEFAULT_MAX_PIXELS, edges=DEFAULT_EDGES, max_zoom=DEFAULT_MAX_ZOOM):
+            max_pixels=MAX_PIXELS, edges=DEFAULT_EDGES, max_zoom=DEFAULT_MAX_ZOOM):
     """Animates one photo; returns an `Animation` (frames at the photo's resolution).
 
     Args:
@@ -386,10 +386,11 @@ def animate(image, num_frames=6, seed=0, *, weights=None, direction=None, magnit
         uint16 or float in [0, 1]); read by `spiritnet_tf.io.load_image` (grayscale ->
         RGB, alpha composited on white, 16-bit scaled, EXIF orientation applied; too
         small, too large, unreadable -> `spiritnet_tf.io.ImageInputError`).
-      num_frames: T generated frames, 1..`MAX_FRAMES` (the result holds T+1, input first).
+      num_frames: T generated frames, 1..`spiritnet_tf.limits.MAX_ANIMATION_FRAMES` (the
+        result holds T+1, input first).
       seed: int seed of the random first flow (DAFR): same seed, same animation.
       weights: see `load_model` (None = the bundled default weights).
-      direction: direction of motion in degrees (DESIGN §2: 0 = content moving right,
+      direction: direction of motion in degrees (docs/design.md §2: 0 = content moving right,
         90 = moving down); None draws it from the seed.
       magnitude: scale of the motion (multiplies DAFR's largest speed f0); >= 0.
       mask: static region (path, bytes or array; white / >= 0.5 = static), resampled to
@@ -402,7 +403,7 @@ def animate(image, num_frames=6, seed=0, *, weights=None, direction=None, magnit
         enlarged); the short side of the working size must stay >= 32.
       loop: "none", "boomerang" or "seamless" (see the module docstring).
       preset, resample_from: see `load_model`.
-      max_pixels: refuse photos with more pixels (default 50 MP, DESIGN §8).
+      max_pixels: refuse photos with more pixels (default 50 MP, docs/design.md §8).
       edges: "zoom" (default): every frame shows the same centred crop, the smallest (up
         to ``max_zoom``, default 1.15) that keeps every pixel of every frame inside the
         photo; if that is not enough the motion is scaled down to fit (the result's
@@ -424,7 +425,7 @@ def animate(image, num_frames=6, seed=0, *, weights=None, direction=None, magnit
     magnitude = _check_number("magnitude", magnitude, 0.0)
     if direction is not None:
         direction = _check_number("direction", direction)
-    working_side = _check_number("working_side", working_side, _images.DEFAULT_MIN_SIDE, integer=True)
+    working_side = _check_number("working_side", working_side, MIN_SIDE, integer=True)
     if loop not in _writers.LOOP_MODES:
         raise ValueError(f"unknown loop mode {loop!r}; choose one of {', '.join(_writers.LOOP_MODES)}")
     edges, max_zoom = check_edges(edges, max_zoom)
@@ -433,16 +434,16 @@ def animate(image, num_frames=6, seed=0, *, weights=None, direction=None, magnit
 
     full = _images.load_image(image, max_pixels=max_pixels)
     height, width = full.shape[:2]
-    if max(height, width) >= _MAX_SIDE:
+    if max(height, width) >= MAX_REMAP_SIDE:
         raise ValueError(
-            f"this {width}x{height} photo has a side of {_MAX_SIDE} px or more; the "
+            f"this {width}x{height} photo has a side of {MAX_REMAP_SIDE} px or more; the "
             "full-resolution warp (OpenCV remap) needs both sides below that: crop or shrink it"
         )
     small_size = _images.working_size(height, width, working_side)
-    if min(small_size) < _images.DEFAULT_MIN_SIDE:
+    if min(small_size) < MIN_SIDE:
         raise ValueError(
             f"the working size {small_size[1]}x{small_size[0]} of this {width}x{height} photo "
-            f"has a side below {_images.DEFAULT_MIN_SIDE} px; raise working_side (--working-side)"
+            f"has a side below {MIN_SIDE} px; raise working_side (--working-side)"
         )
     small = _images.resize_to_working_side(full, working_side)
     model = load_model(weights, preset=preset, resample_from=resample_from)

@@ -93,7 +93,7 @@ class DictConfig:
 
 @dataclasses.dataclass
 class SpiritNetConfig(DictConfig):
-    """Architecture of `spiritnet_tf.SpiritNet` (DESIGN.md section 3).
+    """Architecture of `spiritnet_tf.SpiritNet` (docs/design.md §3).
 
     Attributes:
       depth_preset: MegaDepth preset name ("small" or "paper") of the depth net.
@@ -102,11 +102,11 @@ class SpiritNetConfig(DictConfig):
         weights: it is then trained at ``depth_learning_rate`` (1e-7, the paper)
         with batch norm frozen (inference mode); False (default bundled model):
         trained from scratch at the main rate with the supervised depth loss.
-      context_width: channels of the context extractor (DESIGN 3.5).
-      kernel_widths: U-Net widths of the kernel estimator (DESIGN 3.6).
+      context_width: channels of the context extractor (docs/design.md §3.5).
+      kernel_widths: U-Net widths of the kernel estimator (docs/design.md §3.6).
       fill_hole_width, fill_hole_blocks, fill_hole_iterations: flow fill-hole
-        network (DESIGN 3.4).
-      synthesis_width, synthesis_blocks: frame synthesis (DESIGN 3.8).
+        network (docs/design.md §3.4).
+      synthesis_width, synthesis_blocks: frame synthesis (docs/design.md §3.8).
       resample_from: "previous" (the paper: warp the previous generated frame)
         or "input" (compose backward flows, warp the input once per frame).
       control_dim: size of the per-step control vector (zeros by default).
@@ -151,7 +151,7 @@ class SpiritNetConfig(DictConfig):
 
 @dataclasses.dataclass
 class LossConfig(DictConfig):
-    """Weights of the training losses (DESIGN 3.9) and the VGG-19 set-up.
+    """Weights of the training losses (docs/design.md §3.9) and the VGG-19 set-up.
 
     Attributes:
       flow_weight: L1 between predicted and teacher flows.

@@ -1,4 +1,4 @@
-"""SavedModel export for TF Serving (DESIGN.md §6): ``python export/to_savedmodel.py``.
+"""SavedModel export for TF Serving (docs/design.md §6): ``python export/to_savedmodel.py``.
 
     python export/to_savedmodel.py --weights model.keras --out models/spiritnet/1
 
@@ -21,7 +21,7 @@ writes a versioned SavedModel (a `SpiritNetServable`) with two signatures:
 Both run the model at the working size (long side ``working_side``, never enlarged)
 and make the full-resolution frames with `spiritnet_tf.fullres.frames`, the formula
 `spiritnet_tf.animate` uses (with ``max_zoom`` 1.15). ``num_frames`` outside
-1..`MAX_SERVING_FRAMES` and an unknown ``edges`` fail inside the graph with
+1..`spiritnet_tf.limits.MAX_SERVING_FRAMES` and an unknown ``edges`` fail inside the graph with
 InvalidArgument.
 
 The warp is traced with the composite TensorFlow implementation by default so that
@@ -45,11 +45,12 @@ from spiritnet_tf import fullres
 from spiritnet_tf.animation import DEFAULT_PRESET, DEFAULT_WORKING_SIDE, load_model
 from spiritnet_tf.config import EDGES
 from spiritnet_tf.ops.warp import ENV_VAR as _WARP_ENV
-from spiritnet_tf.serving.server import MAX_SERVING_FRAMES, MIN_SIDE, WARMUP_FILE
+from spiritnet_tf.limits import MAX_OUTPUT_SIDE as DEFAULT_MAX_OUTPUT_SIDE  # public name kept
+from spiritnet_tf.limits import MAX_SERVING_FRAMES, MIN_SIDE
+from spiritnet_tf.serving.server import WARMUP_FILE
 
 __all__ = ["SpiritNetServable", "export_savedmodel", "main", "DEFAULT_MAX_OUTPUT_SIDE"]
 
-DEFAULT_MAX_OUTPUT_SIDE = 1024
 WARMUP_FRAMES = 2  # num_frames of the warm-up requests (small: loading stays quick)
 _WARMUP_SIZE = (48, 64)  # (height, width) of the warm-up image
 
@@ -261,7 +262,7 @@ def main(argv=None):
     """``export/to_savedmodel.py``: parses ``argv`` and exports; returns the exit status."""
     parser = argparse.ArgumentParser(
         prog="to_savedmodel.py",
-        description="Export SpiritNet as a versioned SavedModel for TF Serving (DESIGN.md §6).")
+        description="Export SpiritNet as a versioned SavedModel for TF Serving (docs/design.md §6).")
     parser.add_argument("--weights", help="a .keras model or a .weights.h5 file of --preset "
                         "(default: the bundled weights, when this installation has them)")
     parser.add_argument("--preset", default=DEFAULT_PRESET,

@@ -1,4 +1,4 @@
-"""TFLite and ONNX export (DESIGN.md §6): ``export/to_tflite.py`` and ``export/to_onnx.py``.
+"""TFLite and ONNX export (docs/design.md §6): ``export/to_tflite.py`` and ``export/to_onnx.py``.
 
     python export/to_tflite.py --weights model.keras --out spiritnet.tflite [--float16]
     python export/to_onnx.py --weights model.keras --out spiritnet.onnx [--opset 17]
@@ -43,9 +43,9 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from spiritnet_tf.animation import DEFAULT_PRESET, MAX_FRAMES, load_model
+from spiritnet_tf.animation import DEFAULT_PRESET, load_model
 from spiritnet_tf.export import _warp_backend
-from spiritnet_tf.io.images import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE
+from spiritnet_tf.limits import MAX_ANIMATION_FRAMES, MAX_PIXELS, MIN_SIDE
 
 __all__ = [
     "export_tflite", "export_onnx", "mobile_function", "initial_flow", "tflite_operators",
@@ -60,20 +60,21 @@ MIN_OPSET = 14  # Reshape's allowzero attribute (see _reshape_zero_is_literal)
 
 
 def check_size(height, width, num_frames):
-    """Raises ValueError unless H, W, T are integers with H, W >= 32, H*W within the
-    pixel limit and T within 1..`spiritnet_tf.animation.MAX_FRAMES`."""
+    """Raises ValueError unless H, W, T are integers with H, W >= `MIN_SIDE`, H*W within the
+    pixel limit and T within 1..`spiritnet_tf.limits.MAX_ANIMATION_FRAMES`."""
     for name, value in (("height", height), ("width", width), ("frames", num_frames)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise ValueError(f"{name} (--{name}) must be a whole number, got {value!r}")
     for name, value in (("height", height), ("width", width)):
-        if value < DEFAULT_MIN_SIDE:
-            raise ValueError(f"{name} (--{name}) must be at least {DEFAULT_MIN_SIDE} pixels, "
+        if value < MIN_SIDE:
+            raise ValueError(f"{name} (--{name}) must be at least {MIN_SIDE} pixels, "
                              f"got {value}")
-    if height * width > DEFAULT_MAX_PIXELS:
+    if height * width > MAX_PIXELS:
         raise ValueError(f"height x width = {height * width:,} pixels is above the limit of "
-                         f"{DEFAULT_MAX_PIXELS:,}")
-    if not 1 <= num_frames <= MAX_FRAMES:
-        raise ValueError(f"frames (--frames) must be within 1..{MAX_FRAMES}, got {num_frames}")
+                         f"{MAX_PIXELS:,}")
+    if not 1 <= num_frames <= MAX_ANIMATION_FRAMES:
+        raise ValueError(f"frames (--frames) must be within 1..{MAX_ANIMATION_FRAMES}, "
+                         f"got {num_frames}")
 
 
 def mobile_function(model, height=DEFAULT_HEIGHT, width=DEFAULT_WIDTH,
@@ -103,7 +104,7 @@ def initial_flow(model, image, seed=0, *, direction=None, magnitude=1.0):
     ``image`` [B, H, W, 3] float in [0, 1] or uint8 (or [H, W, 3], then B = 1). The inverse
     depth comes from the model's depth net on the picture reflect-padded to a multiple
     of 32 (as inside the model), DAFR draws the flow from it with ``seed``
-    (``direction`` in degrees of motion, ``magnitude`` a scale; DESIGN §2), and the flow
+    (``direction`` in degrees of motion, ``magnitude`` a scale; docs/design.md §2), and the flow
     is cropped back to H x W.
     """
     from spiritnet_tf.model import MULTIPLE
@@ -340,7 +341,7 @@ def _run(prog, args, export, suffix, **options):
 def main_tflite(argv=None):
     """``export/to_tflite.py``: parses ``argv`` and exports; returns the exit status."""
     parser = _parser("to_tflite.py", "Export SpiritNet as a TFLite flatbuffer of fixed size "
-                     "(builtin ops only; DESIGN.md §6).", ".tflite")
+                     "(builtin ops only; docs/design.md §6).", ".tflite")
     parser.add_argument("--float16", action="store_true",
                         help="store the weights as float16 (about half the file size)")
     args = parser.parse_args(argv)
@@ -350,7 +351,7 @@ def main_tflite(argv=None):
 def main_onnx(argv=None):
     """``export/to_onnx.py``: parses ``argv`` and exports; returns the exit status."""
     parser = _parser("to_onnx.py", "Export SpiritNet as an ONNX model of fixed size "
-                     "(tf2onnx; DESIGN.md §6).", ".onnx")
+                     "(tf2onnx; docs/design.md §6).", ".onnx")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET,
                         help=f"ONNX opset, at least {MIN_OPSET} (default %(default)s)")
     args = parser.parse_args(argv)

@@ -1,4 +1,4 @@
-"""Training losses of SpiritNet (DESIGN.md 3.9): flow L1, VGG-19 Gram style loss,
+"""Training losses of SpiritNet (docs/design.md §3.9): flow L1, VGG-19 Gram style loss,
 total variation and the scale-invariant log-depth loss of the depth net (3.1).
 
 Each function reduces to a float32 scalar (mean over the batch and frames).
@@ -10,13 +10,13 @@ import keras
 import tensorflow as tf
 
 from spiritnet_tf.config import STYLE_LAYERS
+from spiritnet_tf.limits import MIN_INVERSE_DEPTH
 
 __all__ = ["flow_l1", "total_variation", "sharpness_gap", "scale_invariant_log_depth", "StyleLoss", "gram_matrix"]
 
 # Caffe-style VGG preprocessing (what keras.applications.vgg19 weights expect):
 # RGB in [0, 1] -> BGR in [0, 255] minus the ImageNet channel means.
 _VGG_BGR_MEAN = (103.939, 116.779, 123.68)
-_MIN_Z = 1e-3
 
 
 def _as_images(x):
@@ -62,7 +62,7 @@ def scale_invariant_log_depth(predicted_z, target_z, *, predicted_log_depth=None
     """Scale-invariant log-depth loss (Eigen et al. with lambda = 1, as MegaDepth).
 
     Args:
-      predicted_z, target_z: inverse depth ``[..., H, W, 1]`` (DESIGN 2, z in (0, 1]);
+      predicted_z, target_z: inverse depth ``[..., H, W, 1]`` (docs/design.md §2, z in (0, 1]);
         values are clamped below at 1e-3. Pixels where ``target_z <= 0`` carry no
         ground truth and are ignored; images with none at all are left out of the mean.
       predicted_log_depth: optional: the depth net's raw log depth instead of
@@ -80,9 +80,9 @@ def scale_invariant_log_depth(predicted_z, target_z, *, predicted_log_depth=None
     if predicted_log_depth is not None:
         log_p = -_as_images(predicted_log_depth)
     else:
-        log_p = tf.math.log(tf.maximum(_as_images(predicted_z), _MIN_Z))
+        log_p = tf.math.log(tf.maximum(_as_images(predicted_z), MIN_INVERSE_DEPTH))
     valid = tf.cast(t > 0, tf.float32)
-    d = (log_p - tf.math.log(tf.maximum(t, _MIN_Z))) * valid
+    d = (log_p - tf.math.log(tf.maximum(t, MIN_INVERSE_DEPTH))) * valid
     n = tf.maximum(tf.reduce_sum(valid, axis=[1, 2, 3]), 1.0)
     mean = tf.reduce_sum(d, axis=[1, 2, 3]) / n
     mean_sq = tf.reduce_sum(tf.square(d), axis=[1, 2, 3]) / n

@@ -1,4 +1,4 @@
-"""SpiritNet: one photo in, T generated frames and T backward flows out (DESIGN.md 3.9).
+"""SpiritNet: one photo in, T generated frames and T backward flows out (docs/design.md §3.9).
 
     model = SpiritNet.from_preset("small")
     out = model({"image": images}, num_frames=6, seed=0)
@@ -19,6 +19,7 @@ from spiritnet_tf import losses
 from spiritnet_tf.config import DEFAULT_WEIGHTS, LossConfig, SpiritNetConfig, bundled_overrides
 from spiritnet_tf.layers.cell import SpiritNetCell, SpiritNetRNN
 from spiritnet_tf.layers.dafr import DAFR
+from spiritnet_tf.limits import MIN_INVERSE_DEPTH, MIN_SIDE
 
 __all__ = ["SpiritNet", "PRESETS", "DEFAULT_WEIGHTS"]
 
@@ -51,9 +52,7 @@ PRESETS = {
 # Logged loss terms (each a Keras metric; "loss" is their weighted sum).
 LOSS_TERMS = ("loss", "flow", "pixel", "sharpness", "style", "tv", "depth")
 MULTIPLE = 32  # H, W are padded to a multiple of this inside the model
-MIN_SIDE = 32
 INPUT_KEYS = ("image", "flow0", "control", "depth", "mask")
-_MIN_Z = 1e-3
 
 
 def _pad_reflect(x, ph, pw):
@@ -80,16 +79,16 @@ class SpiritNet(keras.Model):
           it DAFR draws one from the inverse depth with ``seed``;
         optional "control": ``[B, C]`` or ``[B, T, C]`` per-step control vectors
           (C = ``config.control_dim``; zeros by default);
-        optional "depth": ``[B, H, W, 1]`` inverse depth z (DESIGN 2) replacing the
+        optional "depth": ``[B, H, W, 1]`` inverse depth z (docs/design.md §2) replacing the
           depth net's estimate for the first frame;
         optional "mask": ``[B, H, W, 1]``, 1 = static: those pixels keep the input
           image and zero flow in every frame.
       num_frames: T >= 1 (int or int32 scalar tensor).
       seed: int64 seed of DAFR (same seed, same animation).
-      direction, magnitude: DAFR controls (degrees of motion, DESIGN 2; scale of f0).
+      direction, magnitude: DAFR controls (degrees of motion, docs/design.md §2; scale of f0).
       return_residuals: also return "residuals" ``[B, T, H, W, 3]``: each frame minus
         the adaptively warped image it was synthesised from (the synthesis residual,
-        zero on static pixels), which full-resolution output adds (DESIGN §6).
+        zero on static pixels), which full-resolution output adds (docs/design.md §6).
 
     Returns:
       {"frames": ``[B, T, H, W, 3]`` in [0, 1], "flows": ``[B, T, H, W, 2]``}.
@@ -239,7 +238,7 @@ class SpiritNet(keras.Model):
         mask_p = None if mask is None else tf.cast(_pad_edge(mask, ph, pw) > 0.5, tf.float32)
         z0 = None
         if inputs.get("depth") is not None:
-            z0 = tf.clip_by_value(_pad_edge(inputs["depth"], ph, pw), _MIN_Z, 1.0)
+            z0 = tf.clip_by_value(_pad_edge(inputs["depth"], ph, pw), MIN_INVERSE_DEPTH, 1.0)
         flow0 = inputs.get("flow0")
         if flow0 is None:
             if z0 is None:
@@ -283,7 +282,7 @@ class SpiritNet(keras.Model):
           loss_config: `LossConfig` or its dict (weights, VGG layers, VGG weights path).
           **kwargs: passed to `keras.Model.compile` (e.g. ``jit_compile``, ``steps_per_execution``).
 
-        Both optimizers are built here (DESIGN 9: a lazily built second optimizer
+        Both optimizers are built here (docs/design.md §9: a lazily built second optimizer
         fails under MirroredStrategy), so the model is built here too.
         """
         if optimizer is None:

@@ -21,6 +21,7 @@ from spiritnet_tf import animate as animate_api
 from spiritnet_tf import animation
 from spiritnet_tf.cli import main
 from spiritnet_tf.io import load_image, to_uint8
+from spiritnet_tf.limits import MAX_ANIMATION_FRAMES, MAX_REMAP_SIDE
 
 EXAMPLE = os.path.join(os.path.dirname(__file__), os.pardir, "examples", "coffee.jpg")
 WS = 64  # working side of most runs: the example is 600x400, the model runs at 64x43
@@ -248,7 +249,7 @@ def test_working_size_equal_to_photo_gives_model_frames(model):
 
 
 def test_full_resolution_adds_the_synthesis_residual_not_the_kernels_blur(weights):
-    """DESIGN §6: above the working size a frame is the photo warped (Lanczos-4) by the
+    """docs/design.md §6: above the working size a frame is the photo warped (Lanczos-4) by the
     upsampled flow plus the upsampled synthesis residual. Blurring 4x4 kernels with no
     synthesis residual then give frames as sharp as that warp, while the model's
     own working-size frames blur."""
@@ -366,6 +367,35 @@ def test_cli_rejects_inputs(tmp_path, capsys, case, message):
     assert not out.exists()
 
 
+class _ModelRequested(Exception):
+    """Raised instead of loading a model: the request got past the argument checks."""
+
+
+def test_cli_and_animate_refuse_one_frame_more_than_the_animation_limit(monkeypatch, tmp_path,
+                                                                         capsys):
+    """`spiritnet_tf.limits.MAX_ANIMATION_FRAMES` frames pass the checks, one more is refused
+    with a message naming the limit, by the API and by the command line, before any model
+    is loaded (the model loader is replaced by one that only records the call)."""
+    def load_model(*args, **kwargs):
+        raise _ModelRequested
+
+    monkeypatch.setattr(animation, "load_model", load_model)
+    too_many = MAX_ANIMATION_FRAMES + 1
+    message = f"num_frames must be at most {MAX_ANIMATION_FRAMES}, got {too_many}"
+    with pytest.raises(ValueError, match=message):
+        animate_api(EXAMPLE, too_many)
+    with pytest.raises(_ModelRequested):
+        animate_api(EXAMPLE, MAX_ANIMATION_FRAMES)
+
+    out = tmp_path / "out.gif"
+    assert _cli(EXAMPLE, "-o", out, "--frames", too_many) == 1
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+    with pytest.raises(_ModelRequested):
+        _cli(EXAMPLE, "-o", out, "--frames", MAX_ANIMATION_FRAMES)
+    assert not out.exists()
+
+
 def test_cli_several_images_into_folder(weights, tmp_path):
     other = tmp_path / "other.png"
     Image.fromarray((_gradient(48, 80) * 255).astype(np.uint8)).save(other)
@@ -380,8 +410,8 @@ def test_api_errors(model, monkeypatch, tmp_path):
     monkeypatch.setattr(animation, "DEFAULT_WEIGHTS", str(tmp_path / "absent.weights.h5"))
     with pytest.raises(FileNotFoundError, match="bundled default weights.*--weights"):
         animate_api(EXAMPLE)
-    with pytest.raises(ValueError, match="num_frames must be at most 120"):
-        animate_api(EXAMPLE, 121, weights=model)
+    with pytest.raises(ValueError, match=f"num_frames must be at most {MAX_ANIMATION_FRAMES}"):
+        animate_api(EXAMPLE, MAX_ANIMATION_FRAMES + 1, weights=model)
     with pytest.raises(ValueError, match="num_frames must be at least 1"):
         animate_api(EXAMPLE, 0, weights=model)
     with pytest.raises(ValueError, match="either depth or inverse_depth"):
@@ -390,7 +420,7 @@ def test_api_errors(model, monkeypatch, tmp_path):
         animate_api(EXAMPLE, weights=model, loop="pingpong")
     with pytest.raises(ValueError, match="working size 600x17 .* raise working_side"):
         animate_api(np.zeros((40, 1400, 3), np.uint8), weights=model, working_side=600)
-    with pytest.raises(ValueError, match="33000x32 photo has a side of 32767 px or more"):
+    with pytest.raises(ValueError, match=f"33000x32 photo has a side of {MAX_REMAP_SIDE} px or more"):
         animate_api(np.zeros((32, 33000, 3), np.uint8), weights=model)
 
 

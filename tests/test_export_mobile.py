@@ -1,4 +1,4 @@
-"""TFLite and ONNX export (DESIGN.md §6): export/to_tflite.py and export/to_onnx.py.
+"""TFLite and ONNX export (docs/design.md §6): export/to_tflite.py and export/to_onnx.py.
 
 A tiny random SpiritNet (configs/tiny_test.json's model) is exported once per artefact
 through the command-line entry points (conversion is the slow part), then every test
@@ -39,7 +39,7 @@ def _keras(model, image, flow0, frames=FRAMES):
 
 def _assert_close(got, expected, *, flow_atol=1e-3, frame_mean=1e-3, frame_tol=1e-2,
                   frame_share=0.999):
-    """DESIGN §6: flows within ``flow_atol``; frames by mean absolute difference and the
+    """docs/design.md §6: flows within ``flow_atol``; frames by mean absolute difference and the
     share of values within ``frame_tol`` (the warp is piecewise: a rare pixel may flip)."""
     assert got["flows"].shape == expected["flows"].shape
     assert got["frames"].shape == expected["frames"].shape
@@ -153,7 +153,7 @@ def test_tflite_float16_matches_keras_within_float16_rounding(tiny, tflite16_fil
     to 2^-11 = 4.9e-4) and computed in float32. Flows are pixels (several px here, more
     with trained weights) made by many layers, so their error scales with their size:
     the flow bound is loosened 5x, to 5e-3 px (4.7e-4 seen with this model); the frame
-    bounds stay those of DESIGN §6 (values in [0, 1]; mean 1.6e-5 seen)."""
+    bounds stay those of docs/design.md §6 (values in [0, 1]; mean 1.6e-5 seen)."""
     data = tflite16_file.read_bytes()
     assert data != b"an older export"
     assert "DEQUANTIZE" in tflite_operators(data)

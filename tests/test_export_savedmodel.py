@@ -1,4 +1,4 @@
-"""SavedModel export (DESIGN.md §6): export/to_savedmodel.py on a tiny random SpiritNet.
+"""SavedModel export (docs/design.md §6): export/to_savedmodel.py on a tiny random SpiritNet.
 
 One export (through the command-line entry point) is shared by every test: tracing is
 the slow part. Sizes are chosen so that every resize is an exact factor of 2 (area
@@ -20,6 +20,7 @@ from tensorflow_serving.apis import prediction_log_pb2
 from spiritnet_tf.animation import Animation
 from spiritnet_tf.export import WARMUP_FRAMES, main
 from spiritnet_tf.io.images import resize_to_working_side
+from spiritnet_tf.limits import MAX_SERVING_FRAMES
 from spiritnet_tf.model import SpiritNet
 from spiritnet_tf.serving import PredictionServer, SpiritNetClient
 
@@ -113,9 +114,13 @@ def test_animate_tensor_matches_keras(export, loaded):
     assert np.abs(out["frames"].numpy().astype(np.float64) - expected).max() <= 1
 
 
-@pytest.mark.parametrize("num_frames", [0, 65])
+@pytest.mark.parametrize("num_frames", [0, MAX_SERVING_FRAMES + 1])
 def test_num_frames_out_of_range_fails_in_graph(loaded, num_frames):
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"num_frames must be in 1\.\.64"):
+    """One frame more than `spiritnet_tf.limits.MAX_SERVING_FRAMES` (or none) fails inside
+    the SavedModel's graph, with a message naming that limit (serving the limit itself, 64
+    steps, takes 13 s here; the dev server test serves it with a light fixture)."""
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=rf"num_frames must be in 1\.\.{MAX_SERVING_FRAMES}\b"):
         _serve(loaded, _png(_smooth(36, 48)), num_frames=num_frames, seed=0)
 
 

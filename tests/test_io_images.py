@@ -1,4 +1,4 @@
-"""The image loader: conversions and refusals of DESIGN.md §2, depth maps and masks."""
+"""The image loader: conversions and refusals of docs/design.md §2, depth maps and masks."""
 
 import io
 import struct

@@ -1,4 +1,4 @@
-"""DAFI: constant motion carried on, Eq. 1 on collisions, holes, gradients (DESIGN §3.3)."""
+"""DAFI: constant motion carried on, Eq. 1 on collisions, holes, gradients (docs/design.md §3.3)."""
 
 import numpy as np
 import pytest

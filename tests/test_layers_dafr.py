@@ -1,4 +1,4 @@
-"""DAFR: clustering, per-cluster motion, controls, seeding, thresholds (DESIGN §3.2)."""
+"""DAFR: clustering, per-cluster motion, controls, seeding, thresholds (docs/design.md §3.2)."""
 
 import dataclasses
 
@@ -26,7 +26,7 @@ def band_slices(widths):
 
 
 def motion(flow):
-    return -np.asarray(flow)  # M = -F (DESIGN §2)
+    return -np.asarray(flow)  # M = -F (docs/design.md §2)
 
 
 def angle_deg(m):

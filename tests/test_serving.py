@@ -1,6 +1,6 @@
 """gRPC serving: the dev PredictionService, the client and `spiritnet serve / predict`.
 
-Most tests serve a small test fixture with the signature contract of DESIGN.md §6
+Most tests serve a small test fixture with the signature contract of docs/design.md §6
 (`ShiftAnimator`, not SpiritNet): the server is generic, so they check the serving
 path, not the network, and run fast. The tests of concurrency, malformed and
 oversized requests also run against a real export: a tiny random SpiritNet
@@ -29,6 +29,7 @@ from tensorflow_serving.apis import prediction_log_pb2
 
 from spiritnet_tf.cli import main
 from spiritnet_tf.export import export_savedmodel
+from spiritnet_tf.limits import MAX_SERVING_FRAMES
 from spiritnet_tf.serving import (
     MAX_MESSAGE_BYTES,
     PredictionServer,
@@ -45,7 +46,7 @@ FLOW0_SIZE_MESSAGE = "animate_tensor: image [B,H,W,3] and flow0 [B,H,W,2] differ
 
 
 class ShiftAnimator(tf.Module):
-    """Test fixture, not SpiritNet: a SavedModel with the serving contract of DESIGN.md §6.
+    """Test fixture, not SpiritNet: a SavedModel with the serving contract of docs/design.md §6.
 
     ``serving_default(image: string [B], num_frames: int32 [], seed: int64 [])`` decodes
     the images and returns ``frames`` uint8 [B, T, H, W, 3], frame t being the input
@@ -304,9 +305,13 @@ MALFORMED = {
     "wrong dtype": ("serving_default", _replace(
         _serving_inputs(), num_frames=tf.make_tensor_proto(3.0, dtype=tf.float32)),
         "input 'num_frames': expected dtype int32, got float32"),
-    "num_frames 0": ("serving_default", _serving_inputs(num_frames=0), "within 1..64, got 0"),
+    "num_frames 0": ("serving_default", _serving_inputs(num_frames=0),
+                     f"within 1..{MAX_SERVING_FRAMES}, got 0"),
+    "num_frames one above the limit": (
+        "serving_default", _serving_inputs(num_frames=MAX_SERVING_FRAMES + 1),
+        f"within 1..{MAX_SERVING_FRAMES}, got {MAX_SERVING_FRAMES + 1}"),
     "num_frames 1000": ("serving_default", _serving_inputs(num_frames=1000),
-                        "within 1..64, got 1000"),
+                        f"within 1..{MAX_SERVING_FRAMES}, got 1000"),
     "missing input": ("serving_default", {k: v for k, v in _serving_inputs().items()
                                           if k != "seed"}, "missing input(s) ['seed']"),
     "unexpected input": ("serving_default", _replace(_serving_inputs(), extra=np.int32(1)),
@@ -337,6 +342,12 @@ def test_malformed_requests_get_invalid_argument_and_the_server_keeps_serving(se
     assert message in info.value.message
     assert ".py" not in info.value.message and "Traceback" not in info.value.message
     _assert_serving(served_client)
+
+
+def test_num_frames_at_the_serving_limit_is_served(client):
+    """`spiritnet_tf.limits.MAX_SERVING_FRAMES` frames are served (one more is refused above)."""
+    out = client.predict(_png(), num_frames=MAX_SERVING_FRAMES, seed=0)
+    assert out["frames"].shape == (1, MAX_SERVING_FRAMES, HEIGHT, WIDTH, 3)
 
 
 def test_unknown_model_gets_not_found(server, client):

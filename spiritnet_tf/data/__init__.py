@@ -1,4 +1,4 @@
-"""Training data for SpiritNet (DESIGN.md §4).
+"""Training data for SpiritNet (docs/design.md §4).
 
 Sources, each giving *septuplet dicts* (``frames`` uint8 [7, H, W, 3], ``flows``
 [6, H, W, 2] backward F_{k+1->k}, optional ``depth`` z [7, H, W, 1]):

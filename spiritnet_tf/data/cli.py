@@ -12,7 +12,7 @@ def _size(parser):
 
 def add_parser(subparsers):
     data = subparsers.add_parser("data", help="prepare training data",
-                                 description="Prepare training data (DESIGN.md §4).")
+                                 description="Prepare training data (docs/design.md §4).")
     sub = data.add_subparsers(dest="data_command", metavar="SOURCE", required=True)
 
     p = sub.add_parser("vimeo", help="build the Vimeo-90K TFDS dataset with teacher flows")

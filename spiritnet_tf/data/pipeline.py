@@ -9,7 +9,7 @@ def flip_septuplet(sample, horizontal, vertical):
     """Flips every frame, flow and depth map of a septuplet dict together.
 
     A horizontal flip mirrors W and negates dx; a vertical flip mirrors H and
-    negates dy (DESIGN.md §4), so backward flows stay correct. ``horizontal`` and
+    negates dy (docs/design.md §4), so backward flows stay correct. ``horizontal`` and
     ``vertical`` are Python or scalar-tensor booleans. Other keys pass through.
     """
     out = dict(sample)
@@ -58,7 +58,7 @@ def random_crop_flip(sample, seed, crop_size=None, flip=True):
 
 
 def to_prediction_mode(sample):
-    """Septuplet dict -> (inputs, targets) for training in prediction mode (DESIGN.md §4).
+    """Septuplet dict -> (inputs, targets) for training in prediction mode (docs/design.md §4).
 
     state0 = (im2, F_{2->1}); targets are im3..im7 and F_{3->2}..F_{7->6}.
     Works on one septuplet (no batch axis); see :func:`training_pipeline` for the contract.
@@ -81,7 +81,7 @@ def training_pipeline(septuplets, batch_size, crop_size=(256, 448), flip=True, s
     Args:
       septuplets: tf.data.Dataset of septuplet dicts: ``frames`` uint8 [7, H, W, 3]
         (im1..im7), ``flows`` float [6, H, W, 2] (F_{k+1->k}, backward, pixels),
-        optional ``depth`` float32 [7, H, W, 1] (z, DESIGN.md §2); other keys are
+        optional ``depth`` float32 [7, H, W, 1] (z, docs/design.md §2); other keys are
         ignored. As made by :func:`spiritnet_tf.data.load_vimeo`,
         :func:`~spiritnet_tf.data.records.read_septuplets` or
         :func:`~spiritnet_tf.data.synthetic.synthetic_dataset`.

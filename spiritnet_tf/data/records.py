@@ -7,7 +7,7 @@ A *septuplet* is a dict (NumPy on the writing side, tensors on the reading side)
 * ``"flows"``: [6, H, W, 2] teacher (or exact) backward flows F_{k+1->k}, k = 1..6
   (entry 0 is F_{2->1}); stored as float16, read back as float32.
 * ``"depth"`` (only where the source has exact depth): float32 [7, H, W, 1],
-  inverse depth z of each frame as in DESIGN.md §2.
+  inverse depth z of each frame as in docs/design.md §2.
 
 Each record is a ``tf.train.Example`` holding the size and the raw bytes (frames
 as they are; flows and depth zlib-compressed, which halves a 256x448 record), so

@@ -1,4 +1,4 @@
-"""Synthetic parallax scenes with exact backward flow and inverse depth (DESIGN.md §4).
+"""Synthetic parallax scenes with exact backward flow and inverse depth (docs/design.md §4).
 
 A scene is a stack of flat, fronto-parallel layers: a background plane and a few
 textured foreground shapes, each at its own depth. The camera pans, so every
@@ -12,7 +12,7 @@ layer's rigid transform, and its hard mask decides what it covers. The flows are
 computed analytically from the same transforms — never used to render — so
 warping one frame with the reported flow and comparing with the next is a real test.
 
-Flow follows DESIGN.md §2: ``flows[k]`` is F_{k+2->k+1} (0-based: entry 0 is
+Flow follows docs/design.md §2: ``flows[k]`` is F_{k+2->k+1} (0-based: entry 0 is
 F_{2->1}), backward, in pixels, and exact for the layer visible at each pixel of
 the later frame. ``depth`` is z = (1/D) / max over the frame's visible layers, so
 z ∈ (0, 1] and the nearest visible layer has z = 1.
@@ -21,6 +21,8 @@ z ∈ (0, 1] and the nearest visible layer has z = 1.
 import dataclasses
 
 import numpy as np
+
+from spiritnet_tf.limits import MIN_INVERSE_DEPTH, MIN_SIDE
 
 __all__ = [
     "SyntheticConfig", "generate_septuplet", "synthetic_septuplets", "synthetic_dataset",
@@ -132,8 +134,8 @@ def generate_septuplet(seed, height=256, width=448, config=SyntheticConfig()):
     """
     import cv2
 
-    if height < 32 or width < 32:
-        raise ValueError(f"synthetic frames must be at least 32x32, got {height}x{width}")
+    if height < MIN_SIDE or width < MIN_SIDE:
+        raise ValueError(f"synthetic frames must be at least {MIN_SIDE}x{MIN_SIDE}, got {height}x{width}")
     rng = np.random.default_rng(seed)
     n = config.num_frames
     num_fg = int(rng.integers(config.min_layers, config.max_layers + 1))
@@ -198,7 +200,7 @@ def generate_septuplet(seed, height=256, width=448, config=SyntheticConfig()):
     return {
         "frames": np.round(np.clip(frames, 0, 1) * 255).astype(np.uint8),
         "flows": flows,
-        "depth": np.maximum(depth, 1e-3).astype(np.float32)[..., None],
+        "depth": np.maximum(depth, MIN_INVERSE_DEPTH).astype(np.float32)[..., None],
         "layers": visible,
     }
 

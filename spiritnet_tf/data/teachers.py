@@ -1,6 +1,6 @@
 """Teacher optical flow for training data: one small interface, OpenCV DIS by default.
 
-A teacher returns *backward* flow (DESIGN.md §2): for frames ``a`` (earlier) and
+A teacher returns *backward* flow (docs/design.md §2): for frames ``a`` (earlier) and
 ``b`` (later) it returns ``F_{b->a}`` with ``b(x) ≈ a(x + F_{b->a}(x))``, in
 pixels, channels (dx, dy), float32 [H, W, 2]. So content moving right by 2 px
 between ``a`` and ``b`` gives dx ≈ -2.
@@ -52,7 +52,7 @@ class DISTeacher(FlowTeacher):
     """OpenCV Dense Inverse Search optical flow (offline, CPU, no weights).
 
     ``preset`` is ``"ultrafast"``, ``"fast"`` or ``"medium"`` (default, the one
-    DESIGN.md §9 measured). DIS is called as ``calc(gray_later, gray_earlier)``,
+    docs/design.md §9 measured). DIS is called as ``calc(gray_later, gray_earlier)``,
     which yields the backward flow directly.
     """
 

@@ -1,4 +1,4 @@
-"""Vimeo-90K septuplets as a TFDS dataset with teacher flows (DESIGN.md §4).
+"""Vimeo-90K septuplets as a TFDS dataset with teacher flows (docs/design.md §4).
 
 Importing :mod:`spiritnet_tf.data` registers the builder ``vimeo90k_septuplet``.
 Build it once from the manually downloaded archive::
@@ -72,7 +72,7 @@ def read_id_list(path):
 
 
 def select_subset(train_ids, test_ids, num_train=5000, num_validation=600, num_test=40, seed=0):
-    """The paper's subset of Vimeo-90K (DESIGN.md §4), deterministic.
+    """The paper's subset of Vimeo-90K (docs/design.md §4), deterministic.
 
     Each list is de-duplicated and sorted, then permuted with its own
     ``numpy.random.default_rng(seed)``: the first ``num_train`` of the permuted

@@ -1,6 +1,6 @@
 """Depth for SpiritNet: the MegaDepth hourglass (Keras port), inverse depth, converter.
 
-``MegaDepth`` predicts log depth from RGB; ``inverse_depth`` turns it into z (DESIGN §2);
+``MegaDepth`` predicts log depth from RGB; ``inverse_depth`` turns it into z (docs/design.md §2);
 ``spiritnet_tf.depth.convert`` loads the official PyTorch checkpoint's state dict.
 """
 

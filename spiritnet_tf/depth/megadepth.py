@@ -25,6 +25,8 @@ parameters (trainable ones; batch-norm statistics are not counted, as in PyTorch
 import keras
 import tensorflow as tf
 
+from spiritnet_tf.limits import MIN_INVERSE_DEPTH
+
 __all__ = ["MegaDepth", "InceptionBlock", "HourglassLevel", "inverse_depth", "PRESETS"]
 
 # Inception configurations: one list per branch of (kernel size, filters) conv stages.
@@ -289,7 +291,7 @@ class MegaDepth(keras.Model):
     def freeze_batch_norm(self, frozen=True):
         """Puts every batch norm in inference mode with fixed statistics and parameters
         (``trainable = not frozen``), leaving the convolutions trainable: the setting for
-        fine-tuning pretrained weights (DESIGN §3.1). Not saved in ``.keras`` files."""
+        fine-tuning pretrained weights (docs/design.md §3.1). Not saved in ``.keras`` files."""
         for layer in self._flatten_layers():
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.trainable = not frozen
@@ -322,7 +324,7 @@ class MegaDepth(keras.Model):
 
 
 def inverse_depth(log_depth):
-    """Inverse depth z from log depth, as in DESIGN §2.
+    """Inverse depth z from log depth, as in docs/design.md §2.
 
     ``log_depth`` [B,H,W,1] (larger = farther) -> z [B,H,W,1] float32 in [1e-3, 1]:
     ``exp(-log_depth)`` divided by its per-image maximum (1 = nearest pixel), clamped
@@ -333,4 +335,4 @@ def inverse_depth(log_depth):
     if log_depth.shape.rank != 4 or log_depth.shape[-1] != 1:
         raise ValueError(f"inverse_depth expects log depth of shape [B, H, W, 1], got {log_depth.shape}")
     nearest = tf.reduce_min(log_depth, axis=[1, 2, 3], keepdims=True)
-    return tf.maximum(tf.exp(nearest - log_depth), 1e-3)
+    return tf.maximum(tf.exp(nearest - log_depth), MIN_INVERSE_DEPTH)

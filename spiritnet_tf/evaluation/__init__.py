@@ -1,4 +1,4 @@
-"""Evaluation (DESIGN.md §5): metrics, baseline predictors and the evaluation table."""
+"""Evaluation (docs/design.md §5): metrics, baseline predictors and the evaluation table."""
 
 from spiritnet_tf.evaluation.baselines import BASELINES, constant_velocity, copy_frame, oracle
 from spiritnet_tf.evaluation.evaluate import (

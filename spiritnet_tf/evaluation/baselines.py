@@ -1,4 +1,4 @@
-"""Baseline predictors of DESIGN.md §5, with the model's output contract (§3.9).
+"""Baseline predictors of docs/design.md §5, with the model's output contract (§3.9).
 
 Every predictor has one signature::
 

@@ -1,4 +1,4 @@
-"""The evaluation protocol of DESIGN.md §5: run predictors on held-out sequences, tabulate.
+"""The evaluation protocol of docs/design.md §5: run predictors on held-out sequences, tabulate.
 
 `evaluate` runs every predictor (the model and the baselines, one signature, see
 `spiritnet_tf.evaluation.baselines`) on the same samples and returns an
@@ -143,7 +143,7 @@ def _check_output(name, out, shape):
 
 
 def evaluate(predictors, samples, mode="prediction", *, flow0_fn=None, max_batches=None):
-    """Runs every predictor on every sample and measures it (DESIGN.md §5).
+    """Runs every predictor on every sample and measures it (docs/design.md §5).
 
     Args:
       predictors: dict name -> callable ``(image, flow0, num_frames, *, teacher_flows)``

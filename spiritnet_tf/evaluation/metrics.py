@@ -1,9 +1,9 @@
-"""Evaluation metrics of DESIGN.md §5, batched TensorFlow ops on NHWC tensors.
+"""Evaluation metrics of docs/design.md §5, batched TensorFlow ops on NHWC tensors.
 
 Every function takes tensors (or arrays) with any number of leading dimensions
 (e.g. [B, H, W, C] or [B, T, H, W, C]) and returns one value per image or flow
 field, with the leading dimensions kept. Images are float in [0, 1]; flows are
-backward flows in pixels (DESIGN.md §2).
+backward flows in pixels (docs/design.md §2).
 
 Definitions:
 

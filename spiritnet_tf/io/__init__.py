@@ -1,4 +1,4 @@
-"""Input and output: the one image loader and the one output writer (DESIGN.md §2, §8)."""
+"""Input and output: the one image loader and the one output writer (docs/design.md §2, §8)."""
 
 from spiritnet_tf.io.images import (
     DEFAULT_MAX_PIXELS,

@@ -1,7 +1,7 @@
 """The project's one image loader (photos, depth maps, masks) and its resizing helpers.
 
 Every public entry point that takes a picture goes through `load_image`, so the
-rules of DESIGN.md §2 hold everywhere:
+rules of docs/design.md §2 hold everywhere:
 
 * result: float32 NumPy array [H, W, 3], RGB, values in [0, 1];
 * grayscale becomes RGB; alpha (RGBA, LA, palette images with transparency) is
@@ -15,7 +15,7 @@ rules of DESIGN.md §2 hold everywhere:
   small, too many pixels, unsupported pixel format, NaN/inf values.
 
 Depth maps (`load_depth_map`) become inverse depth z in (0, 1] (1 = nearest,
-clamped below at 1e-3, DESIGN.md §2); masks (`load_mask`) become {0, 1} with 1 =
+clamped below at 1e-3, docs/design.md §2); masks (`load_mask`) become {0, 1} with 1 =
 static.
 """
 
@@ -26,6 +26,10 @@ import warnings
 import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from spiritnet_tf.limits import MAX_PIXELS as DEFAULT_MAX_PIXELS  # public names kept
+from spiritnet_tf.limits import MIN_INVERSE_DEPTH
+from spiritnet_tf.limits import MIN_SIDE as DEFAULT_MIN_SIDE
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -38,9 +42,6 @@ __all__ = [
     "resize_to_working_side",
 ]
 
-DEFAULT_MAX_PIXELS = 50_000_000
-DEFAULT_MIN_SIDE = 32
-Z_MIN = 1e-3  # inverse depth is clamped below at this value (DESIGN.md §2)
 _ORIENTATION_TAG = 0x0112
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -250,7 +251,7 @@ def _load_raw(source, name, max_pixels, min_side):
 def load_image(
     source, *, max_pixels=DEFAULT_MAX_PIXELS, min_side=DEFAULT_MIN_SIDE, name=None
 ):
-    """Loads a photo as float32 RGB [H, W, 3] in [0, 1] (DESIGN.md §2).
+    """Loads a photo as float32 RGB [H, W, 3] in [0, 1] (docs/design.md §2).
 
     Args:
       source: a file path, the encoded bytes of an image file (JPEG, PNG, WebP, ...),
@@ -299,7 +300,7 @@ def _check_target_size(size, name):
 def load_depth_map(
     source, *, kind="depth", size=None, max_pixels=DEFAULT_MAX_PIXELS, name=None
 ):
-    """Loads a user depth map and converts it to inverse depth z [H, W, 1] (DESIGN.md §2).
+    """Loads a user depth map and converts it to inverse depth z [H, W, 1] (docs/design.md §2).
 
     Args:
       source: a ``.npy`` file ([H,W] or [H,W,1], any real dtype), an image file (8- or
@@ -363,11 +364,11 @@ def load_depth_map(
         if values.max() <= 0:
             raise ImageInputError(f"{name}: inverse depth is zero everywhere")
         z = values / values.max()
-    z = np.maximum(z, Z_MIN).astype(np.float32)
+    z = np.maximum(z, MIN_INVERSE_DEPTH).astype(np.float32)
     size = _check_target_size(size, name)
     if size is not None:
         z = _resize(z, size)
-        z = np.maximum(z / z.max(), Z_MIN).astype(np.float32)
+        z = np.maximum(z / z.max(), MIN_INVERSE_DEPTH).astype(np.float32)
     return z
 
 

@@ -4,7 +4,7 @@
   sit in memory) to ``.gif``, ``.mp4``, ``.webp`` or a folder of PNGs.
 * `write_animation` writes a whole sequence in one call; `write_image` one picture.
 * `apply_loop` turns the T+1 frames of an animation (input first) into the frame
-  order written for ``--loop none | boomerang | seamless`` (DESIGN.md §2).
+  order written for ``--loop none | boomerang | seamless`` (docs/design.md §2).
 * `flow_to_rgb` and `depth_to_rgb` turn flows and inverse depth into pictures.
 
 Frames are float arrays [H, W, 3] in [0, 1] (rounded to 8 bits) or uint8 [H, W, 3];
@@ -381,7 +381,7 @@ def flow_to_rgb(flow, max_magnitude=None):
 
     Hue is the direction of the vector *as given* (Middlebury convention: a vector
     pointing right, +x, is red; left is cyan/blue; down, +y, is orange-yellow). Our
-    flows are backward (DESIGN.md §2), so content moving right, whose flow points
+    flows are backward (docs/design.md §2), so content moving right, whose flow points
     left, shows cyan/blue; pass ``-flow`` to colour the motion instead. Saturation is
     |flow| / ``max_magnitude`` (default: the largest |flow| in the array, so one call
     on a whole sequence gives comparable colours); zero flow is white, and vectors

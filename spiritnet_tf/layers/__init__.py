@@ -1,4 +1,4 @@
-"""The per-stage layers of SpiritNet (DESIGN §3.2-3.8), one module per stage.
+"""The per-stage layers of SpiritNet (docs/design.md §3.2-3.8), one module per stage.
 
 Data path of one recurrent step: context (`ContextExtractor`), kernels
 (`KernelEstimator`), next flow (`DAFI`, then `FlowFillHole`), warp

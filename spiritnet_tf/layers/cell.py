@@ -1,4 +1,4 @@
-"""SpiritNetCell: one recurrent step of SpiritNet, and the RNN that runs it (DESIGN.md 3.9).
+"""SpiritNetCell: one recurrent step of SpiritNet, and the RNN that runs it (docs/design.md §3.9).
 
 One step maps (I_t, F_t) to (I_{t+1}, F_{t+1}):
 
@@ -7,7 +7,7 @@ One step maps (I_t, F_t) to (I_{t+1}, F_{t+1}):
     F_{t+1} = fill_hole(F_init, holes, I_t, C_t, z_t) (+ control offset)
     I_{t+1} = synthesis(warp(I_t, F_{t+1}, K_t), warp(C_t, F_{t+1}, K_t), F_{t+1}, z_t)
 
-Flows are backward (DESIGN 2): ``I_{t+1}(x) ~ I_t(x + F_{t+1}(x))``. With
+Flows are backward (docs/design.md §2): ``I_{t+1}(x) ~ I_t(x + F_{t+1}(x))``. With
 ``resample_from="input"`` the cell instead composes ``G_{t+1} = F_{t+1} + G_t(x + F_{t+1}(x))``
 (``G_t`` = flow from frame t back to the input, ``G_0 = 0``) and warps the *input* image
 and its context with ``G_{t+1}``, so each frame is one resampling of the input.
@@ -24,6 +24,7 @@ from spiritnet_tf.layers.dafi import DAFI
 from spiritnet_tf.layers.fill_hole import FlowFillHole
 from spiritnet_tf.layers.kernels import KernelEstimator
 from spiritnet_tf.layers.synthesis import FrameSynthesis
+from spiritnet_tf.limits import MIN_INVERSE_DEPTH
 from spiritnet_tf.ops import adaptive_warp
 
 __all__ = ["SpiritNetCell", "SpiritNetRNN", "STATE_CHANNELS", "bilinear_kernel"]
@@ -38,9 +39,8 @@ __all__ = ["SpiritNetCell", "SpiritNetRNN", "STATE_CHANNELS", "bilinear_kernel"]
 STATE_CHANNELS = (3, 2, 3, 2, 2)
 # I_{t+1} (3), F_{t+1} (2) and the synthesis residual (3: I_{t+1} minus the adaptively
 # warped image, zero on static pixels), concatenated; the residual is what full-resolution
-# output adds to the upsampled motion (DESIGN §6).
+# output adds to the upsampled motion (docs/design.md §6).
 OUTPUT_CHANNELS = 8
-_MIN_Z = 1e-3
 
 
 def bilinear_kernel(like):
@@ -75,7 +75,8 @@ class SpiritNetCell(keras.layers.Layer):
         [0, 1], flows backward in pixels; H, W multiples of 32.
 
     Returns:
-      ``(output, new_states)``: output ``[B, H, W, 5]`` = concat(I_{t+1}, F_{t+1}).
+      ``(output, new_states)``: output ``[B, H, W, 8]`` = concat(I_{t+1}, F_{t+1}, synthesis
+      residual) (`OUTPUT_CHANNELS`).
       Static-mask pixels keep the input image and zero flow.
     """
 
@@ -128,7 +129,7 @@ class SpiritNetCell(keras.layers.Layer):
 
         z_estimate = self.estimate_depth(image, training=training)
         has_override = tf.reduce_max(z_override, axis=[1, 2, 3], keepdims=True) > 0
-        z = tf.where(has_override, tf.maximum(z_override, _MIN_Z), z_estimate)
+        z = tf.where(has_override, tf.maximum(z_override, MIN_INVERSE_DEPTH), z_estimate)
 
         context = self.context(image)
         kernel = self.kernels(image, z)
@@ -163,7 +164,7 @@ class SpiritNetRNN(keras.layers.RNN):
     """`keras.layers.RNN` for cells with image-shaped states and outputs.
 
     Keras' RNN insists on an integer ``output_size``; like Keras' ConvLSTM this
-    subclass infers ``(batch, steps) + cell.output_size`` instead (DESIGN 9).
+    subclass infers ``(batch, steps) + cell.output_size`` instead (docs/design.md §9).
     When the number of steps is static (a Python int) the loop is unrolled: the
     gradient of a ``tf.while_loop`` over this large cell is much slower to trace
     and run; a dynamic number of steps (e.g. a serving input) uses the while loop.

@@ -12,7 +12,7 @@ __all__ = ["DAFI"]
 class DAFI(keras.layers.Layer):
     """Predicts ``F_{t+1}`` from ``F_t`` assuming constant motion, splatting by inverse depth.
 
-    Content at pixel y of frame t came from ``y + F_t(y)`` (backward flow, DESIGN §2); it
+    Content at pixel y of frame t came from ``y + F_t(y)`` (backward flow, docs/design.md §2); it
     keeps moving, so it lands at ``p = y - F_t(y)`` in frame t+1 and carries its flow. Each
     source is spread to the 4 integer neighbours of ``p`` with bilinear weights times
     ``z_t(y)``; numerator ``sum w*F`` and denominator ``sum w`` are accumulated with

@@ -1,6 +1,6 @@
 """DAFR, depth-aware flow randomisation: the first flow F0 from inverse depth alone.
 
-DESIGN §3.2. The inverse depth z is median-filtered, then cut into clusters at the largest gaps of
+docs/design.md §3.2. The inverse depth z is median-filtered, then cut into clusters at the largest gaps of
 its sorted values (or, when no gap is wide enough, into equal shares); every cluster gets one
 coherent motion whose speed grows linearly with its mean inverse depth, from f0 / R for the
 farthest (z -> 0) to f0 for the nearest (z = 1), and whose direction stays within
@@ -28,7 +28,7 @@ LEGACY_RULE = {"speed_rule": "sigmoid", "smooth_size": 1, "quantile_fallback": F
 
 @dataclasses.dataclass
 class DAFRConfig(DictConfig):
-    """Every DAFR constant, with the defaults of DESIGN §3.2.
+    """Every DAFR constant, with the defaults of docs/design.md §3.2.
 
     Clustering (on z median-filtered, then min-max rescaled to [0, 1] per image):
       smooth_size: side of the median filter applied to z first (odd; 1: none). It keeps
@@ -188,7 +188,7 @@ class TopKGapThresholds:
 class DAFR(keras.layers.Layer):
     """Depth-aware flow randomisation: z -> initial backward flow F0 (no weights).
 
-    Call: ``z [B,H,W,1]`` inverse depth in (0, 1] (DESIGN §2), ``seed`` int64 scalar,
+    Call: ``z [B,H,W,1]`` inverse depth in (0, 1] (docs/design.md §2), ``seed`` int64 scalar,
     ``direction`` degrees of *motion* (0 = content moves right, 90 = down; scalar or [B];
     None = random phi from the seed), ``magnitude`` (scalar or [B], multiplies f0),
     ``mask [B,H,W,1]`` (1 = static: zero flow there; soft values scale the flow by

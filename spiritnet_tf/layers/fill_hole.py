@@ -17,7 +17,7 @@ __all__ = ["FlowFillHole"]
 class FlowFillHole(keras.layers.Layer):
     """Predicts a residual on the DAFI flow from the flow, its hole mask, image, context and z.
 
-    Call: ``flow_init [B,H,W,2]`` (backward flow in pixels, DESIGN §2), ``hole_mask
+    Call: ``flow_init [B,H,W,2]`` (backward flow in pixels, docs/design.md §2), ``hole_mask
     [B,H,W,1]`` (1 = hole), ``image [B,H,W,3]`` in [0, 1], ``context [B,H,W,C]``, ``z
     [B,H,W,1]`` inverse depth in (0, 1] -> flow ``[B,H,W,2]`` = ``flow_init + residual``.
 

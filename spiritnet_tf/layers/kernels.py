@@ -15,7 +15,7 @@ class KernelEstimator(keras.layers.Layer):
     """U-Net from (image, z) to a 16-channel interpolation kernel for `adaptive_warp`.
 
     Call: ``image [B,H,W,3]`` in [0, 1], ``z [B,H,W,1]`` inverse depth -> kernel
-    ``[B,H,W,16]`` (4x4 taps, row-major, DESIGN §3.7). H and W must be multiples of
+    ``[B,H,W,16]`` (4x4 taps, row-major, docs/design.md §3.7). H and W must be multiples of
     ``2**len(widths)`` (the model pads to 32).
 
     Encoder: per width two 3x3 conv + ReLU, then 2x2 average pooling; a bottleneck of two

@@ -156,7 +156,7 @@ def _dynamic_shape_asserts(image, flow, kernel):
 
 
 def _window(image, flow, size=4):
-    """The ``size`` x ``size`` window around ``q = p + flow(p)`` (4: the warp's, DESIGN 3.7).
+    """The ``size`` x ``size`` window around ``q = p + flow(p)`` (4: the warp's, docs/design.md §3.7).
 
     Returns ``(taps, alpha, beta, inside)``: ``taps(i, j)`` gathers ``image`` at row
     ``clamp(y0 - k + i)``, col ``clamp(x0 - k + j)`` with ``k = size / 2 - 1``
@@ -233,7 +233,7 @@ def lanczos_warp(image, flow):
     """Lanczos-4 backward warp ``out(p) = image(p + flow(p))`` (copy where outside), composite TF.
 
     An 8x8 window with border-clamped taps and the copy rule of `adaptive_warp`
-    (DESIGN 3.7), weights as OpenCV's ``remap`` with ``INTER_LANCZOS4``: sharper than
+    (docs/design.md §3.7), weights as OpenCV's ``remap`` with ``INTER_LANCZOS4``: sharper than
     bilinear or bicubic sampling, which soften every sub-pixel shift. Used for the
     full-resolution frames of `spiritnet_tf.animate` and ``serving_default``.
     ``image`` [B,H,W,C], ``flow`` [B,H,W,2].
@@ -270,7 +270,7 @@ def adaptive_warp(image, flow, kernel, name=None):
       normalisation, border-clamped taps. Where ``q`` is outside the image or the
       flow is not finite the input pixel is copied. With ``kernel`` = 1 on the
       centre 2x2 taps (indices 5, 6, 9, 10) and 0 elsewhere this is bilinear
-      sampling. Contract: ``../shared/DESIGN.md`` section 3.7.
+      sampling. Contract: ``docs/design.md`` §3.7.
 
     Raises:
       tf.errors.InvalidArgumentError: wrong rank, mismatched batch/height/width,

@@ -1,4 +1,4 @@
-"""Serving SpiritNet over gRPC: a PredictionService client and a dev server (DESIGN.md §6, §8).
+"""Serving SpiritNet over gRPC: a PredictionService client and a dev server (docs/design.md §6, §8).
 
 The exported SavedModel (``export/to_savedmodel.py --out models/spiritnet/<version>``)
 is served by stock TensorFlow Serving in production; `PredictionServer`
@@ -19,7 +19,7 @@ Scaling out: run several such containers (replicas) with the same model folder
 behind a gRPC-aware load balancer (Envoy, an L7 Kubernetes ingress, or client-side
 round robin over a headless Service); gRPC keeps one HTTP/2 connection per
 client, so plain L4 balancing pins each client to one replica. Server-side request
-batching is left off: requests differ in image size and frame count (DESIGN.md §8).
+batching is left off: requests differ in image size and frame count (docs/design.md §8).
 TF Serving accepts messages of up to 2 GB, so bound request sizes at the load
 balancer (this package's default is `MAX_MESSAGE_BYTES` = 64 MB).
 

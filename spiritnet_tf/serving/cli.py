@@ -4,7 +4,8 @@ import os
 import sys
 
 from spiritnet_tf.config import DEFAULT_EDGES, EDGES
-from spiritnet_tf.serving.server import DEFAULT_HOST, DEFAULT_PORT, MAX_SERVING_FRAMES, MODEL_NAME
+from spiritnet_tf.limits import MAX_SERVING_FRAMES
+from spiritnet_tf.serving.server import DEFAULT_HOST, DEFAULT_PORT, MODEL_NAME
 
 __all__ = ["add_parser"]
 
@@ -13,7 +14,7 @@ def add_parser(subparsers):
     p = subparsers.add_parser(
         "serve", help="serve an exported SavedModel over gRPC (TF Serving's PredictionService)",
         description="Serve the newest numbered version in --model-dir over gRPC, like "
-                    "tensorflow_model_server --model_base_path (DESIGN.md §6). For "
+                    "tensorflow_model_server --model_base_path (docs/design.md §6). For "
                     "production use the tensorflow/serving Docker image.")
     p.add_argument("--model-dir", required=True,
                    help="base folder holding numbered SavedModel versions (BASE/1, BASE/2, ...)")

@@ -1,7 +1,7 @@
 """A PredictionService client for SpiritNet behind TF Serving (or `PredictionServer`).
 
 Signatures (`spiritnet_tf.export`): ``serving_default`` takes encoded images (``image``
-string [B]), ``num_frames`` (int32 scalar, 1..64), ``seed`` (int64 scalar) and ``edges``
+string [B]), ``num_frames`` (int32 scalar, 1..`spiritnet_tf.limits.MAX_SERVING_FRAMES`), ``seed`` (int64 scalar) and ``edges``
 (string scalar, "zoom" or "extend") and returns ``frames`` (uint8 [B, T, H, W, 3], the T
 generated frames, input not repeated), ``first_frame`` (uint8 [B, H, W, 3], frame 0 with
 the same zoom), ``crop`` (float32 [B, 4]), ``motion_scale`` (float32 [B]) and ``flows``
@@ -22,7 +22,8 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from spiritnet_tf.serving.server import DEFAULT_HOST, DEFAULT_PORT, MAX_MESSAGE_BYTES, MODEL_NAME
+from spiritnet_tf.limits import MAX_MESSAGE_BYTES
+from spiritnet_tf.serving.server import DEFAULT_HOST, DEFAULT_PORT, MODEL_NAME
 
 __all__ = ["SpiritNetClient", "ServingError"]
 

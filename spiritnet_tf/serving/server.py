@@ -1,18 +1,18 @@
-"""An in-process TF Serving PredictionService for development and tests (DESIGN.md §6, §8).
+"""An in-process TF Serving PredictionService for development and tests (docs/design.md §6, §8).
 
 `PredictionServer` serves a SavedModel the way ``tensorflow_model_server`` does with
 ``--model_base_path=BASE --model_name=spiritnet``: it loads the newest numbered
 version folder of BASE, replays its warm-up requests
 (``assets.extra/tf_serving_warmup_requests``), and answers ``Predict`` and
 ``GetModelMetadata`` through the SavedModel's signatures. It is generic: nothing here
-knows the network, only the request contract of DESIGN.md §6.
+knows the network, only the request contract of docs/design.md §6.
 
 Every request is checked before the model runs; problems get ``INVALID_ARGUMENT``
 with a message naming the input (``NOT_FOUND`` for another model name or version, as
 TF Serving answers):
 
 * signature, input names, dtypes and shapes against the SignatureDef;
-* ``num_frames`` within 1..`MAX_SERVING_FRAMES`;
+* ``num_frames`` within 1..`spiritnet_tf.limits.MAX_SERVING_FRAMES`;
 * encoded ``image`` strings: the header must name a known format with at most
   ``max_pixels`` pixels and sides of at least `MIN_SIDE` (read before anything is
   decoded, so decompression bombs are refused), then TensorFlow must decode it;
@@ -50,6 +50,14 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from spiritnet_tf.limits import (  # the serving limits, re-exported
+    MAX_MESSAGE_BYTES,
+    MAX_PIXELS,
+    MAX_SERVING_FRAMES,
+    MAX_WARMUP_RECORDS,
+    MIN_SIDE,
+)
+
 __all__ = [
     "PredictionServer",
     "latest_version",
@@ -66,12 +74,7 @@ __all__ = [
 MODEL_NAME = "spiritnet"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8500  # TF Serving's gRPC port
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # per gRPC message, both directions
-MAX_SERVING_FRAMES = 64  # num_frames per request
-MAX_PIXELS = 50_000_000  # per input image
-MIN_SIDE = 32  # smallest image side accepted
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
-_MAX_WARMUP_RECORDS = 1000  # TF Serving's limit
 _DEFAULT_SIGNATURE = "serving_default"
 _GRPC_CODES = {code.value[0]: code for code in grpc.StatusCode}
 _log = logging.getLogger("spiritnet_tf.serving")
@@ -264,7 +267,7 @@ class _Servable:
         return array
 
     def _check_values(self, name, array):
-        """The value rules of DESIGN.md §6 and §8, by input name."""
+        """The value rules of docs/design.md §6 and §8, by input name."""
         if name == "num_frames":
             if array.size == 0 or array.min() < 1 or array.max() > self.max_frames:
                 raise _invalid(f"input 'num_frames': must be within 1..{self.max_frames}, "
@@ -323,8 +326,8 @@ class _Servable:
             return 0
         count = 0
         for count, record in enumerate(tf.data.TFRecordDataset(path), start=1):
-            if count > _MAX_WARMUP_RECORDS:
-                raise ValueError(f"{path}: more than {_MAX_WARMUP_RECORDS} warm-up records")
+            if count > MAX_WARMUP_RECORDS:
+                raise ValueError(f"{path}: more than {MAX_WARMUP_RECORDS} warm-up records")
             log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
             if log.WhichOneof("log_type") != "predict_log":
                 raise ValueError(f"{path}: record {count} is a {log.WhichOneof('log_type')}, "

@@ -3,7 +3,7 @@
 * `load_config` / `TrainConfig`: one JSON or TOML file per experiment.
 * `train`: the fit driver (tf.data, strategies, TensorBoard, checkpoints,
   BackupAndRestore, previews, final weights and manifest).
-* `evaluate_model`: the model and the baselines on held-out data (DESIGN.md §5).
+* `evaluate_model`: the model and the baselines on held-out data (docs/design.md §5).
 """
 
 from spiritnet_tf.training.config import (

@@ -1,4 +1,4 @@
-"""``spiritnet train`` (one experiment file) and ``spiritnet evaluate`` (DESIGN.md §5)."""
+"""``spiritnet train`` (one experiment file) and ``spiritnet evaluate`` (docs/design.md §5)."""
 
 import json
 import os
@@ -15,6 +15,7 @@ def _size(text):
 
 
 def add_parser(subparsers):
+    from spiritnet_tf.config import RESAMPLE_MODES
     from spiritnet_tf.training.run import STRATEGIES
 
     p = subparsers.add_parser(
@@ -36,7 +37,7 @@ def add_parser(subparsers):
         "evaluate", help="evaluate a model and the baselines on held-out data",
         description="Per-step PSNR/SSIM, flow EPE, |flow| ratio, sharpness ratio and temporal "
                     "consistency of the model and the copy-frame, constant-velocity and oracle "
-                    "baselines, written as JSON, Markdown and a PNG plot (DESIGN.md §5).")
+                    "baselines, written as JSON, Markdown and a PNG plot (docs/design.md §5).")
     p.add_argument("--data", required=True,
                    help="synthetic:N, vimeo:DATA_DIR, a .tfrecord file / folder / glob, or a "
                         "folder of videos")
@@ -48,7 +49,7 @@ def add_parser(subparsers):
                         "beside it, else --preset), a run directory, 'default' (the bundled "
                         "weights) or 'none' (random initialisation)")
     p.add_argument("--preset", default="small", help="model preset for .weights.h5 / none")
-    p.add_argument("--resample-from", choices=("previous", "input"), action="append",
+    p.add_argument("--resample-from", choices=RESAMPLE_MODES, action="append",
                    help="evaluate the model with this resampling mode (repeat for both; "
                         "default: the model's own)")
     p.add_argument("--out", default="evaluation", help="report folder (default ./evaluation)")

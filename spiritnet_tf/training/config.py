@@ -28,6 +28,7 @@ import os
 import typing
 
 from spiritnet_tf.config import LossConfig, SpiritNetConfig
+from spiritnet_tf.limits import MAX_TRAINING_FRAMES, MIN_SIDE
 
 __all__ = ["ConfigError", "SourceConfig", "EvaluationConfig", "TrainConfig", "load_config",
            "parse_config", "SOURCE_TYPES"]
@@ -90,13 +91,13 @@ class SourceConfig:
 
 @dataclasses.dataclass
 class EvaluationConfig:
-    """Evaluation at the end of training (DESIGN.md §5) on ``validation_data``.
+    """Evaluation at the end of training (docs/design.md §5) on ``validation_data``.
 
     Attributes:
       mode: "prediction" or "generation".
       batches: at most this many validation batches (None: all).
       resample_from: evaluate the trained weights with each of these resampling
-        modes of the model (DESIGN.md §3.9), e.g. ["previous", "input"]; empty:
+        modes of the model (docs/design.md §3.9), e.g. ["previous", "input"]; empty:
         only the trained configuration.
       seed: DAFR seed of generation mode.
     """
@@ -286,7 +287,7 @@ def parse_config(values, where="config", base_dir="."):
                               f"got {evaluation.mode!r}")
         if not config.validation_data:
             raise ConfigError(f"{where}.evaluation: needs validation_data to evaluate on")
-    for key, low, high in (("batch_size", 1, None), ("num_frames", 1, 5), ("epochs", 1, None),
+    for key, low, high in (("batch_size", 1, None), ("num_frames", 1, MAX_TRAINING_FRAMES), ("epochs", 1, None),
                            ("steps_per_epoch", 1, None), ("validation_steps", 0, None),
                            ("previews", 0, None), ("shuffle", 0, None)):
         value = getattr(config, key)
@@ -294,8 +295,8 @@ def parse_config(values, where="config", base_dir="."):
             bound = f">= {low}" if high is None else f"in {low}..{high}"
             raise ConfigError(f"{where}.{key} must be {bound}, got {value}")
     if config.crop is not None and (len(config.crop) != 2 or not all(
-            isinstance(v, int) and v >= 32 for v in config.crop)):
-        raise ConfigError(f"{where}.crop: expected [height, width], each an int >= 32, "
+            isinstance(v, int) and v >= MIN_SIDE for v in config.crop)):
+        raise ConfigError(f"{where}.crop: expected [height, width], each an int >= {MIN_SIDE}, "
                           f"got {config.crop!r}")
     if config.validation_steps and not config.validation_data:
         raise ConfigError(f"{where}.validation_steps: needs validation_data")

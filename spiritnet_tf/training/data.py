@@ -13,6 +13,7 @@ import os
 import tensorflow as tf
 
 from spiritnet_tf import data
+from spiritnet_tf.limits import MAX_TRAINING_FRAMES
 from spiritnet_tf.training.config import SourceConfig
 
 __all__ = ["load_source", "septuplet_dataset", "training_samples", "evaluation_samples",
@@ -143,13 +144,13 @@ def training_samples(septuplets, config, training=True):
         flip=config.flip and training, shuffle=config.shuffle if training else 0,
         repeat=True, seed=config.seed if training else config.seed + 1,
     )
-    if config.num_frames < 5:
+    if config.num_frames < MAX_TRAINING_FRAMES:
         ds = ds.map(_limit_frames(config.num_frames))
     return ds
 
 
 def to_generation_mode(sample):
-    """Septuplet dict -> (inputs, targets) in generation mode (DESIGN.md §4).
+    """Septuplet dict -> (inputs, targets) in generation mode (docs/design.md §4).
 
     state0 is im1 (its flow0 comes from DAFR at evaluation time; ``inputs["flow0"]``
     carries the teacher's F_{2->1} only for the record); targets are im2..im7 and

@@ -51,7 +51,7 @@ DEPTH_LOG = "depth_pretraining.json"
 
 
 def make_strategy(name):
-    """A `tf.distribute.Strategy` by name (DESIGN.md §8).
+    """A `tf.distribute.Strategy` by name (docs/design.md §8).
 
     default: the default strategy (one device); mirrored: `MirroredStrategy` over all
     local GPUs (or the CPU); multiworker: `MultiWorkerMirroredStrategy`, the cluster
@@ -174,7 +174,7 @@ def load_model(weights=None, preset="small"):
 
 
 def _dafr_flow0(model, seed):
-    """Generation mode's flow0: the model's depth net and DAFR on the input (DESIGN.md §5)."""
+    """Generation mode's flow0: the model's depth net and DAFR on the input (docs/design.md §5)."""
     from spiritnet_tf.model import MULTIPLE
 
     def flow0(inputs):
@@ -189,7 +189,7 @@ def _dafr_flow0(model, seed):
 
 def evaluate_model(model, septuplets, mode, *, batch_size=4, crop=None, seed=0,
                    max_batches=None, progress=True, name="model"):
-    """Evaluates ``model`` and the baselines (DESIGN.md §5); returns an `EvaluationResult`.
+    """Evaluates ``model`` and the baselines (docs/design.md §5); returns an `EvaluationResult`.
 
     ``model`` may also be a dict name -> model to evaluate several side by side.
     In generation mode flow0 is drawn once per batch by the (first) model's DAFR with

@@ -6,7 +6,7 @@
 // CPU tests cover the GPU maths. This header includes no TensorFlow headers so
 // that nvcc compiles the CUDA file without them.
 //
-// Semantics (docs: ../shared/DESIGN.md section 3.7). For output pixel p = (x, y)
+// Semantics (docs/design.md §3.7 of the repository). For output pixel p = (x, y)
 // with backward flow f: q = p + f, x0 = floor(qx), y0 = floor(qy),
 // alpha = qx - x0, beta = qy - y0.
 //  * q outside [0, W-1] x [0, H-1], or f not finite: out(p) = image(p) (copy).

@@ -1,5 +1,5 @@
 // Registration and shape functions of the adaptive warping ops.
-// Semantics: ../kernels/adaptive_warp_op.h and ../shared/DESIGN.md section 3.7.
+// Semantics: ../kernels/adaptive_warp_op.h and docs/design.md §3.7.
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "tensorflow/core/framework/op.h"

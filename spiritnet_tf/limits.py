@@ -1,0 +1,65 @@
+"""Every limit of spiritnet-tf, each defined once (docs/design.md §8).
+
+Inputs are bounded wherever a user or the network reaches them. The values may differ
+by path (an animation may be longer than one serving request), but each is a named
+constant here, and the command line, `spiritnet_tf.animate`, the exports, the serving
+code and training read it from this module rather than keeping a copy. Plain Python
+values, no imports: every module may depend on this one.
+"""
+
+__all__ = [
+    "MAX_ANIMATION_FRAMES",
+    "MAX_SERVING_FRAMES",
+    "MAX_TRAINING_FRAMES",
+    "MIN_SIDE",
+    "MAX_PIXELS",
+    "MAX_REMAP_SIDE",
+    "MAX_OUTPUT_SIDE",
+    "MIN_INVERSE_DEPTH",
+    "MAX_MESSAGE_BYTES",
+    "MAX_WARMUP_RECORDS",
+]
+
+# --------------------------------------------------------------------- frames
+MAX_ANIMATION_FRAMES = 120
+"""Generated frames per animation: `spiritnet_tf.animate`, ``spiritnet animate`` and the
+fixed frame count of the TFLite/ONNX exports (``--frames``)."""
+
+MAX_SERVING_FRAMES = 64
+"""Generated frames per serving request: the SavedModel's ``num_frames`` (checked in
+the graph), the dev gRPC server and ``spiritnet predict``."""
+
+MAX_TRAINING_FRAMES = 5
+"""Generated frames per training sample: prediction mode starts from im2 of a
+septuplet and has the 5 targets im3..im7 (docs/design.md §4)."""
+
+# --------------------------------------------------------------------- pictures
+MIN_SIDE = 32
+"""Smallest image side accepted anywhere (photos, the model's input, the working size,
+export sizes, training crops and synthetic scenes)."""
+
+MAX_PIXELS = 50_000_000
+"""Pixels per input image (50 MP); files are checked from their header before decoding,
+so decompression bombs are refused. A default: `load_image` and `animate` take
+``max_pixels``, the dev server ``max_pixels=``."""
+
+MAX_REMAP_SIDE = 32767
+"""`animate` refuses photos with a side of this many pixels or more: OpenCV's remap,
+which makes the full-resolution frames, needs both sides below SHRT_MAX."""
+
+MAX_OUTPUT_SIDE = 1024
+"""Default long side above which the SavedModel's ``serving_default`` shrinks its input
+(an export option, ``--max-output-side``): 6 frames at 1024x768 are about 14 MB."""
+
+# --------------------------------------------------------------------- values
+MIN_INVERSE_DEPTH = 1e-3
+"""Inverse depth z is clamped below at this value, never 0: DAFI divides by sums of z
+(docs/design.md §2)."""
+
+# --------------------------------------------------------------------- serving
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+"""gRPC message size, both directions, of the dev server and the client (64 MiB)."""
+
+MAX_WARMUP_RECORDS = 1000
+"""Warm-up records replayed from ``assets.extra/tf_serving_warmup_requests`` (TF
+Serving's own limit)."""

@@ -1,0 +1,69 @@
+"""The repository stands on its own: no tracked file points at a document outside it.
+
+The contracts live in docs/design.md; a reference to a design document beside the
+checkout (a parent folder's copy, or sections of an outside design file) cannot be
+followed by someone who has only the repository.
+"""
+
+import os
+import re
+import subprocess
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Built from pieces so that this file does not match its own patterns.
+_PARENT = re.escape("." + "./")
+_DESIGN = "DES" + "IGN"
+OUTSIDE_REFERENCES = {
+    "a path into a folder beside the repository": re.compile(_PARENT + "shar" + "ed"),
+    "the outside design document": re.compile(r"\b" + _DESIGN + r"(\.md)?\b"),
+}
+
+
+def _tracked_text_files():
+    listing = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True)
+    for path in listing.stdout.decode().split("\0"):
+        if not path:
+            continue
+        try:
+            with open(os.path.join(ROOT, path), encoding="utf-8") as f:
+                yield path, f.read()
+        except (UnicodeDecodeError, FileNotFoundError, IsADirectoryError):
+            continue  # binary files (weights, pictures); deleted but not yet staged
+
+
+def find_outside_references(files):
+    """``[(path, line number, what, line)]`` for every outside reference in ``files``."""
+    found = []
+    for path, text in files:
+        for number, line in enumerate(text.splitlines(), 1):
+            for what, pattern in OUTSIDE_REFERENCES.items():
+                if pattern.search(line):
+                    found.append((path, number, what, line.strip()))
+    return found
+
+
+def test_the_patterns_find_outside_references():
+    parent = "." + "./" + "shared/"
+    samples = [
+        ("a.py", f"Contract: ``{parent}{_DESIGN}.md`` section 3.7."),
+        ("b.md", f"as {_DESIGN} §6 asks"),
+        ("c.cc", f"// Semantics: {parent}notes.txt"),
+        ("d.py", "see docs/design.md §6; weights shared by steps"),
+    ]
+    found = {(path, what) for path, _, what, _ in find_outside_references(samples)}
+    assert found == {
+        ("a.py", "a path into a folder beside the repository"),
+        ("a.py", "the outside design document"),
+        ("b.md", "the outside design document"),
+        ("c.cc", "a path into a folder beside the repository"),
+    }
+
+
+def test_no_tracked_file_refers_outside_the_repository():
+    files = list(_tracked_text_files())
+    paths = {path for path, _ in files}
+    assert "docs/design.md" in paths and "tests/test_repository.py" in paths
+    found = find_outside_references(files)
+    assert not found, "references outside the repository (point to docs/design.md instead):\n" + \
+        "\n".join(f"{path}:{number}: {what}: {line}" for path, number, what, line in found)
