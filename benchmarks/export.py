@@ -184,7 +184,8 @@ def case_savedmodel(work, frames, repeats):
     tensor_s = timings(lambda: outs.append(tensor(**args)), repeats)
     png = tf.constant([_png(inputs["image"])])
     serving_s = timings(lambda: serving(image=png, num_frames=tf.constant(frames),
-                                       seed=tf.constant(0, tf.int64)), repeats)
+                                       seed=tf.constant(0, tf.int64), edges=tf.constant("extend")),
+                        repeats)
     return {"load_s": load_s, "animate_tensor": tensor_s, "serving_default": serving_s,
             "diff": _diffs({k: v.numpy() for k, v in outs[-1].items()}, reference)}
 

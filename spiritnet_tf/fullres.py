@@ -40,7 +40,7 @@ __all__ = ["EDGES", "DEFAULT_EDGES", "DEFAULT_MAX_ZOOM", "fit_zoom", "crop_box",
            "sample_flow", "frame", "frames", "model_residuals"]
 
 MARGIN = 1e-3  # px: every zoomed sample stays this far inside the photo's outermost pixel centres
-_SEARCH_STEPS = 20  # bisection steps of fit_zoom (2^-20 of the interval)
+_SEARCH_STEPS = 14  # bisection steps of fit_zoom (2^-14 of the interval)
 
 
 def _positions(n_out, n_in, zoom):
@@ -144,7 +144,7 @@ def _fits(composed, size, zoom, motion_scale):
 def fit_zoom(composed, size, max_zoom=DEFAULT_MAX_ZOOM, *, reverse=False):
     """The "zoom" rule: (zoom [B], motion_scale [B]) for flows ``composed`` [B, T, h, w, 2].
 
-    ``zoom`` is the smallest ``s`` in [1, max_zoom] (to 2^-20 of the interval, rounded
+    ``zoom`` is the smallest ``s`` in [1, max_zoom] (to 2^-14 of the interval, rounded
     up) for which every sample ``x + up(G_t)(x)`` of every frame, x in the centred crop
     of 1/s, lies inside the photo of ``size`` (H, W) by `MARGIN`; motion_scale is 1. When
     even ``max_zoom`` is not enough, zoom is ``max_zoom`` and motion_scale the largest
@@ -158,22 +158,24 @@ def fit_zoom(composed, size, max_zoom=DEFAULT_MAX_ZOOM, *, reverse=False):
     composed = tf.convert_to_tensor(composed, tf.float32)
     if reverse:
         composed = tf.concat([composed, -composed], axis=1)
-    batch = tf.shape(composed)[0]
-    ones = tf.ones(tf.stack([batch]))
+    ones = tf.ones(tf.shape(composed)[:1])
     max_zoom = tf.cast(max_zoom, tf.float32) * ones
-    lo, hi = ones, max_zoom  # invariant: hi fits (when anything does), lo does not
-    for _ in range(_SEARCH_STEPS):
-        mid = (lo + hi) / 2
-        ok = _fits(composed, size, mid, ones)
-        lo, hi = tf.where(ok, lo, mid), tf.where(ok, mid, hi)
-    zoom = tf.where(_fits(composed, size, ones, ones), ones, hi)
+
+    def bisect(fits, lo, hi):  # fits(lo) is False, fits(hi) True (or neither): hi at the end
+        def step(i, lo, hi):
+            mid = (lo + hi) / 2
+            ok = fits(mid)
+            return i + 1, tf.where(ok, lo, mid), tf.where(ok, mid, hi)
+
+        return tf.while_loop(lambda i, lo, hi: i < _SEARCH_STEPS, step, (0, lo, hi))[2]
+
+    zoom = bisect(lambda s: _fits(composed, size, s, ones), ones, max_zoom)
+    zoom = tf.where(_fits(composed, size, ones, ones), ones, zoom)
     need_less = ~_fits(composed, size, max_zoom, ones)
-    lo, hi = tf.zeros_like(ones), ones  # invariant: lo fits, hi does not
-    for _ in range(_SEARCH_STEPS):
-        mid = (lo + hi) / 2
-        ok = _fits(composed, size, max_zoom, mid)
-        lo, hi = tf.where(ok, mid, lo), tf.where(ok, hi, mid)
-    return tf.where(need_less, max_zoom, zoom), tf.where(need_less, lo, ones)
+    # Motion scale: fits for m = 0 (the crop lies inside the photo); the largest m that fits,
+    # found on 1 - m so that `bisect`'s invariant (the upper end fits) holds.
+    shrink = bisect(lambda d: _fits(composed, size, max_zoom, 1.0 - d), tf.zeros_like(ones), ones)
+    return tf.where(need_less, max_zoom, zoom), tf.where(need_less, 1.0 - shrink, ones)
 
 
 def crop_box(zoom, size):
@@ -197,7 +199,9 @@ def model_residuals(small, model_frames, composed):
 
 
 def _warp_tf(image, flow, sharp):
-    return lanczos_warp(image, flow) if sharp else bilinear_warp(image, flow)
+    if isinstance(sharp, bool):
+        return lanczos_warp(image, flow) if sharp else bilinear_warp(image, flow)
+    return tf.cond(sharp, lambda: lanczos_warp(image, flow), lambda: bilinear_warp(image, flow))
 
 
 def frame(photo, composed, residual, zoom, motion_scale, *, sharp, warp=None):
@@ -241,15 +245,15 @@ def frames(photo, small, model_frames, flows, synthesis, *, edges=DEFAULT_EDGES,
     residuals = tf.where(exact[:, None, None, None, None],
                          model_residuals(small, model_frames, composed), synthesis)
 
+    # Frame 0 (no motion, no residual) goes through the same warp as the others: one trace.
+    composed = tf.concat([tf.zeros_like(composed[:, :1]), composed], axis=1)
+    residuals = tf.concat([tf.zeros_like(residuals[:, :1]), residuals], axis=1)
+
     def one(t):
-        return frame(photo, composed[:, t], residuals[:, t], zoom, motion_scale, sharp=upscaled)
+        out = frame(photo, composed[:, t], residuals[:, t], zoom, motion_scale, sharp=upscaled)
+        return tf.cast(tf.round(tf.clip_by_value(out, 0.0, 1.0) * 255.0), tf.uint8)
 
-    def to_uint8(x):
-        return tf.cast(tf.round(tf.clip_by_value(x, 0.0, 1.0) * 255.0), tf.uint8)
-
-    steps = tf.shape(flows)[1]
-    out = tf.map_fn(lambda t: to_uint8(one(t)), tf.range(steps),
+    out = tf.map_fn(one, tf.range(tf.shape(composed)[1]),
                     fn_output_signature=tf.TensorSpec([None, None, None, 3], tf.uint8))
-    first = frame(photo, None, None, zoom, motion_scale, sharp=upscaled)
-    return {"frames": tf.transpose(out, [1, 0, 2, 3, 4]), "first_frame": to_uint8(first),
+    return {"frames": tf.transpose(out[1:], [1, 0, 2, 3, 4]), "first_frame": out[0],
             "crop": crop_box(zoom, size), "motion_scale": motion_scale}

@@ -64,17 +64,17 @@ def loaded(export):
     return tf.saved_model.load(str(export[1]))
 
 
-def _serve(loaded, png, num_frames, seed):
+def _serve(loaded, png, num_frames, seed, edges="zoom"):
     out = loaded.signatures["serving_default"](
         image=tf.constant([png]), num_frames=tf.constant(num_frames, tf.int32),
-        seed=tf.constant(seed, tf.int64))
+        seed=tf.constant(seed, tf.int64), edges=tf.constant(edges))
     return {k: v.numpy() for k, v in out.items()}
 
 
 def test_serving_default_matches_keras_at_working_size(export, loaded):
     model, _, _ = export
     pixels = _smooth(36, 48, seed=1)  # already at the working size: no resampling at all
-    served = _serve(loaded, _png(pixels), num_frames=3, seed=7)
+    served = _serve(loaded, _png(pixels), num_frames=3, seed=7, edges="extend")
     ref = model({"image": pixels[None].astype(np.float32) / 255.0}, num_frames=3, seed=7)
     assert served["frames"].shape == (1, 3, 36, 48, 3) and served["frames"].dtype == np.uint8
     np.testing.assert_allclose(served["flows"], ref["flows"].numpy(), atol=1e-4)
@@ -82,11 +82,14 @@ def test_serving_default_matches_keras_at_working_size(export, loaded):
     assert np.abs(served["frames"].astype(np.float64) - expected).max() <= 1
 
 
-def test_serving_default_full_resolution_matches_animation(export, loaded):
-    """128x192 input: capped to 64x96 (max output side), model at 32x48, frames at 64x96."""
+@pytest.mark.parametrize("edges", ["zoom", "extend"])
+def test_serving_default_full_resolution_matches_animation(export, loaded, edges):
+    """128x192 input: capped to 64x96 (max output side), model at 32x48, frames at 64x96.
+    serving_default and `spiritnet_tf.animate`'s Animation share `spiritnet_tf.fullres`:
+    frames, frame 0, crop and motion scale agree for both edges modes."""
     model, _, _ = export
     pixels = _smooth(128, 192, seed=2)
-    served = _serve(loaded, _png(pixels), num_frames=3, seed=11)
+    served = _serve(loaded, _png(pixels), num_frames=3, seed=11, edges=edges)
     full = resize_to_working_side(pixels.astype(np.float32) / 255.0, MAX_OUTPUT_SIDE)
     small = resize_to_working_side(full, WORKING_SIDE)
     ref = model({"image": small[None]}, num_frames=3, seed=11, return_residuals=True)
@@ -95,10 +98,15 @@ def test_serving_default_full_resolution_matches_animation(export, loaded):
     np.testing.assert_allclose(served["flows"][0], flows, atol=1e-4)
     assert np.abs(flows).max() > 0.1  # the comparison below involves real motion
     anim = Animation(full, np.concatenate([small[None], ref["frames"].numpy()[0]]), flows,
-                     np.ones((32, 48, 1), np.float32), residuals=ref["residuals"].numpy()[0])
+                     np.ones((32, 48, 1), np.float32), residuals=ref["residuals"].numpy()[0],
+                     edges=edges)
+    assert (anim.zoom > 1.005) == (edges == "zoom")  # this motion needs a crop
     assert served["frames"].shape == (1, 3, 64, 96, 3)
     diff = np.abs(served["frames"][0].astype(np.int16) - anim.frames[1:].astype(np.int16))
     assert diff.max() <= 1
+    assert np.abs(served["first_frame"][0].astype(np.int16) - anim.frames[0]).max() <= 1
+    np.testing.assert_allclose(served["crop"][0], anim.crop, rtol=1e-5)
+    np.testing.assert_allclose(served["motion_scale"], [anim.motion_scale])
 
 
 def test_animate_tensor_matches_keras(export, loaded):

@@ -48,10 +48,12 @@ FLOW0_SIZE_MESSAGE = "animate_tensor: image [B,H,W,3] and flow0 [B,H,W,2] differ
 class ShiftAnimator(tf.Module):
     """Test fixture, not SpiritNet: a SavedModel with the serving contract of docs/design.md §6.
 
-    ``serving_default(image: string [B], num_frames: int32 [], seed: int64 [])`` decodes
-    the images and returns ``frames`` uint8 [B, T, H, W, 3], frame t being the input
-    rolled right by ``step * t + seed % 3`` pixels, and ``flows`` float32
-    [B, T, H, W, 2], the matching backward flow (dx = -shift, dy = 0).
+    ``serving_default(image: string [B], num_frames: int32 [], seed: int64 [],
+    edges: string [])`` decodes the images and returns ``frames`` uint8 [B, T, H, W, 3],
+    frame t being the input rolled right by ``step * t + seed % 3`` pixels, ``flows``
+    float32 [B, T, H, W, 2], the matching backward flow (dx = -shift, dy = 0), and, as
+    SpiritNet's export does, ``first_frame`` (the input), ``crop`` and ``motion_scale``
+    (no zoom whatever ``edges`` says).
     ``animate_tensor(image: float32 [B,H,W,3], flow0: float32 [B,H,W,2], num_frames)``
     does the same on a float image (seed 0) and adds flow0 to every flow; it fails
     inside the graph when image and flow0 differ in size.
@@ -71,12 +73,16 @@ class ShiftAnimator(tf.Module):
         return {"frames": frames, "flows": tf.concat([dx, tf.zeros_like(dx)], -1)}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string),
-                                  tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int64)])
-    def serving_default(self, image, num_frames, seed):
+                                  tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int64),
+                                  tf.TensorSpec([], tf.string)])
+    def serving_default(self, image, num_frames, seed, edges):
         images = tf.map_fn(
             lambda data: tf.io.decode_image(data, channels=3, expand_animations=False), image,
             fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
-        return self._animate(images, num_frames, seed)
+        shape = tf.cast(tf.shape(images), tf.float32)
+        crop = tf.zeros([tf.shape(images)[0], 1]) + tf.stack([0.0, 0.0, shape[1], shape[2]])
+        return {**self._animate(images, num_frames, seed), "first_frame": images, "crop": crop,
+                "motion_scale": tf.ones(tf.shape(images)[:1])}
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32),
                                   tf.TensorSpec([None, None, None, 2], tf.float32),
@@ -109,7 +115,8 @@ def _png_header_only(width, height):
 def _serving_inputs(image=None, num_frames=3, seed=5):
     return {"image": tf.make_tensor_proto([image or _png()], dtype=tf.string),
             "num_frames": tf.make_tensor_proto(num_frames, dtype=tf.int32),
-            "seed": tf.make_tensor_proto(seed, dtype=tf.int64)}
+            "seed": tf.make_tensor_proto(seed, dtype=tf.int64),
+            "edges": tf.make_tensor_proto("zoom", dtype=tf.string)}
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +216,7 @@ def test_predict_serves_the_newest_version_and_matches_the_savedmodel(server, cl
     assert out["frames"].dtype == np.uint8 and out["frames"].shape == (1, 3, HEIGHT, WIDTH, 3)
     assert out["flows"].dtype == np.float32 and out["flows"].shape == (1, 3, HEIGHT, WIDTH, 2)
     inputs = dict(image=tf.constant([image]), num_frames=tf.constant(3),
-                  seed=tf.constant(5, tf.int64))
+                  seed=tf.constant(5, tf.int64), edges=tf.constant("zoom"))
     newest = _direct(model_base, 2, "serving_default", **inputs)
     np.testing.assert_array_equal(out["frames"], newest["frames"])
     np.testing.assert_array_equal(out["flows"], newest["flows"])
@@ -234,8 +241,9 @@ def test_animate_tensor_matches_the_savedmodel(client, model_base):
 def test_metadata_lists_the_signatures(client):
     signatures = client.metadata().signature_def
     assert {"serving_default", "animate_tensor"} <= set(signatures)
-    assert set(signatures["serving_default"].inputs) == {"image", "num_frames", "seed"}
-    assert set(signatures["serving_default"].outputs) == {"frames", "flows"}
+    assert set(signatures["serving_default"].inputs) == {"image", "num_frames", "seed", "edges"}
+    assert set(signatures["serving_default"].outputs) == {"frames", "flows", "first_frame", "crop",
+                                                          "motion_scale"}
 
 
 def test_eight_concurrent_clients_of_five_requests(served):

@@ -1,0 +1,127 @@
+"""spiritnet_tf.fullres: the edges rule (zoom that keeps every sample inside the photo),
+resampling, and the mask under zoom."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from spiritnet_tf import fullres
+
+H, W = 24, 36  # working grid of the flow fixtures
+
+
+def _radial(strength):
+    """Composed flows [1, 2, H, W, 2] whose samples point out of the picture everywhere:
+    G(x) = strength * (x - centre), frame 2 twice frame 1 (working-size pixels)."""
+    y, x = np.mgrid[0:H, 0:W].astype(np.float32)
+    field = np.stack([x - (W - 1) / 2, y - (H - 1) / 2], -1) * strength
+    return np.stack([field, 2 * field])[None]
+
+
+def _constant(dx, dy):
+    return np.broadcast_to(np.float32([dx, dy]), (1, 3, H, W, 2)).copy()
+
+
+def _sample_positions(composed, size, zoom, scale):
+    """Every sample position [N, H', W', 2] of every frame (frame 0 included)."""
+    height, width = size
+    grid = np.stack(np.meshgrid(np.arange(width), np.arange(height)), -1).astype(np.float32)
+    flows = [fullres.sample_flow(None, size, zoom, scale)]
+    flows += [fullres.sample_flow(composed[:, t], size, zoom, scale) for t in range(composed.shape[1])]
+    return np.stack([f.numpy()[0] for f in flows]) + grid
+
+
+def _inside(points, size):
+    return ((points[..., 0] >= 0) & (points[..., 0] <= size[1] - 1)
+            & (points[..., 1] >= 0) & (points[..., 1] <= size[0] - 1))
+
+
+@pytest.mark.parametrize("size", [(H, W), (4 * H, 4 * W)], ids=["working-size", "full-resolution"])
+@pytest.mark.parametrize("case", ["outward", "sideways", "beyond-max-zoom"])
+def test_zoom_keeps_every_sample_inside_and_is_the_smallest(size, case):
+    composed = {"outward": _radial(0.03), "sideways": _constant(1.5, -0.5),
+                "beyond-max-zoom": _constant(8.0, 0.0)}[case]
+    zoom, scale = fullres.fit_zoom(composed, size, max_zoom=1.15)
+    zoom_f, scale_f = float(zoom[0]), float(scale[0])
+    assert _inside(_sample_positions(composed, size, zoom, scale), size).all()
+    # "extend" (no crop) would show content from outside the photo in every case.
+    ones = tf.ones([1])
+    assert not _inside(_sample_positions(composed, size, ones, ones), size).all()
+    if case == "beyond-max-zoom":  # needs more than 1.15: the motion is scaled down to fit
+        assert zoom_f == pytest.approx(1.15) and 0.2 < scale_f < 1.0
+        more = tf.constant([scale_f * 1.01])
+        assert not _inside(_sample_positions(composed, size, zoom, more), size).all()
+    else:  # the smallest zoom that fits: a little less does not
+        assert 1.0 < zoom_f < 1.15 and scale_f == 1.0
+        less = tf.constant([1.0 + (zoom_f - 1.0) * 0.99])
+        assert not _inside(_sample_positions(composed, size, less, scale), size).all()
+
+
+def test_zoom_one_for_flows_that_stay_inside_and_reverse_option():
+    inward = -_radial(0.03)  # samples move towards the centre: nothing to crop
+    zoom, scale = fullres.fit_zoom(inward, (H, W))
+    assert float(zoom[0]) == 1.0 and float(scale[0]) == 1.0
+    zoom, _ = fullres.fit_zoom(inward, (H, W), reverse=True)  # a seamless loop also warps back
+    assert float(zoom[0]) > 1.0
+
+
+def test_resample_is_bilinear_resize_without_zoom_and_crops_with_it():
+    rng = np.random.default_rng(0)
+    field = rng.random((2, 9, 13, 3)).astype(np.float32)
+    ours = fullres.resample(field, (27, 20)).numpy()
+    np.testing.assert_allclose(ours, tf.image.resize(field, (27, 20), "bilinear").numpy(), atol=1e-6)
+    # A zoom of 2 on an image of its own size shows its centre half, stretched.
+    ramp = np.tile(np.arange(41, dtype=np.float32)[None, None, :, None], (1, 5, 1, 1))
+    zoomed = fullres.resample(ramp, (5, 41), tf.constant([2.0])).numpy()[0, 0, :, 0]
+    np.testing.assert_allclose(zoomed, 10 + np.arange(41) / 2, atol=1e-5)
+    box = fullres.crop_box(tf.constant([2.0]), (5, 41)).numpy()[0]
+    np.testing.assert_allclose(box, [1.25, 10.25, 2.5, 20.5])
+
+
+def test_frame_zero_is_the_zoomed_photo_and_frames_are_graph_friendly():
+    rng = np.random.default_rng(1)
+    photo = rng.random((1, 2 * H, 2 * W, 3)).astype(np.float32)
+    small = tf.image.resize(photo, (H, W), "area")
+    flows = _constant(0.5, 0.0)  # per-step flows; composed 0.5, 1, 1.5
+    model_frames = tf.repeat(small[:, None], 3, axis=1)
+    synthesis = tf.zeros_like(model_frames)
+    out = tf.function(fullres.frames)(photo, small, model_frames, flows, synthesis, edges="zoom")
+    zoom = out["crop"].numpy()[0]
+    assert zoom[3] < 2 * W  # cropped horizontally (motion to the left needs it)
+    first = fullres.frame(photo, None, None, tf.constant([2 * W / zoom[3]]), tf.ones([1]),
+                          sharp=True).numpy()
+    expected = np.round(np.clip(first, 0, 1) * 255)
+    assert np.abs(out["first_frame"].numpy().astype(float) - expected).max() <= 1
+    extend = fullres.frames(photo, small, model_frames, flows, synthesis, edges="extend")
+    np.testing.assert_array_equal(extend["first_frame"].numpy(), np.round(photo * 255).astype(np.uint8))
+    np.testing.assert_allclose(extend["crop"].numpy()[0], [0, 0, 2 * H, 2 * W])
+
+
+def test_mask_freezes_its_pixels_under_zoom():
+    from spiritnet_tf.animation import Animation
+
+    rng = np.random.default_rng(2)
+    photo = rng.random((2 * H, 2 * W, 3)).astype(np.float32)
+    small = tf.image.resize(photo[None], (H, W), "area").numpy()
+    flows = np.broadcast_to(np.float32([0.8, 0.3]), (3, H, W, 2)).copy()
+    mask = np.zeros((2 * H, 2 * W, 1), np.float32)
+    mask[:, : W] = 1.0  # left half static
+    flows[:, :, : W // 2] = 0.0  # the model keeps static pixels still
+    working = np.concatenate([small, np.repeat(small, 3, axis=0)])
+    anim = Animation(photo, working, flows, np.ones((H, W, 1), np.float32), mask=mask)
+    assert anim.zoom > 1.0 and anim.edges == "zoom"
+    frames = anim.frames
+    static = fullres.resample(mask[None], (2 * H, 2 * W), tf.constant([anim.zoom])).numpy()[0, ..., 0] > 0.5
+    assert 0.3 < static.mean() < 0.7
+    for frame in frames[1:]:
+        np.testing.assert_array_equal(frame[static], frames[0][static])
+    assert np.abs(frames[-1][~static].astype(int) - frames[0][~static]).mean() > 1
+
+
+def test_bad_edges_and_max_zoom_are_refused():
+    from spiritnet_tf.config import check_edges
+
+    with pytest.raises(ValueError, match="unknown edges mode 'crop'.*--edges"):
+        check_edges("crop")
+    with pytest.raises(ValueError, match="max_zoom.*>= 1"):
+        check_edges("zoom", 0.9)
