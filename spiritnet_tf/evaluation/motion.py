@@ -1,0 +1,94 @@
+"""Figures of a generated animation's motion: does it follow depth, is it more than a pan,
+does it show content from outside the photo, how large is it.
+
+For an `spiritnet_tf.Animation` (flows F_t and inverse depth z at the working size):
+
+* ``spearman_f1_z`` / ``spearman_flast_z``: Spearman rank correlation of the speed |F_1|
+  (first step) and |F_T| (last step) with z over the pixels: near content should move
+  more (1 = speed ranks exactly like nearness).
+* ``p90_p10_f1``: 90th over 10th percentile of |F_1|: 1 for a uniform pan.
+* ``median_motion_px``: median over the pixels of |G_T| * motion_scale, the displacement
+  from the first to the last frame (composed flow) in working-size pixels.
+* ``outside_share``: the share of the last frame's pixels whose content is not in the
+  photo, found by OpenCV DIS optical flow from the last output frame to the photo
+  resized to the output size: pixels whose match lies outside it.
+
+Used by scripts/motion_figures.py (docs/training.md) and the tests.
+"""
+
+import numpy as np
+
+__all__ = ["spearman", "outside_share", "motion_figures"]
+
+
+def _ranks(x):
+    """Ranks 0..n-1 of a 1-D array, ties given their mean rank."""
+    order = np.argsort(x, kind="mergesort")
+    ranks = np.empty(len(x), np.float64)
+    ranks[order] = np.arange(len(x))
+    sorted_x = x[order]
+    starts = np.flatnonzero(np.r_[True, sorted_x[1:] != sorted_x[:-1]])
+    ends = np.r_[starts[1:], len(x)]
+    for a, b in zip(starts, ends):  # only tied runs change
+        if b - a > 1:
+            ranks[order[a:b]] = (a + b - 1) / 2
+    return ranks
+
+
+def spearman(a, b, mask=None):
+    """Spearman rank correlation of two equally shaped arrays (over ``mask`` if given).
+
+    0.0 when either is constant (no order to correlate)."""
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    if a.shape != b.shape:
+        raise ValueError(f"spearman: shapes differ ({a.shape} vs {b.shape})")
+    if mask is not None:
+        keep = np.asarray(mask, bool).ravel()
+        a, b = a[keep], b[keep]
+    if a.size < 2:
+        return 0.0
+    ra, rb = _ranks(a) - (a.size - 1) / 2, _ranks(b) - (b.size - 1) / 2
+    denominator = np.sqrt((ra * ra).sum() * (rb * rb).sum())
+    return float((ra * rb).sum() / denominator) if denominator > 0 else 0.0
+
+
+def outside_share(frame, photo, teacher=None):
+    """Share of ``frame``'s pixels (uint8 [H, W, 3]) whose content DIS finds outside
+    ``photo`` (uint8 [H', W', 3], resized to H x W with area averaging)."""
+    import cv2
+
+    from spiritnet_tf.data.teachers import get_teacher
+
+    frame, photo = np.asarray(frame), np.asarray(photo)
+    height, width = frame.shape[:2]
+    if photo.shape[:2] != (height, width):
+        photo = cv2.resize(photo, (width, height), interpolation=cv2.INTER_AREA)
+    flow = get_teacher(teacher or "dis").backward_flow(photo, frame)  # frame(x) ~ photo(x + f)
+    x = flow[..., 0] + np.arange(width, dtype=np.float32)[None, :]
+    y = flow[..., 1] + np.arange(height, dtype=np.float32)[:, None]
+    outside = (x < 0) | (x > width - 1) | (y < 0) | (y > height - 1)
+    return float(outside.mean())
+
+
+def motion_figures(anim, measure_outside=True):
+    """The module docstring's figures of one `spiritnet_tf.Animation`, as a dict."""
+    from spiritnet_tf.ops.flow import compose_flows
+
+    flows = np.asarray(anim.flows, np.float32)
+    z = np.asarray(anim.depth, np.float32)[..., 0]
+    speed_first = np.linalg.norm(flows[0], axis=-1)
+    speed_last = np.linalg.norm(flows[-1], axis=-1)
+    composed = compose_flows(flows[None]).numpy()[0, -1]
+    p10, p90 = np.percentile(speed_first, [10, 90])
+    figures = {
+        "spearman_f1_z": spearman(speed_first, z),
+        "spearman_flast_z": spearman(speed_last, z),
+        "p90_p10_f1": float(p90 / p10) if p10 > 0 else float("inf"),
+        "median_motion_px": float(np.median(np.linalg.norm(composed, axis=-1)) * anim.motion_scale),
+        "zoom": anim.zoom,
+        "motion_scale": anim.motion_scale,
+    }
+    if measure_outside:
+        image = np.round(np.clip(anim.image, 0, 1) * 255).astype(np.uint8)
+        figures["outside_share"] = outside_share(anim.frame(anim.num_frames), image)
+    return figures
