@@ -70,7 +70,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     import spiritnet_tf
-    from spiritnet_tf.animation import load_model
+    from spiritnet_tf.animation import Animation, load_model
     from spiritnet_tf.evaluation.motion import motion_figures
     from spiritnet_tf.io import write_image
 
@@ -82,16 +82,18 @@ def main(argv=None):
     rows = []
     for rule, model in rules.items():
         for name, path in photos.items():
-            for edges in ("zoom", "extend"):
-                figures = []
-                for seed in SEEDS:
-                    anim = spiritnet_tf.animate(path, FRAMES, seed, weights=model, edges=edges)
-                    figures.append(motion_figures(anim))
-                    if seed == 0 and edges == "zoom" and rule.startswith("new"):
-                        sheet = np.concatenate([anim.frame(0), anim.frame(FRAMES)], axis=1)
-                        write_image(sheet, os.path.join(REPO, "docs", f"motion-{name}.jpg"),
-                                    overwrite=True)
-                mean = {k: float(np.mean([f[k] for f in figures])) for k in keys}
+            figures = {"zoom": [], "extend": []}
+            for seed in SEEDS:
+                anim = spiritnet_tf.animate(path, FRAMES, seed, weights=model)  # edges "zoom"
+                extend = Animation(anim.image, anim.working_frames, anim.flows, anim.depth,
+                                   residuals=anim.residuals, edges="extend")
+                figures["zoom"].append(motion_figures(anim))
+                figures["extend"].append(motion_figures(extend))
+                if seed == 0 and rule.startswith("new"):
+                    sheet = np.concatenate([anim.frame(0), anim.frame(FRAMES)], axis=1)
+                    write_image(sheet, os.path.join(REPO, "docs", f"motion-{name}.jpg"), overwrite=True)
+            for edges, rows_of_seeds in figures.items():
+                mean = {k: float(np.mean([f[k] for f in rows_of_seeds])) for k in keys}
                 rows.append((rule, name, edges, mean))
                 print(rule, name, edges, {k: round(v, 4) for k, v in mean.items()}, flush=True)
     lines = ["| DAFR rule | photo | edges | Spearman(abs F1, z) | Spearman(abs F6, z) | p90/p10 abs F1 "

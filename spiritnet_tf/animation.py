@@ -171,6 +171,7 @@ class Animation:
       working_frames: float32 [T+1, h, w, 3] in [0, 1]: the input at the working size,
         then the model's frames (no loop, no zoom applied).
       image: float32 [H, W, 3] in [0, 1], the photo as loaded.
+      residuals: the model's synthesis residuals as given (None if not given).
       edges: "zoom" or "extend" (`spiritnet_tf.fullres`).
       zoom: the centred zoom s >= 1 of every frame (1 with "extend").
       crop: (top, left, height, width) in the photo's pixels (pixel i spans [i, i + 1)):
@@ -201,6 +202,7 @@ class Animation:
 
         edges, max_zoom = check_edges(edges, max_zoom)
         self.image = image
+        self.residuals = residuals  # as given (the model's synthesis residuals), for copies
         self.working_frames = working_frames
         self.flows = flows
         self.depth = depth

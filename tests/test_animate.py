@@ -84,6 +84,22 @@ def test_cli_example_frames_flows_depth(weights, tmp_path):
     assert Image.open(tmp_path / "coffee_depth.png").size == (96, 64)
 
 
+def test_cli_edges_match_animate(model, weights, tmp_path):
+    """`--edges` gives the frames of `animate(edges=...)` (one implementation,
+    `spiritnet_tf.fullres`); "zoom" crops (frame 0 included), "extend" does not."""
+    for edges in ("zoom", "extend"):
+        out = tmp_path / edges
+        assert _cli(EXAMPLE, "-o", out, "--frames", 2, "--direction", 200, "--working-side", WS,
+                    "--weights", weights, "--edges", edges) == 0
+        anim = animate_api(EXAMPLE, 2, 0, weights=model, direction=200, working_side=WS, edges=edges)
+        assert np.abs(_read_folder(out).astype(int) - anim.frames).max() <= 1
+        assert (anim.zoom > 1.0) == (edges == "zoom")
+        if edges == "zoom":
+            top, left, height, width = anim.crop
+            assert 0 < top and 0 < left and height < 400 and width < 600
+            assert abs(width / height - 1.5) < 1e-3  # the photo's aspect ratio
+
+
 def test_cli_seed_gives_identical_bytes_and_overwrite_rule(weights, tmp_path):
     common = ("--frames", 2, "--working-side", WS, "--weights", weights)
     a, b, c = tmp_path / "a.gif", tmp_path / "b.gif", tmp_path / "c.gif"
