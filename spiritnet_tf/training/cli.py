@@ -15,7 +15,7 @@ def _size(text):
 
 
 def add_parser(subparsers):
-    from spiritnet_tf.training.run import STRATEGIES
+    from spiritnet_tf.training.config import STRATEGIES
 
     p = subparsers.add_parser(
         "train", help="train SpiritNet from an experiment file",

@@ -30,9 +30,11 @@ import typing
 from spiritnet_tf.config import LossConfig, SpiritNetConfig
 
 __all__ = ["ConfigError", "SourceConfig", "EvaluationConfig", "TrainConfig", "load_config",
-           "parse_config", "SOURCE_TYPES"]
+           "parse_config", "SOURCE_TYPES", "STRATEGIES"]
 
 SOURCE_TYPES = ("synthetic", "videos", "tfrecord", "vimeo")
+# tf.distribute strategies of `spiritnet_tf.training.make_strategy` (``--strategy``).
+STRATEGIES = ("default", "mirrored", "multiworker")
 
 
 class ConfigError(ValueError):

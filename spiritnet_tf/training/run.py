@@ -37,13 +37,12 @@ import tensorflow as tf
 
 from spiritnet_tf.config import SpiritNetConfig
 from spiritnet_tf.training.callbacks import PreviewCallback
-from spiritnet_tf.training.config import TrainConfig, parse_config
+from spiritnet_tf.training.config import STRATEGIES, TrainConfig, parse_config
 from spiritnet_tf.training.data import evaluation_samples, septuplet_dataset, training_samples
 
 __all__ = ["train", "evaluate_model", "make_strategy", "STRATEGIES", "prepare_run_dir",
            "load_model"]
 
-STRATEGIES = ("default", "mirrored", "multiworker")
 MANIFEST = "manifest.json"
 CONFIG = "config.json"
 DEPTH_WEIGHTS = "depth_pretrained.weights.h5"
