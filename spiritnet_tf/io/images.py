@@ -36,6 +36,8 @@ __all__ = [
     "load_mask",
     "working_size",
     "resize_to_working_side",
+    "PHOTO_EXTENSIONS",
+    "check_image",
 ]
 
 DEFAULT_MAX_PIXELS = 50_000_000
@@ -408,3 +410,28 @@ def resize_to_working_side(image, working_side):
     """
     image = np.asarray(image, dtype=np.float32)
     return _resize(image, working_size(image.shape[0], image.shape[1], working_side))
+
+
+# ----------------------------------------------------------------------------- checking
+
+
+# Files taken from a folder given as input (`spiritnet animate FOLDER`); any file that
+# Pillow reads works when named directly.
+PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+
+
+def check_image(source, *, max_pixels=DEFAULT_MAX_PIXELS, min_side=DEFAULT_MIN_SIDE, name=None):
+    """Checks a picture file the way `load_image` would, from its header only.
+
+    Raises `ImageInputError` naming the file for a missing or unreadable file, a file
+    that is not an image, a corrupt header, too many pixels or a side under
+    ``min_side``; pixels are not decoded (so damage inside the pixel data shows only
+    when the image is loaded). Returns (height, width) as stored (before EXIF rotation).
+    """
+    data, pil, array, name = _read_source(source, name)
+    if data is not None:
+        im = _open_checked(data, name, max_pixels, min_side)
+        return im.size[1], im.size[0]
+    height, width = (pil.size[1], pil.size[0]) if pil is not None else array.shape[:2]
+    _check_size(height, width, name, max_pixels, min_side)
+    return height, width
