@@ -37,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from spiritnet_tf.config import SpiritNetConfig
+from spiritnet_tf.io.weights import check_weights_file
 from spiritnet_tf.training.callbacks import PreviewCallback
 from spiritnet_tf.training.config import STRATEGIES, TrainConfig, parse_config
 from spiritnet_tf.training.data import evaluation_samples, septuplet_dataset, training_samples
@@ -171,6 +172,7 @@ def load_model(weights=None, preset="small"):
         weights = os.path.join(weights, "model.keras")
     if not os.path.exists(weights):
         raise FileNotFoundError(f"weights file {weights!r} does not exist")
+    check_weights_file(weights)  # "not a SpiritNet weights file (reason)" before any build
     if weights.endswith(".keras"):
         return keras.saving.load_model(weights, safe_mode=True)
     config = None
