@@ -21,7 +21,7 @@ FORMATS = {"gif": ".gif", "mp4": ".mp4", "webp": ".webp", "png": ""}
 
 def add_parser(subparsers):
     from spiritnet_tf.animation import DEFAULT_WORKING_SIDE, MAX_FRAMES
-    from spiritnet_tf.io.images import DEFAULT_MIN_SIDE, PHOTO_EXTENSIONS
+    from spiritnet_tf.io.images import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE, PHOTO_EXTENSIONS
     from spiritnet_tf.io.writers import DEFAULT_FPS, LOOP_MODES, MAX_FPS
 
     p = subparsers.add_parser(
@@ -75,6 +75,8 @@ def add_parser(subparsers):
                    help="also write OUTBASE_flows.npy and colour-coded flows OUTBASE_flows<ext>")
     p.add_argument("--save-depth", action="store_true",
                    help="also write the inverse depth as OUTBASE_depth.npy and OUTBASE_depth.png")
+    p.add_argument("--max-pixels", type=_ranged(int, 1), default=DEFAULT_MAX_PIXELS,
+                   help=f"refuse photos with more pixels (default {DEFAULT_MAX_PIXELS:,})")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.set_defaults(func=_run)
 
@@ -194,7 +196,7 @@ def _check_options(args):
     for option, path, load, options in checks:
         if path is not None:
             try:
-                load(path, **options)
+                load(path, max_pixels=args.max_pixels, **options)
             except ImageInputError as e:
                 raise ValueError(f"{option} {e}") from None
     if args.weights is not None:
@@ -227,7 +229,7 @@ def _run(args):
     failures, ready = [], []
     for photo, output in zip(photos, outputs):  # headers only: nothing is decoded yet
         try:
-            check_image(photo)
+            check_image(photo, max_pixels=args.max_pixels)
             ready.append((photo, output))
         except ImageInputError as e:
             _fail(failures, photo, e)
@@ -240,7 +242,7 @@ def _run(args):
                 photo, args.frames, args.seed, weights=model, direction=args.direction,
                 magnitude=args.magnitude, mask=args.mask, depth=args.depth,
                 inverse_depth=args.inverse_depth, working_side=args.working_side,
-                loop=args.loop)
+                loop=args.loop, max_pixels=args.max_pixels)
             written = anim.save(output, fps=args.fps, overwrite=args.overwrite,
                                 save_flows=args.save_flows, save_depth=args.save_depth,
                                 progress=True)

@@ -121,6 +121,7 @@ def _foreign_h5(path):
     ("existing-side-output", "photo_depth.png already exists; pass --overwrite"),
     ("existing-frames", "already holds frame files (frame_*.png); pass --overwrite"),
     ("all-photos-bad", "0 of 1 photo(s) animated"),
+    ("too-many-pixels", "limit 100); resize it first or raise the pixel limit (--max-pixels)"),
 ])
 def test_errors_come_before_the_model(tmp_path, no_model, capsys, case, message):
     photo = _photo(tmp_path / "photo.png")
@@ -152,6 +153,8 @@ def test_errors_come_before_the_model(tmp_path, no_model, capsys, case, message)
         (out / "frame_0000.png").write_bytes(b"mine")
     elif case == "all-photos-bad":
         photo = str(tmp_path / "missing.jpg")
+    elif case == "too-many-pixels":
+        extra = ["--max-pixels", "100"]
     started = time.monotonic()
     assert main(["animate", photo, "-o", str(out), *extra]) == 1
     assert time.monotonic() - started < 5  # a model run takes longer (and is refused here)

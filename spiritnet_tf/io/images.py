@@ -108,7 +108,7 @@ def _check_size(height, width, name, max_pixels, min_side):
     if height * width > max_pixels:
         raise ImageInputError(
             f"{name}: too many pixels ({width}x{height} = {width * height:,}, limit "
-            f"{max_pixels:,}); resize it first or raise max_pixels"
+            f"{max_pixels:,}); resize it first or raise the pixel limit (--max-pixels)"
         )
     if min(height, width) < min_side:
         raise ImageInputError(
