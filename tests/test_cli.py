@@ -32,7 +32,8 @@ import spiritnet_tf, spiritnet_tf.cli as cli
 seen = {"import": "tensorflow" in sys.modules}
 for argv in (["--help"], ["animate", "--help"], ["train", "--help"], ["evaluate", "--help"],
              ["animate", "x.jpg"], ["animate", "x.jpg", "-o", "y.gif", "--frames", "many"],
-             ["train", "--strategy", "tpu", "--config", "c.json"], ["nonsense"]):
+             ["train", "--strategy", "tpu", "--config", "c.json"], ["data", "--help"],
+             ["data", "synthetic", "many", "--out", "d"], ["nonsense"]):
     try:
         cli.main(argv)
     except SystemExit as e:
@@ -47,7 +48,8 @@ print(json.dumps(seen))
     for argv, (code_, tensorflow, keras) in seen.items():
         assert (tensorflow, keras) == (False, False), argv
         assert code_ == (0 if argv.endswith("--help") else 2), argv
-    assert "--frames: invalid" in run.stderr and "invalid choice: 'tpu'" in run.stderr
+    assert "--frames: expected a whole number" in run.stderr and "invalid choice: 'tpu'" in run.stderr
+    assert "argument count: invalid int value: 'many'" in run.stderr
     # Every command is listed by `spiritnet --help` without importing its module.
     for name in cli.COMMANDS:
         assert name in run.stdout
