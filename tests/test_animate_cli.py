@@ -258,7 +258,9 @@ def test_signal_during_a_write_leaves_no_file(tmp_path, signum, status, output):
     proc = subprocess.Popen(
         [sys.executable, str(script), "animate", photo, "-o", str(target), "--frames", "20",
          "--overwrite"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": ROOT})  # this checkout's package, not another install
+        env={**os.environ, "PYTHONPATH": ROOT},  # this checkout's package, not another install
+        # A shell's background job inherits SIGINT ignored, and Python then keeps it so.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         for line in proc.stdout:
             if line.startswith("frame 3"):
