@@ -27,12 +27,13 @@ venv: $(STAMP)
 # Custom TensorFlow ops (CPU always; CUDA when nvcc is present, and then a
 # failing CUDA compile fails the build).
 ops: $(STAMP)
-	$(MAKE) -C custom_ops -j2 PYTHON=$(abspath $(PY))
+	@$(MAKE) -s --no-print-directory -C custom_ops -j2 PYTHON=$(abspath $(PY))
 
 # demo/ is this target's own output folder (git-ignored), so it is replaced on each run.
+# Quiet like the command line (its progress bar and result only); VERBOSE=1 adds
+# TensorFlow's logs.
 demo: ops
-	$(PY) -m spiritnet_tf.cli animate examples/coffee.jpg -o demo/coffee.gif --overwrite
-	@echo "wrote demo/coffee.gif"
+	@$(PY) -m spiritnet_tf.cli animate examples/coffee.jpg -o demo/coffee.gif --overwrite $(if $(VERBOSE),--verbose)
 
 test: ops
 	SPIRITNET_REQUIRE_OPS=1 $(PY) -m pytest -q -rs

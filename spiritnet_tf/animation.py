@@ -36,7 +36,6 @@ frames; ``.flows`` stay the model's.
 import functools
 import numbers
 import os
-import tempfile
 
 import cv2
 import numpy as np
@@ -46,6 +45,7 @@ from spiritnet_tf.io import images as _images
 from spiritnet_tf.io import writers as _writers
 from spiritnet_tf.limits import MAX_ANIMATION_FRAMES as MAX_FRAMES  # public name kept
 from spiritnet_tf.limits import MAX_PIXELS, MAX_REMAP_SIDE, MIN_SIDE
+from spiritnet_tf.io.weights import check_weights_file
 
 __all__ = ["animate", "Animation", "load_model", "DEFAULT_WEIGHTS", "MAX_FRAMES", "check_outputs"]
 
@@ -74,7 +74,8 @@ def load_model(weights=None, *, preset=DEFAULT_PRESET, resample_from=None):
 
     Raises:
       FileNotFoundError when the file (or the bundled default) is missing; ValueError
-      for an unknown file type or weights that do not fit the preset.
+      for an unknown file type, a file that is not SpiritNet weights
+      (`spiritnet_tf.io.WeightsFileError`) or weights that do not fit the preset.
     """
     from spiritnet_tf.model import SpiritNet
 
@@ -93,8 +94,7 @@ def load_model(weights=None, *, preset=DEFAULT_PRESET, resample_from=None):
         path = os.fspath(weights)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path}: no such weights file")
-    if not path.endswith((".keras", ".weights.h5")):
-        raise ValueError(f"{path}: weights must be a .keras model or a .weights.h5 file")
+    check_weights_file(path)  # a corrupt or foreign file: "not a SpiritNet weights file (...)"
     stat = os.stat(path)
     return _load_cached(os.path.realpath(path), stat.st_size, stat.st_mtime_ns, preset, resample_from)
 
@@ -353,13 +353,12 @@ def _save_npy(path, array, overwrite):
     """np.save to a temporary file renamed over ``path`` (never half-written)."""
     if os.path.lexists(path) and not overwrite:
         raise FileExistsError(f"{path} already exists; pass overwrite=True (--overwrite) to replace it")
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.partial-", suffix=".npy", dir=parent)
+    temp = _writers.temp_file_beside(path, suffix=".npy")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(temp, "wb") as f:
             np.save(f, np.asarray(array))
-        os.replace(temp, path)
+        with _writers.signals_held():
+            os.replace(temp, path)
     finally:
         if os.path.lexists(temp):
             os.remove(temp)

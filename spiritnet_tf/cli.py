@@ -1,17 +1,41 @@
 """The ``spiritnet`` command line: one entry point, one module per subcommand.
 
 Each module in :data:`SUBCOMMAND_MODULES` exposes ``add_parser(subparsers)``,
-which adds its subcommand and sets ``func`` (called with the parsed arguments;
+which adds its subcommand(s) and sets ``func`` (called with the parsed arguments;
 returns an exit status or None) as a parser default. To add a subcommand
-(``animate``, ``train``, ``evaluate``, ``serve``, ``predict``), write such a module
-and list it here.
+(``animate``, ``train``, ``evaluate``, ``serve``, ``predict``), write such a module,
+list it here and name its commands in :data:`COMMANDS`.
+
+Quick answers: `main` imports only the module of the command typed, so
+``spiritnet --help``, ``spiritnet animate --help`` and argument errors answer
+without importing TensorFlow (except ``serve`` and ``predict``, whose module
+imports the dev server's constants from a module that imports it).
+
+Quiet by default: TensorFlow's C++ logging is switched off (``TF_CPP_MIN_LOG_LEVEL``
+before TensorFlow is imported), the lines its libraries print while they load,
+before that setting takes effect, are filtered out of stderr, and TensorFlow's and
+Keras's Python loggers and warnings show errors only. ``--verbose`` (before or after
+the command) keeps all of it.
+
+Termination: SIGTERM is turned into an exception in the main thread, as Ctrl-C
+(SIGINT) is, so the writers' clean-up runs: no partial file is left and an
+existing output is kept (exit status 143; 130 for Ctrl-C).
 """
 
 import argparse
 import importlib
+import importlib.abc
+import importlib.util
+import logging
+import os
+import re
+import signal
 import sys
+import tempfile
+import warnings
 
-__all__ = ["main", "build_parser", "SUBCOMMAND_MODULES"]
+__all__ = ["main", "build_parser", "SUBCOMMAND_MODULES", "COMMANDS", "TF_LOG_LINE",
+           "quiet_tensorflow", "Terminated"]
 
 SUBCOMMAND_MODULES = (
     "spiritnet_tf.animate_cli",
@@ -20,27 +44,176 @@ SUBCOMMAND_MODULES = (
     "spiritnet_tf.training.cli",
 )
 
+# command -> (its module, the one-line help of `spiritnet --help`; each module's
+# add_parser gives the same help, tests/test_cli.py checks that they agree).
+COMMANDS = {
+    "animate": ("spiritnet_tf.animate_cli", "turn photos into short animations"),
+    "data": ("spiritnet_tf.data.cli", "prepare training data"),
+    "serve": ("spiritnet_tf.serving.cli",
+              "serve an exported SavedModel over gRPC (TF Serving's PredictionService)"),
+    "predict": ("spiritnet_tf.serving.cli", "animate a photo through a running PredictionService"),
+    "train": ("spiritnet_tf.training.cli", "train SpiritNet from an experiment file"),
+    "evaluate": ("spiritnet_tf.training.cli",
+                 "evaluate a model and the baselines on held-out data"),
+}
 
-def build_parser():
+# A line of TensorFlow's (absl / TSL) C++ logging, e.g.
+# "I0000 00:00:1796055912.276541    4320 port.cc:153] oneDNN custom operations are on. ..."
+# and the lines printed around them while the libraries load.
+TF_LOG_LINE = re.compile(
+    r"^(?:[IWEF]\d{4} [\d:.]+\s+\d+ [\w.\-/]+:\d+\] "
+    r"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate "
+    r"compiler flags\.)"
+)
+_QUIET_MODULES = r"(tensorflow|keras|tf_keras|absl|tensorflow_datasets|tf2onnx|google)(\.|$)"
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread when the process receives SIGTERM (see `main`)."""
+
+
+def _on_sigterm(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough: let the clean-up finish
+    raise Terminated()
+
+
+class _QuietLoader(importlib.abc.Loader):
+    """Runs the real loader of ``tensorflow`` with file descriptor 2 sent to a file.
+
+    The C++ libraries print a few lines while they load, before their log level is
+    read; afterwards every stderr line that is not such a log line is written back.
+    """
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        sys.stderr.flush()
+        saved = os.dup(2)
+        with tempfile.TemporaryFile() as captured:
+            os.dup2(captured.fileno(), 2)
+            try:
+                self.loader.exec_module(module)
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+                os.close(saved)
+                captured.seek(0)
+                kept = [line for line in captured.read().decode(errors="replace").splitlines(True)
+                        if not TF_LOG_LINE.match(line)]
+                if kept:
+                    sys.stderr.write("".join(kept))
+                    sys.stderr.flush()
+        _quiet_python_loggers()
+
+    def __getattr__(self, name):  # anything else (get_resource_reader, ...) as the real one
+        return getattr(self.loader, name)
+
+
+class _QuietFinder(importlib.abc.MetaPathFinder):
+    """Wraps the loader of the top-level ``tensorflow`` package in `_QuietLoader`, once."""
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != "tensorflow":
+            return None
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _QuietLoader(spec.loader)
+        return spec
+
+
+def _quiet_python_loggers():
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    try:
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(absl_logging.ERROR)
+    except ImportError:  # pragma: no cover - absl comes with TensorFlow
+        pass
+
+
+def quiet_tensorflow():
+    """Silences TensorFlow's logs for this process (see the module docstring).
+
+    Call before TensorFlow is imported to hide its C++ start-up lines too; calling it
+    afterwards quiets the Python loggers only.
+    """
+    warnings.filterwarnings("ignore", module=_QUIET_MODULES)
+    if "tensorflow" in sys.modules:
+        _quiet_python_loggers()
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # also over a shell's 2, which shows errors
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    if not any(isinstance(f, _QuietFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietFinder())
+
+
+def _command(argv):
+    """The command word of argv (the first argument that is not an option), or None."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def build_parser(commands=None):
+    """The argument parser; ``commands``: the command names whose modules are imported
+    (None: all). The others are listed by name and help only."""
     parser = argparse.ArgumentParser(
         prog="spiritnet", description="SpiritNet: turn one still photo into a short animation.")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's own log messages (hidden by default)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in SUBCOMMAND_MODULES:
-        importlib.import_module(name).add_parser(subparsers)
+    wanted = COMMANDS if commands is None else [c for c in commands if c in COMMANDS]
+    for module in dict.fromkeys(COMMANDS[c][0] for c in wanted):
+        importlib.import_module(module).add_parser(subparsers)
+    for name, (_, text) in COMMANDS.items():
+        if name not in subparsers.choices:
+            subparsers.add_parser(name, help=text)
+    _add_verbose(subparsers)
     return parser
+
+
+def _add_verbose(subparsers):
+    for sub in subparsers.choices.values():
+        if not any("--verbose" in a.option_strings for a in sub._actions):
+            sub.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                             help="show TensorFlow's own log messages (hidden by default)")
+        for action in sub._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _add_verbose(action)
 
 
 def main(argv=None):
     """Runs the command line; returns the exit status (0 on success)."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--verbose" not in argv:  # before the parser: some command modules import TensorFlow
+        quiet_tensorflow()
+    args = build_parser([_command(argv)]).parse_args(argv)
+    previous = None
+    if hasattr(signal, "SIGTERM"):
+        try:
+            previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        except ValueError:  # not the main thread: leave signals alone
+            previous = None
     try:
         status = args.func(args)
     except (ValueError, OSError) as e:  # user errors: a message, not a traceback
         print(f"spiritnet {args.command}: error: {e}", file=sys.stderr)
         return 1
+    except Terminated:
+        print(f"spiritnet {args.command}: terminated; nothing half-written was kept",
+              file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return int(status or 0)
 
 

@@ -46,6 +46,7 @@ import tensorflow as tf
 from spiritnet_tf.animation import DEFAULT_PRESET, load_model
 from spiritnet_tf.export import _warp_backend
 from spiritnet_tf.limits import MAX_ANIMATION_FRAMES, MAX_PIXELS, MIN_SIDE
+from spiritnet_tf.io.writers import default_mode
 
 __all__ = [
     "export_tflite", "export_onnx", "mobile_function", "initial_flow", "tflite_operators",
@@ -148,9 +149,7 @@ def _write_atomically(out, data):
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)  # mkstemp's 0600 would hide the file from others
+        os.chmod(temp, default_mode())  # mkstemp's 0600 would hide the file from others
         os.replace(temp, out)
     finally:
         if os.path.lexists(temp):

@@ -7,7 +7,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-import spiritnet_tf.data  # noqa: F401  (registers the builder)
+import spiritnet_tf.data.vimeo90k  # noqa: F401  (registers the builder)
 from spiritnet_tf import cli
 from spiritnet_tf.data import training_pipeline
 from spiritnet_tf.data.teachers import DISTeacher

@@ -88,3 +88,19 @@ def test_bad_data_source_is_named(tmp_path, capsys):
     assert "nothing" in capsys.readouterr().err
     with pytest.raises(ValueError, match="synthetic:N"):
         parse_source_spec("synthetic:many")
+
+
+def test_corrupt_weights_are_refused_before_the_data(tmp_path, capsys, monkeypatch):
+    from spiritnet_tf.training import data as training_data
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the data was read before --weights was checked")
+
+    monkeypatch.setattr(training_data, "load_source", refuse)
+    bad = tmp_path / "model.keras"
+    bad.write_bytes(b"not a zip")
+    assert cli.main(["evaluate", "--data", "synthetic:1", "--weights", str(bad),
+                     "--out", str(tmp_path / "e")]) == 1
+    err = capsys.readouterr().err
+    assert "--weights" in err and "not a SpiritNet weights file (not a Keras .keras archive" in err
+    assert not (tmp_path / "e").exists()

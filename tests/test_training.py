@@ -247,3 +247,41 @@ def test_depth_pretraining_learns_depth_and_starts_the_run(tmp_path, monkeypatch
     monkeypatch.setattr("spiritnet_tf.training.depth.pretrain_depth",
                         lambda *a, **k: pytest.fail("pre-trained again on resume"))
     assert run._initial_depth(config, model, path, False) == (weights, summary)
+
+
+def test_failed_start_writes_nothing_and_the_fixed_rerun_starts(tmp_path, capsys, monkeypatch):
+    """A missing data folder fails before the run folder is touched; once the data is
+    there, the same command starts (no --overwrite, no "different config" refusal)."""
+    from spiritnet_tf import data
+    from spiritnet_tf import model as model_module
+
+    values = _tiny()
+    values["train_data"] = [{"type": "tfrecord", "path": str(tmp_path / "records")}]
+    values["validation_data"] = []
+    values["evaluation"] = None
+    config = _write(tmp_path, values)
+    out = tmp_path / "runs" / "exp"
+    assert cli.main(["train", "--config", config, "--out", str(out), "--quiet"]) == 1
+    assert "TFRecord source" in capsys.readouterr().err  # found by train(), not load_config
+    assert not out.exists()
+
+    # An --out whose parent is a file: refused with a message, before the data is read.
+    (tmp_path / "file").write_text("x")
+    assert cli.main(["train", "--config", config, "--out", str(tmp_path / "file" / "run")]) == 1
+    assert "is a file, not a folder" in capsys.readouterr().err
+
+    scenes = list(data.synthetic_dataset(2, 32, 32, seed=0).as_numpy_iterator())
+    (tmp_path / "records").mkdir()
+    data.write_septuplets(str(tmp_path / "records" / "a.tfrecord"), scenes)
+
+    class Started(Exception):
+        pass
+
+    def started(*args, **kwargs):  # stands in for the model build: the run has started
+        raise Started()
+
+    monkeypatch.setattr(model_module, "SpiritNet", started)
+    with pytest.raises(Started):
+        cli.main(["train", "--config", config, "--out", str(out), "--quiet"])
+    with open(out / "config.json") as f:
+        assert json.load(f)["train_data"][0]["path"] == str(tmp_path / "records")

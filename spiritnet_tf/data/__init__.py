@@ -4,7 +4,7 @@ Sources, each giving *septuplet dicts* (``frames`` uint8 [7, H, W, 3], ``flows``
 [6, H, W, 2] backward F_{k+1->k}, optional ``depth`` z [7, H, W, 1]):
 
 * :func:`load_vimeo` — Vimeo-90K through the TFDS builder ``vimeo90k_septuplet``
-  (registered by importing this package), teacher flows precomputed.
+  (registered by importing `spiritnet_tf.data.vimeo90k`), teacher flows precomputed.
 * :func:`cache_videos` / :func:`read_septuplets` — any folder of videos or frame
   folders, cut into septuplets and cached as TFRecords with teacher flows.
 * :func:`synthetic_dataset` — procedural parallax scenes with exact flow and depth.
@@ -12,30 +12,39 @@ Sources, each giving *septuplet dicts* (``frames`` uint8 [7, H, W, 3], ``flows``
 :func:`training_pipeline` turns any of them into the model's ``(inputs, targets)``.
 """
 
-from spiritnet_tf.data.images import CorruptInputError, read_rgb
-from spiritnet_tf.data.pipeline import (
-    flip_septuplet,
-    random_crop_flip,
-    to_prediction_mode,
-    training_pipeline,
-)
-from spiritnet_tf.data.records import read_septuplets, write_septuplets
-from spiritnet_tf.data.synthetic import (
-    SyntheticConfig,
-    generate_septuplet,
-    synthetic_dataset,
-    synthetic_septuplets,
-    write_synthetic_records,
-)
-from spiritnet_tf.data.teachers import TEACHERS, DISTeacher, FlowTeacher, get_teacher
-from spiritnet_tf.data.videos import cache_videos, find_sources, video_septuplets
-from spiritnet_tf.data.vimeo90k import (
-    MANUAL_DOWNLOAD_INSTRUCTIONS,
-    ManualDownloadError,
-    Vimeo90kSeptuplet,
-    load_vimeo,
-    select_subset,
-)
+import importlib
+
+# name -> module, imported on first use (PEP 562): `spiritnet data --help` does not import
+# TensorFlow. The TFDS builder ``vimeo90k_septuplet`` is registered when
+# `spiritnet_tf.data.vimeo90k` is imported (e.g. by `load_vimeo` or `Vimeo90kSeptuplet`).
+_LAZY = {
+    "CorruptInputError": "spiritnet_tf.data.images",
+    "read_rgb": "spiritnet_tf.data.images",
+    "flip_septuplet": "spiritnet_tf.data.pipeline",
+    "random_crop_flip": "spiritnet_tf.data.pipeline",
+    "to_prediction_mode": "spiritnet_tf.data.pipeline",
+    "training_pipeline": "spiritnet_tf.data.pipeline",
+    "read_septuplets": "spiritnet_tf.data.records",
+    "write_septuplets": "spiritnet_tf.data.records",
+    "SyntheticConfig": "spiritnet_tf.data.synthetic",
+    "generate_septuplet": "spiritnet_tf.data.synthetic",
+    "synthetic_dataset": "spiritnet_tf.data.synthetic",
+    "synthetic_septuplets": "spiritnet_tf.data.synthetic",
+    "write_synthetic_records": "spiritnet_tf.data.synthetic",
+    "TEACHERS": "spiritnet_tf.data.teachers",
+    "DISTeacher": "spiritnet_tf.data.teachers",
+    "FlowTeacher": "spiritnet_tf.data.teachers",
+    "get_teacher": "spiritnet_tf.data.teachers",
+    "cache_videos": "spiritnet_tf.data.videos",
+    "find_sources": "spiritnet_tf.data.videos",
+    "video_septuplets": "spiritnet_tf.data.videos",
+    "MANUAL_DOWNLOAD_INSTRUCTIONS": "spiritnet_tf.data.vimeo90k",
+    "ManualDownloadError": "spiritnet_tf.data.vimeo90k",
+    "Vimeo90kSeptuplet": "spiritnet_tf.data.vimeo90k",
+    "load_vimeo": "spiritnet_tf.data.vimeo90k",
+    "select_subset": "spiritnet_tf.data.vimeo90k",
+}
+
 
 __all__ = [
     "CorruptInputError", "read_rgb",
@@ -47,3 +56,15 @@ __all__ = [
     "MANUAL_DOWNLOAD_INSTRUCTIONS", "ManualDownloadError", "Vimeo90kSeptuplet", "load_vimeo",
     "select_subset",
 ]
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'spiritnet_tf.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -1,6 +1,7 @@
 """Vimeo-90K septuplets as a TFDS dataset with teacher flows (docs/design.md §4).
 
-Importing :mod:`spiritnet_tf.data` registers the builder ``vimeo90k_septuplet``.
+Importing this module (:mod:`spiritnet_tf.data.vimeo90k`) registers the builder
+``vimeo90k_septuplet``.
 Build it once from the manually downloaded archive::
 
     spiritnet data vimeo --manual-dir ~/downloads/vimeo --data-dir ~/tensorflow_datasets

@@ -4,7 +4,11 @@
 ``spiritnet_tf.depth.convert`` loads the official PyTorch checkpoint's state dict.
 """
 
-from spiritnet_tf.depth.megadepth import (
+from spiritnet_tf import require_tensorflow_backend
+
+require_tensorflow_backend()
+
+from spiritnet_tf.depth.megadepth import (  # noqa: E402
     PRESETS,
     HourglassLevel,
     InceptionBlock,

@@ -40,6 +40,8 @@ __all__ = [
     "load_mask",
     "working_size",
     "resize_to_working_side",
+    "PHOTO_EXTENSIONS",
+    "check_image",
 ]
 
 _ORIENTATION_TAG = 0x0112
@@ -107,7 +109,7 @@ def _check_size(height, width, name, max_pixels, min_side):
     if height * width > max_pixels:
         raise ImageInputError(
             f"{name}: too many pixels ({width}x{height} = {width * height:,}, limit "
-            f"{max_pixels:,}); resize it first or raise max_pixels"
+            f"{max_pixels:,}); resize it first or raise the pixel limit (--max-pixels)"
         )
     if min(height, width) < min_side:
         raise ImageInputError(
@@ -409,3 +411,28 @@ def resize_to_working_side(image, working_side):
     """
     image = np.asarray(image, dtype=np.float32)
     return _resize(image, working_size(image.shape[0], image.shape[1], working_side))
+
+
+# ----------------------------------------------------------------------------- checking
+
+
+# Files taken from a folder given as input (`spiritnet animate FOLDER`); any file that
+# Pillow reads works when named directly.
+PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+
+
+def check_image(source, *, max_pixels=DEFAULT_MAX_PIXELS, min_side=DEFAULT_MIN_SIDE, name=None):
+    """Checks a picture file the way `load_image` would, from its header only.
+
+    Raises `ImageInputError` naming the file for a missing or unreadable file, a file
+    that is not an image, a corrupt header, too many pixels or a side under
+    ``min_side``; pixels are not decoded (so damage inside the pixel data shows only
+    when the image is loaded). Returns (height, width) as stored (before EXIF rotation).
+    """
+    data, pil, array, name = _read_source(source, name)
+    if data is not None:
+        im = _open_checked(data, name, max_pixels, min_side)
+        return im.size[1], im.size[0]
+    height, width = (pil.size[1], pil.size[0]) if pil is not None else array.shape[:2]
+    _check_size(height, width, name, max_pixels, min_side)
+    return height, width

@@ -14,7 +14,12 @@ Safety rules shared by every writer here: an existing output is never replaced
 unless ``overwrite=True`` (the error names the file); output goes to a temporary
 file (or folder) beside the target and is renamed over it only when everything was
 written, so a failed or interrupted run never leaves a half-written file in place
-of the user's.
+of the user's. The temporary file or folder is given the mode a file or folder
+created normally would get under the process's umask (`default_mode`) before it is
+renamed, and SIGINT / SIGTERM are held back while an output is being committed, so a
+stop at any moment leaves either the old output or the new one, never half of each
+(the temporary file is removed when the exception unwinds: see `spiritnet_tf.cli`,
+which turns SIGTERM into an exception).
 
 Encoding: GIF, MP4 and WebP go through the ffmpeg binary bundled with
 imageio-ffmpeg, fed one raw frame at a time through a pipe. GIF uses a palette
@@ -28,10 +33,13 @@ larger on that side); WebP is animated lossy WebP (libwebp, quality 90). GIF and
 they are not used here.)
 """
 
+import contextlib
 import os
 import re
 import shutil
+import signal
 import tempfile
+import threading
 
 import cv2
 import imageio_ffmpeg
@@ -46,6 +54,11 @@ __all__ = [
     "write_image",
     "apply_loop",
     "output_format",
+    "output_conflict",
+    "check_output_parent",
+    "default_mode",
+    "temp_file_beside",
+    "temp_folder_beside",
     "to_uint8",
     "flow_to_rgb",
     "depth_to_rgb",
@@ -54,6 +67,7 @@ __all__ = [
 SUPPORTED_OUTPUTS = (".gif", ".mp4", ".webp", "a folder of PNGs (no extension, or ending in /)")
 LOOP_MODES = ("none", "boomerang", "seamless")
 DEFAULT_FPS = 8.0
+MAX_FPS = 1000.0  # frames per second accepted by the writers (GIF stores 1/100 s anyway)
 FRAME_NAME = "frame_{:04d}.png"
 # zlib level of frame PNGs: 1 writes a 6 MP frame about 5x faster than Pillow's default
 # 6 (measured 0.6 s vs 3.7 s) for files about 15 % larger.
@@ -151,13 +165,117 @@ def apply_loop(frames, mode="none", *, close_loop=None):
 
 
 def _refuse_existing(path, overwrite):
-    if overwrite or not os.path.lexists(path):
+    conflict = output_conflict(path)
+    if overwrite or conflict is None:
         return
-    raise FileExistsError(f"{path} already exists; pass overwrite=True (--overwrite) to replace it")
+    raise FileExistsError(f"{path} {conflict}; pass overwrite=True (--overwrite) to replace it")
 
 
 def _frame_files(folder):
     return sorted(f for f in os.listdir(folder) if _FRAME_FILE.match(f))
+
+
+def output_conflict(path, *, folder=False):
+    """What writing ``path`` would replace: None (nothing), or a phrase for a message.
+
+    For a file output: ``"already exists"`` when something is there. For a folder of
+    PNGs (``folder=True``): ``"already holds frame files (frame_*.png)"`` when it holds
+    frames (other files in it are never touched). The one owner of the no-overwrite rule:
+    the writers add "pass overwrite=True", the command line "pass --overwrite".
+
+    Raises NotADirectoryError when a file stands where the folder should be and
+    IsADirectoryError when a folder stands where the file should be.
+    """
+    path = os.path.normpath(os.fspath(path))
+    if folder:
+        if os.path.lexists(path) and not os.path.isdir(path):
+            raise NotADirectoryError(f"{path} exists and is not a folder")
+        if os.path.isdir(path) and _frame_files(path):
+            return "already holds frame files (frame_*.png)"
+        return None
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path} is a folder, not a file")
+    return "already exists" if os.path.lexists(path) else None
+
+
+def check_output_parent(path):
+    """Raises OSError with a clear message unless ``path`` can be created.
+
+    Its nearest existing ancestor must be a writable folder (the missing folders in
+    between are created by the writers): a file in the way gives NotADirectoryError
+    naming it, a read-only folder PermissionError.
+    """
+    parent = os.path.dirname(os.path.abspath(os.fspath(path)))
+    ancestor = parent
+    while not os.path.lexists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        raise NotADirectoryError(
+            f"{path}: cannot create it there, {ancestor} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise PermissionError(f"{path}: cannot write into {ancestor} (permission denied)")
+
+
+def _umask():
+    try:  # Linux: read it without changing it (os.umask would, for every thread)
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def default_mode(folder=False):
+    """The mode ``open()`` / ``os.mkdir`` would give a new file / folder under this
+    process's umask: 0o666 & ~umask (files), 0o777 & ~umask (folders)."""
+    return (0o777 if folder else 0o666) & ~_umask()
+
+
+def temp_file_beside(path, suffix=""):
+    """A new empty temporary file in the folder of ``path`` (created if missing), named
+    ``.NAME.partial-XXXX<suffix>``, with `default_mode` (mkstemp makes it 0600);
+    returns its path. Rename it over ``path`` when it is complete."""
+    parent = os.path.dirname(os.path.abspath(os.fspath(path)))
+    os.makedirs(parent, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{os.path.basename(os.path.normpath(path))}.partial-",
+                                suffix=suffix, dir=parent)
+    try:
+        os.fchmod(fd, default_mode())
+    finally:
+        os.close(fd)
+    return temp
+
+
+def temp_folder_beside(path):
+    """Like `temp_file_beside`, a temporary folder (mkdtemp makes it 0700)."""
+    parent = os.path.dirname(os.path.abspath(os.fspath(path)))
+    os.makedirs(parent, exist_ok=True)
+    temp = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.normpath(path))}.partial-",
+                            dir=parent)
+    os.chmod(temp, default_mode(folder=True))
+    return temp
+
+
+@contextlib.contextmanager
+def signals_held():
+    """Holds SIGINT and SIGTERM back (delivered at the end) while an output is committed.
+
+    Only in the main thread of a POSIX process; elsewhere a no-op.
+    """
+    held = {signal.SIGINT, signal.SIGTERM} if hasattr(signal, "SIGTERM") else set()
+    if not held or not hasattr(signal, "pthread_sigmask") or (
+            threading.current_thread() is not threading.main_thread()):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class AnimationWriter:
@@ -190,8 +308,8 @@ class AnimationWriter:
     def __init__(self, path, *, fps=DEFAULT_FPS, overwrite=False):
         self.path = os.fspath(path)
         self.format = output_format(self.path)
-        if not fps or not np.isfinite(fps) or fps <= 0:
-            raise ValueError(f"fps must be a positive number, got {fps!r}")
+        if not fps or not np.isfinite(fps) or fps <= 0 or fps > MAX_FPS:
+            raise ValueError(f"fps must be a number in (0, {MAX_FPS:g}], got {fps!r}")
         self.fps = float(fps)
         self.overwrite = bool(overwrite)
         self.frames_written = 0
@@ -202,31 +320,20 @@ class AnimationWriter:
         self._check_target()
 
     def _check_target(self):
-        target = self._target
-        if self.format == "folder":
-            if os.path.exists(target) and not os.path.isdir(target):
-                raise NotADirectoryError(f"{self.path} exists and is not a folder")
-            if os.path.isdir(target) and _frame_files(target) and not self.overwrite:
-                raise FileExistsError(
-                    f"{self.path} already holds frame files (frame_*.png); pass "
-                    "overwrite=True (--overwrite) to replace them"
-                )
-        else:
-            if os.path.isdir(target):
-                raise IsADirectoryError(f"{self.path} is a folder, not a {self.format} file")
-            _refuse_existing(target, self.overwrite)
+        folder = self.format == "folder"
+        conflict = output_conflict(self._target, folder=folder)
+        if conflict is not None and not self.overwrite:
+            raise FileExistsError(
+                f"{self.path} {conflict}; pass overwrite=True (--overwrite) to replace "
+                + ("them" if folder else "it")
+            )
+        check_output_parent(self._target)
 
     def __enter__(self):
-        parent = os.path.dirname(os.path.abspath(self._target))
-        os.makedirs(parent, exist_ok=True)
-        stem = os.path.basename(self._target)
         if self.format == "folder":
-            self._temp = tempfile.mkdtemp(prefix=f".{stem}.partial-", dir=parent)
+            self._temp = temp_folder_beside(self._target)
         else:
-            fd, self._temp = tempfile.mkstemp(
-                prefix=f".{stem}.partial-", suffix=self.format, dir=parent
-            )
-            os.close(fd)
+            self._temp = temp_file_beside(self._target, suffix=self.format)
         return self
 
     def append(self, frame):
@@ -279,7 +386,8 @@ class AnimationWriter:
             if exc_type is None:
                 if self.frames_written == 0:
                     raise ValueError(f"{self.path}: no frames were written")
-                self._commit()
+                with signals_held():
+                    self._commit()
         finally:
             self._discard_temp()
         return False
@@ -341,17 +449,14 @@ def write_image(image, path, *, overwrite=False):
             + ", ".join(sorted(_IMAGE_EXTENSIONS))
         )
     _refuse_existing(path, overwrite)
+    check_output_parent(path)
     pixels = to_uint8(image, name="image")
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    fd, temp = tempfile.mkstemp(
-        prefix=f".{os.path.basename(path)}.partial-", suffix=extension, dir=parent
-    )
-    os.close(fd)
+    temp = temp_file_beside(path, suffix=extension)
     try:
         Image.fromarray(pixels).save(temp, format=_IMAGE_EXTENSIONS[extension])
         _refuse_existing(path, overwrite)
-        os.replace(temp, path)
+        with signals_held():
+            os.replace(temp, path)
     finally:
         if os.path.lexists(temp):
             os.remove(temp)

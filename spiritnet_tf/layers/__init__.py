@@ -6,13 +6,17 @@ Data path of one recurrent step: context (`ContextExtractor`), kernels
 first flow. All are Keras layers registered under the package name "spiritnet".
 """
 
-from spiritnet_tf.layers.common import ResidualBlock
-from spiritnet_tf.layers.context import ContextExtractor
-from spiritnet_tf.layers.dafi import DAFI
-from spiritnet_tf.layers.dafr import DAFR, DAFRConfig, TopKGapThresholds
-from spiritnet_tf.layers.fill_hole import FlowFillHole
-from spiritnet_tf.layers.kernels import BILINEAR_KERNEL, KernelEstimator
-from spiritnet_tf.layers.synthesis import FrameSynthesis
+from spiritnet_tf import require_tensorflow_backend
+
+require_tensorflow_backend()
+
+from spiritnet_tf.layers.common import ResidualBlock  # noqa: E402
+from spiritnet_tf.layers.context import ContextExtractor  # noqa: E402
+from spiritnet_tf.layers.dafi import DAFI  # noqa: E402
+from spiritnet_tf.layers.dafr import DAFR, DAFRConfig, TopKGapThresholds  # noqa: E402
+from spiritnet_tf.layers.fill_hole import FlowFillHole  # noqa: E402
+from spiritnet_tf.layers.kernels import BILINEAR_KERNEL, KernelEstimator  # noqa: E402
+from spiritnet_tf.layers.synthesis import FrameSynthesis  # noqa: E402
 from spiritnet_tf.layers.cell import SpiritNetCell, SpiritNetRNN  # noqa: E402  (uses the above)
 
 __all__ = [

@@ -6,22 +6,18 @@
 * `evaluate_model`: the model and the baselines on held-out data (docs/design.md §5).
 """
 
-from spiritnet_tf.training.config import (
-    ConfigError,
-    EvaluationConfig,
-    SourceConfig,
-    TrainConfig,
-    load_config,
-    parse_config,
-)
-from spiritnet_tf.training.data import (
-    evaluation_samples,
-    load_source,
-    parse_source_spec,
-    septuplet_dataset,
-    training_samples,
-)
-from spiritnet_tf.training.run import STRATEGIES, evaluate_model, load_model, make_strategy, train
+import importlib
+
+# name -> module; imported on first use (PEP 562), so that `spiritnet train --help`
+# does not import TensorFlow.
+_LAZY = {
+    **dict.fromkeys(("ConfigError", "EvaluationConfig", "SourceConfig", "TrainConfig",
+                     "load_config", "parse_config", "STRATEGIES"), "spiritnet_tf.training.config"),
+    **dict.fromkeys(("evaluation_samples", "load_source", "parse_source_spec",
+                     "septuplet_dataset", "training_samples"), "spiritnet_tf.training.data"),
+    **dict.fromkeys(("evaluate_model", "load_model", "make_strategy", "train"),
+                    "spiritnet_tf.training.run"),
+}
 
 __all__ = [
     "ConfigError", "EvaluationConfig", "SourceConfig", "TrainConfig", "load_config",
@@ -29,3 +25,15 @@ __all__ = [
     "septuplet_dataset", "training_samples", "STRATEGIES", "evaluate_model", "load_model",
     "make_strategy", "train",
 ]
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'spiritnet_tf.training' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

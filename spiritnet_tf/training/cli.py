@@ -16,7 +16,7 @@ def _size(text):
 
 def add_parser(subparsers):
     from spiritnet_tf.config import RESAMPLE_MODES
-    from spiritnet_tf.training.run import STRATEGIES
+    from spiritnet_tf.training.config import STRATEGIES
 
     p = subparsers.add_parser(
         "train", help="train SpiritNet from an experiment file",
@@ -89,10 +89,24 @@ def _evaluate(args):
     from spiritnet_tf.training.data import load_source, parse_source_spec
     from spiritnet_tf.training.run import evaluate_model, load_model
 
+    from spiritnet_tf.io.weights import check_weights_file
+    from spiritnet_tf.io.writers import check_output_parent
+
     names = ("evaluation.json", "evaluation.md", "evaluation.png")
     existing = [n for n in names if os.path.exists(os.path.join(args.out, n))]
     if existing and not args.overwrite:
         raise ValueError(f"{args.out!r} already holds {', '.join(existing)}; pass --overwrite")
+    if os.path.lexists(args.out) and not os.path.isdir(args.out):
+        raise ValueError(f"--out {args.out}: exists and is not a folder")
+    check_output_parent(os.path.join(args.out, names[0]))
+    if args.weights not in ("none", "default"):  # before the data is read
+        path = args.weights
+        if os.path.isdir(path):
+            path = os.path.join(path, "model.keras")
+        try:
+            check_weights_file(path)
+        except (ValueError, OSError) as e:
+            raise ValueError(f"--weights {e}") from None
     height, width = args.size
     source = parse_source_spec(args.data, height=height, width=width, seed=args.seed,
                                cache_dir=args.cache_dir, split=args.split, take=args.take)

@@ -31,9 +31,11 @@ from spiritnet_tf.config import LossConfig, SpiritNetConfig
 from spiritnet_tf.limits import MAX_TRAINING_FRAMES, MIN_SIDE
 
 __all__ = ["ConfigError", "SourceConfig", "EvaluationConfig", "TrainConfig", "load_config",
-           "parse_config", "SOURCE_TYPES"]
+           "parse_config", "SOURCE_TYPES", "STRATEGIES"]
 
 SOURCE_TYPES = ("synthetic", "videos", "tfrecord", "vimeo")
+# tf.distribute strategies of `spiritnet_tf.training.make_strategy` (``--strategy``).
+STRATEGIES = ("default", "mirrored", "multiworker")
 
 
 class ConfigError(ValueError):

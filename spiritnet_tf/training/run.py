@@ -2,7 +2,8 @@
 
 A *run directory* holds one experiment::
 
-    config.json            the checked experiment (paths resolved); written first
+    config.json            the checked experiment (paths resolved); written first, once
+                           the folder, the config and the data sources have been checked
     logs/train, logs/validation   TensorBoard scalars: one per loss term (epoch_loss,
                            epoch_flow, epoch_pixel, epoch_sharpness, epoch_style, epoch_tv,
                            epoch_depth)
@@ -36,14 +37,15 @@ import numpy as np
 import tensorflow as tf
 
 from spiritnet_tf.config import SpiritNetConfig
+from spiritnet_tf.io.weights import check_weights_file
 from spiritnet_tf.training.callbacks import PreviewCallback
-from spiritnet_tf.training.config import TrainConfig, parse_config
+from spiritnet_tf.training.config import STRATEGIES, TrainConfig, parse_config
 from spiritnet_tf.training.data import evaluation_samples, septuplet_dataset, training_samples
 
-__all__ = ["train", "evaluate_model", "make_strategy", "STRATEGIES", "prepare_run_dir",
+__all__ = ["train", "evaluate_model", "make_strategy", "STRATEGIES", "check_run_dir",
+           "prepare_run_dir",
            "load_model"]
 
-STRATEGIES = ("default", "mirrored", "multiworker")
 MANIFEST = "manifest.json"
 CONFIG = "config.json"
 DEPTH_WEIGHTS = "depth_pretrained.weights.h5"
@@ -78,34 +80,53 @@ def _is_chief(strategy):
         and "chief" not in resolver.cluster_spec().as_dict())
 
 
-def prepare_run_dir(out_dir, config, overwrite=False):
-    """Creates or reopens a run directory; returns True when it resumes a run.
+def check_run_dir(out_dir, config, overwrite=False):
+    """What `prepare_run_dir` would do, without writing: ``"new"``, ``"resume"`` or
+    ``"replace"`` (an existing run, with ``overwrite``).
 
     Raises ValueError when ``out_dir`` holds a finished run, a run of a different
     config, or files that are not a run (unless ``overwrite``; a folder that is not
-    a run directory is never deleted).
+    a run directory is never deleted); OSError when it cannot be created (a file in
+    the way, no permission).
+    """
+    from spiritnet_tf.io.writers import check_output_parent
+
+    config_path = os.path.join(out_dir, CONFIG)
+    if os.path.lexists(out_dir) and not os.path.isdir(out_dir):
+        raise NotADirectoryError(f"--out {out_dir}: exists and is not a folder")
+    check_output_parent(out_dir)
+    if not (os.path.isdir(out_dir) and os.listdir(out_dir)):
+        return "new"
+    if not os.path.exists(config_path):
+        raise ValueError(
+            f"{out_dir!r} exists and is not a spiritnet run directory (no {CONFIG}); "
+            "choose another --out (it is not deleted, even with --overwrite)")
+    with open(config_path) as f:
+        previous = json.load(f)
+    if overwrite:
+        return "replace"
+    if os.path.exists(os.path.join(out_dir, MANIFEST)):
+        raise ValueError(f"{out_dir!r} holds a finished run; pass --overwrite to replace it "
+                         "or choose another --out")
+    if previous != json.loads(json.dumps(config.to_dict())):
+        raise ValueError(
+            f"{out_dir!r} holds an unfinished run of a different config; pass --overwrite "
+            "to start over or rerun with the config it was started with")
+    return "resume"
+
+
+def prepare_run_dir(out_dir, config, overwrite=False):
+    """Creates or reopens a run directory; returns True when it resumes a run.
+
+    Raises as `check_run_dir` does (which checks, writing nothing).
     """
     config_path = os.path.join(out_dir, CONFIG)
     wanted = json.loads(json.dumps(config.to_dict()))  # as stored: tuples become lists
-    if os.path.isdir(out_dir) and os.listdir(out_dir):
-        if not os.path.exists(config_path):
-            raise ValueError(
-                f"{out_dir!r} exists and is not a spiritnet run directory (no {CONFIG}); "
-                "choose another --out (it is not deleted, even with --overwrite)")
-        with open(config_path) as f:
-            previous = json.load(f)
-        finished = os.path.exists(os.path.join(out_dir, MANIFEST))
-        if overwrite:
-            shutil.rmtree(out_dir)
-        elif finished:
-            raise ValueError(f"{out_dir!r} holds a finished run; pass --overwrite to replace it "
-                             "or choose another --out")
-        elif previous != wanted:
-            raise ValueError(
-                f"{out_dir!r} holds an unfinished run of a different config; pass --overwrite "
-                "to start over or rerun with the config it was started with")
-        else:
-            return True
+    action = check_run_dir(out_dir, config, overwrite)
+    if action == "resume":
+        return True
+    if action == "replace":
+        shutil.rmtree(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     with open(config_path, "w") as f:
         json.dump(wanted, f, indent=2)
@@ -151,6 +172,7 @@ def load_model(weights=None, preset="small"):
         weights = os.path.join(weights, "model.keras")
     if not os.path.exists(weights):
         raise FileNotFoundError(f"weights file {weights!r} does not exist")
+    check_weights_file(weights)  # "not a SpiritNet weights file (reason)" before any build
     if weights.endswith(".keras"):
         return keras.saving.load_model(weights, safe_mode=True)
     config = None
@@ -271,7 +293,10 @@ def train(config, out_dir, *, strategy="default", overwrite=False, progress=True
         task = strategy.cluster_resolver.task_id
         out_dir = os.path.join(out_dir, "workers", f"{strategy.cluster_resolver.task_type}-{task}")
     started = datetime.datetime.now(datetime.timezone.utc)
-    resumed = prepare_run_dir(out_dir, config, overwrite)
+    # Nothing is written into out_dir until the run folder, the config and the data
+    # have been checked: a run that fails here can be rerun without --overwrite.
+    check_run_dir(out_dir, config, overwrite)
+    config.model_config(), config.loss_config()  # ValueError for a bad model or loss section
     path = lambda *p: os.path.join(out_dir, *p)  # noqa: E731
 
     keras.utils.set_random_seed(config.seed)
@@ -282,6 +307,7 @@ def train(config, out_dir, *, strategy="default", overwrite=False, progress=True
         val_septuplets, val_records = septuplet_dataset(config.sources("validation_data"),
                                                         progress)
         val_ds = training_samples(val_septuplets, config, training=False)
+    resumed = prepare_run_dir(out_dir, config, overwrite)
 
     with strategy.scope():
         model = SpiritNet(config.model_config())
