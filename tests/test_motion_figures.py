@@ -47,3 +47,9 @@ def test_motion_figures_of_a_depth_ordered_animation():
     assert figures["spearman_f1_z"] == pytest.approx(1.0) and figures["spearman_flast_z"] == pytest.approx(1.0)
     assert figures["p90_p10_f1"] == pytest.approx(np.percentile(z, 90) / np.percentile(z, 10), rel=1e-4)
     assert figures["median_motion_px"] > 2.0 and figures["zoom"] == 1.0
+    # The content moves right by 2 z px a step: the left columns sample beyond the border.
+    g_last = 3 * 2.0 * z[..., 0]  # composed |G_3| of this constant-in-time flow
+    expected = np.mean(np.arange(w)[None, :] - g_last < 0)
+    assert figures["sample_outside_share"] == pytest.approx(expected, abs=1 / w)
+    zoomed = motion_figures(Animation(photo, working, flows, z), measure_outside=False)
+    assert zoomed["zoom"] > 1.0 and zoomed["sample_outside_share"] == 0.0

@@ -11,7 +11,10 @@ For an `spiritnet_tf.Animation` (flows F_t and inverse depth z at the working si
   from the first to the last frame (composed flow) in working-size pixels.
 * ``outside_share``: the share of the last frame's pixels whose content is not in the
   photo, found by OpenCV DIS optical flow from the last output frame to the photo
-  resized to the output size: pixels whose match lies outside it.
+  resized to the output size: pixels whose match lies outside it (an estimate: DIS also
+  errs near the borders, more so when the frame is zoomed).
+* ``sample_outside_share``: the same share counted exactly, from the positions the
+  last frame samples the photo at (`spiritnet_tf.fullres.sample_flow`).
 
 Used by scripts/motion_figures.py (docs/training.md) and the tests.
 """
@@ -88,6 +91,16 @@ def motion_figures(anim, measure_outside=True):
         "zoom": anim.zoom,
         "motion_scale": anim.motion_scale,
     }
+    import tensorflow as tf
+
+    from spiritnet_tf import fullres
+
+    height, width = anim.size
+    flow = fullres.sample_flow(tf.constant(composed[None]), anim.size, tf.constant([anim.zoom]),
+                               tf.constant([anim.motion_scale])).numpy()[0]
+    x = flow[..., 0] + np.arange(width, dtype=np.float32)[None, :]
+    y = flow[..., 1] + np.arange(height, dtype=np.float32)[:, None]
+    figures["sample_outside_share"] = float(((x < 0) | (x > width - 1) | (y < 0) | (y > height - 1)).mean())
     if measure_outside:
         image = np.round(np.clip(anim.image, 0, 1) * 255).astype(np.uint8)
         figures["outside_share"] = outside_share(anim.frame(anim.num_frames), image)
