@@ -456,7 +456,7 @@ def test_cli_serve_listens_until_interrupted(model_base):
         with SpiritNetClient(f"127.0.0.1:{port}", timeout=30) as c:
             _assert_serving(c)
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=30) == 0
+        assert process.wait(timeout=90) == 0
         err = process.stderr.read()
         assert "interrupted; stopping" in err and "restarting" not in err
     finally:
