@@ -101,9 +101,13 @@ _ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
 
 
 def _restart_without_onednn_pool():
-    """Re-executes this command line with oneDNN off when its memory pool is active
-    (server module docstring); returns only when it is not, or when the command was
-    not started from the command line (then there is nothing to re-execute)."""
+    """Turns oneDNN's memory pool off (server module docstring): sets
+    ``TF_ENABLE_ONEDNN_OPTS=0`` when TensorFlow is not loaded yet, else re-executes
+    this command line with it when the pool is active; returns without doing so when
+    the command was not started from the command line (nothing to re-execute)."""
+    if "tensorflow" not in sys.modules:  # TensorFlow reads it when it loads
+        os.environ[_ONEDNN_ENV] = "0"
+        return
     from spiritnet_tf.serving.server import onednn_memory_pool
 
     if (os.environ.get(_ONEDNN_ENV) == "0" or not onednn_memory_pool()
