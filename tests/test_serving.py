@@ -449,7 +449,9 @@ def test_cli_serve_listens_until_interrupted(model_base):
            "TF_ENABLE_ONEDNN_OPTS": "0"}
     process = subprocess.Popen(
         [sys.executable, "-m", "spiritnet_tf.cli", "serve", "--model-dir", str(model_base),
-         "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+         "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        # SIGINT at its default: a background job's children inherit it ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         line = process.stdout.readline()
         assert "version 2 on 127.0.0.1:" in line, process.stderr.read() if not line else line
