@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from spiritnet_tf import losses
 from spiritnet_tf.config import DEFAULT_WEIGHTS, LossConfig, SpiritNetConfig, bundled_overrides
+from spiritnet_tf.io.images import check_unit_range
 from spiritnet_tf.layers.cell import SpiritNetCell, SpiritNetRNN
 from spiritnet_tf.layers.dafr import DAFR
 from spiritnet_tf.limits import MIN_INVERSE_DEPTH, MIN_SIDE
@@ -94,7 +95,11 @@ class SpiritNet(keras.Model):
       {"frames": ``[B, T, H, W, 3]`` in [0, 1], "flows": ``[B, T, H, W, 2]``}.
 
     Raises:
-      ValueError: unknown keys, wrong rank/channels/sizes, non-float images.
+      ValueError: unknown keys, wrong rank/channels/sizes, non-float images;
+        `spiritnet_tf.io.ImageInputError` (a ValueError) for a concrete float image
+        outside [0, 1], with the message `animate` gives (`check_unit_range`, which
+        allows 1/255 of rounding); inside ``tf.function`` (``fit``, ``predict``, the
+        exports) the range is not checked.
       tf.errors.InvalidArgumentError: NaN or inf in image, flow0, depth or control.
     """
 
@@ -196,6 +201,10 @@ class SpiritNet(keras.Model):
                     f"SpiritNet: image {what} {image.shape[axis]} is below the minimum {MIN_SIDE}"
                 )
         image = tf.cast(image, tf.float32)
+        if tf.executing_eagerly() and hasattr(image, "numpy"):
+            # Concrete values only: a range assert inside traced graphs would end up in
+            # the exports (and break the builtins-only TFLite file).
+            check_unit_range(image.numpy(), "SpiritNet: 'image'")
         checked = {"image": tf.debugging.assert_all_finite(image, "SpiritNet: 'image' has NaN or inf")}
         for key, channels in (("flow0", 2), ("depth", 1), ("mask", 1)):
             if inputs.get(key) is None:

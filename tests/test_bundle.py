@@ -1,5 +1,7 @@
 """The default-weights bundle step: gate per resampling mode and the choice between them."""
 
+import os
+
 import pytest
 
 from spiritnet_tf.training.bundle import choose_mode
@@ -117,3 +119,58 @@ def test_bundled_weights_match_their_manifest():
     pinned = DAFRConfig.from_dict(manifest["dafr"])
     assert model.dafr.config == pinned
     assert load_model().dafr.config == pinned
+
+
+@pytest.fixture
+def failing_run(tmp_path, monkeypatch):
+    """A finished run whose held-out evaluation fails the gate in both modes (the model
+    below copy-frame at step 3), with the evaluation and example check replaced by
+    fixtures; the bundled weights and manifest point at files in ``tmp_path``."""
+    import json
+
+    from spiritnet_tf import cli
+    from spiritnet_tf.training import bundle as bundle_module
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "manifest.json").write_text(json.dumps({"config": {"preset": "small"}}))
+    (run_dir / "model.weights.h5").write_bytes(b"new weights")
+    failing = _result({**BASE, "model (previous)": [31, 27, 23], "model (input)": [32, 27, 22]})
+    calls = []
+
+    def evaluate(args):
+        calls.append(args)
+        out = args[args.index("--out") + 1]
+        os.makedirs(out, exist_ok=True)
+        with open(os.path.join(out, "evaluation.json"), "w") as f:
+            json.dump(failing, f)
+        return 0
+
+    monkeypatch.setattr(cli, "main", evaluate)
+    monkeypatch.setattr(bundle_module, "example_check", lambda weights, mode: _example(0.9))
+    installed, manifest = tmp_path / "default.weights.h5", tmp_path / "MANIFEST.json"
+    installed.write_bytes(b"old weights")
+    manifest.write_text('{"old": true}')
+    monkeypatch.setattr(bundle_module, "DEFAULT_WEIGHTS", str(installed))
+    monkeypatch.setattr(bundle_module, "MANIFEST_PATH", str(manifest))
+    return run_dir, installed, manifest, calls
+
+
+def test_bundle_refuses_weights_that_fail_the_gate_and_keeps_the_installed_ones(failing_run,
+                                                                                tmp_path):
+    import json
+
+    from spiritnet_tf.training.bundle import bundle
+
+    run_dir, installed, manifest, calls = failing_run
+    with pytest.raises(SystemExit, match="quality gate failed in both modes"):
+        bundle(str(run_dir), str(tmp_path / "heldout"), progress=False)
+    assert len(calls) == 1 and calls[0][0] == "evaluate"  # it did evaluate
+    assert installed.read_bytes() == b"old weights"
+    assert json.loads(manifest.read_text()) == {"old": True}
+
+    # --force installs them, and the manifest records the failing gate.
+    written = bundle(str(run_dir), str(tmp_path / "heldout"), progress=False, force=True)
+    assert installed.read_bytes() == b"new weights"
+    assert written["quality_gate"]["passed"] is False
+    assert json.loads(manifest.read_text())["quality_gate"]["passed"] is False

@@ -26,7 +26,8 @@ def _moved(image, dx, dy):
                           borderMode=cv2.BORDER_REFLECT_101)
 
 
-@pytest.mark.parametrize("dx,dy", [(2.0, 0.0), (0.5, -0.25), (1.3, 0.7), (-0.75, 1.6)])
+@pytest.mark.parametrize("dx,dy", [(2.0, 0.0), (0.5, -0.25), (1.3, 0.7), (-0.75, 1.6),
+                                   (3.4, -2.2), (-5.0, 1.5)])
 def test_dis_recovers_subpixel_shift_as_backward_flow(dx, dy):
     earlier = _texture(0)
     later = _moved(earlier, dx, dy)
@@ -35,7 +36,12 @@ def test_dis_recovers_subpixel_shift_as_backward_flow(dx, dy):
     inner = flow[10:-10, 10:-10]
     # Backward: later(x) = earlier(x + F), content moved by +d so F = -d.
     epe = np.linalg.norm(inner - np.array([-dx, -dy]), axis=-1).mean()
-    assert epe < 0.5, epe
+    # A quarter of the shift (at most 0.15 px): a flow of half the size (error |d| / 2)
+    # or zero fails it. Measured (OpenCV 4, this texture): 0.0004 to 0.098 px.
+    bound = min(0.15, 0.25 * np.hypot(dx, dy))
+    assert epe < bound, (epe, bound)
+    half = np.linalg.norm(inner / 2 - np.array([-dx, -dy]), axis=-1).mean()
+    assert half > bound, (half, bound)
 
 
 def test_dis_sign_content_moving_right_gives_negative_dx():

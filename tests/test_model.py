@@ -126,14 +126,46 @@ def test_control_vector_offsets_flow(model):
 
 
 def test_odd_size_is_padded_and_cropped(model):
+    """Padding goes below and to the right, and the crop takes the top-left H x W: at
+    initialisation (constant-velocity warp) with flow0 = (-2, -1) every frame is the
+    37x61 input moved right by 2t and down by t px, value for value. A crop offset by
+    the padding (or padding on the other side) would move the frames by up to 27 px."""
     image = RNG.random((2, 37, 61, 3)).astype(np.float32)
     out = model({"image": image}, num_frames=2, seed=0)
     assert out["frames"].shape == (2, 2, 37, 61, 3)
     assert out["flows"].shape == (2, 2, 37, 61, 2)
-    flow0 = RNG.normal(size=(2, 37, 61, 2)).astype(np.float32)
+    flow0 = np.zeros((2, 37, 61, 2), np.float32)
+    flow0[..., 0], flow0[..., 1] = -2.0, -1.0
     out = model({"image": tf.constant(image), "flow0": flow0}, num_frames=tf.constant(2))
-    assert out["frames"].shape[2:] == (37, 61, 3)
-    assert np.isfinite(out["frames"].numpy()).all()
+    frames, flows = out["frames"].numpy(), out["flows"].numpy()
+    assert frames.shape == (2, 2, 37, 61, 3)
+    for t in (1, 2):
+        np.testing.assert_allclose(frames[:, t - 1, t:, 2 * t:], image[:, :-t, :-2 * t],
+                                   atol=1e-5)
+        np.testing.assert_allclose(flows[:, t - 1, t:, 2 * t:], flow0[:, t:, 2 * t:], atol=1e-5)
+
+
+def test_float_image_outside_the_unit_range_is_refused_like_animate(model, tmp_path):
+    """A 0..255 float image is refused by `SpiritNet` with `animate`'s message (one
+    check, `check_unit_range`); values within 1/255 of [0, 1] pass; inside tf.function
+    (the exports) nothing is checked, so no assert enters the graph."""
+    from spiritnet_tf.io.images import ImageInputError, load_image
+
+    image255 = (IMAGE * 255).astype(np.float32)
+    with pytest.raises(ImageInputError) as from_model:
+        model({"image": image255}, num_frames=1)
+    with pytest.raises(ImageInputError) as from_loader:  # what animate() loads with
+        load_image(image255[0], name="SpiritNet: 'image'")
+    assert str(from_loader.value) in str(from_model.value)  # Keras adds the call's arguments
+    assert "float values must lie in [0, 1], got [" in str(from_model.value)
+    with pytest.raises(ImageInputError, match=r"must lie in \[0, 1\]"):
+        model({"image": tf.constant(IMAGE - 0.5)}, num_frames=1)
+    model({"image": np.clip(IMAGE * 1.003, 0, 1.003), "flow0": _shift_flow(-1.0)},
+          num_frames=1)  # within rounding: accepted
+
+    traced = tf.function(lambda x: model({"image": x, "flow0": _shift_flow(-1.0)},
+                                         num_frames=1)["frames"])
+    assert traced(image255).shape == (1, 1, 32, 32, 3)  # unchecked inside graphs
 
 
 def test_uint8_image_is_scaled(model):

@@ -119,8 +119,22 @@ def _scalar_steps(folder):
 
 
 def test_train_writes_logs_checkpoints_and_resumes_after_interruption(tmp_path, capsys):
-    """20 steps (4 epochs x 5) on synthetic scenes, interrupted after epoch 2 and rerun."""
+    """20 steps (4 epochs x 5) on synthetic scenes, interrupted after epoch 2 and rerun.
+
+    With the bundled recipe's depth setup: a depth pre-training stage (2 steps) whose
+    weights `train()` loads into the depth net before fitting, and ``pretrained_depth``
+    (frozen batch norm, depth learning rate 1e-7), so the finished model's depth net
+    still holds the stage's weights.
+    """
+    from spiritnet_tf.layers.cell import depth_net_for
+    from spiritnet_tf.model import SpiritNet
+
     out = str(tmp_path / "run")
+    values = _tiny()
+    values["model"]["pretrained_depth"] = True
+    values["depth_pretraining"] = {"steps": 2, "batch_size": 1, "count": 1, "height": 32,
+                                   "width": 32, "learning_rate": 0.05}
+    TINY = _write(tmp_path, values, "tiny_depth.json")  # noqa: N806 - the file used below
     config = load_config(TINY)
     with pytest.raises(KeyboardInterrupt):
         train(config, out, progress=False, extra_callbacks=[_Interrupt(at=2)])
@@ -143,6 +157,24 @@ def test_train_writes_logs_checkpoints_and_resumes_after_interruption(tmp_path, 
     assert manifest["config"]["epochs"] == 4 and manifest["versions"]["tensorflow"]
     assert "none" in manifest["loss_setup"]["vgg_weights"]
     assert not os.path.exists(os.path.join(out, "backup"))
+    # The depth stage ran once (the resumed run reused its file), and the final depth
+    # net is that file's, not the model's own initialisation.
+    depth_file = os.path.join(out, "depth_pretrained.weights.h5")
+    assert manifest["depth_weights"] == depth_file
+    assert manifest["depth_pretraining"]["steps"] == 2
+    stage = depth_net_for(config.model_config())
+    stage.build((None, None, None, 3))
+    stage.load_weights(depth_file)
+    keras.utils.set_random_seed(config.seed)
+    fresh = SpiritNet(config.model_config())
+    fresh.build()
+    final = SpiritNet(config.model_config())
+    final.build()
+    final.load_weights(os.path.join(out, "model.weights.h5"))
+    assert max(np.abs(a - b).max() for a, b in zip(stage.get_weights(),
+                                                   fresh.depth_net.get_weights())) > 0.01
+    for a, b in zip(stage.get_weights(), final.depth_net.get_weights()):
+        np.testing.assert_allclose(b, a, atol=1e-5)
     # Final evaluation of both resampling modes beside the baselines (5 steps each).
     evaluation = manifest["evaluation"]
     methods = ["model (previous)", "model (input)", "copy-frame", "constant-velocity", "oracle"]
@@ -239,6 +271,9 @@ def test_depth_pretraining_learns_depth_and_starts_the_run(tmp_path, monkeypatch
     weights, summary = run._initial_depth(config, model, path, False)
     assert weights == path(run.DEPTH_WEIGHTS) and summary["steps"] == 2
     model.depth_net.load_weights(weights)
+    # Given depth_weights instead, the run starts from that file, without a stage.
+    given = load_config(_write(tmp_path, {**_tiny(), "depth_weights": weights}, "given.json"))
+    assert run._initial_depth(given, model, path, False) == (weights, None)
     saved = MegaDepth.from_preset("small", width_multiplier=0.0625)
     saved.build((None, None, None, 3))
     saved.load_weights(weights)

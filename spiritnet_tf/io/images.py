@@ -35,6 +35,8 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_MIN_SIDE",
     "ImageInputError",
+    "UNIT_RANGE_TOLERANCE",
+    "check_unit_range",
     "load_image",
     "load_depth_map",
     "load_mask",
@@ -44,6 +46,7 @@ __all__ = [
     "check_image",
 ]
 
+UNIT_RANGE_TOLERANCE = 1.0 / 255  # float pixels may stray this far outside [0, 1]
 _ORIENTATION_TAG = 0x0112
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -187,6 +190,25 @@ def _apply_orientation(array, orientation):
     return np.ascontiguousarray(op(array)) if op else array
 
 
+def check_unit_range(array, name):
+    """Raises `ImageInputError` unless float pixels lie in [0, 1].
+
+    The one owner of the input range (docs/design.md §2): `load_image` (hence `animate`),
+    `SpiritNet.call` on concrete tensors and the dev server's float ``image`` input
+    all use it. Values up to `UNIT_RANGE_TOLERANCE` outside are accepted (rounding
+    of 8-bit data); the caller clips them. ``array``: NumPy array or eager tensor;
+    ``name`` starts the message.
+    """
+    array = np.asarray(array)
+    if array.size:
+        low, high = float(array.min()), float(array.max())
+        if low < -UNIT_RANGE_TOLERANCE or high > 1 + UNIT_RANGE_TOLERANCE:
+            raise ImageInputError(
+                f"{name}: float values must lie in [0, 1], got [{low:.4g}, {high:.4g}] "
+                "(divide 8-bit values by 255)"
+            )
+
+
 def _scale_to_unit(array, name):
     """Integer or float [H,W,C] -> float32 in [0, 1] (uint8 / 255, uint16 / 65535)."""
     if array.dtype == np.uint8:
@@ -199,12 +221,7 @@ def _scale_to_unit(array, name):
         array = array.astype(np.float32)
         if not np.all(np.isfinite(array)):
             raise ImageInputError(f"{name}: contains NaN or infinite values")
-        tolerance = 1.0 / 255
-        if array.size and (array.min() < -tolerance or array.max() > 1 + tolerance):
-            raise ImageInputError(
-                f"{name}: float values must lie in [0, 1], got [{array.min():.4g}, "
-                f"{array.max():.4g}]"
-            )
+        check_unit_range(array, name)
         return np.clip(array, 0.0, 1.0)
     raise ImageInputError(
         f"{name}: unsupported pixel dtype {array.dtype} (use uint8, uint16 or float in [0, 1])"

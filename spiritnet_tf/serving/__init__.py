@@ -43,8 +43,10 @@ from spiritnet_tf.serving.client import ServingError, SpiritNetClient
 from spiritnet_tf.serving.server import (
     DEFAULT_HOST,
     DEFAULT_PORT,
+    MAX_IMAGES_PER_REQUEST,
     MAX_MESSAGE_BYTES,
     MAX_PIXELS,
+    MAX_REQUEST_PIXELS,
     MAX_SERVING_FRAMES,
     MODEL_NAME,
     PredictionServer,
@@ -61,5 +63,7 @@ __all__ = [
     "DEFAULT_PORT",
     "MAX_MESSAGE_BYTES",
     "MAX_PIXELS",
+    "MAX_REQUEST_PIXELS",
+    "MAX_IMAGES_PER_REQUEST",
     "MAX_SERVING_FRAMES",
 ]

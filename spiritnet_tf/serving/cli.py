@@ -1,11 +1,20 @@
 """``spiritnet serve`` (the dev PredictionService) and ``spiritnet predict`` (its client)."""
 
+import argparse
 import os
+import signal
 import sys
 
 from spiritnet_tf.config import DEFAULT_EDGES, EDGES
-from spiritnet_tf.limits import MAX_SERVING_FRAMES
-from spiritnet_tf.serving.server import DEFAULT_HOST, DEFAULT_PORT, MODEL_NAME
+from spiritnet_tf.limits import MAX_PIXELS, MAX_SERVING_FRAMES
+from spiritnet_tf.serving.server import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    MAX_IMAGES_PER_REQUEST,
+    MAX_REQUEST_PIXELS,
+    MODEL_NAME,
+    STOP_GRACE_SECONDS,
+)
 
 __all__ = ["add_parser"]
 
@@ -23,6 +32,21 @@ def add_parser(subparsers):
     p.add_argument("--port", type=int, default=DEFAULT_PORT,
                    help=f"gRPC port (default {DEFAULT_PORT}; 0 picks a free one)")
     p.add_argument("--model-name", default=MODEL_NAME, help=f"model name (default {MODEL_NAME})")
+    p.add_argument("--max-pixels", type=_positive_int, default=MAX_PIXELS,
+                   help=f"largest image accepted, in pixels (default {MAX_PIXELS:,})")
+    p.add_argument("--max-request-pixels", type=_positive_int, default=MAX_REQUEST_PIXELS,
+                   help="most decoded pixels of all the images of one request; more get "
+                        f"RESOURCE_EXHAUSTED (default {MAX_REQUEST_PIXELS:,})")
+    p.add_argument("--max-images", type=_positive_int, default=MAX_IMAGES_PER_REQUEST,
+                   help="most images in one request; more get RESOURCE_EXHAUSTED "
+                        f"(default {MAX_IMAGES_PER_REQUEST})")
+    p.add_argument("--grace", type=_non_negative_float, default=STOP_GRACE_SECONDS,
+                   help="seconds the calls in flight may run on after SIGTERM or Ctrl-C "
+                        f"before they are cancelled (default {STOP_GRACE_SECONDS:g})")
+    p.add_argument("--onednn", action="store_true",
+                   help="keep TensorFlow's oneDNN CPU kernels and their memory pool, which "
+                        "never gives memory back (by default the server restarts itself "
+                        "with TF_ENABLE_ONEDNN_OPTS=0)")
     p.set_defaults(func=_serve)
 
     p = subparsers.add_parser(
@@ -48,20 +72,93 @@ def add_parser(subparsers):
     p.set_defaults(func=_predict)
 
 
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
+
+
+def _non_negative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text!r}")
+    return value
+
+
+class _Stop(Exception):
+    """Raised in the main thread by the SIGTERM handler."""
+
+
+def _raise_stop(signum, frame):
+    raise _Stop()
+
+
+_ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
+
+
+def _restart_without_onednn_pool():
+    """Turns oneDNN's memory pool off (server module docstring): sets
+    ``TF_ENABLE_ONEDNN_OPTS=0`` when TensorFlow is not loaded yet, else re-executes
+    this command line with it when the pool is active; returns without doing so when
+    the command was not started from the command line (nothing to re-execute)."""
+    if "tensorflow" not in sys.modules:  # TensorFlow reads it when it loads
+        os.environ[_ONEDNN_ENV] = "0"
+        return
+    from spiritnet_tf.serving.server import onednn_memory_pool
+
+    if (os.environ.get(_ONEDNN_ENV) == "0" or not onednn_memory_pool()
+            or sys.argv[1:2] != ["serve"] or len(getattr(sys, "orig_argv", ())) < 2):
+        return
+    print(f"spiritnet serve: restarting with {_ONEDNN_ENV}=0, so that memory freed after "
+          "large requests goes back to the system (--onednn keeps oneDNN)",
+          file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]],
+              {**os.environ, _ONEDNN_ENV: "0"})
+
+
 def _serve(args):
     from spiritnet_tf.serving.server import PredictionServer
 
+    if not args.onednn:
+        _restart_without_onednn_pool()
     server = PredictionServer(args.model_dir, host=args.host, port=args.port,
-                              model_name=args.model_name)
-    server.start()
-    print(f"serving {server.path} as model {server.model_name!r} version {server.version} "
-          f"on {server.address} (gRPC); Ctrl-C stops", flush=True)
+                              model_name=args.model_name, max_pixels=args.max_pixels,
+                              max_request_pixels=args.max_request_pixels,
+                              max_images=args.max_images)
+    previous = signal.signal(signal.SIGTERM, _raise_stop)
     try:
-        server.wait()
-    except KeyboardInterrupt:
-        print("stopping", file=sys.stderr)
+        server.start()
+        print(f"serving {server.path} as model {server.model_name!r} version {server.version} "
+              f"on {server.address} (gRPC); Ctrl-C or SIGTERM stops", flush=True)
+        try:
+            server.wait()
+            reason = "the server ended"
+        except KeyboardInterrupt:
+            reason = "interrupted"
+        except _Stop:
+            reason = "SIGTERM received"
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the drain
+        in_flight = server.in_flight
+        print(f"spiritnet serve: {reason}; stopping: new calls are refused, "
+              f"{in_flight} call(s) in flight get up to {args.grace:g} s to finish",
+              file=sys.stderr, flush=True)
+        server.stop(grace=args.grace)
+        left = server.in_flight
+        print("spiritnet serve: stopped" + (
+            f" ({left} call(s) still running after the grace period were cancelled; the "
+            "process ends when their model calls return)"
+            if left else " (every call in flight finished)"), file=sys.stderr, flush=True)
     finally:
-        server.stop(grace=1.0)
+        server.stop(grace=0)
+        signal.signal(signal.SIGTERM, previous)
     return 0
 
 

@@ -15,10 +15,29 @@ TF Serving answers):
 * ``num_frames`` within 1..`spiritnet_tf.limits.MAX_SERVING_FRAMES`;
 * encoded ``image`` strings: the header must name a known format with at most
   ``max_pixels`` pixels and sides of at least `MIN_SIDE` (read before anything is
-  decoded, so decompression bombs are refused), then TensorFlow must decode it;
-* float ``image`` tensors: finite, in [0, 1], within the pixel limit; other float
+  decoded, so decompression bombs are refused), all images of one request must share
+  a size (the model stacks them), then TensorFlow must decode each;
+* float ``image`` tensors: finite, in [0, 1] (the tolerance of
+  `spiritnet_tf.io.images.check_unit_range`), within the pixel limit; other float
   inputs finite;
 * no tensor may declare more elements than a message can carry.
+
+Per request, at most ``max_images`` images (`MAX_IMAGES_PER_REQUEST`) of at most
+``max_request_pixels`` decoded pixels in all (`MAX_REQUEST_PIXELS`); both are read from
+the tensor shape or the image headers before any image is decoded, and a request
+over either gets ``RESOURCE_EXHAUSTED`` with a message naming the limit. Images are
+decoded (checked, then run) one request at a time, so the memory of a burst is that
+of its largest request.
+
+Memory after large requests: TensorFlow's oneDNN build (on by default on x86) serves
+every allocation of 4 KB or more from a pool (a BFC allocator) that never gives memory
+back, so a process that once decoded a 100 MP request stays that large for good.
+``spiritnet serve`` therefore restarts itself with ``TF_ENABLE_ONEDNN_OPTS=0`` (unless
+given ``--onednn``): then freed tensors go back to the C library, and after a request
+of at least `TRIM_AFTER_PIXELS` pixels the server also calls glibc's ``malloc_trim``
+(half a second later) so that freed heap pages are returned too. A `PredictionServer`
+made in a process that imported TensorFlow with oneDNN on keeps the pool
+(`onednn_memory_pool`).
 
 An error raised by the model itself is returned with TensorFlow's status code (its
 codes are gRPC's) and message; anything else is ``INTERNAL``. The server keeps
@@ -28,7 +47,14 @@ with a message saying so.
 
 Not done (use TF Serving for these): watching BASE for new versions while running,
 version labels, Classify/Regress/MultiInference (they answer ``UNIMPLEMENTED``).
+
+``stop(grace)`` (``spiritnet serve`` calls it on SIGTERM and Ctrl-C) refuses new calls
+at once and gives the calls in flight ``grace`` seconds to finish; gRPC cancels those
+still running after that.
 """
+
+import ctypes
+import ctypes.util
 
 import io
 import logging
@@ -57,23 +83,32 @@ from spiritnet_tf.limits import (  # the serving limits, re-exported
     MAX_WARMUP_RECORDS,
     MIN_SIDE,
 )
+from spiritnet_tf.io.images import ImageInputError, check_unit_range
 
 __all__ = [
     "PredictionServer",
     "latest_version",
+    "onednn_memory_pool",
     "MODEL_NAME",
     "DEFAULT_HOST",
     "DEFAULT_PORT",
     "MAX_MESSAGE_BYTES",
     "MAX_SERVING_FRAMES",
     "MAX_PIXELS",
+    "MAX_REQUEST_PIXELS",
+    "MAX_IMAGES_PER_REQUEST",
     "MIN_SIDE",
+    "STOP_GRACE_SECONDS",
     "WARMUP_FILE",
 ]
 
 MODEL_NAME = "spiritnet"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8500  # TF Serving's gRPC port
+MAX_REQUEST_PIXELS = 100_000_000  # decoded pixels of all the images of one request
+MAX_IMAGES_PER_REQUEST = 4  # images (batch size B) of one request
+TRIM_AFTER_PIXELS = 4_000_000  # requests at least this large give memory back after
+STOP_GRACE_SECONDS = 10.0  # how long calls in flight may run on after a stop
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 _DEFAULT_SIGNATURE = "serving_default"
 _GRPC_CODES = {code.value[0]: code for code in grpc.StatusCode}
@@ -113,6 +148,68 @@ def _invalid(message):
     return _RequestError(grpc.StatusCode.INVALID_ARGUMENT, message)
 
 
+def _exhausted(message):
+    return _RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED, message)
+
+
+def onednn_memory_pool():
+    """Whether this process's TensorFlow allocates from oneDNN's pool, which keeps
+    freed memory (decided when TensorFlow is imported, by ``TF_ENABLE_ONEDNN_OPTS``)."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+        return bool(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):  # another TensorFlow build: no such pool
+        return False
+
+
+def _load_malloc_trim():
+    """glibc's ``malloc_trim`` as a Python callable, or None (another C library)."""
+    name = ctypes.util.find_library("c")
+    try:
+        trim = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError, TypeError):
+        return None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim
+
+
+class _MemoryReturner:
+    """Hands freed heap memory back to the system shortly after large requests.
+
+    Decoding and animating a large request frees hundreds of MB at its end, but glibc
+    keeps freed memory in its arenas (one per worker thread), so the process would stay
+    at its peak size. `after_large_request` arms a timer (at most one at a time) that
+    calls ``malloc_trim(0)`` ``delay`` seconds later, when the response has been sent.
+    Does nothing where the C library has no ``malloc_trim``.
+    """
+
+    def __init__(self, delay=0.5):
+        self._trim = _load_malloc_trim()
+        self._delay = delay
+        self._lock = threading.Lock()
+        self._timer = None
+
+    def after_large_request(self):
+        if self._trim is None:
+            return
+        with self._lock:
+            if self._timer is None:
+                self._timer = threading.Timer(self._delay, self._run)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def _run(self):
+        with self._lock:
+            self._timer = None
+        self._trim(0)
+
+    def close(self):
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+
 def _dtype_name(enum):
     try:
         return tf.dtypes.as_dtype(enum).name
@@ -140,13 +237,16 @@ class _Servable:
     """One loaded SavedModel version: its signature functions and SignatureDefs."""
 
     def __init__(self, path, version, *, model_name, max_message_bytes, max_pixels,
-                 max_frames):
+                 max_frames, max_request_pixels, max_images):
         self.path = path
         self.version = version
         self.model_name = model_name
         self.max_message_bytes = max_message_bytes
         self.max_pixels = max_pixels
         self.max_frames = max_frames
+        self.max_request_pixels = max_request_pixels
+        self.max_images = max_images
+        self.memory = _MemoryReturner()
         saved_model = saved_model_pb2.SavedModel()
         with open(os.path.join(path, "saved_model.pb"), "rb") as f:
             saved_model.ParseFromString(f.read())
@@ -198,8 +298,17 @@ class _Servable:
         if unknown_outputs:
             raise _invalid(f"output_filter names unknown output(s) {unknown_outputs}; "
                            f"signature {name!r} has {sorted(signature.outputs)}")
-        inputs = {key: self._input_array(key, request.inputs[key], signature.inputs[key])
+        pixels = [0]  # decoded pixels of the request's images, counted by the checks
+        inputs = {key: self._input_array(key, request.inputs[key], signature.inputs[key],
+                                         pixels)
                   for key in sorted(signature.inputs)}
+        try:
+            return self._run(request, name, inputs)
+        finally:
+            if pixels[0] >= TRIM_AFTER_PIXELS:
+                self.memory.after_large_request()
+
+    def _run(self, request, name, inputs):
         try:
             with self._call_lock:
                 outputs = self.functions[name](**{k: tf.constant(v) for k, v in inputs.items()})
@@ -240,8 +349,12 @@ class _Servable:
 
     # ------------------------------------------------------------------ validation
 
-    def _input_array(self, name, proto, info):
-        """Checks one input TensorProto against its TensorInfo; returns a NumPy array."""
+    def _input_array(self, name, proto, info, pixels):
+        """Checks one input TensorProto against its TensorInfo; returns a NumPy array.
+
+        ``pixels`` is a one-element list; the decoded pixels of an ``image`` input are
+        added to it.
+        """
         if proto.dtype != info.dtype:
             raise _invalid(f"input {name!r}: expected dtype {_dtype_name(info.dtype)}, got "
                            f"{_dtype_name(proto.dtype)}")
@@ -259,31 +372,50 @@ class _Servable:
         if int(np.prod(dims, dtype=np.float64)) * itemsize > self.max_message_bytes:
             raise _invalid(f"input {name!r}: shape {dims} is larger than a request may be "
                            f"({self.max_message_bytes:,} bytes)")
+        if name == "image" and dims:
+            self._check_image_count(dims[0])
+            if len(dims) == 4:  # float images: the shape says how many pixels
+                self._check_request_pixels(dims[0], dims[1] * dims[2] * dims[0])
         try:
             array = tf.make_ndarray(proto)
         except (ValueError, TypeError) as e:
             raise _invalid(f"input {name!r}: malformed TensorProto ({e})") from None
-        self._check_values(name, array)
+        pixels[0] += self._check_values(name, array)
         return array
 
+    def _check_image_count(self, count):
+        if count > self.max_images:
+            raise _exhausted(f"input 'image': {count} images in one request, over the limit "
+                             f"of {self.max_images} images per request; send them in "
+                             "several requests")
+
+    def _check_request_pixels(self, count, total):
+        if total > self.max_request_pixels:
+            raise _exhausted(f"input 'image': {count} image(s) of {total:,} pixels in all, "
+                             f"over the limit of {self.max_request_pixels:,} pixels per "
+                             "request; send fewer or smaller images")
+
     def _check_values(self, name, array):
-        """The value rules of docs/design.md §6 and §8, by input name."""
+        """The value rules of docs/design.md §6 and §8, by input name; returns the decoded
+        pixels of an ``image`` input (0 for the others)."""
         if name == "num_frames":
             if array.size == 0 or array.min() < 1 or array.max() > self.max_frames:
                 raise _invalid(f"input 'num_frames': must be within 1..{self.max_frames}, "
                                f"got {array.tolist()}")
         elif array.dtype == object and name == "image":
-            for index, data in enumerate(array.reshape(-1)):
-                self._check_encoded_image(f"image[{index}]", data)
+            return self._check_encoded_images(array.reshape(-1))
         elif np.issubdtype(array.dtype, np.floating):
             if not np.all(np.isfinite(array)):
                 raise _invalid(f"input {name!r}: contains NaN or infinite values")
             if name == "image":
-                if array.size and (array.min() < 0.0 or array.max() > 1.0):
-                    raise _invalid(f"input 'image': values must be in [0, 1], got "
-                                   f"[{array.min():g}, {array.max():g}]")
+                try:
+                    check_unit_range(array, "input 'image'")
+                except ImageInputError as e:
+                    raise _invalid(str(e)) from None
                 if array.ndim == 4:
                     self._check_size("input 'image'", array.shape[1], array.shape[2])
+                    return array.shape[0] * array.shape[1] * array.shape[2]
+        return 0
 
     def _check_size(self, what, height, width):
         if height * width > self.max_pixels:
@@ -293,8 +425,30 @@ class _Servable:
             raise _invalid(f"{what}: too small ({width}x{height}); each side must be at "
                            f"least {MIN_SIDE} px")
 
-    def _check_encoded_image(self, what, data):
-        """Header check with Pillow (no pixels decoded), then a decode by TensorFlow."""
+    def _check_encoded_images(self, images):
+        """Headers of all images first (nothing decoded: per-image and per-request limits,
+        one shared size), then a decode of each by TensorFlow; returns their pixels."""
+        self._check_image_count(len(images))
+        sizes = [self._image_size(f"image[{index}]", data) for index, data in enumerate(images)]
+        total = sum(width * height for width, height in sizes)
+        self._check_request_pixels(len(images), total)
+        if len(set(sizes)) > 1:
+            listed = ", ".join(f"image[{index}] is {width}x{height}"
+                               for index, (width, height) in enumerate(sizes))
+            raise _invalid(f"input 'image': the images of one request must share a size "
+                           f"({listed}); send images of different sizes in separate requests")
+        with self._call_lock:  # like the model call: one request's pixels at a time
+            for index, data in enumerate(images):
+                try:
+                    tf.io.decode_image(data, channels=3, expand_animations=False)
+                except tf.errors.OpError as e:
+                    raise _invalid(f"image[{index}]: cannot be decoded "
+                                   f"({_op_error_text(e.message)})") from None
+        return total
+
+    def _image_size(self, what, data):
+        """(width, height) from the header, read with Pillow (no pixels decoded), checked
+        against the per-image limits."""
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -308,10 +462,7 @@ class _Servable:
         except (OSError, SyntaxError, ValueError) as e:
             raise _invalid(f"{what}: corrupt image header ({e})") from None
         self._check_size(what, height, width)
-        try:
-            tf.io.decode_image(data, channels=3, expand_animations=False)
-        except tf.errors.OpError as e:
-            raise _invalid(f"{what}: cannot be decoded ({_op_error_text(e.message)})") from None
+        return width, height
 
     # ------------------------------------------------------------------ warm-up
 
@@ -347,8 +498,12 @@ class _Servable:
 class _Servicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     def __init__(self, servable):
         self._servable = servable
+        self._lock = threading.Lock()
+        self.in_flight = 0  # calls being answered now
 
     def _answer(self, method, request, context):
+        with self._lock:
+            self.in_flight += 1
         try:
             return method(request)
         except _RequestError as e:
@@ -356,6 +511,9 @@ class _Servicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         except Exception as e:  # noqa: BLE001 - the server must keep serving
             _log.exception("request failed")
             context.abort(grpc.StatusCode.INTERNAL, f"{type(e).__name__}: {e}")
+        finally:
+            with self._lock:
+                self.in_flight -= 1
 
     def Predict(self, request, context):  # noqa: N802 - gRPC method name
         return self._answer(self._servable.predict, request, context)
@@ -368,24 +526,39 @@ class PredictionServer:
     """The dev PredictionService: newest version of ``model_dir`` under ``model_name``.
 
     ``start()`` binds ``host:port`` (port 0 picks a free one) and returns the port;
-    ``stop()`` ends it; ``wait()`` blocks until it ends. Also a context manager.
+    ``stop(grace)`` ends it; ``wait()`` blocks until it ends. Also a context manager.
     The model is loaded (and warmed up) in the constructor; ``version`` and
-    ``warmup_requests`` say what was loaded.
+    ``warmup_requests`` say what was loaded; ``in_flight`` counts the calls being
+    answered. Limits (module docstring): ``max_pixels`` per image,
+    ``max_request_pixels`` and ``max_images`` per request, ``max_frames`` per
+    request, ``max_message_bytes`` per message; each must be at least 1 (ValueError).
     """
 
     def __init__(self, model_dir, *, host=DEFAULT_HOST, port=DEFAULT_PORT,
                  model_name=MODEL_NAME, max_message_bytes=MAX_MESSAGE_BYTES,
-                 max_pixels=MAX_PIXELS, max_frames=MAX_SERVING_FRAMES, workers=8):
+                 max_pixels=MAX_PIXELS, max_frames=MAX_SERVING_FRAMES,
+                 max_request_pixels=MAX_REQUEST_PIXELS, max_images=MAX_IMAGES_PER_REQUEST,
+                 workers=8):
+        limits = dict(max_message_bytes=max_message_bytes, max_pixels=max_pixels,
+                      max_frames=max_frames, max_request_pixels=max_request_pixels,
+                      max_images=max_images, workers=workers)
+        for key, value in limits.items():
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"PredictionServer: {key} must be a whole number >= 1, "
+                                 f"got {value!r}")
         version, path = latest_version(model_dir)
         self._servable = _Servable(path, version, model_name=model_name,
                                    max_message_bytes=max_message_bytes,
-                                   max_pixels=max_pixels, max_frames=max_frames)
+                                   max_pixels=max_pixels, max_frames=max_frames,
+                                   max_request_pixels=max_request_pixels,
+                                   max_images=max_images)
         self.host, self.port = host, port
         self.model_name, self.version, self.path = model_name, version, path
         self.warmup_requests = self._servable.warmup_requests
         self.max_message_bytes = max_message_bytes
         self._workers = workers
         self._server = None
+        self._servicer = None
 
     @property
     def address(self):
@@ -402,8 +575,8 @@ class PredictionServer:
             options=[("grpc.max_receive_message_length", self.max_message_bytes),
                      ("grpc.max_send_message_length", self.max_message_bytes),
                      ("grpc.so_reuseport", 0)])  # a busy port is an error, not shared
-        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-            _Servicer(self._servable), server)
+        servicer = _Servicer(self._servable)
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(servicer, server)
         try:
             port = server.add_insecure_port(self.address)
         except RuntimeError as e:
@@ -414,14 +587,22 @@ class PredictionServer:
             raise OSError(f"cannot listen on {self.address}: {reason}")
         self.port = port
         server.start()
-        self._server = server
+        self._server, self._servicer = server, servicer
         return port
 
+    @property
+    def in_flight(self):
+        """How many calls are being answered now (0 when not running)."""
+        return self._servicer.in_flight if self._servicer is not None else 0
+
     def stop(self, grace=None):
-        """Stops the server; requests in flight get ``grace`` seconds to finish."""
+        """Stops the server: new calls are refused at once (``UNAVAILABLE``), calls in
+        flight get ``grace`` seconds to finish (None: none) and are then cancelled.
+        Returns when the server has stopped."""
         if self._server is not None:
             self._server.stop(grace).wait()
             self._server = None
+        self._servable.memory.close()
 
     def wait(self):
         """Blocks until the server stops."""

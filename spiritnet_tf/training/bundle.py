@@ -129,7 +129,7 @@ def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, force=False, pro
         "preset": run["config"]["preset"],
         "resample_from": chosen,
         # The DAFR rule the gate measured, applied whenever these weights are loaded.
-        "dafr": DAFRConfig.coerce(run["model_config"].get("dafr") or None).to_dict(),
+        "dafr": DAFRConfig.coerce(run.get("model_config", {}).get("dafr") or None).to_dict(),
         "resample_from_choice": "the mode with the higher held-out mean PSNR among those "
                                 "passing the quality gate",
         "quality_gate": modes[chosen]["quality_gate"],
