@@ -16,6 +16,7 @@ __all__ = ["main", "build_parser", "SUBCOMMAND_MODULES"]
 SUBCOMMAND_MODULES = (
     "spiritnet_tf.animate_cli",
     "spiritnet_tf.data.cli",
+    "spiritnet_tf.evaluation.depth_cli",
     "spiritnet_tf.serving.cli",
     "spiritnet_tf.training.cli",
 )
