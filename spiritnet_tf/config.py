@@ -8,8 +8,8 @@ an experiment is a plain dict (and a file) you can diff. Presets live in
 import dataclasses
 import os
 
-__all__ = ["SpiritNetConfig", "LossConfig", "RESAMPLE_MODES", "STYLE_LAYERS", "DEFAULT_WEIGHTS",
-           "DEFAULT_MANIFEST", "bundled_resample_from"]
+__all__ = ["SpiritNetConfig", "LossConfig", "RESAMPLE_MODES", "DEPTH_MAPPINGS", "STYLE_LAYERS", "DEFAULT_WEIGHTS",
+           "DEFAULT_MANIFEST", "bundled_resample_from", "bundled_depth_mapping"]
 
 # Where the bundled weights of the "small" preset go (with MANIFEST.json beside them);
 # `make default-weights` installs them there only if they pass the quality gate.
@@ -17,6 +17,7 @@ DEFAULT_WEIGHTS = os.path.join(os.path.dirname(__file__), "weights", "spiritnet_
 DEFAULT_MANIFEST = os.path.join(os.path.dirname(DEFAULT_WEIGHTS), "MANIFEST.json")
 
 RESAMPLE_MODES = ("previous", "input")
+DEPTH_MAPPINGS = ("max", "percentile")  # how spiritnet_tf.depth.inverse_depth makes z
 
 
 def bundled_resample_from():
@@ -29,6 +30,20 @@ def bundled_resample_from():
     with open(DEFAULT_MANIFEST) as f:
         mode = json.load(f).get("resample_from")
     return mode if mode in RESAMPLE_MODES else None
+
+
+def bundled_depth_mapping():
+    """How the bundled weights' depth output becomes z (their ``MANIFEST.json``'s
+    ``depth_mapping``): "max" when the manifest predates the field (those weights were
+    trained and gated with it) or no manifest is installed."""
+    import json
+
+    if not os.path.isfile(DEFAULT_MANIFEST):
+        return "max"
+    with open(DEFAULT_MANIFEST) as f:
+        mode = json.load(f).get("depth_mapping", "max")
+    return mode if mode in DEPTH_MAPPINGS else "max"
+
 
 # VGG-19 layers of the Gram-matrix style loss and their weights (Gatys et al.:
 # the first convolution of every block). Data, not code: a LossConfig may
@@ -92,6 +107,11 @@ class SpiritNetConfig(DictConfig):
       depth_learning_rate: Adam rate of a pretrained depth net.
       clipnorm: clip each optimizer's gradients to this global norm (None: no clipping;
         the free-running recurrence can produce rare huge gradients).
+      depth_mapping: how the depth net's output becomes z (`spiritnet_tf.depth.inverse_depth`):
+        "percentile" (default: relative inverse depth, 2nd-98th percentiles mapped to
+        (0, 1], trained with `spiritnet_tf.losses.relative_depth`) or "max" (exp(-log
+        depth) over its maximum, trained with the scale-invariant log-depth loss; the
+        bundled weights use it, `bundled_depth_mapping`).
       depth_loss_only: the depth net learns from the supervised depth loss alone (the
         flow and image losses do not reach it). Trained end to end from scratch, the
         small preset's inverse depth collapsed onto the 1e-3 floor everywhere (no
@@ -115,8 +135,12 @@ class SpiritNetConfig(DictConfig):
     depth_learning_rate: float = 1e-7
     clipnorm: float = None
     depth_loss_only: bool = False
+    depth_mapping: str = "percentile"
 
     def __post_init__(self):
+        if self.depth_mapping not in DEPTH_MAPPINGS:
+            raise ValueError(
+                f"depth_mapping must be one of {DEPTH_MAPPINGS}, got {self.depth_mapping!r}")
         self.kernel_widths = tuple(int(w) for w in self.kernel_widths)
         if self.resample_from not in RESAMPLE_MODES:
             raise ValueError(
@@ -140,7 +164,9 @@ class LossConfig(DictConfig):
       sharpness_weight: `spiritnet_tf.losses.sharpness_gap` between generated and real
         frames (not in the paper): position-free, it counters the blur that the pixel L1
         teaches the warp kernels (docs/training.md).
-      depth_weight: scale-invariant log-depth loss, applied when a batch carries depth.
+      depth_weight: the depth net's supervised loss, applied when a batch carries depth:
+        `spiritnet_tf.losses.relative_depth` for the "percentile" depth mapping,
+        `spiritnet_tf.losses.scale_invariant_log_depth` for "max".
       style_layers: (VGG-19 layer name, weight) pairs, see `STYLE_LAYERS`.
       vgg_weights: path of a VGG-19 ``include_top=False`` weights file, or None
         for random weights (tests; ImageNet weights cannot be downloaded here).

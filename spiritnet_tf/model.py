@@ -16,7 +16,8 @@ import keras
 import tensorflow as tf
 
 from spiritnet_tf import losses
-from spiritnet_tf.config import DEFAULT_WEIGHTS, LossConfig, SpiritNetConfig, bundled_resample_from
+from spiritnet_tf.config import (DEFAULT_WEIGHTS, LossConfig, SpiritNetConfig, bundled_depth_mapping,
+                                 bundled_resample_from)
 from spiritnet_tf.layers.cell import SpiritNetCell, SpiritNetRNN
 from spiritnet_tf.layers.dafr import DAFR
 
@@ -118,7 +119,9 @@ class SpiritNet(keras.Model):
         ``weights``: None (random initialisation), the path of a ``.weights.h5`` file
         saved from the same configuration, or ``"default"``: the bundled weights of the
         "small" preset (`DEFAULT_WEIGHTS`, with ``MANIFEST.json`` beside them;
-        FileNotFoundError when an installation lacks them).
+        FileNotFoundError when an installation lacks them). The bundled weights (by
+        "default" or by their path) keep the depth mapping they were gated with
+        (`spiritnet_tf.config.bundled_depth_mapping`) unless ``depth_mapping`` is given.
         """
         if name not in PRESETS:
             raise ValueError(f"unknown SpiritNet preset {name!r}; choose one of {sorted(PRESETS)}")
@@ -128,6 +131,11 @@ class SpiritNet(keras.Model):
             chosen = bundled_resample_from()  # the mode their evaluation chose
             if chosen is not None:
                 overrides = {"resample_from": chosen, **overrides}
+        bundled = weights == "default" or (
+            isinstance(weights, (str, os.PathLike)) and os.path.isfile(DEFAULT_WEIGHTS)
+            and os.path.exists(weights) and os.path.samefile(weights, DEFAULT_WEIGHTS))
+        if bundled:
+            overrides = {"depth_mapping": bundled_depth_mapping(), **overrides}
         config = dataclasses.replace(PRESETS[name], **overrides)
         model = cls(config)
         if weights is not None:
@@ -366,10 +374,14 @@ class SpiritNet(keras.Model):
             images, targets = tf.concat(images, 0), tf.concat(targets, 0)
             shape = tf.shape(images)
             ph, pw = (-shape[1]) % MULTIPLE, (-shape[2]) % MULTIPLE
-            # On the raw log depth: the normalised, floored z can lose every gradient.
+            # On the raw output: the normalised, floored z can lose every gradient.
             log_depth = self.cell.log_depth(_pad_reflect(images, ph, pw), training=training)
-            terms["depth"] = losses.scale_invariant_log_depth(
-                None, targets, predicted_log_depth=log_depth[:, : shape[1], : shape[2]])
+            log_depth = log_depth[:, : shape[1], : shape[2]]
+            if self.config.depth_mapping == "percentile":  # relative inverse depth d = -output
+                terms["depth"] = losses.relative_depth(-log_depth, targets)
+            else:
+                terms["depth"] = losses.scale_invariant_log_depth(
+                    None, targets, predicted_log_depth=log_depth)
             total += cfg.depth_weight * terms["depth"]
         terms["loss"] = total
         return terms

@@ -105,3 +105,4 @@ def test_bundled_weights_match_their_manifest():
     assert os.path.basename(DEFAULT_WEIGHTS) == manifest["weights"]
     model = SpiritNet.from_preset("small", weights="default")
     assert model.config.resample_from == manifest["resample_from"]
+    assert model.config.depth_mapping == manifest.get("depth_mapping", "max") == "max"

@@ -5,6 +5,8 @@
 """
 
 from spiritnet_tf.depth.megadepth import (
+    DEPTH_MAPPINGS,
+    DEPTH_RANGE_FLOOR,
     PRESETS,
     HourglassLevel,
     InceptionBlock,
@@ -12,4 +14,5 @@ from spiritnet_tf.depth.megadepth import (
     inverse_depth,
 )
 
-__all__ = ["MegaDepth", "InceptionBlock", "HourglassLevel", "inverse_depth", "PRESETS"]
+__all__ = ["MegaDepth", "InceptionBlock", "HourglassLevel", "inverse_depth", "PRESETS",
+           "DEPTH_MAPPINGS", "DEPTH_RANGE_FLOOR"]

@@ -38,6 +38,13 @@ EXAMPLE = os.path.join(REPO, "examples", "coffee.jpg")
 EXAMPLE_FRAMES = 6
 
 
+def _depth_mapping(config):
+    """The depth mapping of a run's config (its model overrides on the preset)."""
+    from spiritnet_tf.model import PRESETS
+
+    return config.get("model", {}).get("depth_mapping", PRESETS[config["preset"]].depth_mapping)
+
+
 def _sha256(path):
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -127,6 +134,7 @@ def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, force=False, pro
         "bytes": os.path.getsize(DEFAULT_WEIGHTS),
         "preset": run["config"]["preset"],
         "resample_from": chosen,
+        "depth_mapping": _depth_mapping(run["config"]),
         "resample_from_choice": "the mode with the higher held-out mean PSNR among those "
                                 "passing the quality gate",
         "quality_gate": modes[chosen]["quality_gate"],

@@ -2,8 +2,11 @@
 
 Trained end to end from scratch with the rest of SpiritNet, the small preset's depth
 net did not learn depth (docs/training.md: its inverse depth collapsed, or did not
-generalise to photos). Trained alone with the scale-invariant loss on the raw log
-depth of the synthetic scenes (which carry true depth), it does. A config's
+generalise to photos). Trained alone on the synthetic scenes (which carry true depth)
+it does: with `spiritnet_tf.losses.relative_depth` on the net's relative inverse depth
+(``loss: "relative"``, the default, for the "percentile" depth mapping) or with the
+scale-invariant loss on its raw log depth (``loss: "scale_invariant_log"``, how the
+bundled weights' depth net was trained, for the "max" mapping). A config's
 ``depth_pretraining`` block runs this stage first; the full model then starts from
 these weights, normally with ``model.pretrained_depth: true`` (batch norm frozen,
 the paper's tiny depth learning rate), the same set-up as converted MegaDepth weights
@@ -15,7 +18,9 @@ import dataclasses
 import keras
 import tensorflow as tf
 
-__all__ = ["DepthPretraining", "pretrain_depth"]
+__all__ = ["DepthPretraining", "pretrain_depth", "DEPTH_LOSSES"]
+
+DEPTH_LOSSES = ("relative", "scale_invariant_log")
 
 
 @dataclasses.dataclass
@@ -29,6 +34,9 @@ class DepthPretraining:
       count, height, width, seed: the synthetic scenes (every frame of each is a sample).
       flip, color_jitter: random horizontal flips; random brightness, contrast and
         saturation (the scenes' colours are otherwise a narrow family).
+      loss: "relative" (`spiritnet_tf.losses.relative_depth` on ``-output``; pair with
+        the model's ``depth_mapping: "percentile"``) or "scale_invariant_log"
+        (`spiritnet_tf.losses.scale_invariant_log_depth`; pair with "max").
     """
 
     steps: int = 500
@@ -41,8 +49,11 @@ class DepthPretraining:
     seed: int = 7
     flip: bool = True
     color_jitter: bool = True
+    loss: str = "relative"
 
     def validate(self, where):
+        if self.loss not in DEPTH_LOSSES:
+            raise ValueError(f"{where}.loss must be one of {DEPTH_LOSSES}, got {self.loss!r}")
         for key in ("steps", "batch_size", "count"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{where}.{key} must be >= 1, got {getattr(self, key)}")
@@ -80,8 +91,8 @@ def _depth_frames(options):
 def pretrain_depth(depth_net, options=None, progress=True):
     """Trains ``depth_net`` (a `spiritnet_tf.depth.MegaDepth`) alone; returns the losses.
 
-    The loss is `spiritnet_tf.losses.scale_invariant_log_depth` on the net's raw log
-    depth (batch norm in training mode). Returns the list of per-step losses.
+    The loss is ``options.loss`` (see `DepthPretraining`; batch norm in training mode).
+    Returns the list of per-step losses.
     """
     from tqdm.auto import tqdm
 
@@ -95,8 +106,11 @@ def pretrain_depth(depth_net, options=None, progress=True):
     @tf.function
     def step(images, depth):
         with tf.GradientTape() as tape:
-            loss = losses.scale_invariant_log_depth(
-                None, depth, predicted_log_depth=depth_net(images, training=True))
+            output = depth_net(images, training=True)
+            if options.loss == "relative":
+                loss = losses.relative_depth(-output, depth)
+            else:
+                loss = losses.scale_invariant_log_depth(None, depth, predicted_log_depth=output)
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return loss
 
