@@ -128,3 +128,21 @@ def test_photographic_textures_from_gimp_patterns(tmp_path):
     Image.fromarray(tile[:4, :4]).save(tmp_path / "tex" / "bad.png")
     with pytest.raises(ValueError, match="below 16"):
         load_textures(str(tmp_path / "tex"))
+
+
+def test_depth_pretraining_draws_cue_scenes_layers_or_both(tmp_path):
+    from spiritnet_tf.training.depth import DepthPretraining, _depth_frames
+
+    with pytest.raises(ValueError, match="scenes must be one of"):
+        DepthPretraining(scenes="photos").validate("depth_pretraining")
+    with pytest.raises(ValueError, match="loss must be one of"):
+        DepthPretraining(loss="l2").validate("depth_pretraining")
+    tile = (np.random.default_rng(0).random((20, 20, 3)) * 255).astype(np.uint8)
+    os.makedirs(tmp_path / "tex")
+    Image.fromarray(tile).save(tmp_path / "tex" / "t.png")
+    for scenes in ("cues", "mixed"):
+        options = DepthPretraining(scenes=scenes, count=2, height=32, width=32, batch_size=3,
+                                   textures=str(tmp_path / "tex"))
+        images, depth = next(iter(_depth_frames(options)))
+        assert images.shape == (3, 32, 32, 3) and depth.shape == (3, 32, 32, 1)
+        assert float(depth.numpy().min()) >= 1e-3 and float(depth.numpy().max()) <= 1.0

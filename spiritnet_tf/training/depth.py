@@ -21,6 +21,7 @@ import tensorflow as tf
 __all__ = ["DepthPretraining", "pretrain_depth", "DEPTH_LOSSES"]
 
 DEPTH_LOSSES = ("relative", "scale_invariant_log")
+DEPTH_SCENES = ("cues", "layers", "mixed")
 
 
 @dataclasses.dataclass
@@ -34,6 +35,13 @@ class DepthPretraining:
       count, height, width, seed: the synthetic scenes (every frame of each is a sample).
       flip, color_jitter: random horizontal flips; random brightness, contrast and
         saturation (the scenes' colours are otherwise a narrow family).
+      scenes: "cues" (`spiritnet_tf.data.synthetic.generate_depth_scene`: ground plane,
+        horizon, haze, defocus, objects on the ground), "layers" (the flat parallax layers
+        of the septuplet generator, how the bundled weights' depth net was trained) or
+        "mixed" (alternating).
+      textures: folder of photographic textures for "cues" (`configs/depth_textures.sh`
+        builds data/textures; relative to the config file like other paths), or None for
+        procedural textures only.
       loss: "relative" (`spiritnet_tf.losses.relative_depth` on ``-output``; pair with
         the model's ``depth_mapping: "percentile"``) or "scale_invariant_log"
         (`spiritnet_tf.losses.scale_invariant_log_depth`; pair with "max").
@@ -50,8 +58,12 @@ class DepthPretraining:
     flip: bool = True
     color_jitter: bool = True
     loss: str = "relative"
+    scenes: str = "cues"
+    textures: str = None
 
     def validate(self, where):
+        if self.scenes not in DEPTH_SCENES:
+            raise ValueError(f"{where}.scenes must be one of {DEPTH_SCENES}, got {self.scenes!r}")
         if self.loss not in DEPTH_LOSSES:
             raise ValueError(f"{where}.loss must be one of {DEPTH_LOSSES}, got {self.loss!r}")
         for key in ("steps", "batch_size", "count"):
@@ -62,8 +74,29 @@ class DepthPretraining:
                 raise ValueError(f"{where}.{key} must be a multiple of 32, got {getattr(self, key)}")
 
 
-def _depth_frames(options):
-    """Single (image, depth) pairs of the synthetic scenes, shuffled, augmented, batched."""
+def _cue_scenes(options):
+    """(image, depth) pairs of `generate_depth_scene`, ``options.count`` of them, rendered
+    on the fly from the seeds ``[seed, i]``."""
+    from spiritnet_tf.data.synthetic import generate_depth_scene
+    from spiritnet_tf.data.textures import load_textures
+
+    textures = load_textures(options.textures) if options.textures else None
+    h, w = options.height, options.width
+
+    def render(index):
+        scene = generate_depth_scene([options.seed, int(index)], h, w, textures=textures)
+        return scene["image"], scene["depth"]
+
+    def element(index):
+        image, depth = tf.numpy_function(render, [index], [tf.uint8, tf.float32], stateful=False)
+        return (tf.image.convert_image_dtype(tf.ensure_shape(image, [h, w, 3]), tf.float32),
+                tf.ensure_shape(depth, [h, w, 1]))
+
+    return tf.data.Dataset.range(options.count).map(element, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _layer_frames(options):
+    """Every frame of the flat-layer septuplets as (image, depth) pairs."""
     from spiritnet_tf.data import synthetic_dataset
 
     scenes = synthetic_dataset(options.count, options.height, options.width, seed=options.seed)
@@ -71,6 +104,17 @@ def _depth_frames(options):
     def frames(scene):
         images = tf.image.convert_image_dtype(scene["frames"], tf.float32)
         return tf.data.Dataset.from_tensor_slices((images, scene["depth"]))
+
+    return scenes.flat_map(frames)
+
+
+def _depth_frames(options):
+    """Single (image, depth) pairs of the synthetic scenes, shuffled, augmented, batched."""
+    sources = {"layers": [_layer_frames], "cues": [_cue_scenes],
+               "mixed": [_layer_frames, _cue_scenes]}[options.scenes]
+    parts = [make(options).cache().repeat() for make in sources]  # rendered once each
+    pairs = parts[0] if len(parts) == 1 else tf.data.Dataset.sample_from_datasets(
+        parts, seed=options.seed)
 
     def augment(image, depth):
         if options.flip:
@@ -83,7 +127,7 @@ def _depth_frames(options):
             image = tf.image.random_saturation(image, 0.6, 1.4)
         return tf.clip_by_value(image, 0.0, 1.0), depth
 
-    return (scenes.cache().flat_map(frames).repeat().shuffle(512, seed=options.seed)
+    return (pairs.shuffle(512, seed=options.seed)
             .map(augment, num_parallel_calls=tf.data.AUTOTUNE)
             .batch(options.batch_size, drop_remainder=True).prefetch(2))
 
