@@ -28,13 +28,15 @@ def main():
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
 
+    from spiritnet_tf.layers.cell import depth_net_for
     from spiritnet_tf.model import SpiritNet
     from spiritnet_tf.training.depth import DepthPretraining, pretrain_depth
 
     os.makedirs(args.out, exist_ok=True)
     model = SpiritNet.from_preset("small", depth_mapping="percentile")
     model.build()
-    net = model.depth_net
+    net = depth_net_for(model.config)
+    net.build((None, None, None, 3))
     weights = os.path.join(args.out, "depth.weights.h5")
     progress_path = os.path.join(args.out, "progress.json")
     progress = {"chunks": 0, "losses": []}
@@ -53,6 +55,7 @@ def main():
         progress["losses"].append(sum(losses) / len(losses))
         with open(progress_path, "w") as f:
             json.dump(progress, f)
+        model.depth_net.set_weights(net.get_weights())
         model.save_weights(os.path.join(args.out, "spiritnet_depth_cues.weights.h5"))
         print(f"chunk {chunk + 1}/{args.chunks}: mean loss {progress['losses'][-1]:.4f}", flush=True)
 

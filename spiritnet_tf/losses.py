@@ -119,8 +119,11 @@ def _aligned_residual(predicted, target):
     var_p = tf.reduce_sum(dp * dp, axis=[1, 2, 3], keepdims=True) / n
     cov = tf.reduce_sum(dp * (t_hat - mean_t), axis=[1, 2, 3], keepdims=True) / n
     scale = cov / (var_p + 1e-6)
-    # Kept >= 0: a reversed order is no fit (else -d would score as well as d).
-    residual = (tf.maximum(scale, 0.0) * (p - mean_p) + mean_t - t_hat) * valid
+    # A reversed order is no fit (else -d would score as well as d): a negative scale is
+    # replaced by a tenth of its size, so that the reversed prediction scores worse than
+    # a constant and still gets a gradient towards the right order.
+    fitted = tf.where(scale > 0, scale, -0.1 * scale)
+    residual = (fitted * (p - mean_p) + mean_t - t_hat) * valid
     return residual, valid, scale, has
 
 
@@ -141,10 +144,10 @@ def scale_shift_invariant(predicted, target, *, scale_weight=0.0):
         means the same for every net; `relative_depth` uses 0.01.
 
     Returns: mean over images of the mean absolute difference between the prediction,
-    fitted by least squares with one scale (kept >= 0: a reversed order scores like a
-    constant) and one shift, and the target, normalised per image to mean 0 and mean
-    absolute deviation 1; plus the scale term (which, on the unclamped scale, also
-    gives a reversed prediction its gradient towards the right order).
+    fitted by least squares with one scale and one shift, and the target, normalised per
+    image to mean 0 and mean absolute deviation 1; plus the scale term. A negative fitted
+    scale (reversed order) is replaced by a tenth of its size: a reversed prediction
+    scores worse than a constant one and keeps a gradient towards the right order.
     """
     residual, valid, scale, has = _aligned_residual(predicted, target)
     n = tf.maximum(tf.reduce_sum(valid, axis=[1, 2, 3]), 1.0)

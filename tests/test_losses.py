@@ -147,7 +147,8 @@ def test_relative_depth_losses_invariant_to_scale_and_shift_of_the_prediction():
         pytest.approx(losses.scale_shift_invariant(predicted, target + 0.25 * (target > 0)).numpy(), rel=0.3)
     # exact up to scale and shift: zero; reversed order: large
     assert losses.relative_depth(2 * target - 1, target, scale_weight=0.0).numpy() == pytest.approx(0, abs=1e-4)
-    assert losses.scale_shift_invariant(-target, target).numpy() > 0.5
+    assert losses.scale_shift_invariant(-target, target).numpy() > \
+        losses.scale_shift_invariant(np.zeros_like(target), target).numpy() > 0.5
     # relative_depth: shift-invariant exactly; its weak scale pull prefers the target's scale
     rel = losses.relative_depth(predicted, target)
     assert losses.relative_depth(predicted + 3.0, target).numpy() == pytest.approx(rel.numpy(), rel=1e-4)

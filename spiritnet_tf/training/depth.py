@@ -143,7 +143,8 @@ def pretrain_depth(depth_net, options=None, progress=True):
     from spiritnet_tf import losses
 
     options = options or DepthPretraining()
-    depth_net.build((None, None, None, 3))
+    if not depth_net.built:  # a net trained before (or loaded) is trained further
+        depth_net.build((None, None, None, 3))
     optimizer = keras.optimizers.Adam(options.learning_rate, global_clipnorm=options.clipnorm)
     variables = depth_net.trainable_variables
 
