@@ -95,36 +95,34 @@ def scale_invariant_log_depth(predicted_z, target_z, *, predicted_log_depth=None
     return tf.reduce_sum((mean_sq - tf.square(mean)) * has) / tf.maximum(tf.reduce_sum(has), 1.0)
 
 
+def _normalise(x, valid, n):
+    """Per image: ``x`` minus its mean over the valid pixels, over its mean absolute
+    deviation there (and that deviation, [N, 1, 1, 1])."""
+    centred = (x - tf.reduce_sum(x * valid, axis=[1, 2, 3], keepdims=True) / n) * valid
+    spread = tf.reduce_sum(tf.abs(centred), axis=[1, 2, 3], keepdims=True) / n
+    return centred / tf.maximum(spread, 1e-6), spread
+
+
 def _aligned_residual(predicted, target):
-    """Per image: the target normalised (minus its mean, over its mean absolute
-    deviation), the prediction fitted to it by least squares (one scale, one shift), on
-    pixels where ``target > 0``. Returns (residual, valid, scale, has) with residual =
-    fitted prediction - normalised target (0 off the valid pixels) and ``has`` = 1 for
-    images with at least two valid pixels."""
+    """Per image, on the pixels where ``target > 0``: prediction and target each
+    normalised to mean 0 and mean absolute deviation 1 (the scale-and-shift alignment
+    of MiDaS's trimmed loss, with means: on layered scenes whose background covers most
+    pixels a median absolute deviation is near 0). Returns (residual, valid, spread,
+    has): normalised prediction minus normalised target (0 off the valid pixels), the
+    prediction's own deviation, and 1 for images with at least two valid pixels.
+
+    Unlike a least-squares fit of the prediction to the target, this cannot turn a
+    reversed prediction into a perfect one (it scores 2, a constant 1), and its gradient
+    does not vanish where the fitted scale would be 0."""
     p = _as_images(predicted)
     t = _as_images(target)
     valid = tf.cast(t > 0, tf.float32)
     n = tf.reduce_sum(valid, axis=[1, 2, 3], keepdims=True)
     has = tf.cast(n > 1.5, tf.float32)
     n = tf.maximum(n, 1.0)
-    # Mean and mean absolute deviation, not MiDaS's median: on layered scenes whose
-    # background covers most pixels the median absolute deviation is near 0.
-    centred = (t - tf.reduce_sum(t * valid, axis=[1, 2, 3], keepdims=True) / n) * valid
-    spread = tf.reduce_sum(tf.abs(centred), axis=[1, 2, 3], keepdims=True) / n
-    t_hat = centred / tf.maximum(spread, 1e-6)
-    pv = p * valid
-    mean_p = tf.reduce_sum(pv, axis=[1, 2, 3], keepdims=True) / n
-    mean_t = tf.reduce_sum(t_hat, axis=[1, 2, 3], keepdims=True) / n
-    dp = (p - mean_p) * valid
-    var_p = tf.reduce_sum(dp * dp, axis=[1, 2, 3], keepdims=True) / n
-    cov = tf.reduce_sum(dp * (t_hat - mean_t), axis=[1, 2, 3], keepdims=True) / n
-    scale = cov / (var_p + 1e-6)
-    # A reversed order is no fit (else -d would score as well as d): a negative scale is
-    # replaced by a tenth of its size, so that the reversed prediction scores worse than
-    # a constant and still gets a gradient towards the right order.
-    fitted = tf.where(scale > 0, scale, -0.1 * scale)
-    residual = (fitted * (p - mean_p) + mean_t - t_hat) * valid
-    return residual, valid, scale, has
+    t_hat, _ = _normalise(t, valid, n)
+    p_hat, spread = _normalise(p, valid, n)
+    return (p_hat - t_hat) * valid, valid, spread, has
 
 
 def _image_mean(values, has):
@@ -132,35 +130,35 @@ def _image_mean(values, has):
 
 
 def scale_shift_invariant(predicted, target, *, scale_weight=0.0):
-    """Scale-and-shift-invariant depth error (MiDaS, Ranftl et al. 2020).
+    """Scale-and-shift-invariant depth error (after MiDaS, Ranftl et al. 2020).
 
     Args:
       predicted: the net's relative inverse depth ``[..., H, W, 1]`` (any scale, shift).
       target: true inverse depth (or disparity) ``[..., H, W, 1]``; pixels ``<= 0`` carry
         no truth and are ignored, images with fewer than two valid pixels left out.
-      scale_weight: weight of ``(s - 1)^2`` with s the fitted scale (default 0: exactly
-        invariant): a weak pull that keeps the prediction at the normalised target's
-        scale (mean absolute deviation 1), so that `spiritnet_tf.depth.DEPTH_RANGE_FLOOR`
+      scale_weight: weight of ``(m - 1)^2`` with m the prediction's mean absolute
+        deviation (default 0: exactly invariant): a weak pull that keeps the output at
+        the normalised target's scale, so that `spiritnet_tf.depth.DEPTH_RANGE_FLOOR`
         means the same for every net; `relative_depth` uses 0.01.
 
-    Returns: mean over images of the mean absolute difference between the prediction,
-    fitted by least squares with one scale and one shift, and the target, normalised per
-    image to mean 0 and mean absolute deviation 1; plus the scale term. A negative fitted
-    scale (reversed order) is replaced by a tenth of its size: a reversed prediction
-    scores worse than a constant one and keeps a gradient towards the right order.
+    Returns: mean over images of the mean absolute difference between prediction and
+    target, each normalised per image to mean 0 and mean absolute deviation 1 on the
+    valid pixels (invariant to a positive scale and any shift of either; a reversed
+    prediction scores about 2, a constant one 1), plus the scale term.
     """
-    residual, valid, scale, has = _aligned_residual(predicted, target)
+    residual, valid, spread, has = _aligned_residual(predicted, target)
     n = tf.maximum(tf.reduce_sum(valid, axis=[1, 2, 3]), 1.0)
     error = tf.reduce_sum(tf.abs(residual), axis=[1, 2, 3]) / n
-    pull = tf.square(tf.reshape(scale, [-1]) - 1.0)
+    pull = tf.square(tf.reshape(spread, [-1]) - 1.0)
     return _image_mean(error + scale_weight * pull, tf.reshape(has, [-1]))
 
 
 def gradient_matching(predicted, target, *, scales=4):
     """Multi-scale gradient matching (MiDaS): the mean absolute x and y differences of
-    the aligned residual (see `scale_shift_invariant`) on valid neighbours, at ``scales``
-    resolutions (every 2^k-th pixel), summed over the scales. Zero when the prediction is
-    the target up to a scale and a shift; it rewards sharp, correctly placed depth edges."""
+    the residual of `scale_shift_invariant` (both maps normalised) on valid neighbours,
+    at ``scales`` resolutions (every 2^k-th pixel), summed over the scales. Zero when the
+    prediction is the target up to a positive scale and a shift; it rewards sharp,
+    correctly placed depth edges."""
     residual, valid, _, has = _aligned_residual(predicted, target)
     has = tf.reshape(has, [-1])
     total = 0.0
@@ -178,8 +176,8 @@ def gradient_matching(predicted, target, *, scales=4):
 def relative_depth(predicted, target, *, gradient_weight=0.5, scales=4, scale_weight=0.01):
     """The depth net's loss for the "percentile" mapping: `scale_shift_invariant` (with
     its weak scale pull ``scale_weight``) plus ``gradient_weight`` times
-    `gradient_matching` (arguments as there). Invariant to a shift of the prediction;
-    to its scale up to the pull."""
+    `gradient_matching` (arguments as there). Invariant to a shift of the prediction,
+    and to a positive scale up to the pull."""
     return (scale_shift_invariant(predicted, target, scale_weight=scale_weight)
             + gradient_weight * gradient_matching(predicted, target, scales=scales))
 
