@@ -45,9 +45,10 @@ def _run(args):
 
         model = load_model(args.weights)
 
-        def predict(image):
+        def model_depth(image):  # the depth spiritnet animate uses (working size)
             return animate(image, num_frames=1, weights=model, working_side=args.working_side).depth
 
+        predict = model_depth
     maps = {}
     result = evaluate_depth(scenes, predict, maps)
     print(depth_table(result))
