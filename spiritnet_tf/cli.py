@@ -40,6 +40,7 @@ __all__ = ["main", "build_parser", "SUBCOMMAND_MODULES", "COMMANDS", "TF_LOG_LIN
 SUBCOMMAND_MODULES = (
     "spiritnet_tf.animate_cli",
     "spiritnet_tf.data.cli",
+    "spiritnet_tf.evaluation.depth_cli",
     "spiritnet_tf.serving.cli",
     "spiritnet_tf.training.cli",
 )

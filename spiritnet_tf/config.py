@@ -8,8 +8,9 @@ an experiment is a plain dict (and a file) you can diff. Presets live in
 import dataclasses
 import os
 
-__all__ = ["SpiritNetConfig", "LossConfig", "RESAMPLE_MODES", "STYLE_LAYERS", "DEFAULT_WEIGHTS",
-           "DEFAULT_MANIFEST", "bundled_overrides", "EDGES", "DEFAULT_EDGES", "DEFAULT_MAX_ZOOM", "check_edges"]
+__all__ = ["SpiritNetConfig", "LossConfig", "RESAMPLE_MODES", "DEPTH_MAPPINGS", "STYLE_LAYERS",
+           "DEFAULT_WEIGHTS", "DEFAULT_MANIFEST", "bundled_overrides", "EDGES", "DEFAULT_EDGES",
+           "DEFAULT_MAX_ZOOM", "check_edges"]
 
 # Where the bundled weights of the "small" preset go (with MANIFEST.json beside them);
 # `make default-weights` installs them there only if they pass the quality gate.
@@ -17,6 +18,7 @@ DEFAULT_WEIGHTS = os.path.join(os.path.dirname(__file__), "weights", "spiritnet_
 DEFAULT_MANIFEST = os.path.join(os.path.dirname(DEFAULT_WEIGHTS), "MANIFEST.json")
 
 RESAMPLE_MODES = ("previous", "input")
+DEPTH_MAPPINGS = ("max", "percentile")  # how spiritnet_tf.depth.inverse_depth makes z
 
 # Full-resolution edges (`spiritnet_tf.fullres`): "zoom" crops every frame alike so that no
 # pixel shows content from outside the photo; "extend" does not crop.
@@ -27,16 +29,19 @@ DEFAULT_MAX_ZOOM = 1.15
 
 def bundled_overrides():
     """`SpiritNetConfig` fields the bundled weights were gated with (their ``MANIFEST.json``):
-    ``resample_from`` (the mode their evaluation chose) and ``dafr`` (the DAFR rule their
-    gate measured, so that a change of DAFR's defaults never changes their animations).
-    Empty when no manifest is installed."""
+    ``resample_from`` (the mode their evaluation chose), ``depth_mapping`` (how their depth
+    output becomes z: "max" when the manifest predates the field, as those weights were
+    trained and gated with it) and ``dafr`` (the DAFR rule their gate measured), so that
+    a change of the defaults never changes their animations. With no manifest installed,
+    only ``depth_mapping`` ("max")."""
     import json
 
-    if not os.path.isfile(DEFAULT_MANIFEST):
-        return {}
-    with open(DEFAULT_MANIFEST) as f:
-        manifest = json.load(f)
-    overrides = {}
+    manifest = {}
+    if os.path.isfile(DEFAULT_MANIFEST):
+        with open(DEFAULT_MANIFEST) as f:
+            manifest = json.load(f)
+    mapping = manifest.get("depth_mapping", "max")
+    overrides = {"depth_mapping": mapping if mapping in DEPTH_MAPPINGS else "max"}
     if manifest.get("resample_from") in RESAMPLE_MODES:
         overrides["resample_from"] = manifest["resample_from"]
     if isinstance(manifest.get("dafr"), dict):
@@ -115,6 +120,11 @@ class SpiritNetConfig(DictConfig):
       depth_learning_rate: Adam rate of a pretrained depth net.
       clipnorm: clip each optimizer's gradients to this global norm (None: no clipping;
         the free-running recurrence can produce rare huge gradients).
+      depth_mapping: how the depth net's output becomes z (`spiritnet_tf.depth.inverse_depth`):
+        "percentile" (default: relative inverse depth, 2nd-98th percentiles mapped to
+        (0, 1], trained with `spiritnet_tf.losses.relative_depth`) or "max" (exp(-log
+        depth) over its maximum, trained with the scale-invariant log-depth loss; the
+        bundled weights use it, `bundled_overrides`).
       depth_loss_only: the depth net learns from the supervised depth loss alone (the
         flow and image losses do not reach it). Trained end to end from scratch, the
         small preset's inverse depth collapsed onto the 1e-3 floor everywhere (no
@@ -138,8 +148,12 @@ class SpiritNetConfig(DictConfig):
     depth_learning_rate: float = 1e-7
     clipnorm: float = None
     depth_loss_only: bool = False
+    depth_mapping: str = "percentile"
 
     def __post_init__(self):
+        if self.depth_mapping not in DEPTH_MAPPINGS:
+            raise ValueError(
+                f"depth_mapping must be one of {DEPTH_MAPPINGS}, got {self.depth_mapping!r}")
         self.kernel_widths = tuple(int(w) for w in self.kernel_widths)
         if self.resample_from not in RESAMPLE_MODES:
             raise ValueError(
@@ -163,7 +177,9 @@ class LossConfig(DictConfig):
       sharpness_weight: `spiritnet_tf.losses.sharpness_gap` between generated and real
         frames (not in the paper): position-free, it counters the blur that the pixel L1
         teaches the warp kernels (docs/training.md).
-      depth_weight: scale-invariant log-depth loss, applied when a batch carries depth.
+      depth_weight: the depth net's supervised loss, applied when a batch carries depth:
+        `spiritnet_tf.losses.relative_depth` for the "percentile" depth mapping,
+        `spiritnet_tf.losses.scale_invariant_log_depth` for "max".
       style_layers: (VGG-19 layer name, weight) pairs, see `STYLE_LAYERS`.
       vgg_weights: path of a VGG-19 ``include_top=False`` weights file, or None
         for random weights (tests; ImageNet weights cannot be downloaded here).

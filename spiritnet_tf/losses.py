@@ -1,5 +1,7 @@
 """Training losses of SpiritNet (docs/design.md §3.9): flow L1, VGG-19 Gram style loss,
-total variation and the scale-invariant log-depth loss of the depth net (3.1).
+total variation and the depth net's losses (3.1): the relative-depth loss (scale-and-shift
+invariant error plus multi-scale gradient matching, for the "percentile" depth mapping)
+and the scale-invariant log-depth loss (for "max", the bundled weights).
 
 Each function reduces to a float32 scalar (mean over the batch and frames).
 Frames may be given as ``[..., H, W, C]`` with any number of leading axes (for
@@ -12,7 +14,8 @@ import tensorflow as tf
 from spiritnet_tf.config import STYLE_LAYERS
 from spiritnet_tf.limits import MIN_INVERSE_DEPTH
 
-__all__ = ["flow_l1", "total_variation", "sharpness_gap", "scale_invariant_log_depth", "StyleLoss", "gram_matrix"]
+__all__ = ["flow_l1", "total_variation", "sharpness_gap", "scale_invariant_log_depth",
+           "scale_shift_invariant", "gradient_matching", "relative_depth", "StyleLoss", "gram_matrix"]
 
 # Caffe-style VGG preprocessing (what keras.applications.vgg19 weights expect):
 # RGB in [0, 1] -> BGR in [0, 255] minus the ImageNet channel means.
@@ -90,6 +93,93 @@ def scale_invariant_log_depth(predicted_z, target_z, *, predicted_log_depth=None
     # mixed into the batch) are left out of the mean instead of counting as zero loss.
     has = tf.cast(tf.reduce_sum(valid, axis=[1, 2, 3]) > 0, tf.float32)
     return tf.reduce_sum((mean_sq - tf.square(mean)) * has) / tf.maximum(tf.reduce_sum(has), 1.0)
+
+
+def _normalise(x, valid, n):
+    """Per image: ``x`` minus its mean over the valid pixels, over its mean absolute
+    deviation there (and that deviation, [N, 1, 1, 1])."""
+    centred = (x - tf.reduce_sum(x * valid, axis=[1, 2, 3], keepdims=True) / n) * valid
+    spread = tf.reduce_sum(tf.abs(centred), axis=[1, 2, 3], keepdims=True) / n
+    return centred / tf.maximum(spread, 1e-6), spread
+
+
+def _aligned_residual(predicted, target):
+    """Per image, on the pixels where ``target > 0``: prediction and target each
+    normalised to mean 0 and mean absolute deviation 1 (the scale-and-shift alignment
+    of MiDaS's trimmed loss, with means: on layered scenes whose background covers most
+    pixels a median absolute deviation is near 0). Returns (residual, valid, spread,
+    has): normalised prediction minus normalised target (0 off the valid pixels), the
+    prediction's own deviation, and 1 for images with at least two valid pixels.
+
+    Unlike a least-squares fit of the prediction to the target, this cannot turn a
+    reversed prediction into a perfect one (it scores 2, a constant 1), and its gradient
+    does not vanish where the fitted scale would be 0."""
+    p = _as_images(predicted)
+    t = _as_images(target)
+    valid = tf.cast(t > 0, tf.float32)
+    n = tf.reduce_sum(valid, axis=[1, 2, 3], keepdims=True)
+    has = tf.cast(n > 1.5, tf.float32)
+    n = tf.maximum(n, 1.0)
+    t_hat, _ = _normalise(t, valid, n)
+    p_hat, spread = _normalise(p, valid, n)
+    return (p_hat - t_hat) * valid, valid, spread, has
+
+
+def _image_mean(values, has):
+    return tf.reduce_sum(values * has) / tf.maximum(tf.reduce_sum(has), 1.0)
+
+
+def scale_shift_invariant(predicted, target, *, scale_weight=0.0):
+    """Scale-and-shift-invariant depth error (after MiDaS, Ranftl et al. 2020).
+
+    Args:
+      predicted: the net's relative inverse depth ``[..., H, W, 1]`` (any scale, shift).
+      target: true inverse depth (or disparity) ``[..., H, W, 1]``; pixels ``<= 0`` carry
+        no truth and are ignored, images with fewer than two valid pixels left out.
+      scale_weight: weight of ``(m - 1)^2`` with m the prediction's mean absolute
+        deviation (default 0: exactly invariant): a weak pull that keeps the output at
+        the normalised target's scale, so that `spiritnet_tf.depth.DEPTH_RANGE_FLOOR`
+        means the same for every net; `relative_depth` uses 0.01.
+
+    Returns: mean over images of the mean absolute difference between prediction and
+    target, each normalised per image to mean 0 and mean absolute deviation 1 on the
+    valid pixels (invariant to a positive scale and any shift of either; a reversed
+    prediction scores about 2, a constant one 1), plus the scale term.
+    """
+    residual, valid, spread, has = _aligned_residual(predicted, target)
+    n = tf.maximum(tf.reduce_sum(valid, axis=[1, 2, 3]), 1.0)
+    error = tf.reduce_sum(tf.abs(residual), axis=[1, 2, 3]) / n
+    pull = tf.square(tf.reshape(spread, [-1]) - 1.0)
+    return _image_mean(error + scale_weight * pull, tf.reshape(has, [-1]))
+
+
+def gradient_matching(predicted, target, *, scales=4):
+    """Multi-scale gradient matching (MiDaS): the mean absolute x and y differences of
+    the residual of `scale_shift_invariant` (both maps normalised) on valid neighbours,
+    at ``scales`` resolutions (every 2^k-th pixel), summed over the scales. Zero when the
+    prediction is the target up to a positive scale and a shift; it rewards sharp,
+    correctly placed depth edges."""
+    residual, valid, _, has = _aligned_residual(predicted, target)
+    has = tf.reshape(has, [-1])
+    total = 0.0
+    for k in range(scales):
+        step = 2 ** k
+        r, v = residual[:, ::step, ::step], valid[:, ::step, ::step]
+        vx, vy = v[:, :, 1:] * v[:, :, :-1], v[:, 1:] * v[:, :-1]
+        gx = tf.reduce_sum(tf.abs(r[:, :, 1:] - r[:, :, :-1]) * vx, axis=[1, 2, 3])
+        gy = tf.reduce_sum(tf.abs(r[:, 1:] - r[:, :-1]) * vy, axis=[1, 2, 3])
+        n = tf.maximum(tf.reduce_sum(v, axis=[1, 2, 3]), 1.0)
+        total += _image_mean((gx + gy) / n, has)
+    return total
+
+
+def relative_depth(predicted, target, *, gradient_weight=0.5, scales=4, scale_weight=0.01):
+    """The depth net's loss for the "percentile" mapping: `scale_shift_invariant` (with
+    its weak scale pull ``scale_weight``) plus ``gradient_weight`` times
+    `gradient_matching` (arguments as there). Invariant to a shift of the prediction,
+    and to a positive scale up to the pull."""
+    return (scale_shift_invariant(predicted, target, scale_weight=scale_weight)
+            + gradient_weight * gradient_matching(predicted, target, scales=scales))
 
 
 def gram_matrix(features):

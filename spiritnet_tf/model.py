@@ -121,15 +121,21 @@ class SpiritNet(keras.Model):
 
         ``weights``: None (random initialisation), the path of a ``.weights.h5`` file
         saved from the same configuration, or ``"default"``: the bundled weights of the
-        "small" preset (`DEFAULT_WEIGHTS`, with ``MANIFEST.json`` beside them, whose
-        `bundled_overrides` apply unless ``overrides`` say otherwise; FileNotFoundError when
-        an installation lacks them).
+        "small" preset (`DEFAULT_WEIGHTS`, with ``MANIFEST.json`` beside them;
+        FileNotFoundError when an installation lacks them). The bundled weights (by
+        "default" or by their path) keep the config their gate measured
+        (`spiritnet_tf.config.bundled_overrides`: resample_from, depth mapping, DAFR rule)
+        unless ``overrides`` say otherwise.
         """
         if name not in PRESETS:
             raise ValueError(f"unknown SpiritNet preset {name!r}; choose one of {sorted(PRESETS)}")
         if weights == "default":
             if name != "small":
                 raise ValueError(f"bundled weights exist for the 'small' preset only, not {name!r}")
+        bundled = weights == "default" or (
+            isinstance(weights, (str, os.PathLike)) and os.path.isfile(DEFAULT_WEIGHTS)
+            and os.path.exists(weights) and os.path.samefile(weights, DEFAULT_WEIGHTS))
+        if bundled:
             overrides = {**bundled_overrides(), **overrides}  # what their gate measured
         config = dataclasses.replace(PRESETS[name], **overrides)
         model = cls(config)
@@ -373,10 +379,14 @@ class SpiritNet(keras.Model):
             images, targets = tf.concat(images, 0), tf.concat(targets, 0)
             shape = tf.shape(images)
             ph, pw = (-shape[1]) % MULTIPLE, (-shape[2]) % MULTIPLE
-            # On the raw log depth: the normalised, floored z can lose every gradient.
+            # On the raw output: the normalised, floored z can lose every gradient.
             log_depth = self.cell.log_depth(_pad_reflect(images, ph, pw), training=training)
-            terms["depth"] = losses.scale_invariant_log_depth(
-                None, targets, predicted_log_depth=log_depth[:, : shape[1], : shape[2]])
+            log_depth = log_depth[:, : shape[1], : shape[2]]
+            if self.config.depth_mapping == "percentile":  # relative inverse depth d = -output
+                terms["depth"] = losses.relative_depth(-log_depth, targets)
+            else:
+                terms["depth"] = losses.scale_invariant_log_depth(
+                    None, targets, predicted_log_depth=log_depth)
             total += cfg.depth_weight * terms["depth"]
         terms["loss"] = total
         return terms

@@ -2,6 +2,7 @@
 inverse depth, small preset shapes and .keras round trip."""
 
 import json
+import os
 import sys
 
 import keras
@@ -257,3 +258,48 @@ def test_bad_arguments_raise():
         MegaDepth.from_preset("large")
     with pytest.raises(ValueError, match="width_multiplier must be > 0"):
         MegaDepth(width_multiplier=0)
+
+
+def test_percentile_mapping_range_order_and_flat_floor():
+    rng = np.random.default_rng(4)
+    d = rng.normal(0.0, 1.0, size=(2, 20, 25, 1)).astype(np.float32)
+    d[1] = 0.01 * d[1] + 7.0  # a flat wall: range far below the floor
+    z = inverse_depth(-d, "percentile").numpy()
+    assert z.min() >= 1e-3 and z.max() <= 1.0
+    # order kept: z is a non-decreasing function of d in each image
+    for b in range(2):
+        order = np.argsort(d[b].ravel())
+        assert np.all(np.diff(z[b].ravel()[order]) >= -1e-7)
+    # the 2nd..98th percentiles fill the range: about 2% of pixels clipped at each end
+    assert 0.005 < np.mean(z[0] >= 1.0) < 0.04 and 0.005 < np.mean(z[0] <= 1e-3) < 0.04
+    p2, p98 = np.percentile(d[0], [2, 98])
+    inside = (d[0] > p2 + 0.05) & (d[0] < p98 - 0.05)
+    np.testing.assert_allclose(z[0][inside], ((d[0] - p2) / (p98 - p2))[inside], atol=0.02)
+    # flat wall: nearly flat z around 0.5, not the noise stretched over (0, 1]
+    assert np.subtract(*np.percentile(z[1], [98, 2])) < 0.2 < np.subtract(*np.percentile(z[0], [98, 2]))
+    assert abs(np.median(z[1]) - 0.5) < 0.05
+    # invariant to the shift and (above the floor) the scale of d
+    np.testing.assert_allclose(inverse_depth(-(3 * d[:1] + 2), "percentile").numpy(), z[:1], atol=1e-5)
+    with pytest.raises(ValueError, match="depth mapping"):
+        inverse_depth(-d, "median")
+
+
+def test_depth_mapping_is_a_config_choice_and_bundled_weights_keep_max(tiny_spiritnet):
+    from spiritnet_tf.config import SpiritNetConfig, bundled_overrides
+    from spiritnet_tf.model import PRESETS
+
+    assert SpiritNetConfig().depth_mapping == "percentile"
+    assert all(p.depth_mapping == "percentile" for p in PRESETS.values())
+    assert bundled_overrides()["depth_mapping"] == "max"  # their manifest predates the field
+    with pytest.raises(ValueError, match="depth_mapping"):
+        SpiritNetConfig(depth_mapping="median")
+    model = tiny_spiritnet
+    assert model.config.depth_mapping == "percentile"
+    image = tf.random.uniform([1, 32, 32, 3], seed=1)
+    z = model.cell.estimate_depth(image)
+    expected = inverse_depth(model.cell.log_depth(image), "percentile")
+    np.testing.assert_allclose(z.numpy(), expected.numpy(), atol=1e-6)
+    import json
+    with open(os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs",
+                           "default_weights.json")) as f:
+        assert json.load(f)["model"]["depth_mapping"] == "max"

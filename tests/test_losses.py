@@ -123,3 +123,71 @@ def test_sharpness_gap_punishes_blur_not_position():
     both = np.stack([image[0], blurred[0]])[None]
     target = np.stack([image[0], image[0]])[None]
     assert float(losses.sharpness_gap(both, target)) == pytest.approx(gap / 2, rel=1e-5)
+
+
+def _depth_pair(seed=0):
+    rng = np.random.default_rng(seed)
+    target = rng.uniform(0.1, 1.0, size=(2, 24, 20, 1)).astype(np.float32)
+    target[0, :3] = 0.0  # no truth there
+    noise = rng.normal(0, 0.2, size=target.shape).astype(np.float32)
+    return target, target + noise
+
+
+def test_relative_depth_losses_invariant_to_scale_and_shift_of_the_prediction():
+    target, predicted = _depth_pair()
+    ssi = losses.scale_shift_invariant(predicted, target).numpy()
+    grad = losses.gradient_matching(predicted, target).numpy()
+    assert ssi > 0.05 and grad > 0.05
+    for scale, shift in ((3.0, -2.0), (0.1, 5.0), (17.0, 0.0)):
+        moved = scale * predicted + shift
+        assert losses.scale_shift_invariant(moved, target).numpy() == pytest.approx(ssi, rel=1e-3)
+        assert losses.gradient_matching(moved, target).numpy() == pytest.approx(grad, rel=1e-3)
+    # the target's own scale and shift do not matter either (normalised per image)
+    assert losses.scale_shift_invariant(predicted, 4 * target + (target > 0) * 1.0).numpy() == \
+        pytest.approx(losses.scale_shift_invariant(predicted, target + 0.25 * (target > 0)).numpy(), rel=0.3)
+    # exact up to scale and shift: zero; reversed order: large
+    assert losses.relative_depth(2 * target - 1, target, scale_weight=0.0).numpy() == pytest.approx(0, abs=1e-4)
+    assert losses.scale_shift_invariant(-target, target).numpy() > \
+        losses.scale_shift_invariant(np.zeros_like(target), target).numpy() > 0.5
+    # relative_depth: shift-invariant exactly; its weak scale pull prefers the target's scale
+    rel = losses.relative_depth(predicted, target)
+    assert losses.relative_depth(predicted + 3.0, target).numpy() == pytest.approx(rel.numpy(), rel=1e-4)
+
+
+def test_relative_depth_ignores_invalid_pixels_and_images_and_has_gradients():
+    target, predicted = _depth_pair(1)
+    garbage = predicted.copy()
+    garbage[0, :3] = 1e3  # where there is no truth
+    assert losses.relative_depth(garbage, target).numpy() == pytest.approx(
+        losses.relative_depth(predicted, target).numpy(), rel=1e-4)
+    empty = np.concatenate([target, np.zeros_like(target[:1])])
+    both = np.concatenate([predicted, predicted[:1]])
+    assert losses.relative_depth(both, empty).numpy() == pytest.approx(
+        losses.relative_depth(predicted, target).numpy(), rel=1e-4)
+    p = tf.Variable(predicted)
+    with tf.GradientTape() as tape:
+        loss = losses.relative_depth(p, target)
+    g = tape.gradient(loss, p).numpy()
+    assert np.all(np.isfinite(g)) and np.abs(g).sum() > 0 and np.all(g[0, :3] == 0)
+
+
+def test_relative_depth_can_be_minimised_from_a_random_start():
+    """Gradient descent on a free prediction map learns the target's order and edges."""
+    target, _ = _depth_pair(2)
+    rng = np.random.default_rng(0)
+    p = tf.Variable(rng.normal(size=target.shape).astype(np.float32))
+    optimizer = tf.keras.optimizers.Adam(0.05)
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            loss = losses.relative_depth(p, target)
+        optimizer.apply_gradients([(tape.gradient(loss, p), p)])
+        return loss
+
+    start = float(step())
+    for _ in range(200):
+        step()
+    valid = target > 0
+    assert float(losses.relative_depth(p, target)) < 0.2 * start
+    assert np.corrcoef(p.numpy()[valid], target[valid])[0, 1] > 0.9

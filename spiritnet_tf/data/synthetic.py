@@ -26,7 +26,8 @@ from spiritnet_tf.limits import MIN_INVERSE_DEPTH, MIN_SIDE
 
 __all__ = [
     "SyntheticConfig", "generate_septuplet", "synthetic_septuplets", "synthetic_dataset",
-    "write_synthetic_records",
+    "write_synthetic_records", "DepthSceneConfig", "generate_depth_scene", "apply_haze",
+    "apply_defocus",
 ]
 
 
@@ -283,3 +284,240 @@ def write_synthetic_records(out_dir, count, height=256, width=448, seed=0, shard
         paths.append(path)
     bar.close()
     return paths
+
+
+# ----------------------------------------------------------------------------- depth cues
+# Single photos with the monocular depth cues of real photos, for the depth net: a
+# textured ground plane in perspective up to a horizon, a far backdrop and sky,
+# atmospheric perspective, defocus blur, and objects standing on the ground.
+
+
+@dataclasses.dataclass(frozen=True)
+class DepthSceneConfig:
+    """Parameters of `generate_depth_scene` (distances in metres).
+
+    Attributes:
+      horizon: (low, high) row of the horizon, fraction of the height from the top.
+      camera_height: (low, high) height of the camera above the ground.
+      focal: focal length as a fraction of the width (1.0: about 53 degrees wide).
+      backdrop_depth: (low, high) distance of the far backdrop (hills, a tree line);
+        the ground ends there. The sky is ``sky_factor`` times farther.
+      objects: (low, high) number of objects standing on the ground.
+      object_height, object_width: (low, high) real size of an object.
+      haze: (low, high) fraction of the backdrop's light lost to haze (transmission
+        ``exp(-beta * Z)``); 0 turns atmospheric perspective off.
+      defocus: (low, high) largest blur sigma in pixels (at the inverse-depth distance
+        from the focus plane of the nearest pixel); 0 turns defocus off.
+      photo_fraction: probability that a surface takes a photographic texture (when
+        textures are given) rather than a procedural one.
+      texture_metres: (low, high) size of one texture tile on the ground.
+    """
+
+    horizon: tuple = (0.25, 0.55)
+    camera_height: tuple = (1.2, 2.0)
+    focal: float = 1.0
+    backdrop_depth: tuple = (60.0, 200.0)
+    sky_factor: float = 20.0
+    objects: tuple = (1, 5)
+    object_height: tuple = (0.6, 4.0)
+    object_width: tuple = (0.3, 2.0)
+    haze: tuple = (0.2, 0.7)
+    defocus: tuple = (0.0, 2.5)
+    photo_fraction: float = 0.5
+    texture_metres: tuple = (0.5, 3.0)
+
+
+def _surface_texture(rng, textures, config, size=128):
+    """A texture tile float32 [h, w, 3]: a photographic one (random crop, flip, tint) or
+    procedural noise."""
+    if textures and rng.random() < config.photo_fraction:
+        t = textures[int(rng.integers(len(textures)))]
+        if rng.random() < 0.5:
+            t = t[:, ::-1]
+        tint = rng.uniform(0.8, 1.2, 3).astype(np.float32)
+        return np.clip(np.ascontiguousarray(t) * tint, 0, 1).astype(np.float32)
+    return _texture(rng, size, size, int(rng.integers(2, 9)))
+
+
+def _sample_tiled(texture, u, v):
+    """Samples a tiling ``texture`` at texel coordinates (u, v) (any real values), with
+    mip-mapping by the local footprint so that far, minified texture does not alias."""
+    import cv2
+
+    dv = np.abs(np.gradient(v, axis=0)) + np.abs(np.gradient(v, axis=1))
+    du = np.abs(np.gradient(u, axis=0)) + np.abs(np.gradient(u, axis=1))
+    level = np.log2(np.maximum(np.maximum(du, dv), 1.0))
+    out = np.zeros(u.shape + (3,), np.float32)
+    weight_total = np.zeros(u.shape, np.float32)
+    current = texture.astype(np.float32)
+    for lv in range(6):
+        scale = 2.0 ** lv
+        mapped = cv2.remap(current, (u / scale % current.shape[1]).astype(np.float32),
+                           (v / scale % current.shape[0]).astype(np.float32),
+                           cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
+        weight = np.clip(1.0 - np.abs(level - lv), 0.0, 1.0)
+        if lv == 5:
+            weight = np.where(level >= 5, 1.0, weight)
+        out += mapped * weight[..., None]
+        weight_total += weight
+        if min(current.shape[:2]) < 4:
+            break
+        padded = np.pad(current, ((3, 3), (3, 3), (0, 0)), mode="wrap")  # the tile repeats
+        blurred = cv2.GaussianBlur(padded, (0, 0), 1.0)[3:-3, 3:-3]
+        current = cv2.resize(blurred, (max(2, current.shape[1] // 2), max(2, current.shape[0] // 2)),
+                             interpolation=cv2.INTER_AREA)
+    return out / np.maximum(weight_total, 1e-6)[..., None]
+
+
+def apply_haze(image, distance, beta, airlight):
+    """Atmospheric perspective: ``I * t + A * (1 - t)`` with transmission
+    ``t = exp(-beta * distance)``: contrast and saturation fade with distance towards
+    the air light ``A`` (RGB). ``image`` [H, W, 3], ``distance`` [H, W] in metres."""
+    t = np.exp(-beta * np.asarray(distance, np.float32))[..., None]
+    return image * t + np.asarray(airlight, np.float32) * (1.0 - t)
+
+
+def apply_defocus(image, inverse_depth, focus, strength, levels=6):
+    """Defocus blur growing away from the focus plane: the Gaussian sigma at a pixel is
+    ``strength * |z - focus| / max |z - focus|`` pixels (z = ``inverse_depth`` [H, W]),
+    quantised to ``levels`` blur levels blended linearly. ``strength`` 0 returns the image."""
+    import cv2
+
+    if strength <= 0:
+        return image
+    gap = np.abs(np.asarray(inverse_depth, np.float32) - focus)
+    sigma = strength * gap / max(float(gap.max()), 1e-6)
+    steps = np.linspace(0.0, strength, levels)
+    position = np.clip(sigma / (steps[1] - steps[0]), 0, levels - 1)
+    out = np.zeros_like(image)
+    for i, s in enumerate(steps):
+        weight = np.clip(1.0 - np.abs(position - i), 0.0, 1.0)[..., None]
+        if not weight.any():
+            continue
+        blurred = image if s == 0 else cv2.GaussianBlur(image, (0, 0), float(s))
+        out += blurred * weight
+    return out
+
+
+def generate_depth_scene(seed, height=128, width=160, config=DepthSceneConfig(), textures=None):
+    """Renders one photo-like scene with true depth.
+
+    The camera looks horizontally from ``camera_height`` above a ground plane; a ground
+    pixel at row y below the horizon row ``y_h`` is at distance ``Z = f * h / (y - y_h)``
+    (f = ``config.focal * width`` pixels), so its inverse depth grows linearly down the
+    picture and its texture (tiled in ground coordinates, metres) shrinks towards the
+    horizon. The ground ends at the backdrop distance, where a backdrop band (a ridge
+    line) stands before the sky. Objects stand on the ground: one whose base is at row
+    ``y_b`` is at ``Z = f * h / (y_b - y_h)`` and is ``f * H / Z`` pixels tall for its
+    real height H. Haze (`apply_haze`) and defocus (`apply_defocus`, focus on a random
+    pixel's depth) are applied last.
+
+    Args:
+      seed: int or sequence of ints; same seed, same scene.
+      height, width: at least 32 each.
+      config: `DepthSceneConfig`.
+      textures: optional list of float32 RGB tiles (`spiritnet_tf.data.textures.load_textures`).
+
+    Returns: dict with ``image`` uint8 [H, W, 3], ``depth`` float32 [H, W, 1] (inverse
+    depth z = (1/Z) / max, in [1e-3, 1], as the other synthetic data), ``distance``
+    float32 [H, W] (Z in metres), ``horizon`` (row), ``focal`` (pixels),
+    ``camera_height``, ``backdrop_distance`` and ``objects``: a list of dicts (``distance``, ``height_m``,
+    ``height_px``, ``bottom`` row, ``mask`` bool [H, W] of its visible pixels,
+    ``occluded``: whether a nearer object hides part of it).
+    """
+    import cv2
+
+    if height < 32 or width < 32:
+        raise ValueError(f"depth scenes must be at least 32x32, got {height}x{width}")
+    rng = np.random.default_rng(seed)
+    f = config.focal * width
+    cam = rng.uniform(*config.camera_height)
+    y_h = rng.uniform(*config.horizon) * height
+    z_back = rng.uniform(*config.backdrop_depth)
+    z_sky = z_back * config.sky_factor
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32) + 0.5
+    cx = width / 2.0
+
+    # Sky: a vertical gradient with a little noise.
+    top = rng.uniform(0.35, 0.8, 3).astype(np.float32)
+    low = np.clip(top + rng.uniform(0.05, 0.3), 0, 1)
+    mix = np.clip(ys / max(y_h, 1.0), 0, 1)[..., None]
+    image = (top * (1 - mix) + low * mix).astype(np.float32)
+    image += 0.03 * (_texture(rng, height, width, 16) - 0.5)
+    distance = np.full((height, width), z_sky, np.float32)
+
+    # Backdrop: a ridge line above the horizon, at the backdrop distance.
+    ridge = y_h - (0.02 + 0.15 * rng.random()) * height * np.abs(
+        cv2.resize(rng.standard_normal((1, 6)).astype(np.float32), (width, 1),
+                   interpolation=cv2.INTER_CUBIC)[0])
+    backdrop = ys >= ridge[None, :]
+    tile = _surface_texture(rng, textures, config)
+    colour = _sample_tiled(tile, xs * rng.uniform(0.5, 2.0), ys * rng.uniform(0.5, 2.0))
+    image[backdrop] = colour[backdrop]
+    distance[backdrop] = z_back
+
+    # Ground plane, in perspective, up to the backdrop distance.
+    below = ys > y_h + 1e-3
+    z_ground = np.where(below, f * cam / np.maximum(ys - y_h, 1e-3), np.inf)
+    ground = below & (z_ground < z_back)
+    tile = _surface_texture(rng, textures, config)
+    metres = rng.uniform(*config.texture_metres)
+    texel = tile.shape[0] / metres  # texels per metre
+    gx = (xs - cx) * np.minimum(z_ground, z_back) / f
+    gz = np.minimum(z_ground, z_back)
+    colour = _sample_tiled(tile, gx * texel + rng.uniform(0, 1000), gz * texel + rng.uniform(0, 1000))
+    image[ground] = colour[ground]
+    distance[ground] = z_ground[ground]
+
+    # Objects standing on the ground, painted far to near.
+    count = int(rng.integers(config.objects[0], config.objects[1] + 1))
+    objects = []
+    bottom_min = y_h + f * cam / z_back + 1.0
+    specs = []
+    for _ in range(count):
+        bottom = rng.uniform(bottom_min, height * 1.15)
+        specs.append((f * cam / (bottom - y_h), bottom))
+    for z_obj, bottom in sorted(specs, reverse=True):
+        h_m = rng.uniform(*config.object_height)
+        w_m = rng.uniform(*config.object_width)
+        h_px, w_px = f * h_m / z_obj, f * w_m / z_obj
+        x0 = rng.uniform(-0.3, 1.3) * width
+        mask = np.zeros((height, width), np.uint8)
+        if rng.random() < 0.5:  # a box (a post, a wall, a building)
+            cv2.rectangle(mask, (int(round(x0 - w_px / 2)), int(round(bottom - h_px))),
+                          (int(round(x0 + w_px / 2)) - 1, int(round(bottom)) - 1), 1, -1)
+        else:  # a rounded shape (a tree crown, a rock, a person) resting on its base
+            cv2.ellipse(mask, (int(round(x0)), int(round(bottom - h_px / 2))),
+                        (max(1, int(round(w_px / 2))), max(1, int(round(h_px / 2)))), 0, 0, 360, 1, -1)
+        mask = mask.astype(bool)
+        tile = _surface_texture(rng, textures, config)
+        per_metre = tile.shape[0] / rng.uniform(0.3, 1.5)
+        colour = _sample_tiled(tile, (xs - x0) * z_obj / f * per_metre, ys * z_obj / f * per_metre)
+        shade = rng.uniform(0.7, 1.1)
+        image[mask] = colour[mask] * shade
+        distance[mask] = z_obj
+        objects.append({"distance": float(z_obj), "height_m": float(h_m), "height_px": float(h_px),
+                        "bottom": float(bottom), "mask": mask})
+    for obj in objects:  # what nearer objects left visible
+        visible = obj["mask"] & (distance == obj["distance"])
+        obj["occluded"] = bool((visible != obj["mask"]).any())
+        obj["mask"] = visible
+
+    # Atmospheric perspective, then defocus.
+    beta = -np.log(1.0 - rng.uniform(*config.haze)) / z_back if config.haze[1] > 0 else 0.0
+    airlight = np.clip(low + rng.uniform(-0.05, 0.1), 0, 1)
+    image = apply_haze(np.clip(image, 0, 1), np.minimum(distance, z_back * 2), beta, airlight)
+    inv = 1.0 / distance
+    z = inv / inv.max()
+    focus = float(z.flat[int(rng.integers(z.size))])
+    image = apply_defocus(image.astype(np.float32), z, focus, rng.uniform(*config.defocus))
+    return {
+        "image": np.round(np.clip(image, 0, 1) * 255).astype(np.uint8),
+        "depth": np.maximum(z, 1e-3).astype(np.float32)[..., None],
+        "distance": distance,
+        "horizon": float(y_h),
+        "focal": float(f),
+        "camera_height": float(cam),
+        "backdrop_distance": float(z_back),
+        "objects": objects,
+    }

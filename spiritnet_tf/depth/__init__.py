@@ -9,6 +9,8 @@ from spiritnet_tf import require_tensorflow_backend
 require_tensorflow_backend()
 
 from spiritnet_tf.depth.megadepth import (  # noqa: E402
+    DEPTH_MAPPINGS,
+    DEPTH_RANGE_FLOOR,
     PRESETS,
     HourglassLevel,
     InceptionBlock,
@@ -16,4 +18,5 @@ from spiritnet_tf.depth.megadepth import (  # noqa: E402
     inverse_depth,
 )
 
-__all__ = ["MegaDepth", "InceptionBlock", "HourglassLevel", "inverse_depth", "PRESETS"]
+__all__ = ["MegaDepth", "InceptionBlock", "HourglassLevel", "inverse_depth", "PRESETS",
+           "DEPTH_MAPPINGS", "DEPTH_RANGE_FLOOR"]

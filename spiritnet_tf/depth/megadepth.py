@@ -26,6 +26,7 @@ import keras
 import tensorflow as tf
 
 from spiritnet_tf.limits import MIN_INVERSE_DEPTH
+from spiritnet_tf.config import DEPTH_MAPPINGS
 
 __all__ = ["MegaDepth", "InceptionBlock", "HourglassLevel", "inverse_depth", "PRESETS"]
 
@@ -323,16 +324,47 @@ class MegaDepth(keras.Model):
         return {**super().get_config(), "width_multiplier": self.width_multiplier}
 
 
-def inverse_depth(log_depth):
-    """Inverse depth z from log depth, as in docs/design.md §2.
+# Floor on p98 - p2 of the net's relative inverse depth d (the percentile mapping): a
+# photo whose d spans less (a flat wall) keeps a nearly flat z around 0.5 instead of
+# having its noise stretched over the whole range. d is trained at the scale of the
+# normalised targets (`spiritnet_tf.losses.relative_depth`: mean absolute deviation 1,
+# so p98 - p2 is about 3 on a scene with real depth).
+DEPTH_RANGE_FLOOR = 0.25
 
-    ``log_depth`` [B,H,W,1] (larger = farther) -> z [B,H,W,1] float32 in [1e-3, 1]:
-    ``exp(-log_depth)`` divided by its per-image maximum (1 = nearest pixel), clamped
-    below at 1e-3. Computed as ``exp(min - log_depth)``, which is the same value and
-    cannot overflow.
+
+def _percentile(x, q):
+    """Per-image ``q``-th percentile (nearest rank) of ``x`` [B, N]."""
+    n = tf.shape(x)[1]
+    k = tf.cast(tf.round(q / 100.0 * tf.cast(n - 1, tf.float32)), tf.int32)
+    return tf.sort(x, axis=1)[:, k]
+
+
+def inverse_depth(log_depth, mapping="max", floor=DEPTH_RANGE_FLOOR):
+    """Inverse depth z in [1e-3, 1] (1 = nearest) from the depth net's output: the one
+    place where the net's output becomes z (DESIGN §2, docs/training.md "Depth").
+
+    ``log_depth`` [B,H,W,1] is the net's output (larger = farther). ``mapping``:
+      * ``"percentile"`` (new configs): ``d = -log_depth`` is the net's relative inverse
+        depth (trained up to a scale and a shift, `spiritnet_tf.losses.relative_depth`),
+        and ``z = clip((d - p2) / max(p98 - p2, floor), 1e-3, 1)`` per image, p2/p98 its
+        2nd/98th percentiles, written as ``0.5 + (d - (p2 + p98) / 2) / max(p98 - p2,
+        floor)`` so that where the range is below ``floor`` (a flat wall) z stays nearly
+        flat around 0.5. z then carries the order of the pixels, not ratios of depth.
+      * ``"max"`` (the bundled weights, trained with it): ``exp(-log_depth)`` divided by
+        its per-image maximum (1 = nearest pixel), clamped below at 1e-3; computed as
+        ``exp(min - log_depth)``, which cannot overflow.
     """
     log_depth = tf.convert_to_tensor(log_depth, tf.float32)
     if log_depth.shape.rank != 4 or log_depth.shape[-1] != 1:
         raise ValueError(f"inverse_depth expects log depth of shape [B, H, W, 1], got {log_depth.shape}")
-    nearest = tf.reduce_min(log_depth, axis=[1, 2, 3], keepdims=True)
-    return tf.maximum(tf.exp(nearest - log_depth), MIN_INVERSE_DEPTH)
+    if mapping not in DEPTH_MAPPINGS:
+        raise ValueError(f"unknown depth mapping {mapping!r}; choose one of {DEPTH_MAPPINGS}")
+    if mapping == "max":
+        nearest = tf.reduce_min(log_depth, axis=[1, 2, 3], keepdims=True)
+        return tf.maximum(tf.exp(nearest - log_depth), MIN_INVERSE_DEPTH)
+    d = -log_depth
+    flat = tf.reshape(d, tf.stack([tf.shape(d)[0], -1]))
+    p2, p98 = _percentile(flat, 2.0), _percentile(flat, 98.0)
+    middle = tf.reshape((p2 + p98) / 2.0, [-1, 1, 1, 1])
+    span = tf.reshape(tf.maximum(p98 - p2, floor), [-1, 1, 1, 1])
+    return tf.clip_by_value(0.5 + (d - middle) / span, MIN_INVERSE_DEPTH, 1.0)

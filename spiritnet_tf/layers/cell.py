@@ -119,8 +119,9 @@ class SpiritNetCell(keras.layers.Layer):
         return self.depth_net(image, training=bool(training) and not self.config.pretrained_depth)
 
     def estimate_depth(self, image, training=False):
-        """Inverse depth z ``[B, H, W, 1]`` in [1e-3, 1] of ``image`` with the depth net."""
-        return inverse_depth(self.log_depth(image, training=training))
+        """Inverse depth z ``[B, H, W, 1]`` in [1e-3, 1] of ``image`` with the depth net,
+        mapped by ``config.depth_mapping`` (`spiritnet_tf.depth.inverse_depth`)."""
+        return inverse_depth(self.log_depth(image, training=training), self.config.depth_mapping)
 
     def call(self, inputs, states, training=False):
         image, flow, source, source_flow, aux = states[:5]

@@ -18,7 +18,11 @@ class DAFI(keras.layers.Layer):
     ``z_t(y)``; numerator ``sum w*F`` and denominator ``sum w`` are accumulated with
     ``tf.tensor_scatter_nd_add`` (targets outside the frame are dropped), and
     ``F_{t+1} = num / max(den, eps)``: where several sources collide this is the paper's
-    Eq. 1, a mean weighted by 1/D (z is 1/D up to a per-image constant, which cancels).
+    Eq. 1, a mean weighted by z. With the "max" depth mapping (the bundled weights) z is
+    1/D up to a per-image constant, which cancels: a mean weighted by 1/D. With the
+    "percentile" mapping (new configs, `spiritnet_tf.depth.inverse_depth`) z is relative
+    inverse depth mapped per photo to (0, 1]: the nearer source still weighs more (the
+    order is kept), but the weights are no longer ratios of 1/D.
 
     Call: ``flow [B,H,W,2]`` backward flow in pixels, ``inverse_depth [B,H,W,1]`` z in
     (0, 1] -> ``(next_flow [B,H,W,2], hole_mask [B,H,W,1])``; ``hole_mask`` is 1.0 where

@@ -38,6 +38,13 @@ EXAMPLE = os.path.join(REPO, "examples", "coffee.jpg")
 EXAMPLE_FRAMES = 6
 
 
+def _depth_mapping(config):
+    """The depth mapping of a run's config (its model overrides on the preset)."""
+    from spiritnet_tf.model import PRESETS
+
+    return config.get("model", {}).get("depth_mapping", PRESETS[config["preset"]].depth_mapping)
+
+
 def _sha256(path):
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -130,6 +137,7 @@ def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, force=False, pro
         "resample_from": chosen,
         # The DAFR rule the gate measured, applied whenever these weights are loaded.
         "dafr": DAFRConfig.coerce(run.get("model_config", {}).get("dafr") or None).to_dict(),
+        "depth_mapping": _depth_mapping(run["config"]),
         "resample_from_choice": "the mode with the higher held-out mean PSNR among those "
                                 "passing the quality gate",
         "quality_gate": modes[chosen]["quality_gate"],

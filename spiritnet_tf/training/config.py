@@ -272,6 +272,8 @@ def parse_config(values, where="config", base_dir="."):
         from spiritnet_tf.training.depth import DepthPretraining
 
         _check_fields(DepthPretraining, config.depth_pretraining, f"{where}.depth_pretraining")
+        if config.depth_pretraining.get("textures"):
+            config.depth_pretraining["textures"] = _resolve(config.depth_pretraining["textures"], base_dir)
         try:
             config.depth_pretraining_config().validate(f"{where}.depth_pretraining")
         except ValueError as e:

@@ -2,8 +2,11 @@
 
 Trained end to end from scratch with the rest of SpiritNet, the small preset's depth
 net did not learn depth (docs/training.md: its inverse depth collapsed, or did not
-generalise to photos). Trained alone with the scale-invariant loss on the raw log
-depth of the synthetic scenes (which carry true depth), it does. A config's
+generalise to photos). Trained alone on the synthetic scenes (which carry true depth)
+it does: with `spiritnet_tf.losses.relative_depth` on the net's relative inverse depth
+(``loss: "relative"``, the default, for the "percentile" depth mapping) or with the
+scale-invariant loss on its raw log depth (``loss: "scale_invariant_log"``, how the
+bundled weights' depth net was trained, for the "max" mapping). A config's
 ``depth_pretraining`` block runs this stage first; the full model then starts from
 these weights, normally with ``model.pretrained_depth: true`` (batch norm frozen,
 the paper's tiny depth learning rate), the same set-up as converted MegaDepth weights
@@ -15,7 +18,10 @@ import dataclasses
 import keras
 import tensorflow as tf
 
-__all__ = ["DepthPretraining", "pretrain_depth"]
+__all__ = ["DepthPretraining", "pretrain_depth", "DEPTH_LOSSES"]
+
+DEPTH_LOSSES = ("relative", "scale_invariant_log")
+DEPTH_SCENES = ("cues", "layers", "mixed")
 
 
 @dataclasses.dataclass
@@ -29,6 +35,16 @@ class DepthPretraining:
       count, height, width, seed: the synthetic scenes (every frame of each is a sample).
       flip, color_jitter: random horizontal flips; random brightness, contrast and
         saturation (the scenes' colours are otherwise a narrow family).
+      scenes: "cues" (`spiritnet_tf.data.synthetic.generate_depth_scene`: ground plane,
+        horizon, haze, defocus, objects on the ground), "layers" (the flat parallax layers
+        of the septuplet generator, how the bundled weights' depth net was trained) or
+        "mixed" (alternating).
+      textures: folder of photographic textures for "cues" (`configs/depth_textures.sh`
+        builds data/textures; relative to the config file like other paths), or None for
+        procedural textures only.
+      loss: "relative" (`spiritnet_tf.losses.relative_depth` on ``-output``; pair with
+        the model's ``depth_mapping: "percentile"``) or "scale_invariant_log"
+        (`spiritnet_tf.losses.scale_invariant_log_depth`; pair with "max").
     """
 
     steps: int = 500
@@ -41,8 +57,15 @@ class DepthPretraining:
     seed: int = 7
     flip: bool = True
     color_jitter: bool = True
+    loss: str = "relative"
+    scenes: str = "cues"
+    textures: str = None
 
     def validate(self, where):
+        if self.scenes not in DEPTH_SCENES:
+            raise ValueError(f"{where}.scenes must be one of {DEPTH_SCENES}, got {self.scenes!r}")
+        if self.loss not in DEPTH_LOSSES:
+            raise ValueError(f"{where}.loss must be one of {DEPTH_LOSSES}, got {self.loss!r}")
         for key in ("steps", "batch_size", "count"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{where}.{key} must be >= 1, got {getattr(self, key)}")
@@ -51,8 +74,29 @@ class DepthPretraining:
                 raise ValueError(f"{where}.{key} must be a multiple of 32, got {getattr(self, key)}")
 
 
-def _depth_frames(options):
-    """Single (image, depth) pairs of the synthetic scenes, shuffled, augmented, batched."""
+def _cue_scenes(options):
+    """(image, depth) pairs of `generate_depth_scene`, ``options.count`` of them, rendered
+    on the fly from the seeds ``[seed, i]``."""
+    from spiritnet_tf.data.synthetic import generate_depth_scene
+    from spiritnet_tf.data.textures import load_textures
+
+    textures = load_textures(options.textures) if options.textures else None
+    h, w = options.height, options.width
+
+    def render(index):
+        scene = generate_depth_scene([options.seed, int(index)], h, w, textures=textures)
+        return scene["image"], scene["depth"]
+
+    def element(index):
+        image, depth = tf.numpy_function(render, [index], [tf.uint8, tf.float32], stateful=False)
+        return (tf.image.convert_image_dtype(tf.ensure_shape(image, [h, w, 3]), tf.float32),
+                tf.ensure_shape(depth, [h, w, 1]))
+
+    return tf.data.Dataset.range(options.count).map(element, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _layer_frames(options):
+    """Every frame of the flat-layer septuplets as (image, depth) pairs."""
     from spiritnet_tf.data import synthetic_dataset
 
     scenes = synthetic_dataset(options.count, options.height, options.width, seed=options.seed)
@@ -60,6 +104,17 @@ def _depth_frames(options):
     def frames(scene):
         images = tf.image.convert_image_dtype(scene["frames"], tf.float32)
         return tf.data.Dataset.from_tensor_slices((images, scene["depth"]))
+
+    return scenes.flat_map(frames)
+
+
+def _depth_frames(options):
+    """Single (image, depth) pairs of the synthetic scenes, shuffled, augmented, batched."""
+    sources = {"layers": [_layer_frames], "cues": [_cue_scenes],
+               "mixed": [_layer_frames, _cue_scenes]}[options.scenes]
+    parts = [make(options).cache().repeat() for make in sources]  # rendered once each
+    pairs = parts[0] if len(parts) == 1 else tf.data.Dataset.sample_from_datasets(
+        parts, seed=options.seed)
 
     def augment(image, depth):
         if options.flip:
@@ -72,7 +127,7 @@ def _depth_frames(options):
             image = tf.image.random_saturation(image, 0.6, 1.4)
         return tf.clip_by_value(image, 0.0, 1.0), depth
 
-    return (scenes.cache().flat_map(frames).repeat().shuffle(512, seed=options.seed)
+    return (pairs.shuffle(512, seed=options.seed)
             .map(augment, num_parallel_calls=tf.data.AUTOTUNE)
             .batch(options.batch_size, drop_remainder=True).prefetch(2))
 
@@ -80,23 +135,27 @@ def _depth_frames(options):
 def pretrain_depth(depth_net, options=None, progress=True):
     """Trains ``depth_net`` (a `spiritnet_tf.depth.MegaDepth`) alone; returns the losses.
 
-    The loss is `spiritnet_tf.losses.scale_invariant_log_depth` on the net's raw log
-    depth (batch norm in training mode). Returns the list of per-step losses.
+    The loss is ``options.loss`` (see `DepthPretraining`; batch norm in training mode).
+    Returns the list of per-step losses.
     """
     from tqdm.auto import tqdm
 
     from spiritnet_tf import losses
 
     options = options or DepthPretraining()
-    depth_net.build((None, None, None, 3))
+    if not depth_net.built:  # a net trained before (or loaded) is trained further
+        depth_net.build((None, None, None, 3))
     optimizer = keras.optimizers.Adam(options.learning_rate, global_clipnorm=options.clipnorm)
     variables = depth_net.trainable_variables
 
     @tf.function
     def step(images, depth):
         with tf.GradientTape() as tape:
-            loss = losses.scale_invariant_log_depth(
-                None, depth, predicted_log_depth=depth_net(images, training=True))
+            output = depth_net(images, training=True)
+            if options.loss == "relative":
+                loss = losses.relative_depth(-output, depth)
+            else:
+                loss = losses.scale_invariant_log_depth(None, depth, predicted_log_depth=output)
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return loss
 
