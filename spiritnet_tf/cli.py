@@ -3,7 +3,7 @@
 Each module in :data:`SUBCOMMAND_MODULES` exposes ``add_parser(subparsers)``,
 which adds its subcommand(s) and sets ``func`` (called with the parsed arguments;
 returns an exit status or None) as a parser default. To add a subcommand
-(``animate``, ``train``, ``evaluate``, ``serve``, ``predict``), write such a module,
+(``animate``, ``train``, ``evaluate``, ``evaluate-depth``, ``serve``, ``predict``), write such a module,
 list it here and name its commands in :data:`COMMANDS`.
 
 Quick answers: `main` imports only the module of the command typed, so
@@ -56,6 +56,8 @@ COMMANDS = {
     "train": ("spiritnet_tf.training.cli", "train SpiritNet from an experiment file"),
     "evaluate": ("spiritnet_tf.training.cli",
                  "evaluate a model and the baselines on held-out data"),
+    "evaluate-depth": ("spiritnet_tf.evaluation.depth_cli",
+                       "score a model's inverse depth on real scenes with depth"),
 }
 
 # A line of TensorFlow's (absl / TSL) C++ logging, e.g.
