@@ -133,7 +133,7 @@ def case_keras(work, frames, repeats):
     import tensorflow as tf
 
     from spiritnet_tf.animation import load_model
-    from spiritnet_tf.export import _warp_backend
+    from spiritnet_tf.ops import use_backend
     from spiritnet_tf.export_mobile import mobile_function
 
     paths = _paths(work)
@@ -142,7 +142,7 @@ def case_keras(work, frames, repeats):
     size = inputs["image"].shape[1]
     result = {}
     for backend in ("custom", "composite"):
-        with _warp_backend(backend):
+        with use_backend(backend):
             function = mobile_function(model, size, size, frames)
             function.get_concrete_function()  # traced with this backend
         image, flow0 = tf.constant(inputs["image"]), tf.constant(inputs["flow0"])

@@ -31,7 +31,6 @@ compiled op. Warm-up requests (PredictionLog records) go to
 """
 
 import argparse
-import contextlib
 import os
 import shutil
 import sys
@@ -44,7 +43,7 @@ import tensorflow as tf
 from spiritnet_tf import fullres
 from spiritnet_tf.animation import DEFAULT_PRESET, DEFAULT_WORKING_SIDE, load_model
 from spiritnet_tf.config import EDGES
-from spiritnet_tf.ops.warp import ENV_VAR as _WARP_ENV
+from spiritnet_tf.ops.warp import use_backend
 from spiritnet_tf.limits import MAX_OUTPUT_SIDE as DEFAULT_MAX_OUTPUT_SIDE  # public name kept
 from spiritnet_tf.limits import MAX_SERVING_FRAMES, MIN_SIDE
 from spiritnet_tf.serving.server import WARMUP_FILE
@@ -161,19 +160,6 @@ class SpiritNetServable(tf.Module):
 # ---------------------------------------------------------------------- export
 
 
-@contextlib.contextmanager
-def _warp_backend(name):
-    old = os.environ.get(_WARP_ENV)
-    os.environ[_WARP_ENV] = name
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(_WARP_ENV, None)
-        else:
-            os.environ[_WARP_ENV] = old
-
-
 def _warmup_image():
     """A small smooth PNG (bytes), the image of the warm-up requests."""
     height, width = _WARMUP_SIZE
@@ -238,7 +224,7 @@ def export_savedmodel(model, out, *, working_side=DEFAULT_WORKING_SIDE,
     os.umask(umask)
     os.chmod(temp, 0o777 & ~umask)  # mkdtemp's 0700 would hide the model from a server's user
     try:
-        with _warp_backend("custom" if custom_ops else "composite"):
+        with use_backend("custom" if custom_ops else "composite"):
             tf.saved_model.save(servable, temp, signatures={
                 "serving_default": servable.serving_default,
                 "animate_tensor": servable.animate_tensor,

@@ -44,7 +44,7 @@ import numpy as np
 import tensorflow as tf
 
 from spiritnet_tf.animation import DEFAULT_PRESET, load_model
-from spiritnet_tf.export import _warp_backend
+from spiritnet_tf.ops.warp import use_backend
 from spiritnet_tf.limits import MAX_ANIMATION_FRAMES, MAX_PIXELS, MIN_SIDE
 from spiritnet_tf.io.writers import default_mode
 
@@ -83,8 +83,8 @@ def mobile_function(model, height=DEFAULT_HEIGHT, width=DEFAULT_WIDTH,
     """The exported function: a `tf.function` of fixed input signature
     ``(image [1,H,W,3], flow0 [1,H,W,2])`` -> ``{"frames", "flows"}`` (module docstring).
 
-    Trace it (``get_concrete_function()``) under ``SPIRITNET_WARP=composite``, as the
-    export functions do.
+    Trace it (``get_concrete_function()``) inside ``use_backend("composite")``
+    (`spiritnet_tf.ops.use_backend`), as the export functions do.
     """
     check_size(height, width, num_frames)
     signature = [tf.TensorSpec([1, height, width, 3], tf.float32, name="image"),
@@ -158,7 +158,7 @@ def _write_atomically(out, data):
 
 def _traced(model, height, width, num_frames):
     """The concrete function of `mobile_function`, traced with the composite warp."""
-    with _warp_backend("composite"):
+    with use_backend("composite"):
         return mobile_function(model, height, width, num_frames).get_concrete_function()
 
 
@@ -274,7 +274,7 @@ def export_onnx(model, out, *, height=DEFAULT_HEIGHT, width=DEFAULT_WIDTH,
         raise ValueError(f"--opset must be a whole number >= {MIN_OPSET}, got {opset!r}")
     out = _check_out(out, overwrite, ".onnx")
     function = mobile_function(model, height, width, num_frames)
-    with _warp_backend("composite"):
+    with use_backend("composite"):
         proto, _ = tf2onnx.convert.from_function(
             function, input_signature=function.input_signature, opset=opset)
     _reshape_zero_is_literal(proto.graph)

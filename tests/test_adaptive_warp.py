@@ -411,6 +411,58 @@ def test_backend_follows_environment(warp_library, monkeypatch):
         ops.warp_backend()
 
 
+def _traced_op_types():
+    """Op types of a freshly traced function that calls `adaptive_warp`."""
+    function = tf.function(lambda image, flow, kernel: ops.adaptive_warp(image, flow, kernel))
+    spec = [tf.TensorSpec([1, 4, 4, c], tf.float32) for c in (1, 2, 16)]
+    graph = function.get_concrete_function(*spec).graph
+    return {op.type for op in graph.get_operations()}
+
+
+def test_use_backend_overrides_environment_and_nests(warp_library, monkeypatch):
+    monkeypatch.setenv(aw.ENV_VAR, "custom")
+    assert "SpiritnetAdaptiveWarp" in _traced_op_types()
+    with ops.use_backend("composite"):
+        assert ops.warp_backend() == "composite"
+        assert "SpiritnetAdaptiveWarp" not in _traced_op_types(), "traced inside: composite ops"
+        assert os.environ[aw.ENV_VAR] == "custom", "the environment is not mutated"
+        with ops.use_backend("custom"):
+            assert ops.warp_backend() == "custom"
+            assert "SpiritnetAdaptiveWarp" in _traced_op_types()
+        assert ops.warp_backend() == "composite", "leaving the inner use restores the outer"
+    assert ops.warp_backend() == "custom", "leaving restores the environment's choice"
+    assert "SpiritnetAdaptiveWarp" in _traced_op_types()
+    with pytest.raises(KeyError):
+        with ops.use_backend("composite"):
+            raise KeyError("boom")
+    assert ops.warp_backend() == "custom", "restored after an exception too"
+    with pytest.raises(ValueError, match="use_backend: the backend must be one of auto, custom, composite, got 'fastest'"):
+        with ops.use_backend("fastest"):
+            pass
+
+
+def test_use_backend_is_per_thread(warp_library, monkeypatch):
+    import threading
+
+    monkeypatch.delenv(aw.ENV_VAR, raising=False)
+    seen = {}
+    with ops.use_backend("composite"):
+        thread = threading.Thread(target=lambda: seen.update(other=ops.warp_backend()))
+        thread.start()
+        thread.join()
+        seen["here"] = ops.warp_backend()
+    assert seen == {"other": "custom", "here": "composite"}
+
+
+def test_use_backend_custom_without_library(monkeypatch):
+    monkeypatch.setattr(aw, "_library", None)
+    monkeypatch.setattr(aw, "_load_error", "the compiled library /x/_adaptive_warp_ops.so does not exist")
+    monkeypatch.setenv(aw.ENV_VAR, "composite")
+    with ops.use_backend("custom"):
+        with pytest.raises(RuntimeError, match=r"use_backend\('custom'\) but the adaptive-warp op .*make ops"):
+            ops.warp_backend()
+
+
 def test_missing_library(monkeypatch, caplog):
     monkeypatch.setattr(aw, "_library", None)
     monkeypatch.setattr(aw, "_load_error", "the compiled library /x/_adaptive_warp_ops.so does not exist")

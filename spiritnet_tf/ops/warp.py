@@ -9,11 +9,14 @@ features, forward and backward). Two implementations with identical maths:
   reference in tests and the path used for export (TFLite, ONNX, stock TF
   Serving), because those runtimes do not know the custom op.
 
-``SPIRITNET_WARP`` chooses: ``auto`` (default; compiled when the library is
-built, else composite with one warning), ``custom`` (error with build
-instructions if the library is missing) or ``composite``.
+``SPIRITNET_WARP`` chooses the user-level default: ``auto`` (default; compiled
+when the library is built, else composite with one warning), ``custom`` (error
+with build instructions if the library is missing) or ``composite``. Code that
+needs one backend (the exports trace the composite one) says so with the
+`use_backend` context manager, which overrides the variable in its thread only.
 """
 
+import contextlib
 import logging
 import os
 import threading
@@ -21,7 +24,8 @@ import threading
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["adaptive_warp", "adaptive_warp_composite", "lanczos_warp", "warp_backend", "load_library"]
+__all__ = ["adaptive_warp", "adaptive_warp_composite", "lanczos_warp", "warp_backend", "use_backend",
+           "load_library"]
 
 ENV_VAR = "SPIRITNET_WARP"
 BACKENDS = ("auto", "custom", "composite")
@@ -39,6 +43,7 @@ _lock = threading.Lock()
 _library = None  # the loaded op module, once loaded
 _load_error = None  # why loading failed, once tried
 _warned = False
+_override = threading.local()  # .backend: the innermost use_backend's choice in this thread
 
 
 def _library_path():
@@ -70,29 +75,58 @@ def load_library():
 
 
 def _requested_backend():
+    """The requested backend and who asked: the innermost `use_backend` of this
+    thread, else ``SPIRITNET_WARP`` (read on every call)."""
+    override = getattr(_override, "backend", None)
+    if override is not None:
+        return override, f"use_backend({override!r})"
     value = os.environ.get(ENV_VAR, "auto").strip().lower() or "auto"
     if value not in BACKENDS:
         raise ValueError(
             f"{ENV_VAR}={value!r} is not one of {', '.join(BACKENDS)}"
         )
-    return value
+    return value, f"{ENV_VAR}={value}"
+
+
+@contextlib.contextmanager
+def use_backend(name):
+    """Context manager: `adaptive_warp` uses backend ``name`` (one of `BACKENDS`) inside it.
+
+    It overrides ``SPIRITNET_WARP`` for the current thread only and restores the
+    previous choice on exit, so uses nest. Functions are traced with the backend
+    in force when they are traced: wrap the tracing (``get_concrete_function``,
+    ``tf.saved_model.save``, a converter), not only the call.
+
+    >>> with use_backend("composite"):
+    ...     warp_backend()
+    'composite'
+    """
+    if not isinstance(name, str) or name.strip().lower() not in BACKENDS:
+        raise ValueError(f"use_backend: the backend must be one of {', '.join(BACKENDS)}, got {name!r}")
+    previous = getattr(_override, "backend", None)
+    _override.backend = name.strip().lower()
+    try:
+        yield
+    finally:
+        _override.backend = previous
 
 
 def warp_backend():
     """Which implementation `adaptive_warp` runs now: ``"custom"`` or ``"composite"``.
 
-    Follows ``SPIRITNET_WARP`` (read on every call). With ``custom`` and no
-    compiled library this raises ``RuntimeError`` with build instructions.
+    Follows the innermost `use_backend` of this thread, else ``SPIRITNET_WARP``
+    (read on every call). With ``custom`` and no compiled library this raises
+    ``RuntimeError`` with build instructions.
     """
     global _warned
-    requested = _requested_backend()
+    requested, source = _requested_backend()
     if requested == "composite":
         return "composite"
     if load_library() is not None:
         return "custom"
     if requested == "custom":
         raise RuntimeError(
-            f"{ENV_VAR}=custom but the adaptive-warp op is not available: "
+            f"{source} but the adaptive-warp op is not available: "
             f"{_load_error}. {BUILD_HELP}"
         )
     if not _warned:
