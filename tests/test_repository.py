@@ -67,3 +67,33 @@ def test_no_tracked_file_refers_outside_the_repository():
     found = find_outside_references(files)
     assert not found, "references outside the repository (point to docs/design.md instead):\n" + \
         "\n".join(f"{path}:{number}: {what}: {line}" for path, number, what, line in found)
+
+
+def _strings(value):
+    """Every string inside a JSON value."""
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+    elif isinstance(value, str):
+        yield value
+
+
+def _absolute_paths(value):
+    """The strings of ``value`` that are absolute paths (POSIX, home or Windows drive)."""
+    return [s for s in _strings(value) if re.match(r"(/|~|[A-Za-z]:[\\/])", s)]
+
+
+def test_bundled_manifest_holds_no_absolute_path():
+    import json
+
+    from spiritnet_tf.config import DEFAULT_MANIFEST
+
+    assert _absolute_paths({"a": ["/x/data/v.mp4#3", "data/v.mp4", "C:\\x", "~/y", "5 px"]}) == [
+        "/x/data/v.mp4#3", "C:\\x", "~/y"]  # the check finds what it looks for
+    with open(DEFAULT_MANIFEST) as f:
+        manifest = json.load(f)
+    assert _absolute_paths(manifest) == [], "MANIFEST.json must record paths relative to the repository"
+    assert manifest["training"]["config"]["train_data"][-1]["path"] == "data/train_videos"

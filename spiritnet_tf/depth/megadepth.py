@@ -341,7 +341,7 @@ def _percentile(x, q):
 
 def inverse_depth(log_depth, mapping="max", floor=DEPTH_RANGE_FLOOR):
     """Inverse depth z in [1e-3, 1] (1 = nearest) from the depth net's output: the one
-    place where the net's output becomes z (DESIGN §2, docs/training.md "Depth").
+    place where the net's output becomes z (docs/design.md §2, docs/training.md "Depth").
 
     ``log_depth`` [B,H,W,1] is the net's output (larger = farther). ``mapping``:
       * ``"percentile"`` (new configs): ``d = -log_depth`` is the net's relative inverse
