@@ -151,9 +151,12 @@ def test_tflite_holds_builtin_operators_only(tflite_file):
 def test_tflite_float16_matches_keras_within_float16_rounding(tiny, tflite16_file):
     """float16 weights: every weight is rounded to 11 significant bits (relative error up
     to 2^-11 = 4.9e-4) and computed in float32. Flows are pixels (several px here, more
-    with trained weights) made by many layers, so their error scales with their size:
-    the flow bound is loosened 5x, to 5e-3 px (4.7e-4 seen with this model); the frame
-    bounds stay those of docs/design.md §6 (values in [0, 1]; mean 1.6e-5 seen)."""
+    with trained weights) made by many layers, so their error scales with their size, and
+    the percentile depth mapping of new configs, z = 0.5 + (d - mid) / max(p98 - p2, 0.25),
+    magnifies the depth net's rounding up to 4x where its range is below the floor (as in
+    this tiny random net): the flow bound is 1e-2 px (4.7e-4 seen with the "max" mapping,
+    5.2e-3 with the percentile one); the frame bounds stay those of docs/design.md §6
+    (values in [0, 1]; mean 6.5e-5 seen)."""
     data = tflite16_file.read_bytes()
     assert data != b"an older export"
     assert "DEQUANTIZE" in tflite_operators(data)
@@ -164,7 +167,7 @@ def test_tflite_float16_matches_keras_within_float16_rounding(tiny, tflite16_fil
         assert detail["dtype"] == np.float32  # the interface stays float32
     stored = [d for d in interpreter.get_tensor_details() if d["dtype"] == np.float16]
     assert sum(int(np.prod(d["shape"])) for d in stored) >= 0.9 * tiny[0].count_params()
-    _assert_close(got, _keras(tiny[0], image, flow0, F16_FRAMES), flow_atol=5e-3)
+    _assert_close(got, _keras(tiny[0], image, flow0, F16_FRAMES), flow_atol=1e-2)
 
 
 # ---------------------------------------------------------------------- ONNX

@@ -519,7 +519,8 @@ def test_cli_serve_gives_memory_back_after_a_burst_and_drains_on_sigterm(model_b
          "--port", "0", "--max-images", "3", "--grace", "30"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     big = tf.make_tensor_proto([_blank_png(2000, 3000)] * 3, dtype=tf.string)  # 18 MP
-    burst = {"image": big, "num_frames": np.int32(1), "seed": np.int64(0)}
+    burst = {"image": big, "num_frames": np.int32(1), "seed": np.int64(0),
+             "edges": tf.make_tensor_proto("zoom", dtype=tf.string)}
     try:
         line = process.stdout.readline()
         assert "127.0.0.1:" in line, process.stderr.read() if not line else line

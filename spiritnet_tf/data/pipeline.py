@@ -40,10 +40,14 @@ def random_crop_flip(sample, seed, crop_size=None, flip=True):
         ch, cw = crop_size
         shape = tf.shape(sample["frames"])
         h, w = shape[1], shape[2]
-        tf.debugging.assert_greater_equal(
+        check = tf.debugging.assert_greater_equal(
             tf.stack([h, w]), tf.constant([ch, cw]),
             message=f"septuplet is smaller than the crop size {ch}x{cw}",
         )
+        # The crop offsets depend on the check: otherwise the random op may run first and
+        # fail with TensorFlow's own "Need minval < maxval" (seen in a full-suite run).
+        with tf.control_dependencies([check]):
+            h, w = tf.identity(h), tf.identity(w)
         y = tf.random.stateless_uniform([], seeds[0], 0, h - ch + 1, tf.int32)
         x = tf.random.stateless_uniform([], seeds[2], 0, w - cw + 1, tf.int32)
         for key in ("frames", "flows", "depth"):
