@@ -77,11 +77,25 @@ def tflite_file(tiny):
 
 
 @pytest.fixture(scope="module")
-def tflite16_file(tiny):
+def tiny_max(tiny):
+    """The tiny model with the "max" depth mapping: (model, .keras path, export folder).
+
+    The percentile mapping (the default of new configs) picks the 2nd and 98th percentiles
+    of the depth net's output, a step function of its values: float16 weights can move a
+    percentile by one element and shift all of z, so the float16 export's bound below is
+    checked with the continuous "max" mapping."""
+    model = tiny[0].with_config(depth_mapping="max")
+    path = tiny[2] / "tiny_max.keras"
+    model.save(path)
+    return model, path, tiny[2]
+
+
+@pytest.fixture(scope="module")
+def tflite16_file(tiny_max):
     """Written over a stale file with --overwrite (the overwrite path of the CLI)."""
-    out = tiny[2] / "spiritnet_f16.tflite"
+    out = tiny_max[2] / "spiritnet_f16.tflite"
     out.write_bytes(b"an older export")
-    args = _common(tiny, out, F16_HEIGHT, F16_WIDTH, F16_FRAMES) + ["--float16", "--overwrite"]
+    args = _common(tiny_max, out, F16_HEIGHT, F16_WIDTH, F16_FRAMES) + ["--float16", "--overwrite"]
     assert main_tflite(args) == 0
     return out
 
@@ -148,15 +162,13 @@ def test_tflite_holds_builtin_operators_only(tflite_file):
     assert not [op for op in ops if op.startswith("Flex") or op in ("CUSTOM", "DELEGATE")]
 
 
-def test_tflite_float16_matches_keras_within_float16_rounding(tiny, tflite16_file):
+def test_tflite_float16_matches_keras_within_float16_rounding(tiny_max, tflite16_file):
     """float16 weights: every weight is rounded to 11 significant bits (relative error up
     to 2^-11 = 4.9e-4) and computed in float32. Flows are pixels (several px here, more
-    with trained weights) made by many layers, so their error scales with their size, and
-    the percentile depth mapping of new configs, z = 0.5 + (d - mid) / max(p98 - p2, 0.25),
-    magnifies the depth net's rounding up to 4x where its range is below the floor (as in
-    this tiny random net): the flow bound is 1e-2 px (4.7e-4 seen with the "max" mapping,
-    5.2e-3 with the percentile one); the frame bounds stay those of docs/design.md §6
-    (values in [0, 1]; mean 6.5e-5 seen)."""
+    with trained weights) made by many layers, so their error scales with their size:
+    the flow bound is loosened 5x, to 5e-3 px (4.7e-4 seen with this model); the frame
+    bounds stay those of docs/design.md §6 (values in [0, 1]; mean 1.6e-5 seen). The
+    model uses the "max" depth mapping (`tiny_max`)."""
     data = tflite16_file.read_bytes()
     assert data != b"an older export"
     assert "DEQUANTIZE" in tflite_operators(data)
@@ -166,8 +178,8 @@ def test_tflite_float16_matches_keras_within_float16_rounding(tiny, tflite16_fil
     for detail in interpreter.get_input_details() + interpreter.get_output_details():
         assert detail["dtype"] == np.float32  # the interface stays float32
     stored = [d for d in interpreter.get_tensor_details() if d["dtype"] == np.float16]
-    assert sum(int(np.prod(d["shape"])) for d in stored) >= 0.9 * tiny[0].count_params()
-    _assert_close(got, _keras(tiny[0], image, flow0, F16_FRAMES), flow_atol=1e-2)
+    assert sum(int(np.prod(d["shape"])) for d in stored) >= 0.9 * tiny_max[0].count_params()
+    _assert_close(got, _keras(tiny_max[0], image, flow0, F16_FRAMES), flow_atol=5e-3)
 
 
 # ---------------------------------------------------------------------- ONNX
