@@ -112,9 +112,7 @@ def _load_cached(path, size, mtime_ns, preset, resample_from):
                 raise ValueError(f"it holds a {type(model).__name__}, not a SpiritNet")
             return _with_resample(model, resample_from)
         overrides = {} if resample_from is None else {"resample_from": resample_from}
-        if path == os.path.realpath(DEFAULT_WEIGHTS):  # their manifest's config applies
-            return SpiritNet.from_preset(preset, weights="default", **overrides)
-        return SpiritNet.from_preset(preset, weights=path, **overrides)
+        return SpiritNet.from_preset(preset, weights=path, **overrides)  # bundled: their manifest applies
     except (ValueError, KeyError, TypeError) as e:
         raise ValueError(f"{path}: cannot load SpiritNet weights (preset {preset!r}): {e}") from None
 
