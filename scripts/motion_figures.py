@@ -89,7 +89,7 @@ def depth_scene_table(folder, rules):
                                             weights=model)
                 speed = np.linalg.norm(anim.flows[0], axis=-1)
                 speed = cv2.resize(speed, truth.shape[::-1], interpolation=cv2.INTER_LINEAR)
-                rhos.append(spearman(speed, np.nan_to_num(truth), mask=valid))
+                rhos.append(spearman(speed, np.nan_to_num(truth), valid))
             cells.append(f"{np.mean(rhos):+.2f}")
         lines.append(f"| {scene} | " + " | ".join(cells) + " |")
         print(scene, cells, flush=True)

@@ -15,7 +15,7 @@ def test_spearman_ranks_ties_and_constants():
     a, b = np.array([1.0, 2.0, 3.0, 4.0]), np.array([5.0, 5.0, 6.0, 7.0])
     ra, rb = np.array([0, 1, 2, 3.0]), np.array([0.5, 0.5, 2, 3])
     assert spearman(a, b) == pytest.approx(np.corrcoef(ra, rb)[0, 1])
-    assert spearman(x, x[::-1], mask=x < 10) == pytest.approx(-1.0)
+    assert spearman(x, x[::-1], x < 10) == pytest.approx(-1.0)
     with pytest.raises(ValueError, match="shapes differ"):
         spearman(x, x[:3])
 

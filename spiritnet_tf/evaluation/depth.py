@@ -107,6 +107,8 @@ def spearman(prediction, truth, valid=None):
     0 when either is constant there."""
     p = np.asarray(prediction, np.float64)
     t = np.asarray(truth, np.float64)
+    if p.shape != t.shape:
+        raise ValueError(f"spearman: shapes differ ({p.shape} vs {t.shape})")
     if valid is None:
         valid = np.isfinite(p) & np.isfinite(t)
     p, t = _ranks(p[valid]), _ranks(t[valid])

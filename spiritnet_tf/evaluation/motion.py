@@ -21,38 +21,9 @@ Used by scripts/motion_figures.py (docs/training.md) and the tests.
 
 import numpy as np
 
+from spiritnet_tf.evaluation.depth import spearman  # the one rank correlation (re-exported)
+
 __all__ = ["spearman", "outside_share", "motion_figures"]
-
-
-def _ranks(x):
-    """Ranks 0..n-1 of a 1-D array, ties given their mean rank."""
-    order = np.argsort(x, kind="mergesort")
-    ranks = np.empty(len(x), np.float64)
-    ranks[order] = np.arange(len(x))
-    sorted_x = x[order]
-    starts = np.flatnonzero(np.r_[True, sorted_x[1:] != sorted_x[:-1]])
-    ends = np.r_[starts[1:], len(x)]
-    for a, b in zip(starts, ends):  # only tied runs change
-        if b - a > 1:
-            ranks[order[a:b]] = (a + b - 1) / 2
-    return ranks
-
-
-def spearman(a, b, mask=None):
-    """Spearman rank correlation of two equally shaped arrays (over ``mask`` if given).
-
-    0.0 when either is constant (no order to correlate)."""
-    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
-    if a.shape != b.shape:
-        raise ValueError(f"spearman: shapes differ ({a.shape} vs {b.shape})")
-    if mask is not None:
-        keep = np.asarray(mask, bool).ravel()
-        a, b = a[keep], b[keep]
-    if a.size < 2:
-        return 0.0
-    ra, rb = _ranks(a) - (a.size - 1) / 2, _ranks(b) - (b.size - 1) / 2
-    denominator = np.sqrt((ra * ra).sum() * (rb * rb).sum())
-    return float((ra * rb).sum() / denominator) if denominator > 0 else 0.0
 
 
 def outside_share(frame, photo, teacher=None):
