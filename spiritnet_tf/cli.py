@@ -8,8 +8,8 @@ list it here and name its commands in :data:`COMMANDS`.
 
 Quick answers: `main` imports only the module of the command typed, so
 ``spiritnet --help``, ``spiritnet animate --help`` and argument errors answer
-without importing TensorFlow (except ``serve`` and ``predict``, whose module
-imports the dev server's constants from a module that imports it).
+without importing TensorFlow (``serve`` and ``predict`` too: the serving package loads
+its client and server on first use).
 
 Quiet by default: TensorFlow's C++ logging is switched off (``TF_CPP_MIN_LOG_LEVEL``
 before TensorFlow is imported), the lines its libraries print while they load,

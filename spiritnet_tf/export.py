@@ -2,7 +2,7 @@
 
     python export/to_savedmodel.py --weights model.keras --out models/spiritnet/1
 
-writes a versioned SavedModel (a `SpiritNetServable`) with two signatures:
+writes a versioned SavedModel (a `SpiritNetServable`) with three signatures:
 
 * ``serving_default(image: string [B], num_frames: int32 [], seed: int64 [],
   edges: string [])``: the encoded JPEG/PNG images (all the same size) are decoded and
@@ -14,6 +14,12 @@ writes a versioned SavedModel (a `SpiritNetServable`) with two signatures:
   shown, in its pixels), ``motion_scale`` float32 [B] (below 1 when the motion was
   scaled down to fit the largest zoom) and ``flows`` float32 [B, T, h, w, 2] (the model's
   backward flows ``F_t``, frame t back to frame t-1, in pixels of the working size h x w).
+* ``encoded(image, num_frames, seed, edges, quality: int32 [])``: serving_default's
+  animation returned compactly for clients with gRPC's default 4 MB message limit:
+  ``frames`` string [B, T] and ``first_frame`` string [B], each a JPEG file encoded in
+  the graph at ``quality`` (`spiritnet_tf.limits.JPEG_QUALITY_RANGE`; clients send
+  `spiritnet_tf.limits.DEFAULT_JPEG_QUALITY` by default), plus
+  ``crop`` and ``motion_scale``; no flows.
 * ``animate_tensor(image: float32 [B, H, W, 3] in [0, 1], flow0: float32 [B, H, W, 2]
   (backward flow in pixels of H x W), num_frames: int32 [])``: the same outputs with
   edges "extend", the first flow given instead of drawn by DAFR.
@@ -45,11 +51,13 @@ from spiritnet_tf.animation import DEFAULT_PRESET, DEFAULT_WORKING_SIDE, load_mo
 from spiritnet_tf.config import EDGES
 from spiritnet_tf.ops.warp import use_backend
 from spiritnet_tf.limits import MAX_OUTPUT_SIDE as DEFAULT_MAX_OUTPUT_SIDE  # public name kept
-from spiritnet_tf.limits import MAX_SERVING_FRAMES, MIN_SIDE
+from spiritnet_tf.limits import (DEFAULT_JPEG_QUALITY, JPEG_QUALITY_RANGE, MAX_SERVING_FRAMES,
+                                 MIN_SIDE)
 from spiritnet_tf.serving.server import WARMUP_FILE
 
 __all__ = ["SpiritNetServable", "export_savedmodel", "main", "DEFAULT_MAX_OUTPUT_SIDE"]
 
+QUALITY_MESSAGE = "quality must be a JPEG quality in {}..{}".format(*JPEG_QUALITY_RANGE)
 WARMUP_FRAMES = 2  # num_frames of the warm-up requests (small: loading stays quick)
 _WARMUP_SIZE = (48, 64)  # (height, width) of the warm-up image
 
@@ -103,6 +111,30 @@ class SpiritNetServable(tf.Module):
                                   tf.TensorSpec([], tf.int64, name="seed"),
                                   tf.TensorSpec([], tf.string, name="edges")])
     def serving_default(self, image, num_frames, seed, edges):
+        return self._animate_encoded_images(image, num_frames, seed, edges)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image"),
+                                  tf.TensorSpec([], tf.int32, name="num_frames"),
+                                  tf.TensorSpec([], tf.int64, name="seed"),
+                                  tf.TensorSpec([], tf.string, name="edges"),
+                                  tf.TensorSpec([], tf.int32, name="quality")])
+    def encoded(self, image, num_frames, seed, edges, quality):
+        with tf.control_dependencies([
+                tf.debugging.assert_greater_equal(quality, JPEG_QUALITY_RANGE[0],
+                                                  message=QUALITY_MESSAGE),
+                tf.debugging.assert_less_equal(quality, JPEG_QUALITY_RANGE[1],
+                                               message=QUALITY_MESSAGE)]):
+            quality = tf.identity(quality)
+        out = self._animate_encoded_images(image, num_frames, seed, edges)
+        frames = out["frames"]  # [B, T, H, W, 3]
+        shape = tf.shape(frames)
+        flat = tf.reshape(frames, tf.concat([[-1], shape[2:]], 0))
+        jpeg = _encode_jpeg(tf.concat([out["first_frame"], flat], 0), quality)
+        batch = shape[0]
+        return {"frames": tf.reshape(jpeg[batch:], shape[:2]), "first_frame": jpeg[:batch],
+                "crop": out["crop"], "motion_scale": out["motion_scale"]}
+
+    def _animate_encoded_images(self, image, num_frames, seed, edges):
         images = tf.map_fn(
             lambda data: tf.io.decode_image(data, channels=3, expand_animations=False),
             image, fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
@@ -157,6 +189,12 @@ class SpiritNetServable(tf.Module):
         return {**result, "flows": out["flows"]}
 
 
+def _encode_jpeg(images, quality):
+    """JPEG bytes (string [N]) of uint8 ``images`` [N, H, W, 3] at ``quality`` (int32 scalar)."""
+    return tf.map_fn(lambda one: tf.raw_ops.EncodeJpegVariableQuality(images=one, quality=quality),
+                     images, fn_output_signature=tf.TensorSpec([], tf.string))
+
+
 # ---------------------------------------------------------------------- export
 
 
@@ -179,6 +217,13 @@ def _write_warmup(path):
             "num_frames": tf.make_tensor_proto(WARMUP_FRAMES, dtype=tf.int32),
             "seed": tf.make_tensor_proto(0, dtype=tf.int64),
             "edges": tf.make_tensor_proto("zoom", dtype=tf.string),
+        },
+        "encoded": {
+            "image": tf.make_tensor_proto([_warmup_image()], dtype=tf.string),
+            "num_frames": tf.make_tensor_proto(WARMUP_FRAMES, dtype=tf.int32),
+            "seed": tf.make_tensor_proto(0, dtype=tf.int64),
+            "edges": tf.make_tensor_proto("zoom", dtype=tf.string),
+            "quality": tf.make_tensor_proto(DEFAULT_JPEG_QUALITY, dtype=tf.int32),
         },
         "animate_tensor": {
             "image": tf.make_tensor_proto(np.full((1, height, width, 3), 0.5, np.float32)),
@@ -227,6 +272,7 @@ def export_savedmodel(model, out, *, working_side=DEFAULT_WORKING_SIDE,
         with use_backend("custom" if custom_ops else "composite"):
             tf.saved_model.save(servable, temp, signatures={
                 "serving_default": servable.serving_default,
+                "encoded": servable.encoded,
                 "animate_tensor": servable.animate_tensor,
             })
         _write_warmup(os.path.join(temp, WARMUP_FILE))

@@ -18,6 +18,12 @@ __all__ = [
     "MIN_INVERSE_DEPTH",
     "MAX_MESSAGE_BYTES",
     "MAX_WARMUP_RECORDS",
+    "MAX_IMAGES_PER_REQUEST",
+    "MAX_REQUEST_PIXELS",
+    "TRIM_AFTER_PIXELS",
+    "STOP_GRACE_SECONDS",
+    "JPEG_QUALITY_RANGE",
+    "DEFAULT_JPEG_QUALITY",
 ]
 
 # --------------------------------------------------------------------- frames
@@ -63,3 +69,25 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 MAX_WARMUP_RECORDS = 1000
 """Warm-up records replayed from ``assets.extra/tf_serving_warmup_requests`` (TF
 Serving's own limit)."""
+
+MAX_IMAGES_PER_REQUEST = 4
+"""Images (batch size B) of one request to the dev server (``spiritnet serve --max-images``)."""
+
+MAX_REQUEST_PIXELS = 100_000_000
+"""Decoded pixels of all the images of one request to the dev server, read from their
+headers (``spiritnet serve --max-request-pixels``)."""
+
+TRIM_AFTER_PIXELS = 4_000_000
+"""Dev-server requests at least this large give freed memory back to the system after."""
+
+STOP_GRACE_SECONDS = 10.0
+"""How long the dev server's calls in flight may run on after SIGTERM or Ctrl-C
+(``spiritnet serve --grace``)."""
+
+JPEG_QUALITY_RANGE = (1, 100)
+"""JPEG qualities the SavedModel's ``encoded`` signature accepts (checked in the graph)
+and ``spiritnet predict --quality``."""
+
+DEFAULT_JPEG_QUALITY = 90
+"""JPEG quality of the ``encoded`` signature's frames when the client does not choose:
+`SpiritNetClient.predict` and ``spiritnet predict``."""

@@ -33,7 +33,9 @@ seen = {"import": "tensorflow" in sys.modules}
 for argv in (["--help"], ["animate", "--help"], ["train", "--help"], ["evaluate", "--help"],
              ["animate", "x.jpg"], ["animate", "x.jpg", "-o", "y.gif", "--frames", "many"],
              ["train", "--strategy", "tpu", "--config", "c.json"], ["data", "--help"],
-             ["data", "synthetic", "many", "--out", "d"], ["nonsense"]):
+             ["data", "synthetic", "many", "--out", "d"], ["serve", "--help"],
+             ["predict", "--help"], ["predict", "x.jpg", "-o", "y.gif", "--quality", "0"],
+             ["evaluate-depth", "--help"], ["nonsense"]):
     try:
         cli.main(argv)
     except SystemExit as e:
@@ -50,6 +52,7 @@ print(json.dumps(seen))
         assert code_ == (0 if argv.endswith("--help") else 2), argv
     assert "--frames: expected a whole number" in run.stderr and "invalid choice: 'tpu'" in run.stderr
     assert "argument count: invalid int value: 'many'" in run.stderr
+    assert "--quality: must be a whole number in 1..100, got '0'" in run.stderr
     # Every command is listed by `spiritnet --help` without importing its module.
     for name in cli.COMMANDS:
         assert name in run.stdout

@@ -143,14 +143,14 @@ def test_warmup_records_parse_and_replay(export, loaded):
         out = loaded.signatures[request.model_spec.signature_name](**inputs)
         assert out["frames"].shape[1] == WARMUP_FRAMES
         signatures.append(request.model_spec.signature_name)
-    assert sorted(signatures) == ["animate_tensor", "serving_default"]
+    assert sorted(signatures) == ["animate_tensor", "encoded", "serving_default"]
 
 
 def test_saved_model_cli_lists_both_signatures_without_custom_ops(export):
     out = subprocess.run(
         [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", "show",
          "--dir", str(export[1]), "--all"], capture_output=True, text=True, check=True).stdout
-    for name in ("serving_default", "animate_tensor"):
+    for name in ("serving_default", "encoded", "animate_tensor"):
         assert f"signature_def['{name}']" in out
     for name in ("image", "num_frames", "seed", "flow0", "frames", "flows"):
         assert f"['{name}']" in out
@@ -163,13 +163,49 @@ def test_saved_model_cli_lists_both_signatures_without_custom_ops(export):
 def test_dev_server_serves_the_export(export, loaded):
     png = _png(_smooth(40, 56, seed=4))
     with PredictionServer(export[1].parent, port=0) as server:
-        assert server.warmup_requests == 2
+        assert server.warmup_requests == 3
         with SpiritNetClient(f"127.0.0.1:{server.port}", timeout=120) as client:
-            out = client.predict(png, num_frames=2, seed=5)
+            out = client.predict(png, num_frames=2, seed=5, encoded=False)
+            jpeg = client.predict(png, num_frames=2, seed=5)  # the 'encoded' signature
     direct = _serve(loaded, png, num_frames=2, seed=5)
     assert out["frames"].shape == (1, 2, 40, 56, 3)
     np.testing.assert_array_equal(out["frames"], direct["frames"])
+    assert jpeg["frames"].shape == (1, 2, 40, 56, 3) and "flows" not in jpeg
+    assert jpeg["frames_jpeg"].shape == (1, 2) and jpeg["frames_jpeg"][0, 0][:2] == b"\xff\xd8"
+    assert np.abs(jpeg["frames"].astype(float) - direct["frames"]).mean() < 4.0  # q90, 40x56
     np.testing.assert_allclose(out["flows"], direct["flows"], atol=1e-6)
+
+
+def _encoded(loaded, png, num_frames, seed, quality, edges="zoom"):
+    out = loaded.signatures["encoded"](
+        image=tf.constant([png]), num_frames=tf.constant(num_frames, tf.int32),
+        seed=tf.constant(seed, tf.int64), edges=tf.constant(edges),
+        quality=tf.constant(quality, tf.int32))
+    return {k: v.numpy() for k, v in out.items()}
+
+
+def test_encoded_signature_returns_serving_default_frames_as_jpeg(loaded):
+    png = _png(_smooth(80, 96, seed=6))  # shrunk to the working size 40x48, frames at 80x96
+    exact = _serve(loaded, png, num_frames=3, seed=2)
+    fine = _encoded(loaded, png, num_frames=3, seed=2, quality=95)
+    coarse = _encoded(loaded, png, num_frames=3, seed=2, quality=10)
+    assert set(fine) == {"frames", "first_frame", "crop", "motion_scale"}
+    assert fine["frames"].shape == (1, 3) and fine["first_frame"].shape == (1,)
+    np.testing.assert_array_equal(fine["crop"], exact["crop"])
+    np.testing.assert_array_equal(fine["motion_scale"], exact["motion_scale"])
+    decoded = np.stack([np.asarray(Image.open(io.BytesIO(data))) for data in fine["frames"][0]])
+    first = np.asarray(Image.open(io.BytesIO(fine["first_frame"][0])))
+    assert decoded.shape == exact["frames"][0].shape and first.shape == exact["first_frame"][0].shape
+    assert np.abs(decoded.astype(float) - exact["frames"][0]).mean() < 1.5
+    assert np.abs(first.astype(float) - exact["first_frame"][0]).mean() < 1.5
+    # The quality input reaches the encoder: a low quality is smaller and further off.
+    assert sum(map(len, coarse["frames"][0])) < sum(map(len, fine["frames"][0]))
+    low = np.stack([np.asarray(Image.open(io.BytesIO(data))) for data in coarse["frames"][0]])
+    assert np.abs(low.astype(float) - exact["frames"][0]).mean() > np.abs(
+        decoded.astype(float) - exact["frames"][0]).mean()
+    for quality in (0, 101):
+        with pytest.raises(tf.errors.InvalidArgumentError, match="quality must be a JPEG quality"):
+            _encoded(loaded, png, num_frames=1, seed=0, quality=quality)
 
 
 def test_cli_never_overwrites_and_checks_the_version(export, capsys):

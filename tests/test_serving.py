@@ -56,6 +56,8 @@ class ShiftAnimator(tf.Module):
     float32 [B, T, H, W, 2], the matching backward flow (dx = -shift, dy = 0), and, as
     SpiritNet's export does, ``first_frame`` (the input), ``crop`` and ``motion_scale``
     (no zoom whatever ``edges`` says).
+    ``encoded`` (serving_default's inputs and ``quality``) returns the same frames as JPEG
+    files, as the export's ``encoded`` signature does.
     ``animate_tensor(image: float32 [B,H,W,3], flow0: float32 [B,H,W,2], num_frames)``
     does the same on a float image (seed 0) and adds flow0 to every flow; it fails
     inside the graph when image and flow0 differ in size.
@@ -85,6 +87,20 @@ class ShiftAnimator(tf.Module):
         crop = tf.zeros([tf.shape(images)[0], 1]) + tf.stack([0.0, 0.0, shape[1], shape[2]])
         return {**self._animate(images, num_frames, seed), "first_frame": images, "crop": crop,
                 "motion_scale": tf.ones(tf.shape(images)[:1])}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string),
+                                  tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int64),
+                                  tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.int32)])
+    def encoded(self, image, num_frames, seed, edges, quality):
+        out = self.serving_default(image, num_frames, seed, edges)
+
+        def jpeg(images):
+            return tf.map_fn(lambda one: tf.raw_ops.EncodeJpegVariableQuality(
+                images=one, quality=quality), images, fn_output_signature=tf.string)
+
+        return {"frames": tf.map_fn(jpeg, out["frames"], fn_output_signature=tf.string),
+                "first_frame": jpeg(out["first_frame"]), "crop": out["crop"],
+                "motion_scale": out["motion_scale"]}
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32),
                                   tf.TensorSpec([None, None, None, 2], tf.float32),
@@ -128,7 +144,8 @@ def model_base(tmp_path_factory):
     for version, step in ((1, 1), (2, 2)):
         module = ShiftAnimator(step)
         tf.saved_model.save(module, str(base / str(version)), signatures={
-            "serving_default": module.serving_default, "animate_tensor": module.animate_tensor})
+            "serving_default": module.serving_default, "encoded": module.encoded,
+            "animate_tensor": module.animate_tensor})
     (base / "tmp-export").mkdir()
     _write_warmup(base / "2", _serving_inputs(num_frames=2))
     return base
@@ -214,7 +231,7 @@ def test_predict_serves_the_newest_version_and_matches_the_savedmodel(server, cl
                                                                       model_base):
     assert server.version == 2 and server.warmup_requests == 1
     image = _png(seed=1)
-    out = client.predict(image, num_frames=3, seed=5)
+    out = client.predict(image, num_frames=3, seed=5, encoded=False)
     assert out["frames"].dtype == np.uint8 and out["frames"].shape == (1, 3, HEIGHT, WIDTH, 3)
     assert out["flows"].dtype == np.float32 and out["flows"].shape == (1, 3, HEIGHT, WIDTH, 2)
     inputs = dict(image=tf.constant([image]), num_frames=tf.constant(3),
@@ -242,7 +259,9 @@ def test_animate_tensor_matches_the_savedmodel(client, model_base):
 
 def test_metadata_lists_the_signatures(client):
     signatures = client.metadata().signature_def
-    assert {"serving_default", "animate_tensor"} <= set(signatures)
+    assert {"serving_default", "encoded", "animate_tensor"} <= set(signatures)
+    assert set(signatures["encoded"].inputs) == {"image", "num_frames", "seed", "edges", "quality"}
+    assert set(signatures["encoded"].outputs) == {"frames", "first_frame", "crop", "motion_scale"}
     assert set(signatures["serving_default"].inputs) == {"image", "num_frames", "seed", "edges"}
     assert set(signatures["serving_default"].outputs) == {"frames", "flows", "first_frame", "crop",
                                                           "motion_scale"}
@@ -253,7 +272,8 @@ def test_eight_concurrent_clients_of_five_requests(served):
     address = f"127.0.0.1:{served.server.port}"
     images = [_png(seed=s) for s in range(8)]
     with SpiritNetClient(address, timeout=60) as alone:
-        expected = {(index, request): alone.predict(images[index], num_frames=2, seed=request)
+        expected = {(index, request): alone.predict(images[index], num_frames=2, seed=request,
+                                                     encoded=False)
                     for index in range(8) for request in range(5)}
     results, errors = {}, []
 
@@ -262,7 +282,7 @@ def test_eight_concurrent_clients_of_five_requests(served):
             with SpiritNetClient(address, timeout=120) as c:
                 for request in range(5):
                     results[index, request] = c.predict(images[index], num_frames=2,
-                                                        seed=request)
+                                                        seed=request, encoded=False)
         except Exception as e:  # noqa: BLE001 - collected and reported below
             errors.append(e)
 

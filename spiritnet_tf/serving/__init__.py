@@ -39,19 +39,23 @@ Dev server: ``spiritnet serve --model-dir models/spiritnet [--port 8500]``, or i
 Python ``with PredictionServer("models/spiritnet", port=0) as server: server.port``.
 """
 
-from spiritnet_tf.serving.client import ServingError, SpiritNetClient
-from spiritnet_tf.serving.server import (
-    DEFAULT_HOST,
-    DEFAULT_PORT,
-    MAX_IMAGES_PER_REQUEST,
-    MAX_MESSAGE_BYTES,
-    MAX_PIXELS,
-    MAX_REQUEST_PIXELS,
-    MAX_SERVING_FRAMES,
-    MODEL_NAME,
-    PredictionServer,
-    latest_version,
-)
+import importlib
+
+MODEL_NAME = "spiritnet"
+"""Model name served and asked for by default (TF Serving's ``--model_name``)."""
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8500  # TF Serving's gRPC port
+
+# The client and the server import TensorFlow: load them on first use, so that
+# ``spiritnet serve --help`` and ``spiritnet predict --help`` answer without it.
+_LAZY = {
+    "SpiritNetClient": "client",
+    "ServingError": "client",
+    "PredictionServer": "server",
+    "latest_version": "server",
+}
+_LIMITS = ("MAX_MESSAGE_BYTES", "MAX_PIXELS", "MAX_REQUEST_PIXELS", "MAX_IMAGES_PER_REQUEST",
+           "MAX_SERVING_FRAMES")
 
 __all__ = [
     "SpiritNetClient",
@@ -61,9 +65,15 @@ __all__ = [
     "MODEL_NAME",
     "DEFAULT_HOST",
     "DEFAULT_PORT",
-    "MAX_MESSAGE_BYTES",
-    "MAX_PIXELS",
-    "MAX_REQUEST_PIXELS",
-    "MAX_IMAGES_PER_REQUEST",
-    "MAX_SERVING_FRAMES",
+    *_LIMITS,
 ]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        module = importlib.import_module(f"{__name__}.{_LAZY[name]}")
+        return getattr(module, name)
+    if name in _LIMITS:
+        from spiritnet_tf import limits
+        return getattr(limits, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,15 +6,16 @@ import signal
 import sys
 
 from spiritnet_tf.config import DEFAULT_EDGES, EDGES
-from spiritnet_tf.limits import MAX_PIXELS, MAX_SERVING_FRAMES
-from spiritnet_tf.serving.server import (
-    DEFAULT_HOST,
-    DEFAULT_PORT,
+from spiritnet_tf.limits import (
+    DEFAULT_JPEG_QUALITY,
+    JPEG_QUALITY_RANGE,
     MAX_IMAGES_PER_REQUEST,
+    MAX_PIXELS,
     MAX_REQUEST_PIXELS,
-    MODEL_NAME,
+    MAX_SERVING_FRAMES,
     STOP_GRACE_SECONDS,
 )
+from spiritnet_tf.serving import DEFAULT_HOST, DEFAULT_PORT, MODEL_NAME
 
 __all__ = ["add_parser"]
 
@@ -66,10 +67,29 @@ def add_parser(subparsers):
     p.add_argument("--edges", choices=EDGES, default=DEFAULT_EDGES,
                    help="zoom: crop every frame alike so that no pixel shows content from "
                         "outside the photo; extend: no crop (default %(default)s)")
+    p.add_argument("--quality", type=_jpeg_quality, default=DEFAULT_JPEG_QUALITY,
+                   help="JPEG quality of the frames the server sends back (the SavedModel's "
+                        "'encoded' signature), {}..{} (default %(default)s)".format(
+                            *JPEG_QUALITY_RANGE))
+    p.add_argument("--exact", action="store_true",
+                   help="ask serving_default for the exact frames (and flows) instead of JPEG "
+                        "frames; its response of a large photo can pass gRPC's default 4 MB "
+                        "limit of stock clients")
     p.add_argument("--model-name", default=MODEL_NAME, help=f"model name (default {MODEL_NAME})")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait (default 300)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.set_defaults(func=_predict)
+
+
+def _jpeg_quality(text):
+    low, high = JPEG_QUALITY_RANGE
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"must be a whole number in {low}..{high}, got {text!r}")
+    return value
 
 
 def _positive_int(text):
@@ -176,7 +196,8 @@ def _predict(args):
         with SpiritNetClient(args.server, model_name=args.model_name,
                              timeout=args.timeout) as client:
             result = client.predict(encoded, num_frames=args.frames, seed=args.seed,
-                                    edges=args.edges)
+                                    edges=args.edges, encoded=not args.exact,
+                                    quality=args.quality)
     except ServingError as e:
         print(f"spiritnet predict: {args.server}: {e}", file=sys.stderr)
         return 1

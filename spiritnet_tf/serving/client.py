@@ -7,7 +7,11 @@ generated frames, input not repeated), ``first_frame`` (uint8 [B, H, W, 3], fram
 the same zoom), ``crop`` (float32 [B, 4]), ``motion_scale`` (float32 [B]) and ``flows``
 (float32 [B, T, h, w, 2], backward flows in pixels); ``animate_tensor`` takes ``image``
 float32 [B, H, W, 3] in [0, 1], ``flow0`` float32 [B, H, W, 2] and ``num_frames`` and
-returns the same outputs (edges "extend").
+returns the same outputs (edges "extend"); ``encoded`` takes serving_default's inputs
+and ``quality`` (int32 scalar, 1..100) and returns ``frames`` (string [B, T]) and
+``first_frame`` (string [B]) as JPEG files, ``crop`` and ``motion_scale``: no flows, so the
+response of a large photo fits gRPC's default 4 MB limit. `SpiritNetClient.predict` uses
+``encoded`` by default.
 """
 
 import os
@@ -22,8 +26,8 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from spiritnet_tf.limits import MAX_MESSAGE_BYTES
-from spiritnet_tf.serving.server import DEFAULT_HOST, DEFAULT_PORT, MODEL_NAME
+from spiritnet_tf.limits import DEFAULT_JPEG_QUALITY, MAX_MESSAGE_BYTES
+from spiritnet_tf.serving import DEFAULT_HOST, DEFAULT_PORT, MODEL_NAME
 
 __all__ = ["SpiritNetClient", "ServingError"]
 
@@ -55,22 +59,36 @@ class SpiritNetClient:
                              ("grpc.max_receive_message_length", max_message_bytes)])
         self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
 
-    def predict(self, images, num_frames=6, seed=0, edges="zoom", signature="serving_default"):
+    def predict(self, images, num_frames=6, seed=0, edges="zoom", *, encoded=True,
+                quality=DEFAULT_JPEG_QUALITY, signature=None):
         """Animates encoded images: one (path or bytes) or a list of same-size ones.
 
-        Returns the outputs of ``serving_default`` (module docstring) as arrays:
-        ``frames`` uint8 [B, T, H, W, 3], ``first_frame`` uint8 [B, H, W, 3], ``crop``,
-        ``motion_scale`` and ``flows`` float32 [B, T, h, w, 2].
+        By default calls the ``encoded`` signature (frames come back as JPEG files of
+        ``quality`` 1..100, so a response fits gRPC's default 4 MB for large photos) and
+        returns ``frames`` uint8 [B, T, H, W, 3] and ``first_frame`` uint8 [B, H, W, 3]
+        decoded from them, the JPEG bytes themselves as ``frames_jpeg`` (object [B, T]) and
+        ``first_frame_jpeg`` (object [B]), ``crop`` and ``motion_scale``. With
+        ``encoded=False`` calls ``serving_default`` and returns its outputs unchanged
+        (exact frames and the ``flows`` float32 [B, T, h, w, 2]). ``signature`` names
+        another signature with the same inputs.
         """
         if isinstance(images, (bytes, str, os.PathLike)):
             images = [images]
-        encoded = [_read_bytes(image) for image in images]
-        return self.run(signature, {
-            "image": tf.make_tensor_proto(encoded, dtype=tf.string, shape=[len(encoded)]),
+        data = [_read_bytes(image) for image in images]
+        inputs = {
+            "image": tf.make_tensor_proto(data, dtype=tf.string, shape=[len(data)]),
             "num_frames": tf.make_tensor_proto(num_frames, dtype=tf.int32),
             "seed": tf.make_tensor_proto(seed, dtype=tf.int64),
             "edges": tf.make_tensor_proto(edges, dtype=tf.string),
-        })
+        }
+        if not encoded:
+            return self.run(signature or "serving_default", inputs)
+        inputs["quality"] = tf.make_tensor_proto(quality, dtype=tf.int32)
+        out = self.run(signature or "encoded", inputs)
+        out["frames_jpeg"], out["first_frame_jpeg"] = out["frames"], out["first_frame"]
+        out["frames"] = _decode_jpegs(out["frames_jpeg"])
+        out["first_frame"] = _decode_jpegs(out["first_frame_jpeg"])
+        return out
 
     def animate_tensor(self, image, flow0, num_frames=6, signature="animate_tensor"):
         """Animates float32 ``image`` [B,H,W,3] in [0, 1] from backward flow ``flow0``
@@ -125,6 +143,12 @@ class SpiritNetClient:
     def __exit__(self, *exc):
         self.close()
         return False
+
+
+def _decode_jpegs(jpegs):
+    """uint8 [..., H, W, 3] of an object array [...] of JPEG bytes (all the same size)."""
+    flat = [tf.io.decode_jpeg(data, channels=3).numpy() for data in jpegs.reshape(-1)]
+    return np.stack(flat).reshape(jpegs.shape + flat[0].shape)
 
 
 def _read_bytes(image):

@@ -77,12 +77,17 @@ from tensorflow_serving.apis import (
 )
 
 from spiritnet_tf.limits import (  # the serving limits, re-exported
+    MAX_IMAGES_PER_REQUEST,
     MAX_MESSAGE_BYTES,
     MAX_PIXELS,
+    MAX_REQUEST_PIXELS,
     MAX_SERVING_FRAMES,
     MAX_WARMUP_RECORDS,
     MIN_SIDE,
+    STOP_GRACE_SECONDS,
+    TRIM_AFTER_PIXELS,
 )
+from spiritnet_tf.serving import DEFAULT_HOST, DEFAULT_PORT, MODEL_NAME
 from spiritnet_tf.io.images import ImageInputError, check_unit_range
 
 __all__ = [
@@ -102,13 +107,6 @@ __all__ = [
     "WARMUP_FILE",
 ]
 
-MODEL_NAME = "spiritnet"
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8500  # TF Serving's gRPC port
-MAX_REQUEST_PIXELS = 100_000_000  # decoded pixels of all the images of one request
-MAX_IMAGES_PER_REQUEST = 4  # images (batch size B) of one request
-TRIM_AFTER_PIXELS = 4_000_000  # requests at least this large give memory back after
-STOP_GRACE_SECONDS = 10.0  # how long calls in flight may run on after a stop
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 _DEFAULT_SIGNATURE = "serving_default"
 _GRPC_CODES = {code.value[0]: code for code in grpc.StatusCode}
