@@ -37,7 +37,13 @@ ops: $(STAMP)
 demo: ops
 	@$(PY) -m spiritnet_tf.cli animate examples/coffee.jpg -o demo/coffee.gif --overwrite $(if $(VERBOSE),--verbose)
 
-test: ops
+# System tools the tests use: exiftool reads the Live Photo files back (Debian's
+# libimage-exiftool-perl; installed when missing, which needs root and apt).
+test-tools:
+	@command -v exiftool >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libimage-exiftool-perl >/dev/null; }
+
+test: ops test-tools
 	SPIRITNET_REQUIRE_OPS=1 $(PY) -m pytest -q -rs
 
 # Every benchmark script rewrites its own section of docs/benchmarks.md; then
@@ -70,4 +76,4 @@ clean:
 	$(MAKE) -C custom_ops clean PYTHON=$(abspath $(PY)) || true
 	rm -rf $(VENV) build *.egg-info
 
-.PHONY: all venv ops demo test bench pictures motion-figures default-weights depth-eval clean
+.PHONY: all venv ops demo test test-tools bench pictures motion-figures default-weights depth-eval clean

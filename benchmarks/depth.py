@@ -1,9 +1,15 @@
-"""MegaDepth benchmark: parameter counts of both presets and CPU forward latency.
+"""MegaDepth benchmark: parameter counts, CPU forward latency and depth training throughput.
 
     python benchmarks/depth.py --markdown docs/benchmarks.md
 
-Latency is the median wall time of a compiled (tf.function) inference forward pass of
-one image, after one warm-up call.
+Rows: both MegaDepth presets, and the depth net the SpiritNet "small" preset really
+builds (its ``depth_width``), at the working size 256x448 (long side 448, the default of
+`spiritnet_tf.animate`). Latency is the median wall time of a compiled (tf.function)
+inference forward pass of one image, after one warm-up call. Training throughput: the
+depth pre-training stage (`spiritnet_tf.training.depth.pretrain_depth`, relative-depth
+loss, procedural cue scenes rendered on the fly, batch 8 at 64x96 as in
+configs/depth_pretrain_cues.py) timed for two step counts; the difference divided by
+the extra steps is one step's time without tracing and set-up.
 """
 
 import argparse
@@ -22,8 +28,8 @@ from report import machine_description, today, update_section  # noqa: E402
 from spiritnet_tf.depth import PRESETS, MegaDepth  # noqa: E402
 
 
-def measure(preset, height, width, repeats):
-    model = MegaDepth.from_preset(preset)
+def measure(preset, height, width, repeats, label=None, **options):
+    model = MegaDepth.from_preset(preset, **options)
     model.build((None, None, None, 3))
     trainable = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
     forward = tf.function(lambda x: model(x, training=False))
@@ -39,8 +45,8 @@ def measure(preset, height, width, repeats):
         forward(images).numpy()
         times.append(time.perf_counter() - start)
     return {
-        "preset": preset,
-        "width": PRESETS[preset]["width_multiplier"],
+        "preset": label or preset,
+        "width": options.get("width_multiplier", PRESETS[preset]["width_multiplier"]),
         "trainable": trainable,
         "total": model.count_params(),
         "gflop": flops / 1e9,
@@ -48,6 +54,26 @@ def measure(preset, height, width, repeats):
         "min_ms": 1000 * float(np.min(times)),
         "repeats": repeats,
     }
+
+
+def training_throughput(short=3, long=23, batch=8, height=64, width=96):
+    """Seconds per depth pre-training step and images per second (module docstring)."""
+    from spiritnet_tf.layers.cell import depth_net_for
+    from spiritnet_tf.model import SpiritNet
+    from spiritnet_tf.training.depth import DepthPretraining, pretrain_depth
+
+    config = SpiritNet.from_preset("small").config
+    elapsed = {}
+    for steps in (short, long):
+        net = depth_net_for(config)
+        options = DepthPretraining(steps=steps, batch_size=batch, count=64, height=height,
+                                   width=width, scenes="cues", loss="relative")
+        start = time.perf_counter()
+        pretrain_depth(net, options, progress=False)
+        elapsed[steps] = time.perf_counter() - start
+    per_step = (elapsed[long] - elapsed[short]) / (long - short)
+    return {"per_step_s": per_step, "images_per_s": batch / per_step, "batch": batch,
+            "height": height, "width": width, "depth_width": config.depth_width}
 
 
 def main():
@@ -58,7 +84,14 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
+    from spiritnet_tf.model import SpiritNet
+
+    depth_width = SpiritNet.from_preset("small").config.depth_width
     rows = [measure(p, args.height, args.width, args.repeats) for p in ("small", "paper")]
+    if depth_width is not None:
+        rows.insert(0, measure("small", args.height, args.width, args.repeats,
+                               label='SpiritNet "small" depth net', width_multiplier=depth_width))
+    train = training_throughput()
     load = os.getloadavg()[0]
     lines = [
         "## Depth (MegaDepth hourglass)",
@@ -78,6 +111,13 @@ def main():
             f"| {r['preset']} | {r['width']} | {r['trainable']:,} | {r['total']:,} | {r['gflop']:.1f} | "
             f"{r['median_ms']:.0f} ms ({r['min_ms']:.0f} ms) |"
         )
+    lines += [
+        "",
+        f"Depth training throughput (SpiritNet \"small\" depth net, width {train['depth_width']}): "
+        f"batch {train['batch']} at {train['height']}x{train['width']}, relative-depth loss, "
+        f"procedural cue scenes rendered on the fly: {train['per_step_s']:.2f} s per step, "
+        f"{train['images_per_s']:.1f} images/s.",
+    ]
     markdown = "\n".join(lines)
     print(markdown)
     if args.markdown:

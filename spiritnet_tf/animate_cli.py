@@ -16,7 +16,8 @@ import sys
 
 __all__ = ["add_parser"]
 
-FORMATS = {"gif": ".gif", "mp4": ".mp4", "webp": ".webp", "png": ""}
+FORMATS = {"gif": ".gif", "mp4": ".mp4", "webp": ".webp", "png": "",
+           "motion-photo": ".MP.jpg", "live-photo": ".jpg"}
 
 
 def add_parser(subparsers):
@@ -30,7 +31,9 @@ def add_parser(subparsers):
         "animate", help="turn photos into short animations",
         description="Animate each IMAGE and write the input followed by the generated frames "
                     "(N+1 frames with --loop none). With one photo, OUT is the animation: "
-                    ".gif, .mp4, .webp, or a folder of PNGs (no extension). With several "
+                    ".gif, .mp4, .webp, NAME.MP.jpg (an Android Motion Photo), NAME.jpg (an "
+                    "Apple Live Photo: NAME.jpg and NAME.mov sharing one identifier) or a "
+                    "folder of PNGs (no extension). With several "
                     "photos, a folder or a pattern, OUT is a folder that receives one "
                     "OUT/<image name>.<--format> per photo (a subfolder of PNGs for --format "
                     "png). Frames keep the photo's resolution: the model runs at "
@@ -43,7 +46,8 @@ def add_parser(subparsers):
                         f"{', '.join(PHOTO_EXTENSIONS)} files) or glob patterns such as "
                         "'photos/*.jpg'")
     p.add_argument("-o", "--output", required=True, metavar="OUT",
-                   help="animation (.gif, .mp4, .webp, folder of PNGs); a folder when IMAGE is "
+                   help="animation (.gif, .mp4, .webp, .MP.jpg Motion Photo, .jpg Live Photo, "
+                        "folder of PNGs); a folder when IMAGE is "
                         "several photos, a folder or a pattern")
     p.add_argument("--format", choices=sorted(FORMATS), default="gif",
                    help="output format when OUT is a folder for several images (default gif)")

@@ -279,7 +279,8 @@ class Animation:
 
     def save(self, path, *, fps=_writers.DEFAULT_FPS, overwrite=False, save_flows=False,
              save_depth=False, progress=False):
-        """Writes the animation (``.gif``, ``.mp4``, ``.webp`` or a folder of PNGs).
+        """Writes the animation (``.gif``, ``.mp4``, ``.webp``, a Motion Photo ``.MP.jpg``,
+        a Live Photo ``.jpg`` + ``.mov`` or a folder of PNGs; `spiritnet_tf.io.writers`).
 
         The frames are written in `frame_order` (T+1 frames with loop "none" or
         "seamless", 2T with "boomerang"), each computed just before it is written.
@@ -316,9 +317,8 @@ class Animation:
 def output_paths(path, *, save_flows=False, save_depth=False):
     """{"animation": path, ...side outputs} for `Animation.save` (see there)."""
     path = os.fspath(path)
-    fmt = _writers.output_format(path)  # ValueError for an unknown extension
+    extension = _writers.output_extension(path)  # ValueError for an unknown extension
     base = os.path.normpath(path)
-    extension = "" if fmt == "folder" else fmt
     if extension:
         base = base[: -len(extension)]
     paths = {"animation": path}

@@ -18,6 +18,7 @@ __all__ = [
     "MIN_INVERSE_DEPTH",
     "MAX_MESSAGE_BYTES",
     "MAX_WARMUP_RECORDS",
+    "MAX_JPEG_SIDE",
     "MAX_IMAGES_PER_REQUEST",
     "MAX_REQUEST_PIXELS",
     "TRIM_AFTER_PIXELS",
@@ -52,6 +53,10 @@ so decompression bombs are refused. A default: `load_image` and `animate` take
 MAX_REMAP_SIDE = 32767
 """`animate` refuses photos with a side of this many pixels or more: OpenCV's remap,
 which makes the full-resolution frames, needs both sides below SHRT_MAX."""
+
+MAX_JPEG_SIDE = 65535
+"""JPEG's largest side: Motion Photo and Live Photo outputs (`spiritnet_tf.io.phone`)
+refuse frames with a longer side before anything is encoded."""
 
 MAX_OUTPUT_SIDE = 1024
 """Default long side above which the SavedModel's ``serving_default`` shrinks its input

@@ -178,9 +178,10 @@ def client(server):
 @pytest.fixture(scope="module")
 def spiritnet_base(tiny_spiritnet, tmp_path_factory):
     """BASE/1: the real SavedModel export of a tiny random SpiritNet (working side 64,
-    so the 48x64 test images run at their own size), with its warm-up requests."""
+    so the 48x64 test images run at their own size; frames up to the default 1024 px),
+    with its warm-up requests."""
     base = tmp_path_factory.mktemp("spiritnet_models") / "spiritnet"
-    export_savedmodel(tiny_spiritnet, base / "1", working_side=64, max_output_side=64)
+    export_savedmodel(tiny_spiritnet, base / "1", working_side=64)
     return base
 
 
@@ -442,7 +443,7 @@ def test_oversized_message_gets_resource_exhausted_from_the_server(served, serve
 def test_an_oversized_response_gets_resource_exhausted_with_a_message(client):
     # 64 frames of 320x320: 64 * 320 * 320 * (3 + 8) bytes = 72 MB > 64 MB.
     with pytest.raises(ServingError) as info:
-        client.predict(_png(320, 320), num_frames=64)
+        client.predict(_png(320, 320), num_frames=64, encoded=False)
     assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "the response would be" in info.value.message and "fewer frames" in info.value.message
     only_frames = client.run("serving_default", _serving_inputs(_png(320, 320), num_frames=64),
@@ -584,3 +585,40 @@ def test_cli_serve_gives_memory_back_after_a_burst_and_drains_on_sigterm(model_b
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_stock_client_takes_the_encoded_answer_for_a_large_photo(spiritnet_server, tmp_path):
+    """A stock gRPC channel (default 4 MB receive limit, no options) gets the 'encoded'
+    answer of a 1024-px textured photo with 6 frames; serving_default's is too large
+    (with 2 frames already: 3 x 1024 x 768 x 3 bytes of frames plus the flows)."""
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    # 1024x768 and textured: the example photo mirrored 2x2, with fine noise (hard on JPEG).
+    example = np.asarray(Image.open(os.path.join(REPO, "examples", "coffee.jpg")).convert("RGB"))
+    row = np.concatenate([example, example[:, ::-1]], 1)
+    tiled = np.concatenate([row, row[::-1]], 0)[:768, :1024]
+    noise = np.random.default_rng(0).integers(-12, 13, tiled.shape)
+    photo = Image.fromarray(np.clip(tiled + noise, 0, 255).astype(np.uint8))
+    buffer = io.BytesIO()
+    photo.save(buffer, format="JPEG", quality=95)
+    with grpc.insecure_channel(f"127.0.0.1:{spiritnet_server.port}") as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+
+        def call(signature, **extra):
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name = "spiritnet"
+            request.model_spec.signature_name = signature
+            for key, value in {**_serving_inputs(buffer.getvalue(), num_frames=6, seed=0),
+                               **extra}.items():
+                request.inputs[key].CopyFrom(value)
+            return stub.Predict(request, timeout=300)
+
+        response = call("encoded", quality=tf.make_tensor_proto(90, dtype=tf.int32))
+        assert response.ByteSize() < 4 * 1024 * 1024
+        frames = tf.make_ndarray(response.outputs["frames"])
+        assert frames.shape == (1, 6)
+        decoded = tf.io.decode_jpeg(frames[0, 5]).numpy()
+        assert decoded.shape == (photo.height, photo.width, 3)
+        with pytest.raises(grpc.RpcError) as error:
+            call("serving_default", num_frames=tf.make_tensor_proto(2, dtype=tf.int32))
+        assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED

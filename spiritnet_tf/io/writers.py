@@ -41,10 +41,14 @@ import signal
 import tempfile
 import threading
 
+import uuid
+
 import cv2
 import imageio_ffmpeg
 import numpy as np
 from PIL import Image
+
+from spiritnet_tf.io import phone
 
 __all__ = [
     "SUPPORTED_OUTPUTS",
@@ -54,6 +58,8 @@ __all__ = [
     "write_image",
     "apply_loop",
     "output_format",
+    "output_extension",
+    "live_photo_video",
     "output_conflict",
     "check_output_parent",
     "default_mode",
@@ -64,7 +70,9 @@ __all__ = [
     "depth_to_rgb",
 ]
 
-SUPPORTED_OUTPUTS = (".gif", ".mp4", ".webp", "a folder of PNGs (no extension, or ending in /)")
+SUPPORTED_OUTPUTS = (".gif", ".mp4", ".webp", ".MP.jpg (Android Motion Photo)",
+                     ".jpg (Apple Live Photo: NAME.jpg + NAME.mov)",
+                     "a folder of PNGs (no extension, or ending in /)")
 LOOP_MODES = ("none", "boomerang", "seamless")
 DEFAULT_FPS = 8.0
 MAX_FPS = 1000.0  # frames per second accepted by the writers (GIF stores 1/100 s anyway)
@@ -91,26 +99,56 @@ _FFMPEG = {
     ".mp4": ("libx264", "yuv420p", ["-crf", "18", "-preset", "medium"]),
     ".webp": ("libwebp_anim", "yuv420p", ["-quality", "90", "-loop", "0"]),
 }
+# Phone formats (`spiritnet_tf.io.phone`): the video part's container suffix and encoder.
+_PHONE_VIDEO = {"motion-photo": ".mp4", "live-photo": ".mov"}
+_FFMPEG["motion-photo"] = _FFMPEG[".mp4"]
+_FFMPEG["live-photo"] = _FFMPEG[".mp4"]
 
 
 def output_format(path):
-    """``".gif"``, ``".mp4"``, ``".webp"`` or ``"folder"`` for an output path.
+    """``".gif"``, ``".mp4"``, ``".webp"``, ``"motion-photo"``, ``"live-photo"`` or
+    ``"folder"`` for an output path.
 
-    A path ending in a separator or without an extension is a folder of PNGs. Any
-    other extension raises ValueError listing the supported outputs.
+    ``NAME.MP.jpg`` (any case) is an Android Motion Photo, any other ``.jpg``/``.jpeg``
+    an Apple Live Photo (that JPEG plus `live_photo_video` beside it). A path ending in a
+    separator or without an extension is a folder of PNGs. Any other extension raises
+    ValueError listing the supported outputs.
     """
     path = os.fspath(path)
     if path.endswith(("/", os.sep)):
         return "folder"
-    extension = os.path.splitext(os.path.basename(path))[1].lower()
+    name = os.path.basename(path).lower()
+    extension = os.path.splitext(name)[1]
     if extension == "":
         return "folder"
     if extension in _FFMPEG:
         return extension
+    if extension in (".jpg", ".jpeg"):
+        return "motion-photo" if name.endswith((".mp.jpg", ".mp.jpeg")) else "live-photo"
     raise ValueError(
         f"{path}: unknown output extension {extension!r}; supported: "
         + ", ".join(SUPPORTED_OUTPUTS)
     )
+
+
+def output_extension(path):
+    """The part of ``path``'s name `output_format` reads (".gif", ".MP.jpg", ...; "" for a
+    folder): side outputs (`spiritnet_tf.animation.output_paths`) keep it."""
+    fmt = output_format(path)
+    if fmt == "folder":
+        return ""
+    name = os.path.basename(os.path.normpath(os.fspath(path)))
+    length = len(fmt) if fmt.startswith(".") else len(os.path.splitext(name)[1])
+    if fmt == "motion-photo":
+        length += 3  # ".MP"
+    return name[-length:]
+
+
+def live_photo_video(path):
+    """The MOV written beside a Live Photo's JPEG ``path``: same name, ``.MOV`` when the
+    JPEG's extension is upper case, else ``.mov``."""
+    base, extension = os.path.splitext(os.path.normpath(os.fspath(path)))
+    return base + (".MOV" if extension.isupper() else ".mov")
 
 
 def to_uint8(frame, name="frame"):
@@ -292,7 +330,10 @@ class AnimationWriter:
     frames must have the size of the first.
 
     Args:
-      path: ``*.gif``, ``*.mp4``, ``*.webp``, or a folder (no extension, or ending in
+      path: ``*.gif``, ``*.mp4``, ``*.webp``, ``*.MP.jpg`` (a Motion Photo: the first
+        frame as the still, every frame in the appended MP4), ``*.jpg`` (a Live Photo:
+        the first frame as this JPEG, every frame in `live_photo_video` beside it, one
+        UUID in both; `spiritnet_tf.io.phone`), or a folder (no extension, or ending in
         ``/``), which receives ``frame_0000.png``, ``frame_0001.png``, ...
       fps: frames per second (GIF stores delays in 1/100 s, so it rounds).
       overwrite: replace an existing file; for a folder, allow one that already holds
@@ -317,23 +358,29 @@ class AnimationWriter:
         self._temp = None
         self._encoder = None
         self._size = None
+        self._still = None  # first frame of a phone format
+        self.targets = [self._target]
+        if self.format == "live-photo":
+            self.targets.append(live_photo_video(self._target))
         self._check_target()
 
     def _check_target(self):
         folder = self.format == "folder"
-        conflict = output_conflict(self._target, folder=folder)
-        if conflict is not None and not self.overwrite:
-            raise FileExistsError(
-                f"{self.path} {conflict}; pass overwrite=True (--overwrite) to replace "
-                + ("them" if folder else "it")
-            )
+        for target in self.targets:
+            conflict = output_conflict(target, folder=folder)
+            if conflict is not None and not self.overwrite:
+                raise FileExistsError(
+                    f"{target} {conflict}; pass overwrite=True (--overwrite) to replace "
+                    + ("them" if folder else "it")
+                )
         check_output_parent(self._target)
 
     def __enter__(self):
         if self.format == "folder":
             self._temp = temp_folder_beside(self._target)
         else:
-            self._temp = temp_file_beside(self._target, suffix=self.format)
+            self._temp = temp_file_beside(
+                self._target, suffix=_PHONE_VIDEO.get(self.format, self.format))
         return self
 
     def append(self, frame):
@@ -342,6 +389,9 @@ class AnimationWriter:
             raise RuntimeError("AnimationWriter must be used as a context manager (with ...)")
         frame = to_uint8(frame, name=f"frame {self.frames_written}")
         if self._size is None:
+            if self.format in _PHONE_VIDEO:
+                phone.check_jpeg_size(*frame.shape[:2], self.path)
+                self._still = frame
             self._size = frame.shape[:2]
             self._start()
         elif frame.shape[:2] != self._size:
@@ -353,7 +403,7 @@ class AnimationWriter:
             name = os.path.join(self._temp, FRAME_NAME.format(self.frames_written))
             Image.fromarray(frame).save(name, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
         else:
-            if self.format == ".mp4":
+            if self._codec_needs_even_sides():
                 frame = _pad_to_even(frame)
             self._encoder.send(frame)
         self.frames_written += 1
@@ -362,8 +412,13 @@ class AnimationWriter:
         if self.format == "folder":
             return
         codec, pix_fmt, extra = _FFMPEG[self.format]
+        extra = list(extra)
+        if self.format == "live-photo":
+            self.content_identifier = str(uuid.uuid4()).upper()
+            extra += ["-movflags", "use_metadata_tags",
+                      "-metadata", f"{phone.LIVE_PHOTO_KEY}={self.content_identifier}"]
         height, width = self._size
-        if self.format == ".mp4":
+        if self._codec_needs_even_sides():
             height, width = height + height % 2, width + width % 2
         self._encoder = imageio_ffmpeg.write_frames(
             self._temp,
@@ -374,9 +429,12 @@ class AnimationWriter:
             quality=None,
             macro_block_size=1,
             ffmpeg_log_level="error",
-            output_params=list(extra),
+            output_params=extra,
         )
         self._encoder.send(None)  # start ffmpeg
+
+    def _codec_needs_even_sides(self):
+        return _FFMPEG[self.format][1] == "yuv420p" and self.format != ".webp"
 
     def __exit__(self, exc_type, exc, tb):
         try:
@@ -406,6 +464,23 @@ class AnimationWriter:
         else:
             if os.path.getsize(self._temp) == 0:
                 raise OSError(f"{self.path}: the encoder produced an empty file")
+            if self.format == "motion-photo":
+                with open(self._temp, "rb") as f:
+                    data = phone.motion_photo(self._still, f.read())
+                with open(self._temp, "wb") as f:  # the temporary file: its mode is kept
+                    f.write(data)
+            elif self.format == "live-photo":
+                still = temp_file_beside(self._target, suffix=".jpg")
+                try:
+                    with open(still, "wb") as f:
+                        f.write(phone.live_photo_jpeg(self._still, self.content_identifier))
+                    self._check_target()
+                    os.replace(self._temp, self.targets[1])
+                    os.replace(still, target)
+                finally:
+                    if os.path.lexists(still):
+                        os.remove(still)
+                return
             self._check_target()
             os.replace(self._temp, target)
 
