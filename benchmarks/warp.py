@@ -10,12 +10,20 @@ bandwidth of a large NumPy copy measured in the same run:
   backward  reads grad_output, image, flow, kernel; writes grad image, flow, kernel
 (`bytes_moved` counts these floats; intermediate traffic is not counted).
 
-    python benchmarks/warp.py [--markdown docs/benchmarks.md] [--repeats N]
+    python benchmarks/warp.py [--markdown docs/benchmarks.md] [--repeats N] [--baseline DIR]
+
+``--baseline DIR`` also times another build of the op (a folder holding its
+``_adaptive_warp_ops.so``, e.g. built from the commit before a kernel change), in a
+subprocess of the same run (two builds of one op cannot share a process), and adds its
+times beside the current build's.
 """
 
 import argparse
+import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -92,8 +100,29 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--markdown", help="update the `warp` section of this Markdown file")
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="folder with another build of _adaptive_warp_ops.so to time beside")
+    parser.add_argument("--baseline-label", help="how the table names the baseline build")
+    parser.add_argument("--library", metavar="DIR", help=argparse.SUPPRESS)  # baseline runs
+    parser.add_argument("--json", metavar="OUT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
+    baseline = {}
+    if args.baseline:
+        with tempfile.TemporaryDirectory() as folder:
+            out = os.path.join(folder, "baseline.json")
+            subprocess.run([sys.executable, os.path.abspath(__file__), "--library",
+                            os.path.abspath(args.baseline), "--json", out, "--repeats",
+                            str(args.repeats)], check=True)
+            with open(out) as f:
+                baseline = {(r[0], r[1]): r[2] for r in json.load(f)}
+    if args.library:
+        from spiritnet_tf.ops import warp as warp_module
+
+        library_path = os.path.join(args.library, warp_module._CPU_LIBRARY)
+        if not os.path.exists(library_path):
+            sys.exit(f"{library_path} does not exist")
+        warp_module._library_path = lambda: library_path
     library = ops.load_library()
     if library is None:
         sys.exit("compiled op missing: run `make ops` first")
@@ -124,6 +153,10 @@ def main(argv=None):
                 flush=True,
             )
 
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f)
+        return
     lines = [
         "## Adaptive warp (`benchmarks/warp.py`)",
         "",
@@ -136,14 +169,21 @@ def main(argv=None):
         f"Load average when it finished: {os.getloadavg()[0]:.1f} (above 2 means other "
         "work shared the cores: wall times then overstate, CPU-time ratios hold better).",
         "",
-        "| C | pass | compiled (ms) | composite (ms) | composite / compiled (wall) | (CPU time) | compiled / bandwidth bound |",
-        "|---|------|---------------|----------------|-----------------------------|------------|----------------------------|",
+        "| C | pass | compiled (ms) | composite (ms) | composite / compiled (wall) | (CPU time) | compiled / bandwidth bound |"
+        + (" baseline build (ms) | baseline / compiled |" if baseline else ""),
+        "|---|------|---------------|----------------|-----------------------------|------------|----------------------------|"
+        + ("---|---|" if baseline else ""),
     ]
     for channels, what, compiled, composite, speedup, cpu_speedup, ratio in rows:
-        lines.append(
-            f"| {channels} | {what} | {compiled * 1e3:.1f} | {composite * 1e3:.1f} | "
-            f"{speedup:.1f}x | {cpu_speedup:.1f}x | {ratio:.1f}x |"
-        )
+        line = (f"| {channels} | {what} | {compiled * 1e3:.1f} | {composite * 1e3:.1f} | "
+                f"{speedup:.1f}x | {cpu_speedup:.1f}x | {ratio:.1f}x |")
+        if baseline:
+            before = baseline[channels, what]
+            line += f" {before * 1e3:.1f} | {before / compiled:.2f}x |"
+        lines.append(line)
+    if baseline:
+        lines += ["", f"Baseline build: {args.baseline_label or args.baseline}, timed in a "
+                      "subprocess of the same run just before the current build."]
     lines += [
         "",
         "Targets: compiled forward+backward at least 5x faster than composite on 2 CPU "

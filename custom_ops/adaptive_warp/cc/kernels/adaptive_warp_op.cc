@@ -176,10 +176,8 @@ AW_CPU_CLONES void FusedGradUnit(const Args<T>& a, int64_t b, T* grad_image, T* 
   for (int64_t self = 0; self < hw; ++self) {
     const int64_t p = b * hw + self;
     WindowOf(a, p, self, &win);
-    const T* k = a.kernel + kTaps * p;
-    const T* g = a.grad_out + p * C;
-    FlowKernelGradPixel<T>(win, image, k, g, C, grad_flow + 2 * p, grad_kernel + kTaps * p);
-    ImageGradPixel<T>(win, k, g, self, C, 0, C, g_image, PlainAdd());
+    FusedGradPixel<T>(win, image, a.kernel + kTaps * p, a.grad_out + p * C, self, C, g_image,
+                      grad_flow + 2 * p, grad_kernel + kTaps * p);
   }
 }
 
@@ -207,7 +205,10 @@ void BackwardCpu(OpKernelContext* ctx, const Args<T>& a, T* grad_image, T* grad_
   int block = std::max(1, (C + blocks - 1) / blocks);
   if (block > kLanes) block = (block + kLanes - 1) / kLanes * kLanes;  // whole vectors
   blocks = std::max(1, (C + block - 1) / block);
-  if (blocks == 1) {  // one pass: each unit is a whole batch item
+  // One fused pass per batch item (each tap's rows read once for all three gradients)
+  // when one block covers the channels, or when the batch items share out evenly
+  // over the threads.
+  if (blocks == 1 || a.d.batch % threads == 0 || a.d.batch >= 4 * threads) {
     pool->ParallelFor(a.d.batch, hw * kCostPerPixel * std::max(C, 1),
                       [&](int64_t begin, int64_t end) {
                         for (int64_t b = begin; b < end; ++b) {

@@ -114,7 +114,8 @@ AW_HOST_DEVICE void ForwardPixel(const Window<T>& win, const T* AW_RESTRICT imag
 #if !defined(__CUDA_ARCH__)
   if (channels >= kLanes) {
     // Host, many channels: 16 axpy sweeps; out stays in L1 and each sweep is a
-    // plain loop the compiler vectorises.
+    // plain loop the compiler vectorises. (Accumulating a vector of channels over the
+    // 16 taps in registers instead was measured 25 % slower.)
     for (int c = 0; c < channels; ++c) out[c] = weight[0] * src[0][c];
     for (int t = 1; t < kTaps; ++t) {
       const T w = weight[t];
@@ -180,6 +181,72 @@ AW_HOST_DEVICE void FlowKernelGradPixel(const Window<T>& win, const T* AW_RESTRI
   grad_flow[0] = gx;
   grad_flow[1] = gy;
 }
+
+// Host only: sum_c g[c] * s[c] (the same partial sums and order as `Dot`) and, in the
+// same sweep over the channels, d[c] += w * g[c]. One read of g and s serves both the
+// flow/kernel gradient and the image-gradient scatter of a tap.
+#if !defined(__CUDACC__)
+template <typename T>
+inline T DotAxpy(const T* AW_RESTRICT g, const T* AW_RESTRICT s, T* AW_RESTRICT d, T w,
+                 int n) {
+  if (n < kLanes) {
+    T sum = T(0);
+    for (int c = 0; c < n; ++c) {
+      sum += g[c] * s[c];
+      d[c] += w * g[c];
+    }
+    return sum;
+  }
+  T part[kLanes];
+  for (int u = 0; u < kLanes; ++u) part[u] = T(0);
+  int c = 0;
+  for (; c + kLanes <= n; c += kLanes) {
+    for (int u = 0; u < kLanes; ++u) {
+      part[u] += g[c + u] * s[c + u];
+      d[c + u] += w * g[c + u];
+    }
+  }
+  T sum = T(0);
+  for (int u = 0; u < kLanes; ++u) sum += part[u];
+  for (; c < n; ++c) {
+    sum += g[c] * s[c];
+    d[c] += w * g[c];
+  }
+  return sum;
+}
+
+// Host only: all three gradients of one pixel in one sweep per tap; the same results,
+// bit for bit, as `FlowKernelGradPixel` followed by `ImageGradPixel` over every channel
+// (same sums in the same order). ``grad_image`` is this pixel's batch item, owned by
+// the caller's thread. The image and grad_image rows of a tap never alias.
+template <typename T>
+inline void FusedGradPixel(const Window<T>& win, const T* AW_RESTRICT image,
+                           const T* AW_RESTRICT k, const T* AW_RESTRICT grad_out,
+                           int64_t self, int channels, T* AW_RESTRICT grad_image,
+                           T* AW_RESTRICT grad_flow, T* AW_RESTRICT grad_kernel) {
+  if (win.copy) {
+    grad_flow[0] = grad_flow[1] = T(0);
+    for (int t = 0; t < kTaps; ++t) grad_kernel[t] = T(0);
+    T* dst = grad_image + self * channels;
+    for (int c = 0; c < channels; ++c) dst[c] += grad_out[c];
+    return;
+  }
+  T gx = T(0), gy = T(0);
+  for (int i = 0; i < 4; ++i) {
+    for (int j = 0; j < 4; ++j) {
+      const int t = 4 * i + j;
+      const int64_t offset = (win.row_offset[i] + win.col[j]) * channels;
+      const T w = k[t] * win.wy[i] * win.wx[j];
+      const T dot = DotAxpy(grad_out, image + offset, grad_image + offset, w, channels);
+      gx += k[t] * win.wy[i] * static_cast<T>(TapSign(j)) * dot;
+      gy += k[t] * static_cast<T>(TapSign(i)) * win.wx[j] * dot;
+      grad_kernel[t] = win.wy[i] * win.wx[j] * dot;
+    }
+  }
+  grad_flow[0] = gx;
+  grad_flow[1] = gy;
+}
+#endif
 
 // Non-atomic accumulation, for callers where each thread owns what it writes.
 struct PlainAdd {
