@@ -28,25 +28,13 @@ DEFAULT_MAX_ZOOM = 1.15
 
 
 def bundled_overrides():
-    """`SpiritNetConfig` fields the bundled weights were gated with (their ``MANIFEST.json``):
-    ``resample_from`` (the mode their evaluation chose), ``depth_mapping`` (how their depth
-    output becomes z: "max" when the manifest predates the field, as those weights were
-    trained and gated with it) and ``dafr`` (the DAFR rule their gate measured), so that
-    a change of the defaults never changes their animations. With no manifest installed,
-    only ``depth_mapping`` ("max")."""
-    import json
+    """The configuration the bundled weights were gated with (their ``MANIFEST.json``):
+    `spiritnet_tf.io.weights.bundled_overrides`, the owner of every loading rule (this name
+    is kept for existing callers)."""
+    from spiritnet_tf.io.weights import bundled_overrides as owner
 
-    manifest = {}
-    if os.path.isfile(DEFAULT_MANIFEST):
-        with open(DEFAULT_MANIFEST) as f:
-            manifest = json.load(f)
-    mapping = manifest.get("depth_mapping", "max")
-    overrides = {"depth_mapping": mapping if mapping in DEPTH_MAPPINGS else "max"}
-    if manifest.get("resample_from") in RESAMPLE_MODES:
-        overrides["resample_from"] = manifest["resample_from"]
-    if isinstance(manifest.get("dafr"), dict):
-        overrides["dafr"] = dict(manifest["dafr"])
-    return overrides
+    return owner()
+
 
 def check_edges(edges, max_zoom=DEFAULT_MAX_ZOOM):
     """Validates ``edges`` and ``max_zoom`` (see `spiritnet_tf.fullres`); returns them, max_zoom

@@ -4,6 +4,7 @@ from spiritnet_tf.evaluation.baselines import BASELINES, constant_velocity, copy
 from spiritnet_tf.evaluation.evaluate import (
     EvaluationResult,
     evaluate,
+    json_dict,
     markdown_table,
     quality_gate,
     write_json,
@@ -30,6 +31,7 @@ __all__ = [
     "oracle",
     "EvaluationResult",
     "evaluate",
+    "json_dict",
     "markdown_table",
     "quality_gate",
     "write_json",
