@@ -71,23 +71,28 @@ class ConfigError(ValueError):
     """A bad configuration value (or a bad experiment file): the message names where
     (a config class or a file's key), the field and the values it allows.
 
+    ``where`` is the message's leading location when it has one (`at` replaces it);
     ``field``, ``allowed`` and ``value`` are set for a single field's bad value."""
 
-    def __init__(self, message, *, field=None, allowed=None, value=None):
+    def __init__(self, message, *, where=None, field=None, allowed=None, value=None):
         super().__init__(message)
-        self.field, self.allowed, self.value = field, allowed, value
+        self.where, self.field, self.allowed, self.value = where, field, allowed, value
 
     @classmethod
     def bad_value(cls, where, field, allowed, value):
         """``<where>.<field> must be <allowed>, got <value>``."""
-        return cls(f"{where}.{field} must be {allowed}, got {value!r}", field=field,
+        return cls(f"{where}.{field} must be {allowed}, got {value!r}", where=where, field=field,
                    allowed=allowed, value=value)
 
     def at(self, where):
         """The same error located at ``where`` (e.g. ``exp.json.model``) instead of the class."""
-        if self.field is None:
-            return type(self)(f"{where}: {self}")
-        return self.bad_value(where, self.field, self.allowed, self.value)
+        message = str(self)
+        if self.where is not None and message.startswith(self.where):
+            message = where + message[len(self.where):]
+        else:
+            message = f"{where}: {message}"
+        return type(self)(message, where=where, field=self.field, allowed=self.allowed,
+                          value=self.value)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -85,5 +85,9 @@ def test_rules_refuse_wrong_types_and_check_across_fields():
         SourceConfig("videos")
     with pytest.raises(ConfigError, match=r"TrainConfig\.validation_steps: needs validation_data"):
         TrainConfig(train_data=[{}], validation_steps=1)
+    with pytest.raises(ConfigError, match=r"^exp\.json\.validation_steps: needs validation_data$"):
+        build_config(TrainConfig, "exp.json", train_data=[{}], validation_steps=1)
+    with pytest.raises(ConfigError, match=r"^--data: a 'vimeo' source needs 'data_dir'$"):
+        build_config(SourceConfig, "--data", "vimeo")
     with pytest.raises(ConfigError, match=r"LossConfig\.style_layers must be \(VGG-19 layer name"):
         LossConfig(style_layers=(("block1_conv1", "heavy"),))

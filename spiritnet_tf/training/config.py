@@ -1,8 +1,9 @@
 """Experiment files of ``spiritnet train``: one JSON (or TOML) file per experiment.
 
 A file holds one `TrainConfig`; every key is checked (unknown keys and wrong types
-are errors naming the key and the file; values by the config classes' own rules,
-`spiritnet_tf.config.CheckedConfig`, the package's one validation mechanism). Example (``configs/small_synthetic.json``)::
+are errors naming the key and the file; values are checked by the config classes' own
+rules, `spiritnet_tf.config.CheckedConfig`, the package's one validation mechanism).
+Example (``configs/small_synthetic.json``)::
 
     {
       "name": "small_synthetic",
@@ -29,18 +30,18 @@ import os
 import typing
 
 from spiritnet_tf.config import (
+    RESAMPLE_MODES,
     CheckedConfig,
     ConfigError,
     LossConfig,
     SpiritNetConfig,
     at_least,
-    build_config,
     between,
+    build_config,
     one_of,
     optional,
     rule,
 )
-from spiritnet_tf.config import RESAMPLE_MODES
 from spiritnet_tf.limits import MAX_TRAINING_FRAMES, MIN_SIDE
 
 __all__ = ["ConfigError", "SourceConfig", "EvaluationConfig", "TrainConfig", "load_config",
@@ -99,7 +100,8 @@ class SourceConfig(CheckedConfig):
         super().validate(where)
         key = self.NEEDS[self.type]
         if getattr(self, key) is None:
-            raise ConfigError(f"{where or type(self).__name__}: a {self.type!r} source needs {key!r}")
+            where = where or type(self).__name__
+            raise ConfigError(f"{where}: a {self.type!r} source needs {key!r}", where=where)
         return self
 
 
@@ -204,11 +206,13 @@ class TrainConfig(CheckedConfig):
         super().validate(where)
         where = where or type(self).__name__
         if self.validation_steps and not self.validation_data:
-            raise ConfigError(f"{where}.validation_steps: needs validation_data")
+            raise ConfigError(f"{where}.validation_steps: needs validation_data", where=where)
         if self.evaluation is not None and not self.validation_data:
-            raise ConfigError(f"{where}.evaluation: needs validation_data to evaluate on")
+            raise ConfigError(f"{where}.evaluation: needs validation_data to evaluate on",
+                              where=where)
         if self.depth_weights is not None and self.depth_pretraining is not None:
-            raise ConfigError(f"{where}: give depth_weights or depth_pretraining, not both")
+            raise ConfigError(f"{where}: give depth_weights or depth_pretraining, not both",
+                              where=where)
         return self
 
     def to_dict(self):
