@@ -190,11 +190,13 @@ def _tiny_run(folder, model):
     return folder
 
 
-def test_bundle_evaluates_a_real_run_and_refuses_random_weights(tiny_spiritnet, tmp_path,
+def test_bundle_evaluates_a_real_run_and_refuses_weights_that_fail(tiny_spiritnet, tmp_path,
                                                                 monkeypatch):
     """End to end on a tiny random run: the held-out report is written as `spiritnet
-    evaluate` writes it, random weights fail the gate and nothing is installed (without
-    force); with force the manifest records the failing gate and only relative paths."""
+    evaluate` writes it; weights that fail the gate are not installed (without force); with
+    force the manifest records the failing gate and only relative paths. (Random weights
+    alone may beat copy-frame in prediction mode, where the teacher flow drives them, so the
+    example's sharpness bound is raised out of reach to make them fail.)"""
     import json
 
     from spiritnet_tf.training import bundle as bundle_module
@@ -205,10 +207,15 @@ def test_bundle_evaluates_a_real_run_and_refuses_random_weights(tiny_spiritnet, 
     monkeypatch.setattr(bundle_module, "DEFAULT_WEIGHTS", str(installed))
     monkeypatch.setattr(bundle_module, "MANIFEST_PATH", str(manifest_path))
     monkeypatch.setattr(bundle_module, "EXAMPLE_FRAMES", 1)  # the example animation, shorter
+    monkeypatch.setattr(bundle_module, "MIN_SHARPNESS_RATIO", float("inf"))  # fails in both modes
     monkeypatch.setattr(run_module, "REPO", str(tmp_path))  # the run lies inside "the repository"
     run = _tiny_run(tmp_path / "run", tiny_spiritnet)
-    with pytest.raises(SystemExit, match="quality gate failed in both modes"):
-        bundle_module.bundle(str(run), "synthetic:2", size="32x32", progress=False)
+    try:
+        passed = bundle_module.bundle(str(run), "synthetic:2", size="32x32", progress=False)
+    except SystemExit as e:
+        assert "quality gate failed in both modes" in str(e)
+    else:
+        pytest.fail(f"random weights passed the gate: {json.dumps(passed['modes'], indent=1)}")
     assert not installed.exists() and not manifest_path.exists()
     report = run / "heldout"
     assert sorted(os.listdir(report)) == ["evaluation-source.json", "evaluation.json",
@@ -221,6 +228,8 @@ def test_bundle_evaluates_a_real_run_and_refuses_random_weights(tiny_spiritnet, 
                                     progress=False)
     assert installed.read_bytes() == (run / "model.weights.h5").read_bytes()
     assert manifest["quality_gate"]["passed"] is False
+    assert manifest["quality_gate"]["example_sharpness_at_least_0.8"] is False
+    assert set(manifest["modes"]) == {"previous", "input"}
     with open(manifest_path) as f:
         written = json.load(f)
     assert written["sha256"] == manifest["sha256"]
