@@ -201,7 +201,7 @@ def _check_outputs(outputs, args):
 def _check_options(args):
     """Checks --mask, --depth / --inverse-depth and --weights; ValueError/OSError naming them."""
     from spiritnet_tf.io.images import ImageInputError, load_depth_map, load_mask
-    from spiritnet_tf.io.weights import check_weights_file
+    from spiritnet_tf.io.weights import weights_path
 
     checks = (("--mask", args.mask, load_mask, {}),
               ("--depth", args.depth, load_depth_map, {"kind": "depth"}),
@@ -214,7 +214,7 @@ def _check_options(args):
                 raise ValueError(f"{option} {e}") from None
     if args.weights is not None:
         try:
-            check_weights_file(args.weights)
+            weights_path(args.weights)  # the loader's own rule, before the model loads
         except (ValueError, OSError) as e:
             raise ValueError(f"--weights {e}") from None
 

@@ -33,7 +33,6 @@ larger than the others). ``.frames`` of a seamless animation hold these cross-fa
 frames; ``.flows`` stay the model's.
 """
 
-import functools
 import numbers
 import os
 
@@ -42,15 +41,15 @@ import numpy as np
 
 from spiritnet_tf.config import DEFAULT_EDGES, DEFAULT_MAX_ZOOM, DEFAULT_WEIGHTS, check_edges
 from spiritnet_tf.io import images as _images
+from spiritnet_tf.io import weights as _weights
 from spiritnet_tf.io import writers as _writers
 from spiritnet_tf.limits import MAX_ANIMATION_FRAMES as MAX_FRAMES  # public name kept
 from spiritnet_tf.limits import MAX_PIXELS, MAX_REMAP_SIDE, MIN_SIDE
-from spiritnet_tf.io.weights import check_weights_file
 
 __all__ = ["animate", "Animation", "load_model", "DEFAULT_WEIGHTS", "MAX_FRAMES", "check_outputs"]
 
 DEFAULT_WORKING_SIDE = 448
-DEFAULT_PRESET = "small"
+DEFAULT_PRESET = _weights.DEFAULT_PRESET
 
 
 # ----------------------------------------------------------------------------- weights
@@ -62,65 +61,23 @@ def load_model(weights=None, *, preset=DEFAULT_PRESET, resample_from=None):
     Args:
       weights: None for the bundled default weights
         (``spiritnet_tf/weights/spiritnet_small.weights.h5``); a path to a ``.keras``
-        model file (loaded with ``safe_mode=True``) or to a ``.weights.h5`` file saved
-        from a ``preset`` model (``SpiritNet.from_preset(preset).save_weights(...)``); or
-        a `spiritnet_tf.model.SpiritNet` instance, used as it is.
+        model file (loaded with ``safe_mode=True``), to a ``.weights.h5`` file saved
+        from a ``preset`` model (``SpiritNet.from_preset(preset).save_weights(...)``) or
+        to a run directory (its ``model.keras``); or a `spiritnet_tf.model.SpiritNet`
+        instance, used as it is.
       preset: the preset whose architecture a ``.weights.h5`` file fits.
       resample_from: None (keep the model's) or ``"previous"`` / ``"input"``
         (docs/design.md §3.9); a different mode gives a copy with the same weights.
 
-    Loaded files are cached (by path, size and modification time), so animating many
-    photos in one process loads the weights once.
+    The rules (and the cache: a file is loaded once per process) are
+    `spiritnet_tf.io.weights.load_model`'s, the owner of every loading rule.
 
     Raises:
       FileNotFoundError when the file (or the bundled default) is missing; ValueError
       for an unknown file type, a file that is not SpiritNet weights
       (`spiritnet_tf.io.WeightsFileError`) or weights that do not fit the preset.
     """
-    from spiritnet_tf.model import SpiritNet
-
-    if isinstance(weights, SpiritNet):
-        return _with_resample(weights, resample_from)
-    if weights is None:
-        path = DEFAULT_WEIGHTS
-        if not os.path.isfile(path):
-            raise FileNotFoundError(
-                f"the bundled default weights ({path}) are not in this installation "
-                "(`make default-weights` trains them). Pass your own with "
-                "weights=PATH (command line: --weights PATH), a .keras model or a "
-                ".weights.h5 file of the 'small' preset (see `spiritnet train`)"
-            )
-    else:
-        path = os.fspath(weights)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path}: no such weights file")
-    check_weights_file(path)  # a corrupt or foreign file: "not a SpiritNet weights file (...)"
-    stat = os.stat(path)
-    return _load_cached(os.path.realpath(path), stat.st_size, stat.st_mtime_ns, preset, resample_from)
-
-
-@functools.lru_cache(maxsize=2)
-def _load_cached(path, size, mtime_ns, preset, resample_from):
-    import keras
-
-    from spiritnet_tf.model import SpiritNet
-
-    try:
-        if path.endswith(".keras"):
-            model = keras.saving.load_model(path, safe_mode=True)
-            if not isinstance(model, SpiritNet):
-                raise ValueError(f"it holds a {type(model).__name__}, not a SpiritNet")
-            return _with_resample(model, resample_from)
-        overrides = {} if resample_from is None else {"resample_from": resample_from}
-        return SpiritNet.from_preset(preset, weights=path, **overrides)  # bundled: their manifest applies
-    except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"{path}: cannot load SpiritNet weights (preset {preset!r}): {e}") from None
-
-
-def _with_resample(model, resample_from):
-    if resample_from is None or resample_from == model.config.resample_from:
-        return model
-    return model.with_config(resample_from=resample_from)
+    return _weights.load_model(weights, preset=preset, resample_from=resample_from)
 
 
 # ----------------------------------------------------------------------------- warping

@@ -8,7 +8,8 @@ an experiment is a plain dict (and a file) you can diff. Presets live in
 import dataclasses
 import os
 
-__all__ = ["SpiritNetConfig", "LossConfig", "RESAMPLE_MODES", "DEPTH_MAPPINGS", "STYLE_LAYERS",
+__all__ = ["ConfigError", "CheckedConfig", "Rule", "one_of", "at_least", "above", "between",
+           "optional", "rule", "ordered_pair", "build_config", "SpiritNetConfig", "LossConfig", "RESAMPLE_MODES", "DEPTH_MAPPINGS", "STYLE_LAYERS",
            "DEFAULT_WEIGHTS", "DEFAULT_MANIFEST", "bundled_overrides", "EDGES", "DEFAULT_EDGES",
            "DEFAULT_MAX_ZOOM", "check_edges"]
 
@@ -28,25 +29,13 @@ DEFAULT_MAX_ZOOM = 1.15
 
 
 def bundled_overrides():
-    """`SpiritNetConfig` fields the bundled weights were gated with (their ``MANIFEST.json``):
-    ``resample_from`` (the mode their evaluation chose), ``depth_mapping`` (how their depth
-    output becomes z: "max" when the manifest predates the field, as those weights were
-    trained and gated with it) and ``dafr`` (the DAFR rule their gate measured), so that
-    a change of the defaults never changes their animations. With no manifest installed,
-    only ``depth_mapping`` ("max")."""
-    import json
+    """The configuration the bundled weights were gated with (their ``MANIFEST.json``):
+    `spiritnet_tf.io.weights.bundled_overrides`, the owner of every loading rule (this name
+    is kept for existing callers)."""
+    from spiritnet_tf.io.weights import bundled_overrides as owner
 
-    manifest = {}
-    if os.path.isfile(DEFAULT_MANIFEST):
-        with open(DEFAULT_MANIFEST) as f:
-            manifest = json.load(f)
-    mapping = manifest.get("depth_mapping", "max")
-    overrides = {"depth_mapping": mapping if mapping in DEPTH_MAPPINGS else "max"}
-    if manifest.get("resample_from") in RESAMPLE_MODES:
-        overrides["resample_from"] = manifest["resample_from"]
-    if isinstance(manifest.get("dafr"), dict):
-        overrides["dafr"] = dict(manifest["dafr"])
-    return overrides
+    return owner()
+
 
 def check_edges(edges, max_zoom=DEFAULT_MAX_ZOOM):
     """Validates ``edges`` and ``max_zoom`` (see `spiritnet_tf.fullres`); returns them, max_zoom
@@ -70,7 +59,138 @@ STYLE_LAYERS = (
 )
 
 
-class DictConfig:
+# ----------------------------------------------------------------------------- validation
+# One mechanism for every config dataclass of the package (SpiritNetConfig, LossConfig,
+# DAFRConfig, the training and data configs): a class lists ``RULES`` {field: `Rule`} and
+# derives from `CheckedConfig`, whose ``__post_init__`` calls ``validate``; a bad value raises
+# `ConfigError` naming the class (or the file key, `ConfigError.at`), the field and what it
+# allows. Checks that involve several fields go into the class's ``validate``.
+
+
+class ConfigError(ValueError):
+    """A bad configuration value (or a bad experiment file): the message names where
+    (a config class or a file's key), the field and the values it allows.
+
+    ``where`` is the message's leading location when it has one (`at` replaces it);
+    ``field``, ``allowed`` and ``value`` are set for a single field's bad value."""
+
+    def __init__(self, message, *, where=None, field=None, allowed=None, value=None):
+        super().__init__(message)
+        self.where, self.field, self.allowed, self.value = where, field, allowed, value
+
+    @classmethod
+    def bad_value(cls, where, field, allowed, value):
+        """``<where>.<field> must be <allowed>, got <value>``."""
+        return cls(f"{where}.{field} must be {allowed}, got {value!r}", where=where, field=field,
+                   allowed=allowed, value=value)
+
+    def at(self, where):
+        """The same error located at ``where`` (e.g. ``exp.json.model``) instead of the class."""
+        message = str(self)
+        if self.where is not None and message.startswith(self.where):
+            message = where + message[len(self.where):]
+        else:
+            message = f"{where}: {message}"
+        return type(self)(message, where=where, field=self.field, allowed=self.allowed,
+                          value=self.value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """What one config field allows: ``allowed`` (words for the message) and ``check``
+    (value -> bool; a TypeError or ValueError counts as False)."""
+
+    allowed: str
+    check: object
+
+    def ok(self, value):
+        try:
+            return bool(self.check(value))
+        except (TypeError, ValueError):
+            return False
+
+
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def one_of(choices):
+    """A value among ``choices``."""
+    choices = tuple(choices)
+    return Rule(f"one of {', '.join(map(repr, choices))}", lambda v: v in choices)
+
+
+def at_least(low, *, integer=False):
+    """A number >= ``low`` (an int with ``integer``)."""
+    kind = (lambda v: isinstance(v, int) and not isinstance(v, bool)) if integer else _number
+    return Rule(f"{'an int' if integer else 'a number'} >= {low}", lambda v: kind(v) and v >= low)
+
+
+def above(low):
+    """A number > ``low``."""
+    return Rule(f"a number > {low}", lambda v: _number(v) and v > low)
+
+
+def between(low, high, *, integer=False, high_open=False):
+    """A number in [low, high] (or [low, high) with ``high_open``); ints ``low..high``
+    with ``integer``."""
+    if integer:
+        return Rule(f"in {low}..{high}", lambda v: isinstance(v, int) and not isinstance(v, bool)
+                    and low <= v <= high)
+    return Rule(f"in [{low}, {high}{')' if high_open else ']'}",
+                lambda v: _number(v) and low <= v and (v < high if high_open else v <= high))
+
+
+def optional(rule):
+    """None or what ``rule`` allows."""
+    return Rule(f"None or {rule.allowed}", lambda v: v is None or rule.ok(v))
+
+
+def rule(allowed, check):
+    """Any other rule: ``allowed`` words and a ``check``."""
+    return Rule(allowed, check)
+
+
+def ordered_pair(low=0, *, strict=False):
+    """A (low, high) pair of numbers with ``low`` <= low <= high (``low`` < low with
+    ``strict``)."""
+    first = (lambda v: low < v) if strict else (lambda v: low <= v)
+    return Rule(f"a (low, high) pair with {low} {'<' if strict else '<='} low <= high",
+                lambda v: len(v) == 2 and all(map(_number, v)) and first(v[0]) and v[0] <= v[1])
+
+
+class CheckedConfig:
+    """Base of the config dataclasses: ``RULES`` ({field: `Rule`}) checked by `validate`
+    when an instance is made (``__post_init__``). Subclasses that normalise a field do it in
+    their own ``__post_init__`` and call ``super().__post_init__()``; checks across fields go
+    into ``validate`` (after ``super().validate(where)``)."""
+
+    RULES = {}
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self, where=None):
+        """Raises `ConfigError` naming ``where`` (default: the class name), the first field
+        whose value breaks its rule, and what the field allows; returns self."""
+        where = where or type(self).__name__
+        for name, field_rule in self.RULES.items():
+            value = getattr(self, name)
+            if not field_rule.ok(value):
+                raise ConfigError.bad_value(where, name, field_rule.allowed, value)
+        return self
+
+
+def build_config(cls, where, /, *args, **values):
+    """``cls(*args, **values)``, a `ConfigError` of a bad value located at ``where`` (a file's
+    key such as ``exp.json.model``, or a command-line option) instead of the class name."""
+    try:
+        return cls(*args, **values)
+    except ConfigError as e:
+        raise e.at(where) from None
+
+
+class DictConfig(CheckedConfig):
     """``to_dict`` / ``from_dict`` for a config dataclass; unknown keys are an error."""
 
     def to_dict(self):
@@ -150,17 +270,29 @@ class SpiritNetConfig(DictConfig):
     depth_loss_only: bool = False
     depth_mapping: str = "percentile"
 
+    RULES = {
+        "depth_width": optional(above(0)),
+        "context_width": at_least(1, integer=True),
+        "kernel_widths": rule("a non-empty list of ints >= 1",
+                              lambda v: len(v) > 0 and all(int(w) == w >= 1 for w in v)),
+        "fill_hole_width": at_least(1, integer=True),
+        "fill_hole_blocks": at_least(0, integer=True),
+        "fill_hole_iterations": at_least(1, integer=True),
+        "synthesis_width": at_least(1, integer=True),
+        "synthesis_blocks": at_least(0, integer=True),
+        "resample_from": one_of(RESAMPLE_MODES),
+        "control_dim": at_least(1, integer=True),
+        "dafr": rule("a dict of DAFRConfig fields", lambda v: isinstance(v, dict)),
+        "learning_rate": above(0),
+        "depth_learning_rate": at_least(0),
+        "clipnorm": optional(above(0)),
+        "depth_mapping": one_of(DEPTH_MAPPINGS),
+    }
+
     def __post_init__(self):
-        if self.depth_mapping not in DEPTH_MAPPINGS:
-            raise ValueError(
-                f"depth_mapping must be one of {DEPTH_MAPPINGS}, got {self.depth_mapping!r}")
-        self.kernel_widths = tuple(int(w) for w in self.kernel_widths)
-        if self.resample_from not in RESAMPLE_MODES:
-            raise ValueError(
-                f"resample_from must be one of {RESAMPLE_MODES}, got {self.resample_from!r}"
-            )
-        if self.control_dim < 1:
-            raise ValueError(f"control_dim must be >= 1, got {self.control_dim}")
+        if isinstance(self.kernel_widths, (list, tuple)):
+            self.kernel_widths = tuple(int(w) if _number(w) else w for w in self.kernel_widths)
+        super().__post_init__()
 
 
 @dataclasses.dataclass
@@ -195,5 +327,21 @@ class LossConfig(DictConfig):
     style_layers: tuple = STYLE_LAYERS
     vgg_weights: str = None
 
+    RULES = {
+        "flow_weight": at_least(0),
+        "style_weight": at_least(0),
+        "tv_weight": at_least(0),
+        "pixel_weight": at_least(0),
+        "sharpness_weight": at_least(0),
+        "depth_weight": at_least(0),
+        "style_layers": rule("(VGG-19 layer name, weight >= 0) pairs",
+                             lambda v: all(isinstance(n, str) and w >= 0 for n, w in v)),
+        "vgg_weights": optional(rule("a path", lambda v: isinstance(v, (str, os.PathLike)))),
+    }
+
     def __post_init__(self):
-        self.style_layers = tuple((str(n), float(w)) for n, w in self.style_layers)
+        try:
+            self.style_layers = tuple((str(n), float(w)) for n, w in self.style_layers)
+        except (TypeError, ValueError):
+            pass  # validate names it
+        super().__post_init__()

@@ -43,7 +43,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from spiritnet_tf.animation import DEFAULT_PRESET, load_model
+from spiritnet_tf.io.weights import DEFAULT_PRESET, model_from_option
 from spiritnet_tf.ops.warp import use_backend
 from spiritnet_tf.limits import MAX_ANIMATION_FRAMES, MAX_PIXELS, MIN_SIDE
 from spiritnet_tf.io.writers import default_mode
@@ -310,13 +310,7 @@ def _parser(prog, description, suffix):
 
 
 def _model(args):
-    if args.weights is not None and args.weights.lower() == "none":
-        from spiritnet_tf.model import SpiritNet
-
-        model = SpiritNet.from_preset(args.preset)
-        model.build()
-        return model
-    return load_model(args.weights, preset=args.preset)
+    return model_from_option(args.weights, preset=args.preset)
 
 
 def _run(prog, args, export, suffix, **options):

@@ -10,13 +10,12 @@ to the next step; teacher flows appear only in state0 and in the loss.
 """
 
 import dataclasses
-import os
 
 import keras
 import tensorflow as tf
 
 from spiritnet_tf import losses
-from spiritnet_tf.config import DEFAULT_WEIGHTS, LossConfig, SpiritNetConfig, bundled_overrides
+from spiritnet_tf.config import DEFAULT_WEIGHTS, LossConfig, SpiritNetConfig
 from spiritnet_tf.io.images import check_unit_range
 from spiritnet_tf.layers.cell import SpiritNetCell, SpiritNetRNN
 from spiritnet_tf.layers.dafr import DAFR
@@ -124,30 +123,15 @@ class SpiritNet(keras.Model):
         "small" preset (`DEFAULT_WEIGHTS`, with ``MANIFEST.json`` beside them;
         FileNotFoundError when an installation lacks them). The bundled weights (by
         "default" or by their path) keep the config their gate measured
-        (`spiritnet_tf.config.bundled_overrides`: resample_from, depth mapping, DAFR rule)
-        unless ``overrides`` say otherwise.
+        (`spiritnet_tf.io.weights.bundled_overrides`: resample_from, depth mapping, DAFR
+        rule) unless ``overrides`` say otherwise. The rules are
+        `spiritnet_tf.io.weights.configure_preset`'s.
         """
-        if name not in PRESETS:
-            raise ValueError(f"unknown SpiritNet preset {name!r}; choose one of {sorted(PRESETS)}")
-        if weights == "default":
-            if name != "small":
-                raise ValueError(f"bundled weights exist for the 'small' preset only, not {name!r}")
-        bundled = weights == "default" or (
-            isinstance(weights, (str, os.PathLike)) and os.path.isfile(DEFAULT_WEIGHTS)
-            and os.path.exists(weights) and os.path.samefile(weights, DEFAULT_WEIGHTS))
-        if bundled:
-            overrides = {**bundled_overrides(), **overrides}  # what their gate measured
-        config = dataclasses.replace(PRESETS[name], **overrides)
+        from spiritnet_tf.io.weights import configure_preset  # the loading rules' owner
+
+        config, weights = configure_preset(name, weights, **overrides)
         model = cls(config)
         if weights is not None:
-            if weights == "default":
-                weights = DEFAULT_WEIGHTS
-                if not os.path.isfile(weights):
-                    raise FileNotFoundError(
-                        f"no default weights at {weights}: this installation lacks the bundled "
-                        "weights (`make default-weights` trains them, docs/training.md); pass "
-                        "the path of a .weights.h5 file"
-                    )
             model.build()
             model.load_weights(weights)
         return model

@@ -18,7 +18,7 @@ from PIL import Image
 
 import spiritnet_tf
 from spiritnet_tf import animate as animate_api
-from spiritnet_tf import animation
+from spiritnet_tf import animation, config
 from spiritnet_tf.cli import main
 from spiritnet_tf.io import load_image, to_uint8
 from spiritnet_tf.limits import MAX_ANIMATION_FRAMES, MAX_REMAP_SIDE
@@ -431,7 +431,7 @@ def test_cli_several_images_into_folder(weights, tmp_path):
 
 
 def test_api_errors(model, monkeypatch, tmp_path):
-    monkeypatch.setattr(animation, "DEFAULT_WEIGHTS", str(tmp_path / "absent.weights.h5"))
+    monkeypatch.setattr(config, "DEFAULT_WEIGHTS", str(tmp_path / "absent.weights.h5"))
     with pytest.raises(FileNotFoundError, match="bundled default weights.*--weights"):
         animate_api(EXAMPLE)
     with pytest.raises(ValueError, match=f"num_frames must be at most {MAX_ANIMATION_FRAMES}"):

@@ -58,25 +58,23 @@ def test_too_little_motion_on_the_example_fails_the_gate():
 
 
 def test_default_weights_of_from_preset(monkeypatch, tmp_path):
-    from spiritnet_tf import model as model_module
+    from spiritnet_tf import config as config_module
     from spiritnet_tf.model import SpiritNet
 
     with pytest.raises(ValueError, match="'small' preset only"):
         SpiritNet.from_preset("paper", weights="default")
-    monkeypatch.setattr(model_module, "DEFAULT_WEIGHTS", str(tmp_path / "absent.weights.h5"))
+    monkeypatch.setattr(config_module, "DEFAULT_WEIGHTS", str(tmp_path / "absent.weights.h5"))
     with pytest.raises(FileNotFoundError, match="make default-weights"):
         SpiritNet.from_preset("small", weights="default")
     trained = SpiritNet.from_preset("small", context_width=8)
     trained.build()
     path = tmp_path / "present.weights.h5"
     trained.save_weights(path)
-    monkeypatch.setattr(model_module, "DEFAULT_WEIGHTS", str(path))
+    monkeypatch.setattr(config_module, "DEFAULT_WEIGHTS", str(path))
     loaded = SpiritNet.from_preset("small", weights="default")
     assert all((a == b).all() for a, b in zip(loaded.get_weights(), trained.get_weights()))
     assert loaded.config.resample_from == "input"  # the preset's, without a manifest
     # The manifest beside the weights records the resample_from chosen by evaluation.
-    from spiritnet_tf import config as config_module
-
     (tmp_path / "MANIFEST.json").write_text(
         '{"resample_from": "previous", "dafr": {"speed_rule": "sigmoid", "near_far_ratio": 5}}')
     monkeypatch.setattr(config_module, "DEFAULT_MANIFEST", str(tmp_path / "MANIFEST.json"))
@@ -129,8 +127,9 @@ def failing_run(tmp_path, monkeypatch):
     fixtures; the bundled weights and manifest point at files in ``tmp_path``."""
     import json
 
-    from spiritnet_tf import cli
+    from spiritnet_tf.evaluation import EvaluationResult
     from spiritnet_tf.training import bundle as bundle_module
+    from spiritnet_tf.training import run as run_module
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -139,15 +138,13 @@ def failing_run(tmp_path, monkeypatch):
     failing = _result({**BASE, "model (previous)": [31, 27, 23], "model (input)": [32, 27, 22]})
     calls = []
 
-    def evaluate(args):
-        calls.append(args)
-        out = args[args.index("--out") + 1]
-        os.makedirs(out, exist_ok=True)
-        with open(os.path.join(out, "evaluation.json"), "w") as f:
-            json.dump(failing, f)
-        return 0
+    def evaluate_weights(weights, data, out, **options):
+        calls.append((weights, data, out, options))
+        return EvaluationResult(**failing), {}
 
-    monkeypatch.setattr(cli, "main", evaluate)
+    # The bundle step calls the evaluation function itself, never the command line.
+    monkeypatch.setattr(run_module, "evaluate_weights", evaluate_weights)
+    monkeypatch.setattr("spiritnet_tf.cli.main", lambda *a, **k: pytest.fail("the CLI was run"))
     monkeypatch.setattr(bundle_module, "example_check", lambda weights, mode: _example(0.9))
     installed, manifest = tmp_path / "default.weights.h5", tmp_path / "MANIFEST.json"
     installed.write_bytes(b"old weights")
@@ -166,7 +163,10 @@ def test_bundle_refuses_weights_that_fail_the_gate_and_keeps_the_installed_ones(
     run_dir, installed, manifest, calls = failing_run
     with pytest.raises(SystemExit, match="quality gate failed in both modes"):
         bundle(str(run_dir), str(tmp_path / "heldout"), progress=False)
-    assert len(calls) == 1 and calls[0][0] == "evaluate"  # it did evaluate
+    assert len(calls) == 1  # it did evaluate: the run, held-out data, both modes, prediction
+    weights, data, out, options = calls[0]
+    assert (weights, data, out) == (str(run_dir), str(tmp_path / "heldout"), str(run_dir / "heldout"))
+    assert options["resample_from"] == ["previous", "input"] and options["mode"] == "prediction"
     assert installed.read_bytes() == b"old weights"
     assert json.loads(manifest.read_text()) == {"old": True}
 
@@ -175,3 +175,63 @@ def test_bundle_refuses_weights_that_fail_the_gate_and_keeps_the_installed_ones(
     assert installed.read_bytes() == b"new weights"
     assert written["quality_gate"]["passed"] is False
     assert json.loads(manifest.read_text())["quality_gate"]["passed"] is False
+
+
+def _tiny_run(folder, model):
+    """A finished-run folder as `spiritnet train` leaves it, holding ``model`` (random weights)."""
+    import json
+
+    folder.mkdir()
+    model.save(folder / "model.keras")
+    model.save_weights(folder / "model.weights.h5")
+    (folder / "manifest.json").write_text(json.dumps(
+        {"name": "tiny", "config": {"preset": "small"}, "model_config": model.config.to_dict(),
+         "data": {"train": [str(folder / "clips" / "a.mp4")]}}))
+    return folder
+
+
+def test_bundle_evaluates_a_real_run_and_refuses_weights_that_fail(tiny_spiritnet, tmp_path,
+                                                                monkeypatch):
+    """End to end on a tiny random run: the held-out report is written as `spiritnet
+    evaluate` writes it; weights that fail the gate are not installed (without force); with
+    force the manifest records the failing gate and only relative paths. (Random weights
+    alone may beat copy-frame in prediction mode, where the teacher flow drives them, so the
+    example's sharpness bound is raised out of reach to make them fail.)"""
+    import json
+
+    from spiritnet_tf.training import bundle as bundle_module
+    from spiritnet_tf.training import run as run_module
+
+    installed = tmp_path / "weights" / "spiritnet_small.weights.h5"
+    manifest_path = tmp_path / "weights" / "MANIFEST.json"
+    monkeypatch.setattr(bundle_module, "DEFAULT_WEIGHTS", str(installed))
+    monkeypatch.setattr(bundle_module, "MANIFEST_PATH", str(manifest_path))
+    monkeypatch.setattr(bundle_module, "EXAMPLE_FRAMES", 1)  # the example animation, shorter
+    monkeypatch.setattr(bundle_module, "MIN_SHARPNESS_RATIO", float("inf"))  # fails in both modes
+    monkeypatch.setattr(run_module, "REPO", str(tmp_path))  # the run lies inside "the repository"
+    run = _tiny_run(tmp_path / "run", tiny_spiritnet)
+    try:
+        passed = bundle_module.bundle(str(run), "synthetic:2", size="32x32", progress=False)
+    except SystemExit as e:
+        assert "quality gate failed in both modes" in str(e)
+    else:
+        pytest.fail(f"random weights passed the gate: {json.dumps(passed['modes'], indent=1)}")
+    assert not installed.exists() and not manifest_path.exists()
+    report = run / "heldout"
+    assert sorted(os.listdir(report)) == ["evaluation-source.json", "evaluation.json",
+                                          "evaluation.md", "evaluation.png"]
+    with open(report / "evaluation.json") as f:
+        methods = {row["method"] for row in json.load(f)["rows"]}
+    assert {"model (previous)", "model (input)", "copy-frame"} <= methods
+
+    manifest = bundle_module.bundle(str(run), "synthetic:2", size="32x32", force=True,
+                                    progress=False)
+    assert installed.read_bytes() == (run / "model.weights.h5").read_bytes()
+    assert manifest["quality_gate"]["passed"] is False
+    assert manifest["quality_gate"]["example_sharpness_at_least_0.8"] is False
+    assert set(manifest["modes"]) == {"previous", "input"}
+    with open(manifest_path) as f:
+        written = json.load(f)
+    assert written["sha256"] == manifest["sha256"]
+    assert written["training"]["data"]["train"] == ["run/clips/a.mp4"]  # relative to the checkout
+    assert str(tmp_path) not in manifest_path.read_text()

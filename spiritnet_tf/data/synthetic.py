@@ -22,6 +22,8 @@ import dataclasses
 
 import numpy as np
 
+from spiritnet_tf.config import (CheckedConfig, ConfigError, above, at_least, between, ordered_pair,
+                                 rule)
 from spiritnet_tf.limits import MIN_INVERSE_DEPTH, MIN_SIDE
 
 __all__ = [
@@ -32,7 +34,7 @@ __all__ = [
 
 
 @dataclasses.dataclass(frozen=True)
-class SyntheticConfig:
+class SyntheticConfig(CheckedConfig):
     """Scene parameters. Speeds are fractions of the frame width per frame.
 
     Attributes:
@@ -58,6 +60,26 @@ class SyntheticConfig:
     max_rotation: float = 1.5
     shape_size: tuple = (0.2, 0.5)
     finest_texture: int = 4
+
+    RULES = {
+        "num_frames": at_least(2, integer=True),
+        "min_layers": at_least(0, integer=True),
+        "max_layers": at_least(0, integer=True),
+        "far_depth": ordered_pair(0, strict=True),
+        "near_depth": ordered_pair(0, strict=True),
+        "max_speed": at_least(0),
+        "max_acceleration": at_least(0),
+        "max_rotation": at_least(0),
+        "shape_size": ordered_pair(0),
+        "finest_texture": at_least(1, integer=True),
+    }
+
+    def validate(self, where=None):
+        super().validate(where)
+        if self.max_layers < self.min_layers:
+            raise ConfigError.bad_value(where or type(self).__name__, "max_layers",
+                                        f">= min_layers ({self.min_layers})", self.max_layers)
+        return self
 
 
 def _texture(rng, height, width, finest):
@@ -293,7 +315,7 @@ def write_synthetic_records(out_dir, count, height=256, width=448, seed=0, shard
 
 
 @dataclasses.dataclass(frozen=True)
-class DepthSceneConfig:
+class DepthSceneConfig(CheckedConfig):
     """Parameters of `generate_depth_scene` (distances in metres).
 
     Attributes:
@@ -325,6 +347,22 @@ class DepthSceneConfig:
     defocus: tuple = (0.0, 2.5)
     photo_fraction: float = 0.5
     texture_metres: tuple = (0.5, 3.0)
+
+    RULES = {
+        "horizon": ordered_pair(0),
+        "camera_height": ordered_pair(0, strict=True),
+        "focal": above(0),
+        "backdrop_depth": ordered_pair(0, strict=True),
+        "sky_factor": at_least(1),
+        "objects": ordered_pair(0),
+        "object_height": ordered_pair(0),
+        "object_width": ordered_pair(0),
+        "haze": rule("a (low, high) pair with 0 <= low <= high < 1",
+                     lambda v: ordered_pair(0).ok(v) and v[1] < 1),
+        "defocus": ordered_pair(0),
+        "photo_fraction": between(0, 1),
+        "texture_metres": ordered_pair(0, strict=True),
+    }
 
 
 def _surface_texture(rng, textures, config, size=128):

@@ -20,7 +20,8 @@ import tensorflow_datasets as tfds
 from etils import epath
 
 from spiritnet_tf.data.images import ON_ERROR, CorruptInputError, handle_bad_input, read_rgb
-from spiritnet_tf.data.teachers import get_teacher
+from spiritnet_tf.config import CheckedConfig, one_of
+from spiritnet_tf.data.teachers import TEACHERS, get_teacher
 
 __all__ = [
     "Vimeo90kSeptuplet", "Vimeo90kConfig", "select_subset", "find_vimeo_root", "read_id_list",
@@ -115,12 +116,17 @@ def read_septuplet_folder(folder, teacher, sample_id):
             "flows": teacher.sequence_flows(frames).astype(np.float16)}
 
 
+SUBSETS = ("spiritnet", "full")
+
+
 @dataclasses.dataclass
-class Vimeo90kConfig(tfds.core.BuilderConfig):
+class Vimeo90kConfig(CheckedConfig, tfds.core.BuilderConfig):
     """``subset``: "spiritnet" (5000/600/40) or "full"; ``teacher``: a name in TEACHERS."""
 
     subset: str = "spiritnet"
     teacher: str = "dis"
+
+    RULES = {"subset": one_of(SUBSETS), "teacher": one_of(TEACHERS)}
 
 
 class Vimeo90kSeptuplet(tfds.core.GeneratorBasedBuilder):

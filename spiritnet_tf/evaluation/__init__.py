@@ -8,7 +8,7 @@ import importlib
 
 _MODULES = {
     "baselines": ("BASELINES", "constant_velocity", "copy_frame", "oracle"),
-    "evaluate": ("EvaluationResult", "evaluate", "markdown_table", "quality_gate", "write_json",
+    "evaluate": ("EvaluationResult", "evaluate", "json_dict", "markdown_table", "quality_gate", "write_json",
                  "write_markdown", "write_plot", "write_report"),
     "metrics": ("bilinear_warp", "epe", "flow_magnitude", "flow_ratio", "psnr", "sharpness",
                 "sharpness_ratio", "ssim", "temporal_consistency"),

@@ -240,10 +240,15 @@ def _json_safe(value):
     return value
 
 
+def json_dict(result):
+    """The result as the dict `write_json` writes (non-finite numbers become None)."""
+    return _json_safe(result.to_dict())
+
+
 def write_json(result, path):
     """Writes the result as JSON (non-finite numbers become null); returns the path."""
     with open(path, "w") as f:
-        json.dump(_json_safe(result.to_dict()), f, indent=2)
+        json.dump(json_dict(result), f, indent=2)
         f.write("\n")
     return path
 

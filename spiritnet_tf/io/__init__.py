@@ -1,5 +1,5 @@
-"""Input and output: the one image loader, the one output writer and the weights-file check
-(docs/design.md §2, §8)."""
+"""Input and output: the one image loader, the one output writer and the weights rules
+(`spiritnet_tf.io.weights`: the file check and every loading rule; docs/design.md §2, §7, §8)."""
 
 from spiritnet_tf.io.images import (
     DEFAULT_MAX_PIXELS,

@@ -1,20 +1,59 @@
-"""Checks of SpiritNet weight files, before anything is loaded (no TensorFlow needed).
+"""SpiritNet weights: every rule for checking and loading them, in one place
+(docs/design.md §7).
 
-`check_weights_file` opens a ``.keras`` model (a zip archive holding ``config.json``
-and ``model.weights.h5``) or a ``.weights.h5`` file (HDF5) just far enough to tell
-whether it is a SpiritNet's, so that a corrupt or foreign file is refused with
-"not a SpiritNet weights file" and the reason, before a model is built. Whether the
-weights fit the chosen architecture is checked when they are loaded
-(`spiritnet_tf.animation.load_model`).
+    from spiritnet_tf.io.weights import load_model
+    model = load_model()                                  # the bundled default weights
+    model = load_model("runs/x/model.keras")              # a .keras model (safe_mode)
+    model = load_model("my.weights.h5", preset="small")   # weights of a preset's model
+    model = load_model("runs/x")                          # a run directory: its model.keras
+
+What a ``weights`` argument may be, for every loader of the package (`spiritnet_tf.animate`,
+`spiritnet_tf.animation.load_model`, ``SpiritNet.from_preset(weights=...)``,
+``spiritnet evaluate``, the bundle step, the export scripts):
+
+* None or ``"default"``: the bundled weights of the "small" preset
+  (`spiritnet_tf.config.DEFAULT_WEIGHTS`); FileNotFoundError naming the way out when an
+  installation lacks them;
+* a `spiritnet_tf.model.SpiritNet`, used as it is;
+* a ``.keras`` model file, loaded with ``safe_mode=True`` (it must hold a SpiritNet);
+* a ``.weights.h5`` file saved from a model of ``preset`` (or, with ``run_config=True``,
+  of the configuration recorded by the run directory it sits in);
+* a run directory (its ``model.keras``);
+* on command lines, ``"none"`` (`RANDOM`): a randomly initialised ``preset`` model
+  (`model_from_option`).
+
+Before anything is built, `check_weights_file` opens a ``.keras`` model (a zip archive
+holding ``config.json`` and ``model.weights.h5``) or a ``.weights.h5`` file (HDF5) just far
+enough to tell whether it is a SpiritNet's, so that a corrupt or foreign file is refused
+with "not a SpiritNet weights file" and the reason (no TensorFlow needed for that); whether
+the weights fit the architecture is checked when they are loaded.
+
+The bundled weights' ``MANIFEST.json`` (`spiritnet_tf.config.DEFAULT_MANIFEST`) records the
+configuration their quality gate measured (``resample_from``, ``depth_mapping``, the DAFR
+rule); `bundled_overrides` reads it and `configure_preset` applies it, the one place that
+does, whenever the bundled file is loaded, however it is named (None, ``"default"`` or its
+path). Loaded files are cached (by path, size, modification time and options), so animating
+many photos in one process loads the weights once.
 """
 
+import dataclasses
+import functools
 import json
 import os
 import zipfile
 
-__all__ = ["WeightsFileError", "check_weights_file", "WEIGHTS_EXTENSIONS"]
+from spiritnet_tf import config as _config
 
-WEIGHTS_EXTENSIONS = (".keras", ".weights.h5")
+__all__ = ["WeightsFileError", "check_weights_file", "WEIGHTS_EXTENSIONS", "DEFAULT_PRESET", "RANDOM",
+           "RUN_MODEL", "bundled_overrides", "bundled_weights", "is_bundled", "configure_preset",
+           "weights_path", "load_model", "model_from_option", "with_resample"]
+
+KERAS_SUFFIX = ".keras"
+WEIGHTS_SUFFIX = ".weights.h5"
+WEIGHTS_EXTENSIONS = (KERAS_SUFFIX, WEIGHTS_SUFFIX)
+DEFAULT_PRESET = "small"  # the preset of the bundled weights
+RANDOM = "none"  # the command lines' spelling of "random initialisation"
+RUN_MODEL = "model.keras"  # the final model of a run directory (spiritnet_tf.training.run)
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
@@ -45,7 +84,7 @@ def check_weights_file(path):
             head = f.read(8)
     except OSError as e:
         raise WeightsFileError(f"{path}: cannot be read ({e.strerror or e})") from None
-    if path.endswith(".keras"):
+    if path.endswith(KERAS_SUFFIX):
         _check_keras(path)
         return "keras"
     if head != _HDF5_SIGNATURE:
@@ -86,3 +125,186 @@ def _check_h5(path):
         _refuse(path, f"corrupt HDF5 file: {e}")
     if not {"cell", "dafr"} <= groups:
         _refuse(path, "it holds the weights of another model: no 'cell' and 'dafr' groups")
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def bundled_overrides():
+    """`SpiritNetConfig` fields the bundled weights were gated with (their ``MANIFEST.json``):
+    ``resample_from`` (the mode their evaluation chose), ``depth_mapping`` (how their depth
+    output becomes z: "max" when the manifest predates the field, as those weights were
+    trained and gated with it) and ``dafr`` (the DAFR rule their gate measured), so that
+    a change of the defaults never changes their animations. With no manifest installed,
+    only ``depth_mapping`` ("max")."""
+    manifest = {}
+    if os.path.isfile(_config.DEFAULT_MANIFEST):
+        with open(_config.DEFAULT_MANIFEST) as f:
+            manifest = json.load(f)
+    mapping = manifest.get("depth_mapping", "max")
+    overrides = {"depth_mapping": mapping if mapping in _config.DEPTH_MAPPINGS else "max"}
+    if manifest.get("resample_from") in _config.RESAMPLE_MODES:
+        overrides["resample_from"] = manifest["resample_from"]
+    if isinstance(manifest.get("dafr"), dict):
+        overrides["dafr"] = dict(manifest["dafr"])
+    return overrides
+
+
+def bundled_weights():
+    """The path of the bundled weights (`spiritnet_tf.config.DEFAULT_WEIGHTS`), checked:
+    FileNotFoundError saying how to get them or what to pass instead when it is missing."""
+    path = _config.DEFAULT_WEIGHTS
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"the bundled default weights ({path}) are not in this installation "
+            "(`make default-weights` trains them, docs/training.md). Pass your own with "
+            "weights=PATH (command line: --weights PATH), a .keras model or a "
+            f".weights.h5 file of the {DEFAULT_PRESET!r} preset (see `spiritnet train`)"
+        )
+    return path
+
+
+def is_bundled(weights):
+    """Whether ``weights`` names the bundled file: ``"default"`` or its path (however spelt)."""
+    if isinstance(weights, str) and weights == "default":
+        return True
+    if not isinstance(weights, (str, os.PathLike)):
+        return False
+    bundled = _config.DEFAULT_WEIGHTS
+    return (os.path.isfile(bundled) and os.path.exists(weights)
+            and os.path.samefile(weights, bundled))
+
+
+def configure_preset(name, weights=None, **overrides):
+    """``(config, weights file or None)`` of ``SpiritNet.from_preset(name, weights, **overrides)``.
+
+    ``weights``: None (random initialisation), a ``.weights.h5`` path, or ``"default"`` (the
+    bundled file, `bundled_weights`). When ``weights`` names the bundled file (`is_bundled`),
+    the manifest's `bundled_overrides` apply under ``overrides``: the one place the manifest
+    is applied. ValueError for an unknown preset or bundled weights of another preset.
+    """
+    from spiritnet_tf.model import PRESETS
+
+    if name not in PRESETS:
+        raise ValueError(f"unknown SpiritNet preset {name!r}; choose one of {sorted(PRESETS)}")
+    if weights is not None and is_bundled(weights):
+        if name != DEFAULT_PRESET:
+            raise ValueError(f"bundled weights exist for the {DEFAULT_PRESET!r} preset only, "
+                             f"not {name!r}")
+        overrides = {**bundled_overrides(), **overrides}  # what their gate measured
+        weights = bundled_weights()
+    elif weights is not None:
+        weights = os.fspath(weights)
+    return dataclasses.replace(PRESETS[name], **overrides), weights
+
+
+def with_resample(model, resample_from):
+    """``model``, or a copy with the same weights whose ``resample_from`` is the one asked
+    (None keeps the model's)."""
+    if resample_from is None or resample_from == model.config.resample_from:
+        return model
+    return model.with_config(resample_from=resample_from)
+
+
+def weights_path(weights):
+    """The checked file that ``weights`` (a path, or a run directory: its ``model.keras``)
+    names: FileNotFoundError when it is missing, `WeightsFileError` unless it looks like
+    SpiritNet weights (`check_weights_file`). The command lines call it before any data or
+    photo is read."""
+    path = os.fspath(weights)
+    if os.path.isdir(path):
+        path = os.path.join(path, RUN_MODEL)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such weights file")
+    check_weights_file(path)
+    return path
+
+
+def load_model(weights=None, *, preset=DEFAULT_PRESET, resample_from=None, run_config=False):
+    """The SpiritNet that ``weights`` names (module docstring), loaded once per file.
+
+    Args:
+      weights: None or ``"default"`` (the bundled weights), a SpiritNet, a path to a
+        ``.keras`` or ``.weights.h5`` file, or a run directory.
+      preset: the preset whose architecture a ``.weights.h5`` file fits.
+      resample_from: None (keep the model's) or ``"previous"`` / ``"input"``
+        (docs/design.md §3.9); a different mode gives a copy with the same weights.
+      run_config: a ``.weights.h5`` file inside a run directory (or its
+        ``checkpoints/``) gets the architecture that the run's ``manifest.json`` or
+        ``config.json`` records (``spiritnet evaluate``, the bundle step); ``preset``
+        otherwise.
+
+    Raises:
+      FileNotFoundError when the file (or the bundled default) is missing; ValueError
+      for an unknown file type, a file that is not SpiritNet weights (`WeightsFileError`)
+      or weights that do not fit the architecture.
+    """
+    from spiritnet_tf.model import SpiritNet
+
+    if isinstance(weights, SpiritNet):
+        return with_resample(weights, resample_from)
+    if weights is None or (isinstance(weights, str) and weights == "default"):
+        path = weights_path(bundled_weights())
+    else:
+        path = weights_path(weights)
+    stat = os.stat(path)
+    return _load_cached(os.path.realpath(path), stat.st_size, stat.st_mtime_ns, preset,
+                        resample_from, bool(run_config))
+
+
+@functools.lru_cache(maxsize=2)
+def _load_cached(path, size, mtime_ns, preset, resample_from, run_config):
+    import keras
+
+    from spiritnet_tf.model import SpiritNet
+
+    try:
+        if path.endswith(KERAS_SUFFIX):
+            model = keras.saving.load_model(path, safe_mode=True)
+            if not isinstance(model, SpiritNet):
+                raise ValueError(f"it holds a {type(model).__name__}, not a SpiritNet")
+            return with_resample(model, resample_from)
+        overrides = {} if resample_from is None else {"resample_from": resample_from}
+        config = _run_config(path) if run_config and not is_bundled(path) else None
+        if config is None:  # the preset's (and, for the bundled file, its manifest's)
+            config, _ = configure_preset(preset, path, **overrides)
+        elif overrides:
+            config = dataclasses.replace(config, **overrides)
+        model = SpiritNet(config)
+        model.build()
+        model.load_weights(path)
+        return model
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path}: cannot load SpiritNet weights (preset {preset!r}): {e}") from None
+
+
+def _run_config(path):
+    """The `SpiritNetConfig` recorded by the run directory holding ``path`` (the folder of
+    the file or its parent, for ``checkpoints/``), or None outside a run directory."""
+    from spiritnet_tf.config import SpiritNetConfig
+    from spiritnet_tf.training.config import parse_config
+    from spiritnet_tf.training.run import CONFIG as RUN_CONFIG
+    from spiritnet_tf.training.run import MANIFEST as RUN_MANIFEST
+
+    here = os.path.dirname(os.path.abspath(path))
+    for folder in (here, os.path.dirname(here)):
+        manifest, config = os.path.join(folder, RUN_MANIFEST), os.path.join(folder, RUN_CONFIG)
+        if os.path.exists(manifest):
+            with open(manifest) as f:
+                return SpiritNetConfig.from_dict(json.load(f)["model_config"])
+        if os.path.exists(config):
+            with open(config) as f:
+                return parse_config(json.load(f), where=config, base_dir=folder).model_config()
+    return None
+
+
+def model_from_option(weights, preset=DEFAULT_PRESET, **options):
+    """`load_model` for a command line's ``--weights`` value: `RANDOM` (``"none"``, any case)
+    gives a randomly initialised, built ``preset`` model; anything else `load_model`."""
+    if isinstance(weights, str) and weights.lower() == RANDOM:
+        from spiritnet_tf.model import SpiritNet
+
+        model = SpiritNet.from_preset(preset)
+        model.build()
+        return model
+    return load_model(weights, preset=preset, **options)

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from spiritnet_tf.config import DictConfig
+from spiritnet_tf.config import DictConfig, at_least, between, one_of, optional, rule
 from spiritnet_tf.layers.common import check_rank4
 
 __all__ = ["DAFR", "DAFRConfig", "TopKGapThresholds", "SPEED_RULES", "LEGACY_RULE"]
@@ -80,29 +80,24 @@ class DAFRConfig(DictConfig):
     angle_noise_deg: float = 3.0
     noise_cell: int = 16
 
-    def __post_init__(self):
-        checks = {
-            "smooth_size": self.smooth_size >= 1 and self.smooth_size % 2 == 1,
-            "speed_rule": self.speed_rule in SPEED_RULES,
-            "near_far_ratio": self.near_far_ratio >= 1,
-            "max_cuts": self.max_cuts >= 0,
-            "min_gap": self.min_gap >= 0,
-            "min_share": 0 <= self.min_share < 1,
-            "max_samples": self.max_samples >= 2,
-            "turn_gain": self.turn_gain >= 0,
-            "max_turn_deg": self.max_turn_deg >= 0,
-            "f0_fraction": self.f0_fraction >= 0,
-            "f0_pixels": self.f0_pixels is None or self.f0_pixels >= 0,
-            "magnitude_noise": self.magnitude_noise >= 0,
-            "angle_noise_deg": self.angle_noise_deg >= 0,
-            "noise_cell": self.noise_cell >= 1,
-        }
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError(
-                f"DAFRConfig: invalid value for {', '.join(bad)}: "
-                + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad)
-            )
+    RULES = {
+        "smooth_size": rule("an odd int >= 1",
+                            lambda v: isinstance(v, int) and v >= 1 and v % 2 == 1),
+        "max_cuts": at_least(0, integer=True),
+        "min_gap": at_least(0),
+        "min_share": between(0, 1, high_open=True),
+        "quantile_fallback": one_of((False, True)),
+        "max_samples": at_least(2, integer=True),
+        "speed_rule": one_of(SPEED_RULES),
+        "near_far_ratio": at_least(1),
+        "turn_gain": at_least(0),
+        "max_turn_deg": at_least(0),
+        "f0_fraction": at_least(0),
+        "f0_pixels": optional(at_least(0)),
+        "magnitude_noise": at_least(0),
+        "angle_noise_deg": at_least(0),
+        "noise_cell": at_least(1, integer=True),
+    }
 
 
 @keras.saving.register_keras_serializable(package="spiritnet")

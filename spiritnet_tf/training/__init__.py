@@ -3,7 +3,9 @@
 * `load_config` / `TrainConfig`: one JSON or TOML file per experiment.
 * `train`: the fit driver (tf.data, strategies, TensorBoard, checkpoints,
   BackupAndRestore, previews, final weights and manifest).
-* `evaluate_model`: the model and the baselines on held-out data (docs/design.md §5).
+* `evaluate_model`: the model and the baselines on held-out data (docs/design.md §5);
+  `evaluate_weights`: ``spiritnet evaluate`` as a function (loads, evaluates, writes the
+  report; the bundle step calls it).
 """
 
 import importlib
@@ -15,14 +17,15 @@ _LAZY = {
                      "load_config", "parse_config", "STRATEGIES"), "spiritnet_tf.training.config"),
     **dict.fromkeys(("evaluation_samples", "load_source", "parse_source_spec",
                      "septuplet_dataset", "training_samples"), "spiritnet_tf.training.data"),
-    **dict.fromkeys(("evaluate_model", "load_model", "make_strategy", "train"),
+    **dict.fromkeys(("evaluate_model", "evaluate_weights", "load_model", "make_strategy", "train"),
                     "spiritnet_tf.training.run"),
 }
 
 __all__ = [
     "ConfigError", "EvaluationConfig", "SourceConfig", "TrainConfig", "load_config",
     "parse_config", "evaluation_samples", "load_source", "parse_source_spec",
-    "septuplet_dataset", "training_samples", "STRATEGIES", "evaluate_model", "load_model",
+    "septuplet_dataset", "training_samples", "STRATEGIES", "evaluate_model", "evaluate_weights",
+    "load_model",
     "make_strategy", "train",
 ]
 

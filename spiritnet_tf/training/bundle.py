@@ -2,9 +2,11 @@
 
     python -m spiritnet_tf.training.bundle runs/default_weights [--heldout data/heldout_videos]
 
-1. evaluates the run on the held-out clips in prediction mode with ``spiritnet evaluate``
-   (both resampling modes, the copy-frame / constant-velocity / oracle baselines) and
-   applies the quality gate of `spiritnet_tf.evaluation.quality_gate`;
+1. evaluates the run on the held-out clips in prediction mode with
+   `spiritnet_tf.training.run.evaluate_weights` (what ``spiritnet evaluate`` runs, called
+   as a function; both resampling modes, the copy-frame / constant-velocity / oracle
+   baselines; the report in ``RUN/heldout/``) and applies the quality gate of
+   `spiritnet_tf.evaluation.quality_gate`;
 2. animates the bundled example photo in generation mode (6 frames, default settings) and
    measures the sharpness ratio of the last frame to the input (the gate asks >= 0.8)
    and the mean flow magnitude at the working size (>= 0.5 px per frame, as the
@@ -12,7 +14,9 @@
 3. copies the run's ``model.weights.h5`` to `spiritnet_tf.config.DEFAULT_WEIGHTS` and
    writes ``MANIFEST.json`` beside it: the training manifest (config, data, steps,
    losses), both evaluations, the gate, the chosen ``resample_from`` (the mode with the
-   higher held-out mean PSNR among those that pass the gate), sizes and checksums.
+   higher held-out mean PSNR among those that pass the gate), sizes and checksums; paths
+   inside the repository are recorded relative to it
+   (`spiritnet_tf.training.run.repository_relative`).
 
 It refuses to replace bundled weights when the gate fails, unless ``--force`` (the
 manifest then records the failing gate, and the README must say so).
@@ -25,7 +29,8 @@ import os
 import shutil
 import sys
 
-from spiritnet_tf.config import DEFAULT_MANIFEST, DEFAULT_WEIGHTS
+from spiritnet_tf.config import DEFAULT_MANIFEST, DEFAULT_WEIGHTS, RESAMPLE_MODES
+from spiritnet_tf.training.run import REPO
 
 __all__ = ["bundle", "choose_mode", "example_check", "main", "MANIFEST_PATH", "MIN_SHARPNESS_RATIO",
            "MIN_EXAMPLE_MOTION"]
@@ -33,7 +38,6 @@ __all__ = ["bundle", "choose_mode", "example_check", "main", "MANIFEST_PATH", "M
 MANIFEST_PATH = DEFAULT_MANIFEST
 MIN_SHARPNESS_RATIO = 0.8
 MIN_EXAMPLE_MOTION = 0.5  # px per frame at the working size
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLE = os.path.join(REPO, "examples", "coffee.jpg")
 EXAMPLE_FRAMES = 6
 
@@ -55,14 +59,17 @@ def _sha256(path):
 
 def example_check(weights, resample_from, image=EXAMPLE, seed=0):
     """``image`` animated with the defaults (6 frames): {"sharpness_ratio": last generated
-    frame / input, full resolution; "motion_px": mean flow magnitude per frame, working size}."""
+    frame / input, full resolution; "motion_px": mean flow magnitude per frame, working size}.
+    ``weights``: a file of the run (loaded with the run's architecture,
+    `spiritnet_tf.io.weights.load_model` with ``run_config=True``)."""
     import numpy as np
 
     import spiritnet_tf
     from spiritnet_tf.evaluation import metrics
+    from spiritnet_tf.io.weights import load_model
 
-    anim = spiritnet_tf.animate(image, num_frames=EXAMPLE_FRAMES, seed=seed, weights=weights,
-                                resample_from=resample_from)
+    model = load_model(weights, resample_from=resample_from, run_config=True)
+    anim = spiritnet_tf.animate(image, num_frames=EXAMPLE_FRAMES, seed=seed, weights=model)
     frames = anim.frames.astype("float32") / 255.0  # uint8 [T+1, H, W, 3], input first
     sharpness = float(metrics.sharpness_ratio(frames[-1][None], frames[0][None])[0])
     motion = float(np.linalg.norm(anim.flows, axis=-1).mean())
@@ -73,7 +80,8 @@ def choose_mode(heldout_result, example):
     """The gate of each resampling mode and the mode to bundle.
 
     Args:
-      heldout_result: `evaluation.json` of ``spiritnet evaluate`` (prediction mode) with
+      heldout_result: the evaluation as ``evaluation.json`` holds it
+        (`spiritnet_tf.evaluation.json_dict`; prediction mode) with
         rows for "model (previous)", "model (input)" and the baselines.
       example: mode -> `example_check` of the example photo.
 
@@ -104,26 +112,21 @@ def choose_mode(heldout_result, example):
 
 def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, force=False, progress=True):
     """Evaluates ``run_dir`` and installs its weights as the bundled default (see module doc)."""
-    from spiritnet_tf.cli import main as cli
+    from spiritnet_tf.evaluation import json_dict
     from spiritnet_tf.layers.dafr import DAFRConfig
+    from spiritnet_tf.training.cli import parse_size
+    from spiritnet_tf.training.run import evaluate_weights, repository_relative
 
     run_dir = os.path.abspath(run_dir)
     with open(os.path.join(run_dir, "manifest.json")) as f:
         run = json.load(f)
     weights = os.path.join(run_dir, "model.weights.h5")
     out = os.path.join(run_dir, "heldout")
-    args = ["evaluate", "--data", heldout, "--mode", "prediction", "--weights", run_dir,
-            "--resample-from", "previous", "--resample-from", "input", "--size", size,
-            "--out", out, "--overwrite"]
-    if cache_dir:
-        args += ["--cache-dir", cache_dir]
-    if not progress:
-        args.append("--quiet")
-    if cli(args) != 0:
-        raise RuntimeError("spiritnet evaluate failed on the held-out clips")
-    with open(os.path.join(out, "evaluation.json")) as f:
-        heldout_result = json.load(f)
-    example = {mode: example_check(weights, mode) for mode in ("previous", "input")}
+    result, _ = evaluate_weights(run_dir, heldout, out, mode="prediction",
+                                 resample_from=list(RESAMPLE_MODES), size=parse_size(size),
+                                 cache_dir=cache_dir or None, overwrite=True, progress=progress)
+    heldout_result = json_dict(result)  # as evaluation.json holds it
+    example = {mode: example_check(weights, mode) for mode in RESAMPLE_MODES}
     modes, chosen = choose_mode(heldout_result, example)
     if not modes[chosen]["quality_gate"]["passed"] and not force:
         raise SystemExit(f"quality gate failed in both modes: {json.dumps(modes, indent=2)}")
@@ -156,6 +159,7 @@ def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, force=False, pro
                                              "final_losses", "git_revision", "versions",
                                              "started", "finished", "evaluation")},
     }
+    manifest = repository_relative(json.loads(json.dumps(manifest, default=str)))  # no machine's paths
     with open(MANIFEST_PATH, "w") as f:
         json.dump(manifest, f, indent=2, default=str)
         f.write("\n")

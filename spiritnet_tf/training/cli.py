@@ -1,12 +1,12 @@
 """``spiritnet train`` (one experiment file) and ``spiritnet evaluate`` (docs/design.md §5)."""
 
-import json
 import os
 
-__all__ = ["add_parser"]
+__all__ = ["add_parser", "parse_size"]
 
 
-def _size(text):
+def parse_size(text):
+    """``HEIGHTxWIDTH`` (e.g. ``256x448``) -> (height, width); ValueError naming the text."""
     try:
         height, width = (int(v) for v in text.lower().split("x"))
     except ValueError:
@@ -53,9 +53,9 @@ def add_parser(subparsers):
                    help="evaluate the model with this resampling mode (repeat for both; "
                         "default: the model's own)")
     p.add_argument("--out", default="evaluation", help="report folder (default ./evaluation)")
-    p.add_argument("--size", type=_size, default=(256, 448),
+    p.add_argument("--size", type=parse_size, default=(256, 448),
                    help="synthetic render / video cut size HxW (default 256x448)")
-    p.add_argument("--crop", type=_size, default=None, help="evaluate on HxW crops")
+    p.add_argument("--crop", type=parse_size, default=None, help="evaluate on HxW crops")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of synthetic scenes, crops and the DAFR draw (default 0)")
     p.add_argument("--split", default="test", help="Vimeo-90K split (default test)")
@@ -83,47 +83,14 @@ def _train(args):
 
 
 def _evaluate(args):
-    import dataclasses
+    from spiritnet_tf.evaluation import markdown_table
+    from spiritnet_tf.training.run import evaluate_weights
 
-    from spiritnet_tf.evaluation import markdown_table, write_report
-    from spiritnet_tf.training.data import load_source, parse_source_spec
-    from spiritnet_tf.training.run import evaluate_model, load_model
-
-    from spiritnet_tf.io.weights import check_weights_file
-    from spiritnet_tf.io.writers import check_output_parent
-
-    names = ("evaluation.json", "evaluation.md", "evaluation.png")
-    existing = [n for n in names if os.path.exists(os.path.join(args.out, n))]
-    if existing and not args.overwrite:
-        raise ValueError(f"{args.out!r} already holds {', '.join(existing)}; pass --overwrite")
-    if os.path.lexists(args.out) and not os.path.isdir(args.out):
-        raise ValueError(f"--out {args.out}: exists and is not a folder")
-    check_output_parent(os.path.join(args.out, names[0]))
-    if args.weights not in ("none", "default"):  # before the data is read
-        path = args.weights
-        if os.path.isdir(path):
-            path = os.path.join(path, "model.keras")
-        try:
-            check_weights_file(path)
-        except (ValueError, OSError) as e:
-            raise ValueError(f"--weights {e}") from None
-    height, width = args.size
-    source = parse_source_spec(args.data, height=height, width=width, seed=args.seed,
-                               cache_dir=args.cache_dir, split=args.split, take=args.take)
-    septuplets, record = load_source(source, progress=not args.quiet)
-    model = load_model(None if args.weights == "none" else args.weights, args.preset)
-    if args.resample_from:
-        models = {f"model ({m})": model.with_config(resample_from=m) for m in args.resample_from}
-    else:
-        models = {"model": model}
-    result = evaluate_model(models, septuplets, args.mode, batch_size=args.batch_size,
-                            crop=args.crop, seed=args.seed, max_batches=args.max_batches,
-                            progress=not args.quiet)
-    paths = write_report(result, args.out)
-    with open(os.path.join(args.out, "evaluation-source.json"), "w") as f:
-        json.dump({"source": dataclasses.asdict(source), "record": record,
-                   "weights": args.weights, "resample_from": args.resample_from}, f, indent=2)
-        f.write("\n")
+    result, paths = evaluate_weights(
+        args.weights, args.data, args.out, mode=args.mode, preset=args.preset,
+        resample_from=args.resample_from, size=args.size, crop=args.crop, seed=args.seed,
+        split=args.split, cache_dir=args.cache_dir, take=args.take, batch_size=args.batch_size,
+        max_batches=args.max_batches, overwrite=args.overwrite, progress=not args.quiet)
     print(markdown_table(result))
     print("written: " + ", ".join(paths.values()))
     return 0

@@ -1,7 +1,9 @@
 """Experiment files of ``spiritnet train``: one JSON (or TOML) file per experiment.
 
 A file holds one `TrainConfig`; every key is checked (unknown keys and wrong types
-are errors naming the key and the file). Example (``configs/small_synthetic.json``)::
+are errors naming the key and the file; values are checked by the config classes' own
+rules, `spiritnet_tf.config.CheckedConfig`, the package's one validation mechanism).
+Example (``configs/small_synthetic.json``)::
 
     {
       "name": "small_synthetic",
@@ -27,7 +29,19 @@ import json
 import os
 import typing
 
-from spiritnet_tf.config import LossConfig, SpiritNetConfig
+from spiritnet_tf.config import (
+    RESAMPLE_MODES,
+    CheckedConfig,
+    ConfigError,
+    LossConfig,
+    SpiritNetConfig,
+    at_least,
+    between,
+    build_config,
+    one_of,
+    optional,
+    rule,
+)
 from spiritnet_tf.limits import MAX_TRAINING_FRAMES, MIN_SIDE
 
 __all__ = ["ConfigError", "SourceConfig", "EvaluationConfig", "TrainConfig", "load_config",
@@ -38,12 +52,8 @@ SOURCE_TYPES = ("synthetic", "videos", "tfrecord", "vimeo")
 STRATEGIES = ("default", "mirrored", "multiworker")
 
 
-class ConfigError(ValueError):
-    """A bad experiment file: the message names the file and the key."""
-
-
 @dataclasses.dataclass
-class SourceConfig:
+class SourceConfig(CheckedConfig):
     """One data source.
 
     Attributes:
@@ -77,22 +87,26 @@ class SourceConfig:
     vimeo_config: str = "spiritnet"
     take: int = None
 
-    def validate(self, where):
-        if self.type not in SOURCE_TYPES:
-            raise ConfigError(f"{where}.type: unknown source type {self.type!r}; "
-                              f"choose one of {', '.join(SOURCE_TYPES)}")
-        needs = {"synthetic": "count", "videos": "path", "tfrecord": "path", "vimeo": "data_dir"}
-        key = needs[self.type]
+    RULES = {
+        "type": one_of(SOURCE_TYPES),
+        "count": optional(at_least(1, integer=True)),
+        "frame_step": at_least(1, integer=True),
+        "stride": at_least(1, integer=True),
+        "take": optional(at_least(1, integer=True)),
+    }
+    NEEDS = {"synthetic": "count", "videos": "path", "tfrecord": "path", "vimeo": "data_dir"}
+
+    def validate(self, where=None):
+        super().validate(where)
+        key = self.NEEDS[self.type]
         if getattr(self, key) is None:
-            raise ConfigError(f"{where}: a {self.type!r} source needs {key!r}")
-        if self.type == "synthetic" and self.count < 1:
-            raise ConfigError(f"{where}.count must be >= 1, got {self.count}")
-        if self.take is not None and self.take < 1:
-            raise ConfigError(f"{where}.take must be >= 1, got {self.take}")
+            where = where or type(self).__name__
+            raise ConfigError(f"{where}: a {self.type!r} source needs {key!r}", where=where)
+        return self
 
 
 @dataclasses.dataclass
-class EvaluationConfig:
+class EvaluationConfig(CheckedConfig):
     """Evaluation at the end of training (docs/design.md §5) on ``validation_data``.
 
     Attributes:
@@ -109,9 +123,17 @@ class EvaluationConfig:
     resample_from: list = dataclasses.field(default_factory=list)
     seed: int = 0
 
+    RULES = {
+        "mode": one_of(("prediction", "generation")),
+        "batches": optional(at_least(1, integer=True)),
+        "resample_from": rule(f"a list of {', '.join(map(repr, RESAMPLE_MODES))}",
+                              lambda v: isinstance(v, (list, tuple))
+                              and all(m in RESAMPLE_MODES for m in v)),
+    }
+
 
 @dataclasses.dataclass
-class TrainConfig:
+class TrainConfig(CheckedConfig):
     """One training experiment (see the module docstring for a full example).
 
     Attributes:
@@ -161,6 +183,37 @@ class TrainConfig:
     evaluation: dict = None
     depth_weights: str = None
     depth_pretraining: dict = None
+
+    RULES = {
+        "train_data": rule("a list of at least one source",
+                           lambda v: isinstance(v, (list, tuple)) and len(v) >= 1),
+        "crop": optional(rule(f"[height, width], each an int >= {MIN_SIDE}",
+                              lambda v: len(v) == 2 and all(
+                                  isinstance(x, int) and not isinstance(x, bool) and x >= MIN_SIDE
+                                  for x in v))),
+        "batch_size": at_least(1, integer=True),
+        "num_frames": between(1, MAX_TRAINING_FRAMES, integer=True),
+        "shuffle": at_least(0, integer=True),
+        "epochs": at_least(1, integer=True),
+        "steps_per_epoch": at_least(1, integer=True),
+        "validation_steps": at_least(0, integer=True),
+        "previews": at_least(0, integer=True),
+    }
+
+    def validate(self, where=None):
+        """The fields' `RULES`, then the checks across fields (what needs validation data,
+        depth_weights or depth_pretraining)."""
+        super().validate(where)
+        where = where or type(self).__name__
+        if self.validation_steps and not self.validation_data:
+            raise ConfigError(f"{where}.validation_steps: needs validation_data", where=where)
+        if self.evaluation is not None and not self.validation_data:
+            raise ConfigError(f"{where}.evaluation: needs validation_data to evaluate on",
+                              where=where)
+        if self.depth_weights is not None and self.depth_pretraining is not None:
+            raise ConfigError(f"{where}: give depth_weights or depth_pretraining, not both",
+                              where=where)
+        return self
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -248,12 +301,10 @@ def parse_config(values, where="config", base_dir="."):
             source = dict(source)
             for key in ("path", "cache_dir", "data_dir"):
                 source[key] = _resolve(source.get(key), base_dir)
-            SourceConfig(**source).validate(at)
+            build_config(SourceConfig, at, **source)
             sources.append(source)
         values[which] = sources
-    if not values["train_data"]:
-        raise ConfigError(f"{where}.train_data: needs at least one source")
-    config = TrainConfig(**values)
+    config = build_config(TrainConfig, where, **values)
     # Model and loss options: the same checks, against the model's own dataclasses.
     _check_fields(SpiritNetConfig, config.model, f"{where}.model")
     _check_fields(LossConfig, config.loss, f"{where}.loss")
@@ -266,18 +317,13 @@ def parse_config(values, where="config", base_dir="."):
         config.depth_weights = _resolve(config.depth_weights, base_dir)
         if not os.path.exists(config.depth_weights):
             raise ConfigError(f"{where}.depth_weights: file {config.depth_weights!r} does not exist")
-        if config.depth_pretraining is not None:
-            raise ConfigError(f"{where}: give depth_weights or depth_pretraining, not both")
     if config.depth_pretraining is not None:
         from spiritnet_tf.training.depth import DepthPretraining
 
         _check_fields(DepthPretraining, config.depth_pretraining, f"{where}.depth_pretraining")
         if config.depth_pretraining.get("textures"):
             config.depth_pretraining["textures"] = _resolve(config.depth_pretraining["textures"], base_dir)
-        try:
-            config.depth_pretraining_config().validate(f"{where}.depth_pretraining")
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
+        build_config(DepthPretraining, f"{where}.depth_pretraining", **config.depth_pretraining)
     from spiritnet_tf.model import PRESETS
 
     if config.preset not in PRESETS:
@@ -285,28 +331,12 @@ def parse_config(values, where="config", base_dir="."):
                           f"choose one of {', '.join(sorted(PRESETS))}")
     if config.evaluation is not None:
         _check_fields(EvaluationConfig, config.evaluation, f"{where}.evaluation")
-        evaluation = config.evaluation_config()
-        if evaluation.mode not in ("prediction", "generation"):
-            raise ConfigError(f"{where}.evaluation.mode: expected 'prediction' or 'generation', "
-                              f"got {evaluation.mode!r}")
-        if not config.validation_data:
-            raise ConfigError(f"{where}.evaluation: needs validation_data to evaluate on")
-    for key, low, high in (("batch_size", 1, None), ("num_frames", 1, MAX_TRAINING_FRAMES), ("epochs", 1, None),
-                           ("steps_per_epoch", 1, None), ("validation_steps", 0, None),
-                           ("previews", 0, None), ("shuffle", 0, None)):
-        value = getattr(config, key)
-        if value < low or (high is not None and value > high):
-            bound = f">= {low}" if high is None else f"in {low}..{high}"
-            raise ConfigError(f"{where}.{key} must be {bound}, got {value}")
-    if config.crop is not None and (len(config.crop) != 2 or not all(
-            isinstance(v, int) and v >= MIN_SIDE for v in config.crop)):
-        raise ConfigError(f"{where}.crop: expected [height, width], each an int >= {MIN_SIDE}, "
-                          f"got {config.crop!r}")
-    if config.validation_steps and not config.validation_data:
-        raise ConfigError(f"{where}.validation_steps: needs validation_data")
+        build_config(EvaluationConfig, f"{where}.evaluation", **config.evaluation)
     try:
-        config.model_config()
-        config.loss_config()
+        build_config(config.model_config, f"{where}.model")
+        build_config(config.loss_config, f"{where}.loss")
+    except ConfigError:
+        raise
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{where}: {e}") from None
     return config

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from spiritnet_tf import data
 from spiritnet_tf.limits import MAX_TRAINING_FRAMES
+from spiritnet_tf.config import build_config
 from spiritnet_tf.training.config import SourceConfig
 
 __all__ = ["load_source", "septuplet_dataset", "training_samples", "evaluation_samples",
@@ -192,20 +193,22 @@ def parse_source_spec(spec, *, height=256, width=448, seed=0, cache_dir=None,
             count = int(spec.split(":", 1)[1])
         except ValueError:
             raise ValueError(f"--data {spec!r}: expected synthetic:N with N a number") from None
-        source = SourceConfig("synthetic", count=count, **common)
+        source = build_config(SourceConfig, "--data", "synthetic", count=count, **common)
     elif spec.startswith("vimeo:"):
-        source = SourceConfig("vimeo", data_dir=spec.split(":", 1)[1], split=split, take=take)
+        source = build_config(SourceConfig, "--data", "vimeo", data_dir=spec.split(":", 1)[1],
+                              split=split, take=take)
     elif spec.endswith(".tfrecord") or any(c in spec for c in "*?[") or (
             os.path.isdir(spec) and glob.glob(os.path.join(spec, "*.tfrecord"))):
         depth = with_depth
         if depth is None:  # synthetic records carry depth; other caches do not
             depth = all(os.path.basename(f).startswith("synthetic-") for f in _tfrecord_files(spec))
-        source = SourceConfig("tfrecord", path=spec, with_depth=depth, take=take)
+        source = build_config(SourceConfig, "--data", "tfrecord", path=spec, with_depth=depth,
+                              take=take)
     elif os.path.isdir(spec):
-        source = SourceConfig("videos", path=spec, cache_dir=cache_dir, **common)
+        source = build_config(SourceConfig, "--data", "videos", path=spec, cache_dir=cache_dir,
+                              **common)
     else:
         raise FileNotFoundError(
             f"--data {spec!r}: not synthetic:N, vimeo:DIR, a .tfrecord file or folder, or a "
             "folder of videos")
-    source.validate("--data")
     return source

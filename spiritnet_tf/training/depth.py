@@ -18,6 +18,8 @@ import dataclasses
 import keras
 import tensorflow as tf
 
+from spiritnet_tf.config import CheckedConfig, above, at_least, one_of, optional, rule
+
 __all__ = ["DepthPretraining", "pretrain_depth", "DEPTH_LOSSES"]
 
 DEPTH_LOSSES = ("relative", "scale_invariant_log")
@@ -25,7 +27,7 @@ DEPTH_SCENES = ("cues", "layers", "mixed")
 
 
 @dataclasses.dataclass
-class DepthPretraining:
+class DepthPretraining(CheckedConfig):
     """Options of the depth pre-training stage (a config's ``depth_pretraining`` block).
 
     Attributes:
@@ -61,17 +63,17 @@ class DepthPretraining:
     scenes: str = "cues"
     textures: str = None
 
-    def validate(self, where):
-        if self.scenes not in DEPTH_SCENES:
-            raise ValueError(f"{where}.scenes must be one of {DEPTH_SCENES}, got {self.scenes!r}")
-        if self.loss not in DEPTH_LOSSES:
-            raise ValueError(f"{where}.loss must be one of {DEPTH_LOSSES}, got {self.loss!r}")
-        for key in ("steps", "batch_size", "count"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{where}.{key} must be >= 1, got {getattr(self, key)}")
-        for key in ("height", "width"):
-            if getattr(self, key) < 32 or getattr(self, key) % 32:
-                raise ValueError(f"{where}.{key} must be a multiple of 32, got {getattr(self, key)}")
+    RULES = {
+        "steps": at_least(1, integer=True),
+        "batch_size": at_least(1, integer=True),
+        "learning_rate": above(0),
+        "clipnorm": optional(above(0)),
+        "count": at_least(1, integer=True),
+        "height": rule("a multiple of 32 (>= 32)", lambda v: v >= 32 and v % 32 == 0),
+        "width": rule("a multiple of 32 (>= 32)", lambda v: v >= 32 and v % 32 == 0),
+        "loss": one_of(DEPTH_LOSSES),
+        "scenes": one_of(DEPTH_SCENES),
+    }
 
 
 def _cue_scenes(options):

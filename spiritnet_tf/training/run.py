@@ -36,20 +36,42 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from spiritnet_tf.config import SpiritNetConfig
-from spiritnet_tf.io.weights import check_weights_file
 from spiritnet_tf.training.callbacks import PreviewCallback
-from spiritnet_tf.training.config import STRATEGIES, TrainConfig, parse_config
+from spiritnet_tf.training.config import STRATEGIES, TrainConfig
 from spiritnet_tf.training.data import evaluation_samples, septuplet_dataset, training_samples
 
-__all__ = ["train", "evaluate_model", "make_strategy", "STRATEGIES", "check_run_dir",
-           "prepare_run_dir",
-           "load_model"]
+__all__ = ["train", "evaluate_model", "evaluate_weights", "make_strategy", "STRATEGIES",
+           "check_run_dir", "prepare_run_dir", "load_model", "repository_relative"]
 
+# The checkout this package runs from: manifests record paths inside it relative to it.
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MANIFEST = "manifest.json"
 CONFIG = "config.json"
 DEPTH_WEIGHTS = "depth_pretrained.weights.h5"
 DEPTH_LOG = "depth_pretraining.json"
+
+
+def repository_relative(value, root=None):
+    """``value`` (a JSON-able structure) with every string that is an absolute path inside
+    ``root`` (the repository) rewritten relative to it, e.g. ``/x/repo/data/a.mp4#3`` ->
+    ``data/a.mp4#3``; other values, and paths outside ``root``, as they are. ``root``
+    defaults to `REPO`, this checkout.
+
+    Run manifests and the bundled ``MANIFEST.json`` go through it, so that they read the
+    same on every machine (the data folders of a run are ``data/...``, not where the
+    checkout happened to be)."""
+    root = REPO if root is None else root
+    if isinstance(value, dict):
+        return {k: repository_relative(v, root) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [repository_relative(v, root) for v in value]
+    if isinstance(value, str) and os.path.isabs(value):
+        for base in dict.fromkeys((os.path.abspath(root), os.path.realpath(root))):
+            if value == base:
+                return "."
+            if value.startswith(base + os.sep):
+                return value[len(base) + len(os.sep):]
+    return value
 
 
 def make_strategy(name):
@@ -162,37 +184,13 @@ def load_model(weights=None, preset="small"):
     ``weights``: a ``.keras`` file (loaded with ``safe_mode=True``); a ``.weights.h5``
     file (its architecture from the ``manifest.json`` or ``config.json`` of its run
     directory, else ``preset``); a run directory (its ``model.keras``); ``"default"`` (the
-    bundled weights); or None (random initialisation, for testing the pipeline).
+    bundled weights); or None (random initialisation, for testing the pipeline). The
+    rules are `spiritnet_tf.io.weights.load_model`'s (``run_config=True``).
     """
-    from spiritnet_tf.model import SpiritNet
+    from spiritnet_tf.io import weights as weights_io
 
-    if weights is None or weights == "default":
-        return SpiritNet.from_preset(preset, weights=weights)
-    if os.path.isdir(weights):
-        weights = os.path.join(weights, "model.keras")
-    if not os.path.exists(weights):
-        raise FileNotFoundError(f"weights file {weights!r} does not exist")
-    check_weights_file(weights)  # "not a SpiritNet weights file (reason)" before any build
-    if weights.endswith(".keras"):
-        return keras.saving.load_model(weights, safe_mode=True)
-    config = None
-    here = os.path.dirname(os.path.abspath(weights))
-    for folder in (here, os.path.dirname(here)):  # a run directory or its checkpoints/
-        if os.path.exists(os.path.join(folder, MANIFEST)):
-            with open(os.path.join(folder, MANIFEST)) as f:
-                config = SpiritNetConfig.from_dict(json.load(f)["model_config"])
-        elif os.path.exists(os.path.join(folder, CONFIG)):
-            with open(os.path.join(folder, CONFIG)) as f:
-                config = parse_config(json.load(f), where=os.path.join(folder, CONFIG),
-                                      base_dir=folder).model_config()
-        if config is not None:
-            break
-    if config is not None:
-        model = SpiritNet(config)
-        model.build()
-        model.load_weights(weights)
-        return model
-    return SpiritNet.from_preset(preset, weights=weights)
+    return weights_io.model_from_option(weights_io.RANDOM if weights is None else weights,
+                                        preset, run_config=True)
 
 
 def _dafr_flow0(model, seed):
@@ -392,6 +390,7 @@ def train(config, out_dir, *, strategy="default", overwrite=False, progress=True
                         "markdown": "evaluation/evaluation.md", "plot": "evaluation/evaluation.png"},
             "quality_gate": {name: quality_gate(result, name) for name in models},
         }
+    manifest = repository_relative(json.loads(json.dumps(manifest, default=str)))  # no machine's paths
     if chief:
         with open(path(MANIFEST) + ".partial", "w") as f:
             json.dump(manifest, f, indent=2, default=str)
@@ -399,3 +398,60 @@ def train(config, out_dir, *, strategy="default", overwrite=False, progress=True
         os.replace(path(MANIFEST) + ".partial", path(MANIFEST))
     shutil.rmtree(path("backup"), ignore_errors=True)
     return manifest
+
+
+REPORT_FILES = ("evaluation.json", "evaluation.md", "evaluation.png")
+SOURCE_FILE = "evaluation-source.json"
+
+
+def evaluate_weights(weights, data, out, *, mode="prediction", preset="small", resample_from=None,
+                     size=(256, 448), crop=None, seed=0, split="test", cache_dir=None, take=None,
+                     batch_size=4, max_batches=None, overwrite=False, progress=True):
+    """``spiritnet evaluate`` as a function: evaluates ``weights`` (see `load_model`; None
+    = random initialisation) and the baselines on the data source ``data`` (see
+    `spiritnet_tf.training.parse_source_spec`) and writes the report into ``out``:
+    ``evaluation.json``, ``.md``, ``.png`` and ``evaluation-source.json`` (the source, its
+    clips, ``weights`` and ``resample_from`` as given).
+
+    ``resample_from``: None (the model's own mode, one method "model") or a list of modes
+    (one method "model (<mode>)" each). ``size``: (height, width) of synthetic renders and
+    video cuts. Returns ``(EvaluationResult, {"json", "markdown", "plot": path})``.
+
+    ``out`` and ``weights`` are checked before the data is read: ValueError when ``out``
+    already holds a report and not ``overwrite``, or is a file; ValueError naming
+    ``--weights`` for a missing, corrupt or foreign weights file.
+    """
+    from spiritnet_tf.evaluation import write_report
+    from spiritnet_tf.io.weights import RANDOM, weights_path
+    from spiritnet_tf.io.writers import check_output_parent
+    from spiritnet_tf.training.data import load_source, parse_source_spec
+
+    existing = [n for n in REPORT_FILES if os.path.exists(os.path.join(out, n))]
+    if existing and not overwrite:
+        raise ValueError(f"{out!r} already holds {', '.join(existing)}; pass --overwrite")
+    if os.path.lexists(out) and not os.path.isdir(out):
+        raise ValueError(f"--out {out}: exists and is not a folder")
+    check_output_parent(os.path.join(out, REPORT_FILES[0]))
+    if weights is not None and os.fspath(weights).lower() not in (RANDOM, "default"):
+        try:
+            weights_path(weights)
+        except (ValueError, OSError) as e:
+            raise ValueError(f"--weights {e}") from None
+    height, width = size
+    source = parse_source_spec(data, height=height, width=width, seed=seed, cache_dir=cache_dir,
+                               split=split, take=take)
+    septuplets, record = load_source(source, progress=progress)
+    model = load_model(weights, preset)
+    if resample_from:
+        models = {f"model ({m})": model.with_config(resample_from=m) for m in resample_from}
+    else:
+        models = {"model": model}
+    result = evaluate_model(models, septuplets, mode, batch_size=batch_size, crop=crop, seed=seed,
+                            max_batches=max_batches, progress=progress)
+    paths = write_report(result, out)
+    with open(os.path.join(out, SOURCE_FILE), "w") as f:
+        json.dump({"source": dataclasses.asdict(source), "record": record,
+                   "weights": RANDOM if weights is None else os.fspath(weights),
+                   "resample_from": resample_from}, f, indent=2)
+        f.write("\n")
+    return result, paths

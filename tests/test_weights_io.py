@@ -1,0 +1,95 @@
+"""spiritnet_tf.io.weights: the one owner of the loading rules (run directories, 'none', errors,
+the bundled manifest)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from spiritnet_tf import config
+from spiritnet_tf.io import weights as weights_io
+
+
+def _same_weights(a, b):
+    return all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights()))
+
+
+@pytest.fixture(scope="module")
+def run_dir(tiny_spiritnet, tmp_path_factory):
+    """A run folder as `spiritnet train` leaves it: model.keras, model.weights.h5, manifest.json."""
+    folder = tmp_path_factory.mktemp("run")
+    tiny_spiritnet.save(folder / "model.keras")
+    (folder / "checkpoints").mkdir()
+    tiny_spiritnet.save_weights(folder / "checkpoints" / "epoch-001.weights.h5")
+    (folder / "manifest.json").write_text(json.dumps({"model_config": tiny_spiritnet.config.to_dict()}))
+    return folder
+
+
+def test_weights_h5_of_a_run_gets_the_runs_architecture(tiny_spiritnet, run_dir):
+    checkpoint = run_dir / "checkpoints" / "epoch-001.weights.h5"
+    model = weights_io.load_model(checkpoint, run_config=True)
+    assert model.config == tiny_spiritnet.config and _same_weights(model, tiny_spiritnet)
+    # Without run_config the preset's architecture is used, which these weights do not fit.
+    with pytest.raises(ValueError, match=r"epoch-001.weights.h5: cannot load SpiritNet weights \(preset 'small'\)"):
+        weights_io.load_model(checkpoint)
+
+
+def test_run_directory_random_option_and_errors(tiny_spiritnet, run_dir, tmp_path, monkeypatch):
+    model = weights_io.load_model(run_dir, resample_from="previous")  # its model.keras
+    assert model.config.resample_from == "previous" and _same_weights(model, tiny_spiritnet)
+    random = weights_io.model_from_option("None", preset="small")
+    assert random.built and random.config == weights_io.configure_preset("small")[0]
+    with pytest.raises(FileNotFoundError, match="absent.keras: no such weights file"):
+        weights_io.load_model(tmp_path / "absent.keras")
+    with pytest.raises(FileNotFoundError, match="model.keras: no such weights file"):
+        weights_io.load_model(tmp_path)  # a folder without model.keras is no run directory
+    monkeypatch.setattr(config, "DEFAULT_WEIGHTS", str(tmp_path / "absent.weights.h5"))
+    for weights in (None, "default"):
+        with pytest.raises(FileNotFoundError, match="bundled default weights .*make default-weights"):
+            weights_io.load_model(weights)
+    with pytest.raises(ValueError, match="unknown SpiritNet preset 'large'"):
+        weights_io.configure_preset("large")
+
+
+def test_a_copy_of_the_bundled_file_gets_the_manifests_configuration(tiny_spiritnet, tmp_path,
+                                                                     monkeypatch):
+    """The manifest applies to the bundled file however it is named (None, "default", its path)."""
+    small = weights_io.configure_preset("small")[0]
+    from spiritnet_tf.model import SpiritNet
+
+    trained = SpiritNet(small)
+    trained.build()
+    bundled = tmp_path / "bundled.weights.h5"
+    trained.save_weights(bundled)
+    (tmp_path / "MANIFEST.json").write_text(json.dumps(
+        {"resample_from": "previous", "dafr": {"speed_rule": "sigmoid"}}))
+    monkeypatch.setattr(config, "DEFAULT_MANIFEST", str(tmp_path / "MANIFEST.json"))
+    monkeypatch.setattr(config, "DEFAULT_WEIGHTS", str(bundled))
+    for weights in (None, "default", bundled, str(tmp_path / "." / "bundled.weights.h5")):
+        model = weights_io.load_model(weights)
+        assert model.config.resample_from == "previous"
+        assert model.dafr.config.speed_rule == "sigmoid"
+        assert _same_weights(model, trained)
+    copy = tmp_path / "copy.weights.h5"
+    copy.write_bytes(bundled.read_bytes())
+    assert weights_io.load_model(copy).config.resample_from == small.resample_from  # not the bundled file
+    # SpiritNet.from_preset goes through the same rule, by "default" or by the path.
+    from_preset = SpiritNet.from_preset("small", weights=str(bundled))
+    assert from_preset.config.resample_from == "previous" and _same_weights(from_preset, trained)
+    assert SpiritNet.from_preset("small", weights=copy).config.resample_from == small.resample_from
+
+
+def test_one_owner_of_the_loading_rules():
+    """The other loaders are thin callers of spiritnet_tf.io.weights: none of them loads a
+    Keras file or reads the bundled manifest itself."""
+    import inspect
+
+    from spiritnet_tf import animation, config as config_module, export_mobile, model
+    from spiritnet_tf.training import bundle, run
+
+    for function in (animation.load_model, run.load_model, model.SpiritNet.from_preset,
+                     config_module.bundled_overrides, export_mobile._model, bundle.example_check):
+        source = inspect.getsource(function)
+        for rule in ("keras.saving", "DEFAULT_MANIFEST", "samefile", "check_weights_file",
+                     "os.path.isdir", "RESAMPLE_MODES"):
+            assert rule not in source, f"{function.__qualname__} repeats {rule!r}"
