@@ -4,6 +4,8 @@
     out = model({"image": images}, num_frames=6, seed=0)
     out["frames"]  # [B, 6, H, W, 3] in [0, 1], generated frames only (the input is not repeated)
     out["flows"]   # [B, 6, H, W, 2] backward flows F_{t+1 -> t} in pixels
+    model.estimate_depth(images)         # [B, H, W, 1] inverse depth z0 of the first stage
+    model.initial_flow(images, seed=0)   # [B, H, W, 2] DAFR's F0, the flow0 call draws
 
 Training (`fit`) is free-running: after state0 the model feeds its own (image, flow)
 to the next step; teacher flows appear only in state0 and in the loss.
