@@ -370,10 +370,6 @@ def animate(image, num_frames=6, seed=0, *, weights=None, direction=None, magnit
       ImageInputError / ValueError with a message naming the problem; FileNotFoundError
       for missing weights.
     """
-    import tensorflow as tf
-
-    from spiritnet_tf.model import MULTIPLE
-
     num_frames = _check_number("num_frames", num_frames, 1, integer=True)
     if num_frames > MAX_FRAMES:
         raise ValueError(f"num_frames must be at most {MAX_FRAMES}, got {num_frames}")
@@ -412,10 +408,8 @@ def animate(image, num_frames=6, seed=0, *, weights=None, direction=None, magnit
             size=small_size,
             max_pixels=max_pixels,
         )
-    else:  # the depth net's estimate, as the model would make it (reflect-padded input)
-        ph, pw = (-small_size[0]) % MULTIPLE, (-small_size[1]) % MULTIPLE
-        padded = tf.pad(small[None], [[0, 0], [0, ph], [0, pw], [0, 0]], mode="REFLECT")
-        z = model.cell.estimate_depth(padded).numpy()[0, : small_size[0], : small_size[1]]
+    else:  # the depth net's estimate, as the model makes it for frame 0
+        z = model.estimate_depth(small[None]).numpy()[0]
     inputs["depth"] = z[None]
     full_mask = None
     if mask is not None:

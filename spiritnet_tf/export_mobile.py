@@ -102,28 +102,18 @@ def mobile_function(model, height=DEFAULT_HEIGHT, width=DEFAULT_WIDTH,
 def initial_flow(model, image, seed=0, *, direction=None, magnitude=1.0):
     """flow0 [B, H, W, 2] float32 (NumPy) for the exported artefacts, drawn by ``model``'s DAFR.
 
-    ``image`` [B, H, W, 3] float in [0, 1] or uint8 (or [H, W, 3], then B = 1). The inverse
-    depth comes from the model's depth net on the picture reflect-padded to a multiple
-    of 32 (as inside the model), DAFR draws the flow from it with ``seed``
-    (``direction`` in degrees of motion, ``magnitude`` a scale; docs/design.md §2), and the flow
-    is cropped back to H x W.
+    ``image`` [B, H, W, 3] float in [0, 1] or uint8 (or [H, W, 3], then B = 1). This is
+    `SpiritNet.initial_flow` (depth net and DAFR with ``seed``, ``direction`` in degrees of
+    motion, ``magnitude`` a scale; docs/design.md §2) as NumPy.
     """
-    from spiritnet_tf.model import MULTIPLE
-
     image = tf.convert_to_tensor(image)
-    image = tf.cast(image, tf.float32) / 255.0 if image.dtype == tf.uint8 else \
-        tf.cast(image, tf.float32)
     if image.shape.rank == 3:
         image = image[None]
     if image.shape.rank != 4 or image.shape[-1] != 3:
         raise ValueError(f"initial_flow: image must be [B,H,W,3] or [H,W,3] RGB, got shape "
                          f"{image.shape}")
-    height, width = image.shape[1], image.shape[2]
-    padded = tf.pad(image, [[0, 0], [0, -height % MULTIPLE], [0, -width % MULTIPLE], [0, 0]],
-                    mode="REFLECT")
-    z = model.cell.estimate_depth(padded, training=False)
-    flow = model.dafr(z, tf.constant(seed, tf.int64), direction=direction, magnitude=magnitude)
-    return flow[:, :height, :width].numpy().astype(np.float32)
+    flow = model.initial_flow(image, seed, direction=direction, magnitude=magnitude)
+    return flow.numpy().astype(np.float32)
 
 
 # ---------------------------------------------------------------------- writing

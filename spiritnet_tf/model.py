@@ -4,6 +4,8 @@
     out = model({"image": images}, num_frames=6, seed=0)
     out["frames"]  # [B, 6, H, W, 3] in [0, 1], generated frames only (the input is not repeated)
     out["flows"]   # [B, 6, H, W, 2] backward flows F_{t+1 -> t} in pixels
+    model.estimate_depth(images)         # [B, H, W, 1] inverse depth z0 of the first stage
+    model.initial_flow(images, seed=0)   # [B, H, W, 2] DAFR's F0, the flow0 call draws
 
 Training (`fit`) is free-running: after state0 the model feeds its own (image, flow)
 to the next step; teacher flows appear only in state0 and in the loss.
@@ -17,7 +19,7 @@ import tensorflow as tf
 from spiritnet_tf import losses
 from spiritnet_tf.config import DEFAULT_WEIGHTS, LossConfig, SpiritNetConfig
 from spiritnet_tf.io.images import check_unit_range
-from spiritnet_tf.layers.cell import SpiritNetCell, SpiritNetRNN
+from spiritnet_tf.layers.cell import CellState, SpiritNetCell, SpiritNetRNN
 from spiritnet_tf.layers.dafr import DAFR
 from spiritnet_tf.limits import MIN_INVERSE_DEPTH, MIN_SIDE
 
@@ -55,6 +57,14 @@ MULTIPLE = 32  # H, W are padded to a multiple of this inside the model
 INPUT_KEYS = ("image", "flow0", "control", "depth", "mask")
 
 
+def _padding(x):
+    """(height, width, ph, pw) of ``x`` [B, H, W, C]: the rows and columns that padding
+    below and to the right adds to reach multiples of `MULTIPLE`."""
+    shape = tf.shape(x)
+    height, width = shape[1], shape[2]
+    return height, width, (-height) % MULTIPLE, (-width) % MULTIPLE
+
+
 def _pad_reflect(x, ph, pw):
     return tf.pad(x, [[0, 0], [0, ph], [0, pw], [0, 0]], mode="REFLECT")
 
@@ -62,6 +72,26 @@ def _pad_reflect(x, ph, pw):
 def _pad_edge(x, ph, pw):
     x = tf.concat([x, tf.repeat(x[:, -1:], ph, axis=1)], 1)
     return tf.concat([x, tf.repeat(x[:, :, -1:], pw, axis=2)], 2)
+
+
+def _pad_inputs(inputs):
+    """Checked inputs padded once to multiples of `MULTIPLE` (docs/design.md §2).
+
+    Returns ``(padded, height, width)``: ``padded`` has the keys of ``inputs``; the
+    image is reflect-padded, flow0, depth and mask edge-replicated, the mask made
+    binary (> 0.5) and the depth clipped to [MIN_INVERSE_DEPTH, 1]; control is passed
+    on as it is.
+    """
+    height, width, ph, pw = _padding(inputs["image"])
+    padded = dict(inputs)
+    padded["image"] = _pad_reflect(inputs["image"], ph, pw)
+    if "mask" in inputs:
+        padded["mask"] = tf.cast(_pad_edge(inputs["mask"], ph, pw) > 0.5, tf.float32)
+    if "depth" in inputs:
+        padded["depth"] = tf.clip_by_value(_pad_edge(inputs["depth"], ph, pw), MIN_INVERSE_DEPTH, 1.0)
+    if "flow0" in inputs:
+        padded["flow0"] = _pad_edge(inputs["flow0"], ph, pw)
+    return padded, height, width
 
 
 @keras.saving.register_keras_serializable(package="spiritnet")
@@ -221,47 +251,87 @@ class SpiritNet(keras.Model):
             checked["control"] = tf.debugging.assert_all_finite(c, "SpiritNet: 'control' has NaN or inf")
         return checked
 
+    def estimate_depth(self, image, training=False):
+        """Inverse depth z of ``image`` from the model's depth net, at the image's size.
+
+        Args:
+          image: ``[B, H, W, 3]`` float in [0, 1] or uint8 (scaled by 1/255), H, W >= 32;
+            checked like ``call``'s "image".
+          training: run the depth net in training mode (never for a pretrained depth net).
+
+        Returns:
+          ``[B, H, W, 1]`` float32 z in [1e-3, 1] (1 = nearest, docs/design.md §2), mapped by
+          ``config.depth_mapping``. The image is reflect-padded below and to the right to
+          a multiple of `MULTIPLE` (32) and z cropped back: the estimate ``call`` makes for
+          the first frame, and the map `animate` passes to the model as its "depth".
+        """
+        padded, height, width = _pad_inputs(self._check_inputs({"image": image}))
+        return self.cell.estimate_depth(padded["image"], training=training)[:, :height, :width]
+
+    def initial_flow(self, image, seed, direction=None, magnitude=1.0, mask=None):
+        """DAFR's initial flow F0 for ``image``: the flow0 ``call`` draws without a "flow0" input.
+
+        Args:
+          image: ``[B, H, W, 3]`` float in [0, 1] or uint8, H, W >= 32 (as for ``call``).
+          seed: int64 seed of DAFR's random choices (same seed, same flow).
+          direction: degrees of motion in image axes (0 = content moving right, 90 = down)
+            or None for DAFR's own choice; magnitude: scale of the flow (docs/design.md §2).
+          mask: optional ``[B, H, W, 1]``, 1 (> 0.5) = static: zero flow there.
+
+        Returns:
+          ``[B, H, W, 2]`` float32 backward flow in pixels (dx, dy): the motion of content is
+          ``M = -F0``. Depth and DAFR run on the image padded to a multiple of `MULTIPLE`
+          (reflect; the mask edge-replicated), the flow is cropped back to H x W.
+        """
+        padded, height, width = _pad_inputs(self._check_inputs({"image": image, "mask": mask}))
+        flow0, _ = self._dafr_flow(padded, seed, direction, magnitude, training=False)
+        return flow0[:, :height, :width]
+
+    def _dafr_flow(self, padded, seed, direction, magnitude, training):
+        """``(flow0, z0)`` on padded inputs: DAFR on the "depth" input if given, else on the
+        depth net's estimate (returned as z0 so that the first step does not recompute it)."""
+        z0 = padded.get("depth")
+        if z0 is None:
+            z0 = self.cell.estimate_depth(padded["image"], training=training)
+        flow0 = self.dafr(z0, tf.cast(seed, tf.int64), direction=direction, magnitude=magnitude,
+                          mask=padded.get("mask"))
+        return flow0, z0
+
+    def _initial_state(self, padded, seed, direction, magnitude, training):
+        """The first `CellState` from padded inputs (`_pad_inputs`)."""
+        image = padded["image"]
+        z0 = padded.get("depth")
+        flow0 = padded.get("flow0")
+        if flow0 is None:
+            flow0, z0 = self._dafr_flow(padded, seed, direction, magnitude, training)
+        zeros1 = tf.zeros_like(image[..., :1])
+        mask = padded.get("mask", zeros1)
+        return CellState(
+            image=image,
+            flow=flow0 * (1.0 - mask),
+            source=image,
+            source_flow=tf.zeros_like(flow0),
+            mask=mask,
+            depth_override=zeros1 if z0 is None else z0,
+            # Warped every step in "input" mode, computed once.
+            source_context=self.cell.context(image) if self.config.resample_from == "input" else None,
+        )
+
     def call(self, inputs, num_frames=6, seed=0, direction=None, magnitude=1.0, training=False,
              return_residuals=False):
         inputs = self._check_inputs(inputs)
-        image = inputs["image"]
         if isinstance(num_frames, int) and num_frames < 1:
             raise ValueError(f"SpiritNet: num_frames must be >= 1, got {num_frames}")
-        shape = tf.shape(image)
-        batch, height, width = shape[0], shape[1], shape[2]
-        ph = (-height) % MULTIPLE
-        pw = (-width) % MULTIPLE
-        image_p = _pad_reflect(image, ph, pw)
-
-        mask = inputs.get("mask")
-        mask_p = None if mask is None else tf.cast(_pad_edge(mask, ph, pw) > 0.5, tf.float32)
-        z0 = None
-        if inputs.get("depth") is not None:
-            z0 = tf.clip_by_value(_pad_edge(inputs["depth"], ph, pw), MIN_INVERSE_DEPTH, 1.0)
-        flow0 = inputs.get("flow0")
-        if flow0 is None:
-            if z0 is None:
-                z0 = self.cell.estimate_depth(image_p, training=training)
-            flow0 = self.dafr(
-                z0, tf.cast(seed, tf.int64), direction=direction, magnitude=magnitude, mask=mask_p
-            )
-        else:
-            flow0 = _pad_edge(flow0, ph, pw)
-        zeros1 = tf.zeros_like(image_p[..., :1])
-        if mask_p is None:
-            mask_p = zeros1
-        flow0 = flow0 * (1.0 - mask_p)
-        aux = tf.concat([mask_p, zeros1 if z0 is None else z0], -1)
-        states = [image_p, flow0, image_p, tf.zeros_like(flow0), aux]
-        if self.config.resample_from == "input":
-            states.append(self.cell.context(image_p))  # warped every step, computed once
+        padded, height, width = _pad_inputs(inputs)
+        state = self._initial_state(padded, seed, direction, magnitude, training)
 
         control = inputs.get("control")
         if control is None:
+            batch = tf.shape(inputs["image"])[0]
             control = tf.zeros(tf.stack([batch, num_frames, self.config.control_dim]))
         elif control.shape.rank == 2:
             control = tf.repeat(control[:, None], num_frames, axis=1)
-        out = self.rnn(control, initial_state=states, training=training)
+        out = self.rnn(control, initial_state=state.to_list(), training=training)
         out = out[:, :, :height, :width]
         result = {"frames": out[..., :3], "flows": out[..., 3:5]}
         if return_residuals:
@@ -361,11 +431,10 @@ class SpiritNet(keras.Model):
             targets.append(tf.reshape(y["depth"], tf.concat([[-1], tf.shape(y["depth"])[2:]], 0)))
         if images:
             images, targets = tf.concat(images, 0), tf.concat(targets, 0)
-            shape = tf.shape(images)
-            ph, pw = (-shape[1]) % MULTIPLE, (-shape[2]) % MULTIPLE
+            height, width, ph, pw = _padding(images)
             # On the raw output: the normalised, floored z can lose every gradient.
             log_depth = self.cell.log_depth(_pad_reflect(images, ph, pw), training=training)
-            log_depth = log_depth[:, : shape[1], : shape[2]]
+            log_depth = log_depth[:, :height, :width]
             if self.config.depth_mapping == "percentile":  # relative inverse depth d = -output
                 terms["depth"] = losses.relative_depth(-log_depth, targets)
             else:

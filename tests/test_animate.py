@@ -169,6 +169,23 @@ def test_depth_map_replaces_estimate_and_near_moves_more(model, tmp_path):
     assert speed[:, w // 2 + 4:].mean() > 2 * speed[:, : w // 2 - 4].mean()
 
 
+def test_estimated_depth_and_motion_are_the_models_padded_estimate(model):
+    """Without a depth map, animate's depth is the depth net on the working image
+    reflect-padded to a multiple of 32 and cropped back (the code animate had before
+    `SpiritNet.estimate_depth`), and its flows are the model's given that depth."""
+    import tensorflow as tf
+
+    photo = cv2.resize(load_image(EXAMPLE), (70, 45), interpolation=cv2.INTER_AREA)
+    anim = animate_api(photo, 2, 5, weights=model, working_side=70, edges="extend")
+    assert anim.working_size == (45, 70)  # no resizing: both sides need padding
+    padded = tf.pad(photo[None], [[0, 0], [0, 19], [0, 26], [0, 0]], mode="REFLECT")
+    z_before = model.cell.estimate_depth(padded).numpy()[0, :45, :70]
+    np.testing.assert_array_equal(anim.depth, z_before)
+    out = model({"image": photo[None], "depth": z_before[None]}, num_frames=2, seed=5)
+    np.testing.assert_array_equal(anim.flows, out["flows"].numpy()[0])
+    np.testing.assert_array_equal(anim.working_frames[1:], out["frames"].numpy()[0])
+
+
 # ----------------------------------------------------------------------------- warping maths
 
 

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from spiritnet_tf.config import SpiritNetConfig
-from spiritnet_tf.layers.cell import SpiritNetCell, SpiritNetRNN
+from spiritnet_tf.layers.cell import STATE_CHANNELS, CellState, SpiritNetCell, SpiritNetRNN
 from spiritnet_tf.model import SpiritNet
 
 # Tiny widths so every test stays fast on 2 CPU cores.
@@ -214,8 +214,9 @@ def test_cell_config_round_trip_and_rnn_shapes():
     cell = SpiritNetCell(config)
     clone = SpiritNetCell.from_config(cell.get_config())
     assert clone.config == config
-    # "input" mode carries the input's context features, computed once, as a sixth state.
-    assert [s[-1] for s in cell.state_size] == [3, 2, 3, 2, 2, cell.context.output_channels]
+    # "input" mode carries the input's context features, computed once, as a seventh state.
+    assert [s[-1] for s in cell.state_size] == [3, 2, 3, 2, 1, 1, cell.context.output_channels]
+    assert len(SpiritNetCell(SpiritNetConfig(**TINY, resample_from="previous")).state_size) == 6
     rnn = SpiritNetRNN(cell, return_sequences=True)
     assert rnn.compute_output_shape((2, 5, 4)) == (2, 5, None, None, 8)  # frame, flow, residual
     with pytest.raises(ValueError, match="resample_from"):
@@ -236,3 +237,121 @@ def test_compiled_model_round_trips_its_training_setup(tmp_path):
     assert loaded.loss_config == model.loss_config
     assert loaded.optimizer.learning_rate.numpy() == pytest.approx(1e-3)
     assert loaded.depth_optimizer.learning_rate.numpy() == pytest.approx(1e-4)
+
+
+# ------------------------------------------------------------------ depth, DAFR, state
+
+
+def _old_pipeline(model, image, seed, direction=None, magnitude=1.0, mask=None):
+    """pad -> depth -> DAFR as animation.py, training/run.py and export_mobile.py wrote it
+    before `SpiritNet.estimate_depth` / `initial_flow` existed (the reference)."""
+    h, w = image.shape[1], image.shape[2]
+    pads = [[0, 0], [0, -h % 32], [0, -w % 32], [0, 0]]
+    z = model.cell.estimate_depth(tf.pad(image, pads, mode="REFLECT"), training=False)
+    if mask is not None:  # edge-replicated and made binary, as SpiritNet.call pads it
+        mask = tf.pad(tf.constant(mask), pads, mode="SYMMETRIC")
+        mask = tf.cast(mask > 0.5, tf.float32)
+    flow = model.dafr(z, tf.constant(seed, tf.int64), direction=direction, magnitude=magnitude,
+                      mask=mask)
+    return z[:, :h, :w].numpy(), flow[:, :h, :w].numpy()
+
+
+def test_estimate_depth_and_initial_flow_equal_the_old_pad_depth_dafr_code(model):
+    """Odd size (padding on both axes), batch 2: the public methods give what the three
+    copies outside the model computed, value for value."""
+    image = RNG.random((2, 37, 61, 3)).astype(np.float32)
+    z_old, flow_old = _old_pipeline(model, image, seed=5)
+    z = model.estimate_depth(image).numpy()
+    assert z.shape == (2, 37, 61, 1) and z.dtype == np.float32
+    assert z.min() >= 1e-3 and z.max() <= 1.0
+    np.testing.assert_array_equal(z, z_old)
+    flow = model.initial_flow(image, 5).numpy()
+    assert flow.shape == (2, 37, 61, 2) and np.abs(flow).max() > 0.1
+    np.testing.assert_array_equal(flow, flow_old)
+    # uint8 is scaled like call's image; another seed draws another flow.
+    image8 = (image * 255).round().astype(np.uint8)
+    np.testing.assert_array_equal(model.estimate_depth(image8).numpy(),
+                                  model.estimate_depth(image8.astype(np.float32) / 255).numpy())
+    assert not np.allclose(model.initial_flow(image, 6).numpy(), flow)
+
+
+def test_initial_flow_controls_and_mask(model):
+    """direction, magnitude and the static mask reach DAFR (mask padded like call's)."""
+    image = RNG.random((1, 40, 50, 3)).astype(np.float32)
+    mask = np.zeros((1, 40, 50, 1), np.float32)
+    mask[:, 25:, :30] = 0.8  # > 0.5: static; touches the bottom border (padded rows)
+    _, flow_old = _old_pipeline(model, image, 3, direction=90.0, magnitude=2.0, mask=mask)
+    flow = model.initial_flow(image, 3, direction=90.0, magnitude=2.0, mask=mask).numpy()
+    np.testing.assert_array_equal(flow, flow_old)
+    assert np.all(flow[:, 25:, :30] == 0) and np.abs(flow[:, :25]).max() > 0.1
+    # Motion 90 degrees = content moving down: backward flow dy < 0, and every pixel's
+    # motion within DAFR's max_turn_deg (15) of that direction.
+    moving = flow[0, :25]
+    assert moving[..., 1].max() < 0
+    assert np.all(np.abs(moving[..., 0]) <= np.tan(np.radians(15.01)) * -moving[..., 1])
+    half = model.initial_flow(image, 3, direction=90.0, magnitude=1.0, mask=mask).numpy()
+    np.testing.assert_allclose(flow, 2.0 * half, rtol=1e-5, atol=1e-6)
+
+
+def test_initial_flow_is_the_flow_call_draws(model_input):
+    """H, W multiples of 32 (no padding to differ): call given initial_flow's flow0 and
+    estimate_depth's z as its inputs = call drawing both itself."""
+    image = RNG.random((1, 64, 32, 3)).astype(np.float32)
+    drawn = model_input({"image": image}, num_frames=2, seed=4)
+    given = model_input({"image": image, "flow0": model_input.initial_flow(image, 4),
+                         "depth": model_input.estimate_depth(image)}, num_frames=2)
+    for key in ("frames", "flows"):
+        np.testing.assert_array_equal(given[key].numpy(), drawn[key].numpy())
+
+
+def test_estimate_depth_and_initial_flow_refuse_bad_images(model):
+    with pytest.raises(ValueError, match="height 16 is below"):
+        model.estimate_depth(np.zeros((1, 16, 40, 3), np.float32))
+    with pytest.raises(ValueError, match=r"\[B,H,W,3\]"):
+        model.initial_flow(IMAGE[0], 0)
+    with pytest.raises(ValueError, match="'mask' is 30x32 but the image is 32x32"):
+        model.initial_flow(IMAGE, 0, mask=np.zeros((1, 30, 32, 1), np.float32))
+
+
+def test_cell_state_names_the_flat_keras_state():
+    """`CellState` <-> the flat list Keras' RNN carries: one mapping, used by both sides."""
+    tensors = [tf.fill([1, 32, 32, c], float(i)) for i, c in enumerate(STATE_CHANNELS[:-1])]
+    state = CellState.from_list(tensors)
+    assert state.source_context is None and state.mask.shape[-1] == 1
+    assert float(state.depth_override[0, 0, 0, 0]) == 5.0
+    assert state.to_list() == tensors
+    context = tf.zeros([1, 32, 32, 8])
+    assert CellState.from_list(tensors + [context]).source_context is context
+    with pytest.raises(ValueError, match="6 or 7 state tensors, got 5"):
+        CellState.from_list(tensors[:5])
+
+
+def test_cell_hands_on_the_mask_and_drops_the_depth_override(model):
+    """A step keeps source, mask and source context, consumes the depth override (zeros
+    next), and its output has 8 channels (frame, flow, residual)."""
+    cell = model.cell
+    image = tf.constant(IMAGE)
+    mask = tf.concat([tf.ones([1, 32, 16, 1]), tf.zeros([1, 32, 16, 1])], 2)
+    state = CellState(image=image, flow=tf.constant(_shift_flow(-1.0)), source=image,
+                      source_flow=tf.zeros([1, 32, 32, 2]), mask=mask,
+                      depth_override=tf.fill([1, 32, 32, 1], 0.5))
+    output, new = cell(tf.zeros([1, model.config.control_dim]), state.to_list())
+    new = CellState.from_list(new)
+    assert output.shape == (1, 32, 32, 8)
+    assert new.source is image and new.mask is mask
+    assert float(tf.reduce_max(new.depth_override)) == 0.0
+    np.testing.assert_array_equal(new.image.numpy()[:, :, :16], IMAGE[:, :, :16])  # static half
+    np.testing.assert_array_equal(new.flow.numpy()[:, :, :16], 0.0)
+    np.testing.assert_array_equal(output.numpy()[..., :3], new.image.numpy())
+    # The override is what the step uses: the halves move towards each other, and where
+    # their projections collide DAFI weighs the flows by z, so the nearer half wins.
+    flow = np.zeros((1, 32, 32, 2), np.float32)
+    flow[:, :, :16, 0], flow[:, :, 16:, 0] = -3.0, 3.0  # content moving right | left
+    near_right = np.full((1, 32, 32, 1), 0.05, np.float32)
+    near_right[:, :, 16:] = 1.0
+    flows = []
+    for z in (near_right, near_right[:, :, ::-1]):
+        step = state._replace(flow=tf.constant(flow), mask=tf.zeros([1, 32, 32, 1]),
+                              depth_override=tf.constant(z))
+        flows.append(cell(tf.zeros([1, model.config.control_dim]), step.to_list())[0][..., 3:5])
+    assert np.abs(flows[0].numpy() - flows[1].numpy()).max() > 0.5

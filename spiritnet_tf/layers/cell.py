@@ -13,6 +13,8 @@ Flows are backward (docs/design.md §2): ``I_{t+1}(x) ~ I_t(x + F_{t+1}(x))``. W
 and its context with ``G_{t+1}``, so each frame is one resampling of the input.
 """
 
+from typing import Any, NamedTuple
+
 import keras
 import tensorflow as tf
 
@@ -27,16 +29,57 @@ from spiritnet_tf.layers.synthesis import FrameSynthesis
 from spiritnet_tf.limits import MIN_INVERSE_DEPTH
 from spiritnet_tf.ops import adaptive_warp
 
-__all__ = ["SpiritNetCell", "SpiritNetRNN", "STATE_CHANNELS", "bilinear_kernel"]
+__all__ = ["SpiritNetCell", "SpiritNetRNN", "CellState", "STATE_CHANNELS", "OUTPUT_CHANNELS",
+           "bilinear_kernel"]
 
-# State tensors [B, H, W, c] in order: image I_t (3), flow F_t (2), source = input
-# image I_0 (3), flow G_t back to the input (2; zeros with resample_from="previous"),
-# aux (2): channel 0 = static mask (1 = static), channel 1 = inverse-depth override
-# for this step (z in (0, 1]; 0 everywhere = estimate with the depth net). The
-# override is consumed by the step that sees it (the model uses it for frame 0).
-# With resample_from="input" a sixth state holds the context features of the input
-# image (`ContextExtractor.output_channels`), computed once by the caller.
-STATE_CHANNELS = (3, 2, 3, 2, 2)
+
+class CellState(NamedTuple):
+    """The recurrent state of `SpiritNetCell`: ``[B, H, W, c]`` float32 tensors, H and W
+    multiples of 32 (`spiritnet_tf.model.MULTIPLE`). `SpiritNet.call` builds the first one,
+    the cell reads and returns it each step.
+
+    Fields (``c`` in `STATE_CHANNELS`):
+      image: I_t (3), in [0, 1].
+      flow: F_t (2), backward flow ``I_t(x) ~ I_{t-1}(x + F_t(x))`` in pixels; for t = 0
+        flow0, the backward flow that the first step carries on (DAFR's or the caller's).
+      source: I_0 (3), the input image; never changes.
+      source_flow: G_t (2), composed backward flow from frame t to the input in pixels
+        (``G_0 = 0``; stays zero with ``resample_from="previous"``).
+      mask: (1) static mask, 1 = static: those pixels keep I_0 and zero flow; never changes.
+      depth_override: (1) inverse depth z in [1e-3, 1] that the next step uses instead of
+        the depth net's estimate; zero everywhere = estimate. The step that reads it
+        hands on zeros (the model sets it for frame 0 only).
+      source_context: context features of I_0 (`ContextExtractor.output_channels`),
+        computed once by the caller, with ``resample_from="input"`` only; None otherwise.
+
+    Keras' RNN carries states as a flat list: `to_list` and `from_list` are the one
+    place that maps the names to positions (both the model and the cell use them).
+    """
+
+    image: Any
+    flow: Any
+    source: Any
+    source_flow: Any
+    mask: Any
+    depth_override: Any
+    source_context: Any = None
+
+    def to_list(self):
+        """The flat list Keras' RNN carries, in field order (``source_context`` omitted
+        when None)."""
+        return list(self) if self.source_context is not None else list(self[:-1])
+
+    @classmethod
+    def from_list(cls, states):
+        """Inverse of `to_list`: 6 tensors, or 7 with the source context."""
+        states = list(states)
+        if len(states) not in (6, 7):
+            raise ValueError(f"SpiritNetCell: expected 6 or 7 state tensors, got {len(states)}")
+        return cls(*states)
+
+
+# Channels of each state tensor (the context's width is the cell's, filled in by it).
+STATE_CHANNELS = CellState(image=3, flow=2, source=3, source_flow=2, mask=1, depth_override=1)
 # I_{t+1} (3), F_{t+1} (2) and the synthesis residual (3: I_{t+1} minus the adaptively
 # warped image, zero on static pixels), concatenated; the residual is what full-resolution
 # output adds to the upsampled motion (docs/design.md §6).
@@ -57,8 +100,8 @@ def depth_net_for(config):
 
 
 class SpiritNetCell(keras.layers.Layer):
-    """One SpiritNet step, state ``[image, flow, source, source_flow, aux]`` (see `STATE_CHANNELS`),
-    plus ``source_context`` (the input's context features) when ``resample_from="input"``.
+    """One SpiritNet step on a `CellState` (image, flow, source, source_flow, mask,
+    depth_override, and source_context when ``resample_from="input"``).
 
     Args:
       config: `spiritnet_tf.config.SpiritNetConfig` (or its dict); architecture,
@@ -70,14 +113,16 @@ class SpiritNetCell(keras.layers.Layer):
         It is mapped by a zero-initialised dense layer to a global flow offset
         (pixels) added to the predicted flow: the slot for the paper's
         "semantics state" future work; with zero controls it has no effect.
-      states: list of tensors ``[B, H, W, c]`` (``state_size``): 5 with ``c`` =
-        `STATE_CHANNELS`, a sixth = ``context(source)`` in "input" mode; images in
+      states: a `CellState`, or its flat list as Keras' RNN passes it
+        (`CellState.to_list`, ``state_size``): 6 tensors ``[B, H, W, c]`` with ``c`` in
+        `STATE_CHANNELS`, a seventh = ``context(source)`` in "input" mode; images in
         [0, 1], flows backward in pixels; H, W multiples of 32.
 
     Returns:
-      ``(output, new_states)``: output ``[B, H, W, 8]`` = concat(I_{t+1}, F_{t+1}, synthesis
-      residual) (`OUTPUT_CHANNELS`).
-      Static-mask pixels keep the input image and zero flow.
+      ``(output, new_states)``: output ``[B, H, W, 8]`` (`OUTPUT_CHANNELS`) = concat(I_{t+1}
+      (3), F_{t+1} (2), synthesis residual (3): I_{t+1} minus the adaptively warped image);
+      ``new_states`` the next `CellState` as a flat list (`CellState.to_list`).
+      Static-mask pixels keep the input image and zero flow (and zero residual).
     """
 
     def __init__(self, config=None, **kwargs):
@@ -101,15 +146,15 @@ class SpiritNetCell(keras.layers.Layer):
         self.control = keras.layers.Dense(
             2, use_bias=False, kernel_initializer="zeros", name="control_to_flow"
         )
-        channels = list(STATE_CHANNELS)
+        channels = STATE_CHANNELS
         if config.resample_from == "input":
-            channels.append(self.context.output_channels)
-        self.state_size = [(None, None, c) for c in channels]
+            channels = channels._replace(source_context=self.context.output_channels)
+        self.state_size = [(None, None, c) for c in channels.to_list()]
 
     def build(self, input_shape=None):
         # Weights do not depend on H, W: build every sub-layer with one tiny step.
         size = 32
-        states = [tf.zeros([1, size, size, s[-1]]) for s in self.state_size]
+        states = CellState.from_list([tf.zeros([1, size, size, s[-1]]) for s in self.state_size])
         self.call(tf.zeros([1, self.config.control_dim]), states)
         self.built = True
 
@@ -124,8 +169,9 @@ class SpiritNetCell(keras.layers.Layer):
         return inverse_depth(self.log_depth(image, training=training), self.config.depth_mapping)
 
     def call(self, inputs, states, training=False):
-        image, flow, source, source_flow, aux = states[:5]
-        mask, z_override = aux[..., :1], aux[..., 1:]
+        state = states if isinstance(states, CellState) else CellState.from_list(states)
+        image, flow, source, source_flow = state.image, state.flow, state.source, state.source_flow
+        mask, z_override = state.mask, state.depth_override
         keep = 1.0 - mask
 
         z_estimate = self.estimate_depth(image, training=training)
@@ -145,16 +191,17 @@ class SpiritNetCell(keras.layers.Layer):
         else:
             carried = adaptive_warp(source_flow, new_flow, bilinear_kernel(new_flow))
             new_source_flow = (new_flow + carried) * keep
-            warp_source, warp_context, warp_flow = source, states[5], new_source_flow
+            warp_source, warp_context, warp_flow = source, state.source_context, new_source_flow
         warped = adaptive_warp(warp_source, warp_flow, kernel)
         warped_context = adaptive_warp(warp_context, warp_flow, kernel)
         new_image = self.synthesis(warped, warped_context, warp_flow, z)
         new_image = mask * source + keep * new_image
         residual = keep * (new_image - warped)
 
-        new_aux = tf.concat([mask, tf.zeros_like(z_override)], -1)
         output = tf.concat([new_image, new_flow, residual], -1)
-        return output, [new_image, new_flow, source, new_source_flow, new_aux, *states[5:]]
+        new_state = state._replace(image=new_image, flow=new_flow, source_flow=new_source_flow,
+                                   depth_override=tf.zeros_like(z_override))
+        return output, new_state.to_list()
 
     def get_config(self):
         return {**super().get_config(), "config": self.config.to_dict()}

@@ -195,14 +195,9 @@ def load_model(weights=None, preset="small"):
 
 def _dafr_flow0(model, seed):
     """Generation mode's flow0: the model's depth net and DAFR on the input (docs/design.md §5)."""
-    from spiritnet_tf.model import MULTIPLE
 
     def flow0(inputs):
-        image = tf.convert_to_tensor(inputs["image"], tf.float32)
-        h, w = image.shape[1], image.shape[2]
-        padded = tf.pad(image, [[0, 0], [0, -h % MULTIPLE], [0, -w % MULTIPLE], [0, 0]], "REFLECT")
-        z = model.cell.estimate_depth(padded, training=False)
-        return model.dafr(z, tf.constant(seed, tf.int64))[:, :h, :w]
+        return model.initial_flow(tf.convert_to_tensor(inputs["image"], tf.float32), seed)
 
     return flow0
 
