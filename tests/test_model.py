@@ -355,3 +355,22 @@ def test_cell_hands_on_the_mask_and_drops_the_depth_override(model):
                               depth_override=tf.constant(z))
         flows.append(cell(tf.zeros([1, model.config.control_dim]), step.to_list())[0][..., 3:5])
     assert np.abs(flows[0].numpy() - flows[1].numpy()).max() > 0.5
+
+
+def test_eager_calls_skip_the_depth_pass_whose_estimate_is_discarded(model, monkeypatch):
+    """With z0 known (drawn by DAFR or given), the first step's depth estimate would be
+    discarded: eager calls run the depth net once for DAFR and then once per later step,
+    and give the frames the graph (which always runs it) gives."""
+    image = RNG.random((1, 32, 64, 3)).astype(np.float32)
+    expected = tf.function(lambda x: model({"image": x}, num_frames=3, seed=4))(image)
+    calls = []
+    real = model.cell.log_depth
+    monkeypatch.setattr(model.cell, "log_depth",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    out = model({"image": image}, num_frames=3, seed=4)
+    assert len(calls) == 1 + 2  # DAFR's estimate, then steps 2 and 3
+    np.testing.assert_allclose(out["frames"], expected["frames"], atol=1e-5)
+    np.testing.assert_allclose(out["flows"], expected["flows"], atol=1e-4)
+    calls.clear()
+    model({"image": image, "depth": np.full((1, 32, 64, 1), 0.5, np.float32)}, num_frames=3)
+    assert len(calls) == 2  # a given depth: no estimate for DAFR or the first step

@@ -174,9 +174,14 @@ class SpiritNetCell(keras.layers.Layer):
         mask, z_override = state.mask, state.depth_override
         keep = 1.0 - mask
 
-        z_estimate = self.estimate_depth(image, training=training)
         has_override = tf.reduce_max(z_override, axis=[1, 2, 3], keepdims=True) > 0
-        z = tf.where(has_override, tf.maximum(z_override, MIN_INVERSE_DEPTH), z_estimate)
+        overridden = tf.maximum(z_override, MIN_INVERSE_DEPTH)
+        if tf.executing_eagerly() and bool(tf.reduce_all(has_override)):
+            # Eager calls (animate, build) skip the depth net where its estimate would be
+            # discarded: the first step after DAFR (z0 given) or a user depth map.
+            z = overridden
+        else:
+            z = tf.where(has_override, overridden, self.estimate_depth(image, training=training))
 
         context = self.context(image)
         kernel = self.kernels(image, z)
