@@ -83,29 +83,36 @@ def load_model(weights=None, *, preset=DEFAULT_PRESET, resample_from=None):
 # ----------------------------------------------------------------------------- warping
 
 
-def opencv_warp(image, flow, sharp=False):
+def opencv_warp(image, flow, sharp=False, first_row=0):
     """`spiritnet_tf.fullres.frame`'s warp on the host: OpenCV ``remap`` of [B, H, W, C]
-    by backward flows [B, H, W, 2] (``out(x) = image(x + flow(x))``), bilinear or, with
-    ``sharp``, Lanczos-4 (``INTER_LANCZOS4``, whose weights `spiritnet_tf.ops.lanczos_warp`
-    reproduces in TensorFlow). Sample points outside [0, W-1] x [0, H-1] copy ``image(x)``
-    (the rule of the model's warp op). Much faster than the TensorFlow twin on a CPU.
+    by backward flows [B, n, W, 2] for the output rows ``first_row .. first_row + n - 1``
+    (``out(x) = image(x + flow(x))``), bilinear or, with ``sharp``, Lanczos-4
+    (``INTER_LANCZOS4``, whose weights `spiritnet_tf.ops.lanczos_warp` reproduces in
+    TensorFlow). Sample points outside [0, W-1] x [0, H-1] copy ``image(x)`` (the rule of
+    the model's warp op). Much faster than the TensorFlow twin on a CPU.
     """
     image, flow = np.asarray(image, np.float32), np.asarray(flow, np.float32)
-    height, width = flow.shape[1:3]
-    out = np.empty_like(image)
+    height, width = image.shape[1:3]
+    rows = flow.shape[1]
+    band = image[:, first_row:first_row + rows]
+    out = np.empty(band.shape, np.float32)
     grid_x = np.arange(width, dtype=np.float32)[None, :]
-    grid_y = np.arange(height, dtype=np.float32)[:, None]
+    grid_y = np.arange(first_row, first_row + rows, dtype=np.float32)[:, None]
     mode = cv2.INTER_LANCZOS4 if sharp else cv2.INTER_LINEAR
     for b in range(image.shape[0]):
         map_x, map_y = flow[b, ..., 0] + grid_x, flow[b, ..., 1] + grid_y
         warped = cv2.remap(image[b], map_x, map_y, mode, borderMode=cv2.BORDER_REPLICATE)
-        out[b] = warped.reshape(image.shape[1:])
+        out[b] = warped.reshape(out.shape[1:])
         outside = (map_x < 0) | (map_x > width - 1) | (map_y < 0) | (map_y > height - 1)
-        out[b][outside] = image[b][outside]
+        out[b][outside] = band[b][outside]
     return out
 
 
 # ----------------------------------------------------------------------------- result
+
+# Output pixels per band of a full-resolution frame (`Animation.frame` makes large frames
+# band by band: its temporary arrays stay about this many pixels, not the photo's).
+BAND_PIXELS = 2_000_000
 
 
 class Animation:
@@ -167,7 +174,7 @@ class Animation:
         self.size = image.shape[:2]
         self.working_size = working_frames.shape[1:3]
         self._upscaled = tuple(self.size) != tuple(self.working_size)  # Lanczos-4 motion then
-        self._photo = tf.constant(image[None])
+        self._photo = np.asarray(image, np.float32)[None]  # a view: OpenCV warps it
         self._composed = compose_flows(np.asarray(flows, np.float32)[None])  # [1, T, h, w, 2]
         one = tf.ones([1])
         if edges == "zoom" and self.num_frames:
@@ -196,9 +203,15 @@ class Animation:
 
         composed = None if t == 0 else sign * self._composed[:, t - 1]
         residual = None if t == 0 or sign < 0 else self._residuals[:, t - 1]
-        out = fullres.frame(self._photo, composed, residual, self._zoom, self._scale,
-                            sharp=self._upscaled, warp=opencv_warp)
-        return np.array(out[0], np.float32)  # a writable copy
+        height, width = self.size
+        out = np.empty((height, width, 3), np.float32)
+        band = max(1, BAND_PIXELS // width)
+        for start in range(0, height, band):  # bounded memory for large photos
+            rows = (start, min(height, start + band))
+            out[rows[0]:rows[1]] = fullres.frame(
+                self._photo, composed, residual, self._zoom, self._scale, sharp=self._upscaled,
+                warp=opencv_warp, rows=rows)[0]
+        return out
 
     def frame(self, t):
         """Frame t (0 = the input, ..., T) as uint8 [H, W, 3], computed now."""

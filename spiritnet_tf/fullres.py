@@ -71,37 +71,43 @@ def _lerp(field, u, axis):
     return a + (b - a) * weight
 
 
-def resample(field, size, zoom=None):
+def resample(field, size, zoom=None, rows=None):
     """Bilinear resampling of ``field`` [B, h, w, C] to ``size`` (H, W) under a centred
     ``zoom`` [B] (None: 1): output y takes the field at ``x(y)`` (module docstring).
-    Without zoom this equals ``tf.image.resize(field, size, "bilinear")``."""
+    Without zoom this equals ``tf.image.resize(field, size, "bilinear")``. ``rows``
+    ``(start, stop)``: only those output rows (a band of the same result)."""
     field = tf.convert_to_tensor(field, tf.float32)
     if zoom is None:
         zoom = tf.ones(tf.shape(field)[:1])
     _, uy = _positions(size[0], tf.shape(field)[1], zoom)
     _, ux = _positions(size[1], tf.shape(field)[2], zoom)
+    if rows is not None:
+        uy = uy[:, rows[0]:rows[1]]
     return _lerp(_lerp(field, uy, 1), ux, 2)
 
 
-def sample_flow(composed, size, zoom, motion_scale):
+def sample_flow(composed, size, zoom, motion_scale, rows=None):
     """``Z_t`` [B, H, W, 2]: backward flow of output frame t into the photo, in its pixels.
 
     ``composed``: ``G_t`` [B, h, w, 2] in working-size pixels, or None for frame 0;
-    ``size``: (H, W) of the photo; ``zoom``, ``motion_scale``: [B] (`fit_zoom`).
+    ``size``: (H, W) of the photo; ``zoom``, ``motion_scale``: [B] (`fit_zoom`);
+    ``rows`` ``(start, stop)``: only those output rows, [B, stop - start, W, 2].
     """
     height, width = size[0], size[1]
     xs, _ = _positions(width, width, zoom)
     ys, _ = _positions(height, height, zoom)
     dx = xs - tf.range(tf.cast(width, tf.float32))[None]  # [B, W]
     dy = ys - tf.range(tf.cast(height, tf.float32))[None]  # [B, H]
-    zeros = tf.zeros(tf.stack([tf.shape(zoom)[0], height, width]))
+    if rows is not None:
+        dy = dy[:, rows[0]:rows[1]]
+    zeros = tf.zeros(tf.stack([tf.shape(zoom)[0], tf.shape(dy)[1], width]))
     out = tf.stack([zeros + dx[:, None, :], zeros + dy[:, :, None]], axis=-1)
     if composed is None:
         return out
     shape = tf.shape(composed)
     scale = tf.stack([tf.cast(width, tf.float32) / tf.cast(shape[2], tf.float32),
                       tf.cast(height, tf.float32) / tf.cast(shape[1], tf.float32)])
-    return out + motion_scale[:, None, None, None] * resample(composed, size, zoom) * scale
+    return out + motion_scale[:, None, None, None] * resample(composed, size, zoom, rows) * scale
 
 
 def _fits(composed, size, zoom, motion_scale):
@@ -204,19 +210,30 @@ def _warp_tf(image, flow, sharp):
     return tf.cond(sharp, lambda: lanczos_warp(image, flow), lambda: bilinear_warp(image, flow))
 
 
-def frame(photo, composed, residual, zoom, motion_scale, *, sharp, warp=None):
+def frame(photo, composed, residual, zoom, motion_scale, *, sharp, warp=None, rows=None):
     """One output frame [B, H, W, 3] float32 (not clipped): the module docstring's formula.
 
-    ``photo`` [B, H, W, 3] in [0, 1]; ``composed`` ``G_t`` [B, h, w, 2] or None (frame 0);
-    ``residual`` [B, h, w, 3] or None; ``zoom``, ``motion_scale`` [B]; ``sharp``: Lanczos-4
-    (else bilinear) warp of the photo. ``warp(image, flow, sharp)`` replaces the TensorFlow
-    warp (`animate` passes OpenCV's remap, the same sampling rule, much faster on a CPU).
+    ``photo`` [B, H, W, 3] in [0, 1] (a tensor, or a NumPy array for a host ``warp``);
+    ``composed`` ``G_t`` [B, h, w, 2] or None (frame 0); ``residual`` [B, h, w, 3] or
+    None; ``zoom``, ``motion_scale`` [B]; ``sharp``: Lanczos-4 (else bilinear) warp of the
+    photo. ``warp(image, flow, sharp, first_row)`` replaces the TensorFlow warp (`animate`
+    passes OpenCV's remap, the same sampling rule, much faster on a CPU); with ``rows``
+    ``(start, stop)`` only those output rows are made ([B, stop - start, W, 3], the same
+    values as that band of the whole frame: `animate` makes large frames band by band to
+    bound its memory), which needs a host ``warp`` (``flow`` then holds those rows and
+    ``first_row`` is ``start``).
     """
-    size = tf.shape(photo)[1:3]
-    flow = sample_flow(composed, size, zoom, motion_scale)
-    out = (warp or _warp_tf)(photo, flow, sharp)
+    size = photo.shape[1:3] if hasattr(photo, "__array_interface__") else tf.shape(photo)[1:3]
+    if rows is not None and warp is None:
+        raise ValueError("fullres.frame: rows need a host warp (the TensorFlow warp makes "
+                         "whole frames)")
+    flow = sample_flow(composed, size, zoom, motion_scale, rows)
+    if warp is None:
+        out = _warp_tf(photo, flow, sharp)
+    else:
+        out = warp(photo, flow, sharp, 0 if rows is None else rows[0])
     if residual is not None:
-        out = out + resample(residual, size, zoom)
+        out = out + resample(residual, size, zoom, rows)
     return out
 
 

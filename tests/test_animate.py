@@ -277,6 +277,26 @@ def test_full_resolution_3000x2000(model):
         assert error < 0.3 * motion
 
 
+def test_frames_made_band_by_band_equal_whole_frames(model, monkeypatch):
+    """Large frames are made in row bands (bounded memory): the same values as one band,
+    with zoom, a mask and the seamless loop's second warp, bands not dividing the height."""
+    from spiritnet_tf import animation
+
+    rng = np.random.default_rng(3)
+    photo = cv2.resize(rng.random((15, 20, 3)).astype(np.float32), (200, 150),
+                       interpolation=cv2.INTER_CUBIC).clip(0, 1)
+    mask = np.zeros((150, 200), np.float32)
+    mask[:40, :60] = 1
+    anim = animate_api(photo, 3, 1, weights=model, working_side=WS, mask=mask, loop="seamless",
+                       magnitude=3.0)
+    assert anim.zoom > 1
+    monkeypatch.setattr(animation, "BAND_PIXELS", 10**9)
+    whole = [anim.frame(t) for t in range(4)]
+    monkeypatch.setattr(animation, "BAND_PIXELS", 200 * 7)  # 7-row bands, the last one 3
+    for t in range(4):
+        np.testing.assert_array_equal(anim.frame(t), whole[t])
+
+
 def test_working_size_equal_to_photo_gives_model_frames(model):
     photo = cv2.resize(load_image(EXAMPLE), (96, 64), interpolation=cv2.INTER_AREA)
     anim = animate_api(photo, 2, 0, weights=model, working_side=96, edges="extend")  # no resizing
