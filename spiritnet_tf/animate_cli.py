@@ -8,11 +8,11 @@ and the others go on; a summary at the end names each failure and the exit statu
 1 if any failed.
 """
 
-import argparse
 import glob
-import math
 import os
 import sys
+
+from spiritnet_tf.cli import ranged
 
 __all__ = ["add_parser"]
 
@@ -51,19 +51,19 @@ def add_parser(subparsers):
                         "several photos, a folder or a pattern")
     p.add_argument("--format", choices=sorted(FORMATS), default="gif",
                    help="output format when OUT is a folder for several images (default gif)")
-    p.add_argument("--frames", type=_ranged(int, 1, MAX_ANIMATION_FRAMES), default=6,
+    p.add_argument("--frames", type=ranged(int, 1, MAX_ANIMATION_FRAMES), default=6,
                    help=f"generated frames N, 1..{MAX_ANIMATION_FRAMES} (default 6); the output holds N+1 "
                         "frames, the input first (2N with --loop boomerang)")
-    p.add_argument("--fps", type=_ranged(float, 0, MAX_FPS, open_low=True), default=DEFAULT_FPS,
+    p.add_argument("--fps", type=ranged(float, 0, MAX_FPS, open_low=True), default=DEFAULT_FPS,
                    help=f"frames per second, at most {MAX_FPS:g} (default {DEFAULT_FPS:g})")
     p.add_argument("--loop", choices=LOOP_MODES, default="none",
                    help="none: N+1 frames; boomerang: forward then back (2N frames); seamless: "
                         "N+1 frames whose last flows back into the first")
-    p.add_argument("--seed", type=_ranged(int, -2**63, 2**63 - 1), default=0,
+    p.add_argument("--seed", type=ranged(int, -2**63, 2**63 - 1), default=0,
                    help="random seed of the motion (default 0)")
-    p.add_argument("--direction", type=_ranged(float), default=None, metavar="DEG",
+    p.add_argument("--direction", type=ranged(float), default=None, metavar="DEG",
                    help="direction of motion in degrees: 0 = right, 90 = down (default: random)")
-    p.add_argument("--magnitude", type=_ranged(float, 0), default=1.0,
+    p.add_argument("--magnitude", type=ranged(float, 0), default=1.0,
                    help="scale of the motion, >= 0 (default 1)")
     p.add_argument("--mask", metavar="PNG", help="static region: white pixels do not move")
     p.add_argument("--edges", choices=EDGES, default=DEFAULT_EDGES,
@@ -71,13 +71,13 @@ def add_parser(subparsers):
                         "content from outside the photo out of every frame (the motion is scaled "
                         "down if --max-zoom is not enough); extend: no crop, border pixels are "
                         "repeated where the motion uncovers the outside (default %(default)s)")
-    p.add_argument("--max-zoom", type=_ranged(float, 1.0), default=DEFAULT_MAX_ZOOM,
+    p.add_argument("--max-zoom", type=ranged(float, 1.0), default=DEFAULT_MAX_ZOOM,
                    help=f"largest zoom of --edges zoom, >= 1 (default {DEFAULT_MAX_ZOOM:g})")
     depth = p.add_mutually_exclusive_group()
     depth.add_argument("--depth", metavar="FILE", help="depth map, PNG or NPY (larger = farther)")
     depth.add_argument("--inverse-depth", metavar="FILE",
                        help="inverse depth / disparity map, PNG or NPY (larger = nearer)")
-    p.add_argument("--working-side", type=_ranged(int, MIN_SIDE),
+    p.add_argument("--working-side", type=ranged(int, MIN_SIDE),
                    default=DEFAULT_WORKING_SIDE,
                    help=f"long side the model runs at (default {DEFAULT_WORKING_SIDE})")
     p.add_argument("--weights", metavar="W",
@@ -88,38 +88,12 @@ def add_parser(subparsers):
                    help="also write OUTBASE_flows.npy and colour-coded flows OUTBASE_flows<ext>")
     p.add_argument("--save-depth", action="store_true",
                    help="also write the inverse depth as OUTBASE_depth.npy and OUTBASE_depth.png")
-    p.add_argument("--max-pixels", type=_ranged(int, 1), default=MAX_PIXELS,
+    p.add_argument("--max-pixels", type=ranged(int, 1), default=MAX_PIXELS,
                    help=f"refuse photos with more pixels (default {MAX_PIXELS:,})")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.set_defaults(func=_run)
 
 
-
-
-def _ranged(kind, low=None, high=None, *, open_low=False):
-    """An argparse type: a finite int or float within [low, high] ((low, high] if open_low)."""
-
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        ok = value is not None and math.isfinite(value)
-        if ok and low is not None:
-            ok = value > low if open_low else value >= low
-        if ok and high is not None:
-            ok = value <= high
-        if not ok:
-            what = "a whole number" if kind is int else "a finite number"
-            bounds = [f"{'>' if open_low else '>='} {low:g}" if low is not None else None,
-                      f"<= {high:g}" if high is not None else None]
-            what += "".join(f" {b}" if i == 0 or not bounds[0] else f" and {b}"
-                            for i, b in enumerate(bounds) if b)
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return value
-
-    parse.__name__ = kind.__name__  # argparse names the type in "invalid int value"
-    return parse
 
 
 def _expand(images):

@@ -27,6 +27,7 @@ import importlib
 import importlib.abc
 import importlib.util
 import logging
+import math
 import os
 import re
 import signal
@@ -155,6 +156,34 @@ def quiet_tensorflow():
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     if not any(isinstance(f, _QuietFinder) for f in sys.meta_path):
         sys.meta_path.insert(0, _QuietFinder())
+
+
+def ranged(kind, low=None, high=None, *, open_low=False):
+    """An argparse type: a finite int or float within [low, high] ((low, high] if open_low);
+    the one number rule of every subcommand's options ("expected a whole number >= 1 and
+    <= 100, got '0'")."""
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        ok = value is not None and math.isfinite(value)
+        if ok and low is not None:
+            ok = value > low if open_low else value >= low
+        if ok and high is not None:
+            ok = value <= high
+        if not ok:
+            what = "a whole number" if kind is int else "a finite number"
+            bounds = [f"{'>' if open_low else '>='} {low:g}" if low is not None else None,
+                      f"<= {high:g}" if high is not None else None]
+            what += "".join(f" {b}" if i == 0 or not bounds[0] else f" and {b}"
+                            for i, b in enumerate(bounds) if b)
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in "invalid int value"
+    return parse
 
 
 def _command(argv):

@@ -52,7 +52,7 @@ print(json.dumps(seen))
         assert code_ == (0 if argv.endswith("--help") else 2), argv
     assert "--frames: expected a whole number" in run.stderr and "invalid choice: 'tpu'" in run.stderr
     assert "argument count: invalid int value: 'many'" in run.stderr
-    assert "--quality: must be a whole number in 1..100, got '0'" in run.stderr
+    assert "--quality: expected a whole number >= 1 and <= 100, got '0'" in run.stderr
     # Every command is listed by `spiritnet --help` without importing its module.
     for name in cli.COMMANDS:
         assert name in run.stdout

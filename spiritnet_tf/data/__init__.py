@@ -12,7 +12,7 @@ Sources, each giving *septuplet dicts* (``frames`` uint8 [7, H, W, 3], ``flows``
 :func:`training_pipeline` turns any of them into the model's ``(inputs, targets)``.
 """
 
-import importlib
+from spiritnet_tf.lazy import lazy_names
 
 # name -> module, imported on first use (PEP 562): `spiritnet data --help` does not import
 # TensorFlow. The TFDS builder ``vimeo90k_septuplet`` is registered when
@@ -58,13 +58,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name):
-    if name not in _LAZY:
-        raise AttributeError(f"module 'spiritnet_tf.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)

@@ -4,7 +4,7 @@ The names below load their module (and TensorFlow) on first use, so that command
 modules inside this package (``spiritnet evaluate-depth --help``) answer without it.
 """
 
-import importlib
+from spiritnet_tf.lazy import lazy_names
 
 _MODULES = {
     "baselines": ("BASELINES", "constant_velocity", "copy_frame", "oracle"),
@@ -13,18 +13,9 @@ _MODULES = {
     "metrics": ("bilinear_warp", "epe", "flow_magnitude", "flow_ratio", "psnr", "sharpness",
                 "sharpness_ratio", "ssim", "temporal_consistency"),
 }
-_OWNER = {name: module for module, names in _MODULES.items() for name in names}
+_OWNER = {name: f"{__name__}.{module}" for module, names in _MODULES.items() for name in names}
 
 __all__ = sorted(_OWNER)
 
 
-def __getattr__(name):
-    if name not in _OWNER:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_OWNER[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _OWNER)

@@ -39,7 +39,7 @@ Dev server: ``spiritnet serve --model-dir models/spiritnet [--port 8500]``, or i
 Python ``with PredictionServer("models/spiritnet", port=0) as server: server.port``.
 """
 
-import importlib
+from spiritnet_tf.lazy import lazy_names
 
 MODEL_NAME = "spiritnet"
 """Model name served and asked for by default (TF Serving's ``--model_name``)."""
@@ -69,11 +69,6 @@ __all__ = [
 ]
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        module = importlib.import_module(f"{__name__}.{_LAZY[name]}")
-        return getattr(module, name)
-    if name in _LIMITS:
-        from spiritnet_tf import limits
-        return getattr(limits, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_names(__name__, {
+    **{name: f"{__name__}.{module}" for name, module in _LAZY.items()},
+    **dict.fromkeys(_LIMITS, "spiritnet_tf.limits")})

@@ -1,10 +1,10 @@
 """``spiritnet serve`` (the dev PredictionService) and ``spiritnet predict`` (its client)."""
 
-import argparse
 import os
 import signal
 import sys
 
+from spiritnet_tf.cli import ranged
 from spiritnet_tf.config import DEFAULT_EDGES, EDGES
 from spiritnet_tf.limits import (
     DEFAULT_JPEG_QUALITY,
@@ -33,15 +33,15 @@ def add_parser(subparsers):
     p.add_argument("--port", type=int, default=DEFAULT_PORT,
                    help=f"gRPC port (default {DEFAULT_PORT}; 0 picks a free one)")
     p.add_argument("--model-name", default=MODEL_NAME, help=f"model name (default {MODEL_NAME})")
-    p.add_argument("--max-pixels", type=_positive_int, default=MAX_PIXELS,
+    p.add_argument("--max-pixels", type=ranged(int, 1), default=MAX_PIXELS,
                    help=f"largest image accepted, in pixels (default {MAX_PIXELS:,})")
-    p.add_argument("--max-request-pixels", type=_positive_int, default=MAX_REQUEST_PIXELS,
+    p.add_argument("--max-request-pixels", type=ranged(int, 1), default=MAX_REQUEST_PIXELS,
                    help="most decoded pixels of all the images of one request; more get "
                         f"RESOURCE_EXHAUSTED (default {MAX_REQUEST_PIXELS:,})")
-    p.add_argument("--max-images", type=_positive_int, default=MAX_IMAGES_PER_REQUEST,
+    p.add_argument("--max-images", type=ranged(int, 1), default=MAX_IMAGES_PER_REQUEST,
                    help="most images in one request; more get RESOURCE_EXHAUSTED "
                         f"(default {MAX_IMAGES_PER_REQUEST})")
-    p.add_argument("--grace", type=_non_negative_float, default=STOP_GRACE_SECONDS,
+    p.add_argument("--grace", type=ranged(float, 0), default=STOP_GRACE_SECONDS,
                    help="seconds the calls in flight may run on after SIGTERM or Ctrl-C "
                         f"before they are cancelled (default {STOP_GRACE_SECONDS:g})")
     p.add_argument("--onednn", action="store_true",
@@ -67,7 +67,7 @@ def add_parser(subparsers):
     p.add_argument("--edges", choices=EDGES, default=DEFAULT_EDGES,
                    help="zoom: crop every frame alike so that no pixel shows content from "
                         "outside the photo; extend: no crop (default %(default)s)")
-    p.add_argument("--quality", type=_jpeg_quality, default=DEFAULT_JPEG_QUALITY,
+    p.add_argument("--quality", type=ranged(int, *JPEG_QUALITY_RANGE), default=DEFAULT_JPEG_QUALITY,
                    help="JPEG quality of the frames the server sends back (the SavedModel's "
                         "'encoded' signature), {}..{} (default %(default)s)".format(
                             *JPEG_QUALITY_RANGE))
@@ -79,37 +79,6 @@ def add_parser(subparsers):
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait (default 300)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.set_defaults(func=_predict)
-
-
-def _jpeg_quality(text):
-    low, high = JPEG_QUALITY_RANGE
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or not low <= value <= high:
-        raise argparse.ArgumentTypeError(f"must be a whole number in {low}..{high}, got {text!r}")
-    return value
-
-
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
-    return value
-
-
-def _non_negative_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text!r}")
-    return value
 
 
 class _Stop(Exception):

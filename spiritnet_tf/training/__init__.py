@@ -8,7 +8,7 @@
   report; the bundle step calls it).
 """
 
-import importlib
+from spiritnet_tf.lazy import lazy_names
 
 # name -> module; imported on first use (PEP 562), so that `spiritnet train --help`
 # does not import TensorFlow.
@@ -30,13 +30,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name):
-    if name not in _LAZY:
-        raise AttributeError(f"module 'spiritnet_tf.training' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)

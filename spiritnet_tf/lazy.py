@@ -1,0 +1,26 @@
+"""Packages whose public names load their module on first use (PEP 562), so that
+``spiritnet COMMAND --help`` answers without importing TensorFlow."""
+
+import importlib
+import sys
+
+__all__ = ["lazy_names"]
+
+
+def lazy_names(package, owners):
+    """``(__getattr__, __dir__)`` for the package named ``package``: each name in
+    ``owners`` (name -> module path) is imported from its module when first read, then
+    kept in the package."""
+    module = sys.modules[package]
+
+    def __getattr__(name):
+        if name not in owners:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(owners[name]), name)
+        setattr(module, name, value)
+        return value
+
+    def __dir__():
+        return sorted(set(vars(module)) | set(owners))
+
+    return __getattr__, __dir__
