@@ -87,7 +87,7 @@ def case_export(work, size, frames):
 
     from spiritnet_tf.animation import DEFAULT_WEIGHTS, load_model
     from spiritnet_tf.export import export_savedmodel
-    from spiritnet_tf.export_mobile import export_onnx, export_tflite, initial_flow
+    from spiritnet_tf.export.mobile import export_onnx, export_tflite, initial_flow
     from spiritnet_tf.io import load_image
     from spiritnet_tf.model import SpiritNet
 
@@ -134,7 +134,7 @@ def case_keras(work, frames, repeats):
 
     from spiritnet_tf.animation import load_model
     from spiritnet_tf.ops import use_backend
-    from spiritnet_tf.export_mobile import mobile_function
+    from spiritnet_tf.export.mobile import mobile_function
 
     paths = _paths(work)
     model = load_model(paths["model.keras"])

@@ -4,13 +4,13 @@
         [--height 256 --width 256 --frames 6] [--opset 17] [--overwrite]
 
 Inputs ``image`` float32 [1,H,W,3] and ``flow0`` float32 [1,H,W,2]; outputs ``frames``
-[1,T,H,W,3] and ``flows`` [1,T,H,W,2]. The logic lives in `spiritnet_tf.export_mobile`
+[1,T,H,W,3] and ``flows`` [1,T,H,W,2]. The logic lives in `spiritnet_tf.export.mobile`
 (see its docstring, also for drawing flow0 on the host).
 """
 
 import sys
 
-from spiritnet_tf.export_mobile import main_onnx
+from spiritnet_tf.export.mobile import main_onnx
 
 if __name__ == "__main__":
     sys.exit(main_onnx())

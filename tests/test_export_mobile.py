@@ -17,7 +17,7 @@ import sys
 import numpy as np
 import pytest
 
-from spiritnet_tf.export_mobile import initial_flow, main_onnx, main_tflite, tflite_operators
+from spiritnet_tf.export.mobile import initial_flow, main_onnx, main_tflite, tflite_operators
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEIGHT, WIDTH, FRAMES = 64, 96, 2

@@ -18,7 +18,7 @@ from PIL import Image
 from tensorflow_serving.apis import prediction_log_pb2
 
 from spiritnet_tf.animation import Animation
-from spiritnet_tf.export import WARMUP_FRAMES, main
+from spiritnet_tf.export.savedmodel import WARMUP_FRAMES, main
 from spiritnet_tf.io.images import resize_to_working_side
 from spiritnet_tf.limits import MAX_SERVING_FRAMES
 from spiritnet_tf.model import SpiritNet

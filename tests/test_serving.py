@@ -43,7 +43,7 @@ from spiritnet_tf.serving.server import MAX_IMAGES_PER_REQUEST, MAX_REQUEST_PIXE
 HEIGHT, WIDTH = 48, 64
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The message of the real export's check (spiritnet_tf/export.py), mirrored by the fixture.
+# The message of the real export's check (spiritnet_tf/export/savedmodel.py), mirrored by the fixture.
 FLOW0_SIZE_MESSAGE = "animate_tensor: image [B,H,W,3] and flow0 [B,H,W,2] differ in batch or size"
 
 

@@ -84,7 +84,8 @@ def test_one_owner_of_the_loading_rules():
     Keras file or reads the bundled manifest itself."""
     import inspect
 
-    from spiritnet_tf import animation, config as config_module, export_mobile, model
+    from spiritnet_tf import animation, config as config_module, model
+    from spiritnet_tf.export import mobile as export_mobile
     from spiritnet_tf.training import bundle, run
 
     for function in (animation.load_model, run.load_model, model.SpiritNet.from_preset,

@@ -1,6 +1,6 @@
 """A PredictionService client for SpiritNet behind TF Serving (or `PredictionServer`).
 
-Signatures (`spiritnet_tf.export`): ``serving_default`` takes encoded images (``image``
+Signatures (`spiritnet_tf.export.savedmodel`): ``serving_default`` takes encoded images (``image``
 string [B]), ``num_frames`` (int32 scalar, 1..`spiritnet_tf.limits.MAX_SERVING_FRAMES`), ``seed`` (int64 scalar) and ``edges``
 (string scalar, "zoom" or "extend") and returns ``frames`` (uint8 [B, T, H, W, 3], the T
 generated frames, input not repeated), ``first_frame`` (uint8 [B, H, W, 3], frame 0 with
