@@ -4,8 +4,9 @@ Most tests serve a small test fixture with the signature contract of docs/design
 (`ShiftAnimator`, not SpiritNet): the server is generic, so they check the serving
 path, not the network, and run fast. The tests of concurrency, malformed and
 oversized requests also run against a real export: a tiny random SpiritNet
-(configs/tiny_test.json's model) exported by `spiritnet_tf.export.export_savedmodel`
-with a working side of 64 (the ``served`` fixture runs them on both). Everything
+(configs/tiny_test.json's model) exported by `spiritnet export` (conftest.py's
+``tiny_export``, shared with test_export_savedmodel.py; the ``served`` fixture runs them
+on both). Everything
 listens on 127.0.0.1 only.
 """
 
@@ -29,7 +30,6 @@ from PIL import Image
 from tensorflow_serving.apis import prediction_log_pb2
 
 from spiritnet_tf.cli import main
-from spiritnet_tf.export import export_savedmodel
 from spiritnet_tf.limits import MAX_SERVING_FRAMES
 from spiritnet_tf.serving import (
     MAX_MESSAGE_BYTES,
@@ -159,12 +159,11 @@ def client(server):
 
 
 @pytest.fixture(scope="module")
-def spiritnet_base(tiny_spiritnet, tmp_path_factory):
-    """BASE/1: the real SavedModel export of a tiny random SpiritNet (working side 64,
-    so the 48x64 test images run at their own size), with its warm-up requests."""
-    base = tmp_path_factory.mktemp("spiritnet_models") / "spiritnet"
-    export_savedmodel(tiny_spiritnet, base / "1", working_side=64, max_output_side=64)
-    return base
+def spiritnet_base(tiny_export):
+    """BASE, holding BASE/1: the suite's one SavedModel export of a tiny random SpiritNet
+    (conftest.py's ``tiny_export``: working side 48, so the 48x64 test images run at
+    36x48 and come back at their own size), with its two warm-up requests."""
+    return tiny_export[0].parent
 
 
 @pytest.fixture(scope="module")
@@ -246,6 +245,22 @@ def test_metadata_lists_the_signatures(client):
     assert set(signatures["serving_default"].inputs) == {"image", "num_frames", "seed", "edges"}
     assert set(signatures["serving_default"].outputs) == {"frames", "flows", "first_frame", "crop",
                                                           "motion_scale"}
+
+
+def test_dev_server_serves_the_spiritnet_export_like_the_savedmodel(spiritnet_server,
+                                                                    spiritnet_base):
+    """The real export's answers through the dev server equal its SavedModel's, called
+    directly; both of its warm-up requests ran at loading."""
+    assert spiritnet_server.version == 1 and spiritnet_server.warmup_requests == 2
+    png = _png(40, 56, seed=4)
+    with SpiritNetClient(f"127.0.0.1:{spiritnet_server.port}", timeout=120) as client:
+        out = client.predict(png, num_frames=2, seed=5)
+    direct = _direct(spiritnet_base, 1, "serving_default", image=tf.constant([png]),
+                     num_frames=tf.constant(2), seed=tf.constant(5, tf.int64),
+                     edges=tf.constant("zoom"))
+    assert out["frames"].shape == (1, 2, 40, 56, 3)
+    np.testing.assert_array_equal(out["frames"], direct["frames"])
+    np.testing.assert_allclose(out["flows"], direct["flows"], atol=1e-6)
 
 
 def test_eight_concurrent_clients_of_five_requests(served):
