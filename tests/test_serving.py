@@ -6,8 +6,7 @@ path, not the network, and run fast. The tests of concurrency, malformed and
 oversized requests also run against a real export: a tiny random SpiritNet
 (configs/tiny_test.json's model) exported by `spiritnet export` (conftest.py's
 ``tiny_export``, shared with test_export_savedmodel.py; the ``served`` fixture runs them
-on both). Everything
-listens on 127.0.0.1 only.
+on both). Everything listens on 127.0.0.1 only.
 """
 
 import collections
