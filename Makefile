@@ -3,6 +3,7 @@
 #               photo with the bundled default weights into demo/coffee.gif
 #   make test   create .venv, install the package (pinned, with the dev extra: pytest and
 #               the notebook runner), build the custom ops, run the tests (notebooks included)
+#               and list the 30 slowest (--durations=30: where the suite's time goes)
 #   make bench  the same set-up, then the benchmarks in benchmarks/ and their summary
 #   make pictures  the README's pictures of the example (depth, first flow, frames) under docs/
 #   make motion-figures  the motion figures of docs/training.md on real photos
@@ -44,7 +45,7 @@ test-tools:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libimage-exiftool-perl >/dev/null; }
 
 test: ops test-tools
-	SPIRITNET_REQUIRE_OPS=1 $(PY) -m pytest -q -rs
+	SPIRITNET_REQUIRE_OPS=1 $(PY) -m pytest -q -rs --durations=30
 
 # Every benchmark script rewrites its own section of docs/benchmarks.md; then
 # report.py writes the summary at its top (headline figures and their ratios to

@@ -1,5 +1,6 @@
 """Shared test set-up: quiet TensorFlow logs, the compiled op library, GPU marker, a tiny model."""
 
+import contextlib
 import json
 import os
 
@@ -56,3 +57,53 @@ def tiny_spiritnet():
     model = SpiritNet.from_preset(config["preset"], **overrides)
     model.build()
     return model
+
+
+@pytest.fixture(scope="session")
+def tiny_keras(tiny_spiritnet, tmp_path_factory):
+    """`tiny_spiritnet` saved as a .keras file, for the command lines that read one (read-only)."""
+    path = tmp_path_factory.mktemp("tiny") / "tiny.keras"
+    tiny_spiritnet.save(path)
+    return path
+
+
+# The one SavedModel export of the suite: sizes chosen so that every resize of
+# test_export_savedmodel.py is an exact factor of 2.
+EXPORT_WORKING_SIDE, EXPORT_MAX_OUTPUT_SIDE = 48, 96
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tiny_keras, tmp_path_factory):
+    """(version folder BASE/1, CLI arguments): `tiny_spiritnet` exported once by
+    `spiritnet_tf.export.main` (the command line), with its warm-up requests. Shared by
+    the export and serving tests, since tracing the export is the slow part (read-only:
+    write other exports elsewhere)."""
+    from spiritnet_tf.export import main
+
+    out = tmp_path_factory.mktemp("export") / "spiritnet" / "1"
+    args = ["--weights", str(tiny_keras), "--out", str(out),
+            "--working-side", str(EXPORT_WORKING_SIDE),
+            "--max-output-side", str(EXPORT_MAX_OUTPUT_SIDE)]
+    assert main(args) == 0
+    return out, args
+
+
+@contextlib.contextmanager
+def functions_run_eagerly():
+    """Runs every `tf.function` (Keras's train and predict steps included) eagerly inside
+    the block: the same Python code without tracing its graph, which costs a minute or
+    more per training graph on 2 cores. For tests whose point is a driver's bookkeeping
+    (files, logs, resuming), not the traced step, which other tests run traced."""
+    before = tf.config.functions_run_eagerly()
+    tf.config.run_functions_eagerly(True)
+    try:
+        yield
+    finally:
+        tf.config.run_functions_eagerly(before)
+
+
+@pytest.fixture
+def eager_functions():
+    """`functions_run_eagerly` for a whole test."""
+    with functions_run_eagerly():
+        yield

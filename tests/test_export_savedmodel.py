@@ -1,9 +1,11 @@
 """SavedModel export (docs/design.md §6): export/to_savedmodel.py on a tiny random SpiritNet.
 
-One export (through the command-line entry point) is shared by every test: tracing is
-the slow part. Sizes are chosen so that every resize is an exact factor of 2 (area
-filter = 2x2 mean in both OpenCV and TensorFlow), which lets the full-resolution frames
-be checked against `spiritnet_tf.animation` (NumPy/OpenCV) independently.
+One export (through the command-line entry point; conftest.py's ``tiny_export``) is
+shared by every test here and by test_serving.py (which also serves it with the dev
+server and checks the answers against this SavedModel): tracing is the slow part.
+Sizes are chosen so that every resize is an exact factor of 2 (area filter = 2x2 mean
+in both OpenCV and TensorFlow), which lets the full-resolution frames be checked
+against `spiritnet_tf.animation` (NumPy/OpenCV) independently.
 """
 
 import io
@@ -21,12 +23,9 @@ from spiritnet_tf.animation import Animation
 from spiritnet_tf.export.savedmodel import WARMUP_FRAMES, main
 from spiritnet_tf.io.images import resize_to_working_side
 from spiritnet_tf.limits import MAX_SERVING_FRAMES
-from spiritnet_tf.model import SpiritNet
-from spiritnet_tf.serving import PredictionServer, SpiritNetClient
 
-WORKING_SIDE, MAX_OUTPUT_SIDE = 48, 96
-TINY = dict(depth_width=0.0625, context_width=8, kernel_widths=(4, 8, 8, 8), fill_hole_width=8,
-            fill_hole_blocks=1, synthesis_width=8, synthesis_blocks=1)
+from conftest import EXPORT_MAX_OUTPUT_SIDE as MAX_OUTPUT_SIDE
+from conftest import EXPORT_WORKING_SIDE as WORKING_SIDE
 
 
 def _smooth(height, width, seed=0):
@@ -45,18 +44,10 @@ def _png(pixels):
 
 
 @pytest.fixture(scope="module")
-def export(tmp_path_factory):
-    """(model, version folder BASE/1) exported by the CLI from a saved .keras model."""
-    root = tmp_path_factory.mktemp("export")
-    model = SpiritNet.from_preset("small", **TINY)
-    model.build()
-    weights = str(root / "tiny.keras")
-    model.save(weights)
-    out = root / "spiritnet" / "1"
-    args = ["--weights", weights, "--out", str(out), "--working-side", str(WORKING_SIDE),
-            "--max-output-side", str(MAX_OUTPUT_SIDE)]
-    assert main(args) == 0
-    return model, out, args
+def export(tiny_spiritnet, tiny_export):
+    """(model, version folder BASE/1, CLI arguments): the suite's one export (conftest.py),
+    made by the CLI from the model saved as .keras."""
+    return (tiny_spiritnet,) + tuple(tiny_export)
 
 
 @pytest.fixture(scope="module")
@@ -158,22 +149,6 @@ def test_saved_model_cli_lists_both_signatures_without_custom_ops(export):
     # export with --custom-ops does hold SpiritnetAdaptiveWarp nodes in this file).
     graph = (export[1] / "saved_model.pb").read_bytes()
     assert b"SpiritnetAdaptiveWarp" not in graph
-
-
-def test_dev_server_serves_the_export(export, loaded):
-    png = _png(_smooth(40, 56, seed=4))
-    with PredictionServer(export[1].parent, port=0) as server:
-        assert server.warmup_requests == 3
-        with SpiritNetClient(f"127.0.0.1:{server.port}", timeout=120) as client:
-            out = client.predict(png, num_frames=2, seed=5, encoded=False)
-            jpeg = client.predict(png, num_frames=2, seed=5)  # the 'encoded' signature
-    direct = _serve(loaded, png, num_frames=2, seed=5)
-    assert out["frames"].shape == (1, 2, 40, 56, 3)
-    np.testing.assert_array_equal(out["frames"], direct["frames"])
-    assert jpeg["frames"].shape == (1, 2, 40, 56, 3) and "flows" not in jpeg
-    assert jpeg["frames_jpeg"].shape == (1, 2) and jpeg["frames_jpeg"][0, 0][:2] == b"\xff\xd8"
-    assert np.abs(jpeg["frames"].astype(float) - direct["frames"]).mean() < 4.0  # q90, 40x56
-    np.testing.assert_allclose(out["flows"], direct["flows"], atol=1e-6)
 
 
 def _encoded(loaded, png, num_frames, seed, quality, edges="zoom"):

@@ -4,9 +4,9 @@ Most tests serve a small test fixture with the signature contract of docs/design
 (`ShiftAnimator`, not SpiritNet): the server is generic, so they check the serving
 path, not the network, and run fast. The tests of concurrency, malformed and
 oversized requests also run against a real export: a tiny random SpiritNet
-(configs/tiny_test.json's model) exported by `spiritnet_tf.export.export_savedmodel`
-with a working side of 64 (the ``served`` fixture runs them on both). Everything
-listens on 127.0.0.1 only.
+(configs/tiny_test.json's model) exported by `spiritnet export` (conftest.py's
+``tiny_export``, shared with test_export_savedmodel.py; the ``served`` fixture runs them
+on both). Everything listens on 127.0.0.1 only.
 """
 
 import collections
@@ -29,7 +29,6 @@ from PIL import Image
 from tensorflow_serving.apis import prediction_log_pb2
 
 from spiritnet_tf.cli import main
-from spiritnet_tf.export import export_savedmodel
 from spiritnet_tf.limits import MAX_SERVING_FRAMES
 from spiritnet_tf.serving import (
     MAX_MESSAGE_BYTES,
@@ -176,13 +175,11 @@ def client(server):
 
 
 @pytest.fixture(scope="module")
-def spiritnet_base(tiny_spiritnet, tmp_path_factory):
-    """BASE/1: the real SavedModel export of a tiny random SpiritNet (working side 64,
-    so the 48x64 test images run at their own size; frames up to the default 1024 px),
-    with its warm-up requests."""
-    base = tmp_path_factory.mktemp("spiritnet_models") / "spiritnet"
-    export_savedmodel(tiny_spiritnet, base / "1", working_side=64)
-    return base
+def spiritnet_base(tiny_export):
+    """BASE, holding BASE/1: the suite's one SavedModel export of a tiny random SpiritNet
+    (conftest.py's ``tiny_export``: working side 48, so the 48x64 test images run at
+    36x48 and come back at their own size), with its three warm-up requests."""
+    return tiny_export[0].parent
 
 
 @pytest.fixture(scope="module")
@@ -266,6 +263,28 @@ def test_metadata_lists_the_signatures(client):
     assert set(signatures["serving_default"].inputs) == {"image", "num_frames", "seed", "edges"}
     assert set(signatures["serving_default"].outputs) == {"frames", "flows", "first_frame", "crop",
                                                           "motion_scale"}
+
+
+def test_dev_server_serves_the_spiritnet_export_like_the_savedmodel(spiritnet_server,
+                                                                    spiritnet_base):
+    """The real export's answers through the dev server equal its SavedModel's, called
+    directly (the client's default, the 'encoded' signature, within JPEG's error); its
+    three warm-up requests (one per signature) ran at loading."""
+    assert spiritnet_server.version == 1 and spiritnet_server.warmup_requests == 3
+    png = _png(40, 56, seed=4)
+    with SpiritNetClient(f"127.0.0.1:{spiritnet_server.port}", timeout=120) as client:
+        out = client.predict(png, num_frames=2, seed=5, encoded=False)
+        jpeg = client.predict(png, num_frames=2, seed=5)
+    direct = _direct(spiritnet_base, 1, "serving_default", image=tf.constant([png]),
+                     num_frames=tf.constant(2), seed=tf.constant(5, tf.int64),
+                     edges=tf.constant("zoom"))
+    assert out["frames"].shape == (1, 2, 40, 56, 3)
+    np.testing.assert_array_equal(out["frames"], direct["frames"])
+    np.testing.assert_allclose(out["flows"], direct["flows"], atol=1e-6)
+    assert jpeg["frames"].shape == (1, 2, 40, 56, 3) and "flows" not in jpeg
+    assert jpeg["frames_jpeg"].shape == (1, 2) and jpeg["frames_jpeg"][0, 0][:2] == b"\xff\xd8"
+    # Random pixels and random weights: JPEG's worst case, yet close.
+    assert np.abs(jpeg["frames"].astype(float) - direct["frames"]).mean() < 8.0
 
 
 def test_eight_concurrent_clients_of_five_requests(served):
@@ -587,18 +606,14 @@ def test_cli_serve_gives_memory_back_after_a_burst_and_drains_on_sigterm(model_b
             process.wait()
 
 
-def test_stock_client_takes_the_encoded_answer_for_a_large_photo(spiritnet_server, tmp_path):
-    """A stock gRPC channel (default 4 MB receive limit, no options) gets the 'encoded'
-    answer of a 1024-px textured photo with 6 frames; serving_default's is too large
-    (with 2 frames already: 3 x 1024 x 768 x 3 bytes of frames plus the flows)."""
+def test_stock_client_reaches_the_encoded_signature(spiritnet_server):
+    """A stock gRPC channel (no options: gRPC's default 4 MB receive limit) calls
+    'encoded': JPEG frames a fraction of serving_default's answer. (The 1024-px, 6-frame
+    answer of a textured photo: benchmarks/serving.py, docs/benchmarks.md.)"""
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-    # 1024x768 and textured: the example photo mirrored 2x2, with fine noise (hard on JPEG).
     example = np.asarray(Image.open(os.path.join(REPO, "examples", "coffee.jpg")).convert("RGB"))
-    row = np.concatenate([example, example[:, ::-1]], 1)
-    tiled = np.concatenate([row, row[::-1]], 0)[:768, :1024]
-    noise = np.random.default_rng(0).integers(-12, 13, tiled.shape)
-    photo = Image.fromarray(np.clip(tiled + noise, 0, 255).astype(np.uint8))
+    photo = Image.fromarray(example).resize((96, 64), Image.LANCZOS)
     buffer = io.BytesIO()
     photo.save(buffer, format="JPEG", quality=95)
     with grpc.insecure_channel(f"127.0.0.1:{spiritnet_server.port}") as channel:
@@ -613,12 +628,11 @@ def test_stock_client_takes_the_encoded_answer_for_a_large_photo(spiritnet_serve
                 request.inputs[key].CopyFrom(value)
             return stub.Predict(request, timeout=300)
 
-        response = call("encoded", quality=tf.make_tensor_proto(90, dtype=tf.int32))
-        assert response.ByteSize() < 4 * 1024 * 1024
-        frames = tf.make_ndarray(response.outputs["frames"])
-        assert frames.shape == (1, 6)
-        decoded = tf.io.decode_jpeg(frames[0, 5]).numpy()
-        assert decoded.shape == (photo.height, photo.width, 3)
-        with pytest.raises(grpc.RpcError) as error:
-            call("serving_default", num_frames=tf.make_tensor_proto(2, dtype=tf.int32))
-        assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        encoded = call("encoded", quality=tf.make_tensor_proto(90, dtype=tf.int32))
+        exact = call("serving_default")
+    frames = tf.make_ndarray(encoded.outputs["frames"])
+    assert frames.shape == (1, 6) and set(encoded.outputs) == {"frames", "first_frame", "crop",
+                                                                "motion_scale"}
+    decoded = tf.io.decode_jpeg(frames[0, 5]).numpy()
+    assert decoded.shape == tf.make_ndarray(exact.outputs["frames"]).shape[2:]
+    assert encoded.ByteSize() < 0.5 * exact.ByteSize()

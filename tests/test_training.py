@@ -14,6 +14,8 @@ import tensorflow as tf
 from spiritnet_tf import cli
 from spiritnet_tf.training import ConfigError, load_config, train
 
+from conftest import functions_run_eagerly
+
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 TINY = os.path.join(CONFIGS, "tiny_test.json")
 from spiritnet_tf.model import LOSS_TERMS
@@ -119,8 +121,13 @@ def _scalar_steps(folder):
     return {tag: sorted(s) for tag, s in steps.items()}
 
 
-def test_train_writes_logs_checkpoints_and_resumes_after_interruption(tmp_path, capsys):
+def test_train_writes_logs_checkpoints_and_resumes_after_interruption(tmp_path, capsys,
+                                                                     eager_functions):
     """20 steps (4 epochs x 5) on synthetic scenes, interrupted after epoch 2 and rerun.
+
+    Its point is the run's bookkeeping, so its steps run eagerly (``eager_functions``:
+    tracing the training graph in both processes cost minutes; the traced train step is
+    test_model_training.py's).
 
     With the bundled recipe's depth setup: a depth pre-training stage (2 steps) whose
     weights `train()` loads into the depth net before fitting, and ``pretrained_depth``
@@ -271,7 +278,8 @@ def test_depth_pretraining_learns_depth_and_starts_the_run(tmp_path, monkeypatch
     out = tmp_path / "run"
     out.mkdir()
     path = lambda *p: os.path.join(out, *p)  # noqa: E731
-    weights, summary = run._initial_depth(config, model, path, False)
+    with functions_run_eagerly():  # the stage's bookkeeping; its traced step ran above
+        weights, summary = run._initial_depth(config, model, path, False)
     assert weights == path(run.DEPTH_WEIGHTS) and summary["steps"] == 2
     model.depth_net.load_weights(weights)
     # Given depth_weights instead, the run starts from that file, without a stage.
