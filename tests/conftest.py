@@ -75,10 +75,10 @@ EXPORT_WORKING_SIDE, EXPORT_MAX_OUTPUT_SIDE = 48, 96
 @pytest.fixture(scope="session")
 def tiny_export(tiny_keras, tmp_path_factory):
     """(version folder BASE/1, CLI arguments): `tiny_spiritnet` exported once by
-    `spiritnet_tf.export.main` (the command line), with its warm-up requests. Shared by
+    `spiritnet_tf.export.savedmodel.main` (the command line), with its warm-up requests. Shared by
     the export and serving tests, since tracing the export is the slow part (read-only:
     write other exports elsewhere)."""
-    from spiritnet_tf.export import main
+    from spiritnet_tf.export.savedmodel import main
 
     out = tmp_path_factory.mktemp("export") / "spiritnet" / "1"
     args = ["--weights", str(tiny_keras), "--out", str(out),
