@@ -271,7 +271,10 @@ def test_dev_server_serves_the_spiritnet_export_like_the_savedmodel(spiritnet_se
     directly (the client's default, the 'encoded' signature, within JPEG's error); its
     three warm-up requests (one per signature) ran at loading."""
     assert spiritnet_server.version == 1 and spiritnet_server.warmup_requests == 3
-    png = _png(40, 56, seed=4)
+    coarse = np.random.default_rng(4).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    buffer = io.BytesIO()  # a smooth picture: JPEG's error stays small
+    Image.fromarray(coarse).resize((56, 40), Image.BICUBIC).save(buffer, format="PNG")
+    png = buffer.getvalue()
     with SpiritNetClient(f"127.0.0.1:{spiritnet_server.port}", timeout=120) as client:
         out = client.predict(png, num_frames=2, seed=5, encoded=False)
         jpeg = client.predict(png, num_frames=2, seed=5)
@@ -283,8 +286,7 @@ def test_dev_server_serves_the_spiritnet_export_like_the_savedmodel(spiritnet_se
     np.testing.assert_allclose(out["flows"], direct["flows"], atol=1e-6)
     assert jpeg["frames"].shape == (1, 2, 40, 56, 3) and "flows" not in jpeg
     assert jpeg["frames_jpeg"].shape == (1, 2) and jpeg["frames_jpeg"][0, 0][:2] == b"\xff\xd8"
-    # Random pixels and random weights: JPEG's worst case, yet close.
-    assert np.abs(jpeg["frames"].astype(float) - direct["frames"]).mean() < 8.0
+    assert np.abs(jpeg["frames"].astype(float) - direct["frames"]).mean() < 6.0  # quality 90
 
 
 def test_eight_concurrent_clients_of_five_requests(served):
