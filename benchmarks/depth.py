@@ -35,9 +35,9 @@ def measure(preset, height, width, repeats, label=None, **options):
     forward = tf.function(lambda x: model(x, training=False))
     images = tf.random.uniform((1, height, width, 3), seed=0)
     graph = forward.get_concrete_function(images).graph
-    options = option_builder.ProfileOptionBuilder.float_operation()
-    options["output"] = "none"
-    flops = model_analyzer.profile(graph, options=options).total_float_ops
+    profile = option_builder.ProfileOptionBuilder.float_operation()
+    profile["output"] = "none"
+    flops = model_analyzer.profile(graph, options=profile).total_float_ops
     forward(images).numpy()  # trace and warm up
     times = []
     for _ in range(repeats):
@@ -56,7 +56,7 @@ def measure(preset, height, width, repeats, label=None, **options):
     }
 
 
-def training_throughput(short=3, long=23, batch=8, height=64, width=96):
+def training_throughput(short=5, long=85, batch=8, height=64, width=96):
     """Seconds per depth pre-training step and images per second (module docstring)."""
     from spiritnet_tf.layers.cell import depth_net_for
     from spiritnet_tf.model import SpiritNet
