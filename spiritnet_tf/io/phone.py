@@ -113,7 +113,6 @@ def apple_maker_note(content_identifier):
 
 def live_photo_jpeg(still, content_identifier):
     """JPEG bytes of ``still`` whose Exif MakerNote carries ``content_identifier``."""
-    exif = Image.Exif()
-    exif[0x010F] = "Apple"  # Make: readers pick the maker-note format by it
+    exif = Image.Exif()  # readers know Apple's maker note by its "Apple iOS" header
     exif.get_ifd(0x8769)[0x927C] = apple_maker_note(content_identifier)
     return _jpeg(still, exif=exif.tobytes())

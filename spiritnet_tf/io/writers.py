@@ -40,7 +40,6 @@ import shutil
 import signal
 import tempfile
 import threading
-
 import uuid
 
 import cv2
