@@ -24,7 +24,7 @@ writes a versioned SavedModel (a `SpiritNetServable`) with three signatures:
   (backward flow in pixels of H x W), num_frames: int32 [])``: the same outputs with
   edges "extend", the first flow given instead of drawn by DAFR.
 
-Both run the model at the working size (long side ``working_side``, never enlarged)
+All three run the model at the working size (long side ``working_side``, never enlarged)
 and make the full-resolution frames with `spiritnet_tf.fullres.frames`, the formula
 `spiritnet_tf.animate` uses (with ``max_zoom`` 1.15). ``num_frames`` outside
 1..`spiritnet_tf.limits.MAX_SERVING_FRAMES` and an unknown ``edges`` fail inside the graph with
