@@ -56,13 +56,12 @@ def measure(preset, height, width, repeats, label=None, **options):
     }
 
 
-def training_throughput(short=5, long=85, batch=8, height=64, width=96):
-    """Seconds per depth pre-training step and images per second (module docstring)."""
+def training_throughput(config, short=5, long=85, batch=8, height=64, width=96):
+    """Seconds per depth pre-training step and images per second of the depth net of
+    ``config`` (a `SpiritNetConfig`; module docstring)."""
     from spiritnet_tf.layers.cell import depth_net_for
-    from spiritnet_tf.model import SpiritNet
     from spiritnet_tf.training.depth import DepthPretraining, pretrain_depth
 
-    config = SpiritNet.from_preset("small").config
     elapsed = {}
     for steps in (short, long):
         net = depth_net_for(config)
@@ -86,12 +85,13 @@ def main():
 
     from spiritnet_tf.model import SpiritNet
 
-    depth_width = SpiritNet.from_preset("small").config.depth_width
+    config = SpiritNet.from_preset("small").config
+    depth_width = config.depth_width
     rows = [measure(p, args.height, args.width, args.repeats) for p in ("small", "paper")]
     if depth_width is not None:
         rows.insert(0, measure("small", args.height, args.width, args.repeats,
                                label='SpiritNet "small" depth net', width_multiplier=depth_width))
-    train = training_throughput()
+    train = training_throughput(config)
     load = os.getloadavg()[0]
     lines = [
         "## Depth (MegaDepth hourglass)",

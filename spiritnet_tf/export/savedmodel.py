@@ -111,7 +111,7 @@ class SpiritNetServable(tf.Module):
                                   tf.TensorSpec([], tf.int64, name="seed"),
                                   tf.TensorSpec([], tf.string, name="edges")])
     def serving_default(self, image, num_frames, seed, edges):
-        return self._animate_encoded_images(image, num_frames, seed, edges)
+        return self._animate_image_bytes(image, num_frames, seed, edges)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image"),
                                   tf.TensorSpec([], tf.int32, name="num_frames"),
@@ -125,7 +125,7 @@ class SpiritNetServable(tf.Module):
                 tf.debugging.assert_less_equal(quality, JPEG_QUALITY_RANGE[1],
                                                message=QUALITY_MESSAGE)]):
             quality = tf.identity(quality)
-        out = self._animate_encoded_images(image, num_frames, seed, edges)
+        out = self._animate_image_bytes(image, num_frames, seed, edges)
         frames = out["frames"]  # [B, T, H, W, 3]
         shape = tf.shape(frames)
         flat = tf.reshape(frames, tf.concat([[-1], shape[2:]], 0))
@@ -134,7 +134,7 @@ class SpiritNetServable(tf.Module):
         return {"frames": tf.reshape(jpeg[batch:], shape[:2]), "first_frame": jpeg[:batch],
                 "crop": out["crop"], "motion_scale": out["motion_scale"]}
 
-    def _animate_encoded_images(self, image, num_frames, seed, edges):
+    def _animate_image_bytes(self, image, num_frames, seed, edges):
         images = tf.map_fn(
             lambda data: tf.io.decode_image(data, channels=3, expand_animations=False),
             image, fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8))

@@ -136,11 +136,10 @@ def output_extension(path):
     fmt = output_format(path)
     if fmt == "folder":
         return ""
-    name = os.path.basename(os.path.normpath(os.fspath(path)))
-    length = len(fmt) if fmt.startswith(".") else len(os.path.splitext(name)[1])
-    if fmt == "motion-photo":
-        length += 3  # ".MP"
-    return name[-length:]
+    base, extension = os.path.splitext(os.path.basename(os.path.normpath(os.fspath(path))))
+    if fmt == "motion-photo":  # ".MP" belongs to it
+        extension = os.path.splitext(base)[1] + extension
+    return extension
 
 
 def live_photo_video(path):
@@ -432,8 +431,8 @@ class AnimationWriter:
         )
         self._encoder.send(None)  # start ffmpeg
 
-    def _codec_needs_even_sides(self):
-        return _FFMPEG[self.format][1] == "yuv420p" and self.format != ".webp"
+    def _codec_needs_even_sides(self):  # H.264 in yuv420p: MP4 and the phone formats' video
+        return _FFMPEG[self.format][0] == "libx264"
 
     def __exit__(self, exc_type, exc, tb):
         try:
