@@ -245,6 +245,11 @@ class SpiritNetConfig(DictConfig):
         (0, 1], trained with `spiritnet_tf.losses.relative_depth`) or "max" (exp(-log
         depth) over its maximum, trained with the scale-invariant log-depth loss; the
         bundled weights use it, `bundled_overrides`).
+      depth_side: when set, the depth net runs on the image resized so that its long side
+        is about this many pixels (each side rounded to a multiple of 32, at least 32) and
+        its output is resized bilinearly back: the net then sees the whole photo at the
+        scale it was trained at (its receptive field covers it), whatever the working
+        size. None (default; the bundled weights and the paper preset): at the image's size.
       depth_loss_only: the depth net learns from the supervised depth loss alone (the
         flow and image losses do not reach it). Trained end to end from scratch, the
         small preset's inverse depth collapsed onto the 1e-3 floor everywhere (no
@@ -269,9 +274,11 @@ class SpiritNetConfig(DictConfig):
     clipnorm: float = None
     depth_loss_only: bool = False
     depth_mapping: str = "percentile"
+    depth_side: int = None
 
     RULES = {
         "depth_width": optional(above(0)),
+        "depth_side": optional(at_least(32, integer=True)),
         "context_width": at_least(1, integer=True),
         "kernel_widths": rule("a non-empty list of ints >= 1",
                               lambda v: len(v) > 0 and all(int(w) == w >= 1 for w in v)),

@@ -303,3 +303,37 @@ def test_depth_mapping_is_a_config_choice_and_bundled_weights_keep_max(tiny_spir
     with open(os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs",
                            "default_weights.json")) as f:
         assert json.load(f)["model"]["depth_mapping"] == "max"
+
+
+def test_depth_side_runs_the_net_at_a_fixed_long_side():
+    """With ``depth_side`` the net sees the photo at that scale whatever the image size:
+    the output has the image's size, and a photo and its 2x enlargement get the same map
+    (resized); without it, the net's view changes with the size."""
+    from spiritnet_tf.config import SpiritNetConfig
+    from spiritnet_tf.layers.cell import SpiritNetCell
+
+    with pytest.raises(ValueError, match="depth_side"):
+        SpiritNetConfig(depth_side=16)
+    small = tf.image.resize(tf.random.uniform([1, 12, 16, 3], seed=3), [96, 128], method="nearest")
+    large = tf.image.resize(small, [192, 256], method="nearest")
+    cells = {side: SpiritNetCell(SpiritNetConfig(depth_side=side, depth_width=0.0625)) for side in (None, 64)}
+    for cell in cells.values():
+        cell.depth_net.build((None, None, None, 3))
+    cells[64].depth_net.set_weights(cells[None].depth_net.get_weights())
+    maps, seen = {}, []
+    for side, cell in cells.items():
+        original = cell.depth_net.call
+
+        def recording(x, *args, _original=original, **kwargs):
+            seen.append(tuple(x.shape[1:3]))
+            return _original(x, *args, **kwargs)
+
+        cell.depth_net.call = recording
+        maps[side] = [cell.log_depth(im) for im in (small, large)]
+    assert seen == [(96, 128), (192, 256), (64, 64), (64, 64)]
+    for a, b in maps.values():
+        assert a.shape == (1, 96, 128, 1) and b.shape == (1, 192, 256, 1)
+    a, b = maps[64]
+    np.testing.assert_allclose(tf.image.resize(b, [96, 128], antialias=True).numpy(), a.numpy(), atol=0.05)
+    a, b = maps[None]
+    assert np.abs(tf.image.resize(b, [96, 128], antialias=True).numpy() - a.numpy()).max() > 0.05

@@ -160,8 +160,18 @@ class SpiritNetCell(keras.layers.Layer):
 
     def log_depth(self, image, training=False):
         """The depth net's raw log depth ``[B, H, W, 1]`` of ``image`` (a pretrained depth
-        net always runs in inference mode)."""
-        return self.depth_net(image, training=bool(training) and not self.config.pretrained_depth)
+        net always runs in inference mode). With ``config.depth_side`` the net runs on the
+        image resized to that long side (sides multiples of 32) and its output is resized
+        back to the image's size."""
+        training = bool(training) and not self.config.pretrained_depth
+        side = self.config.depth_side
+        if not side:
+            return self.depth_net(image, training=training)
+        size = tf.cast(tf.shape(image)[1:3], tf.float32)
+        scaled = size * (float(side) / tf.reduce_max(size))
+        inner = tf.cast(tf.maximum(tf.round(scaled / 32.0), 1.0) * 32.0, tf.int32)
+        small = tf.image.resize(image, inner, antialias=True)
+        return tf.image.resize(self.depth_net(small, training=training), tf.shape(image)[1:3])
 
     def estimate_depth(self, image, training=False):
         """Inverse depth z ``[B, H, W, 1]`` in [1e-3, 1] of ``image`` with the depth net,

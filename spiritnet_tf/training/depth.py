@@ -134,10 +134,12 @@ def _depth_frames(options):
             .batch(options.batch_size, drop_remainder=True).prefetch(2))
 
 
-def pretrain_depth(depth_net, options=None, progress=True):
+def pretrain_depth(depth_net, options=None, progress=True, optimizer=None):
     """Trains ``depth_net`` (a `spiritnet_tf.depth.MegaDepth`) alone; returns the losses.
 
     The loss is ``options.loss`` (see `DepthPretraining`; batch norm in training mode).
+    ``optimizer``: an optimizer to continue with (its state carries over between calls,
+    e.g. chunks of a resumable run); default a new Adam at ``options.learning_rate``.
     Returns the list of per-step losses.
     """
     from tqdm.auto import tqdm
@@ -147,7 +149,8 @@ def pretrain_depth(depth_net, options=None, progress=True):
     options = options or DepthPretraining()
     if not depth_net.built:  # a net trained before (or loaded) is trained further
         depth_net.build((None, None, None, 3))
-    optimizer = keras.optimizers.Adam(options.learning_rate, global_clipnorm=options.clipnorm)
+    if optimizer is None:
+        optimizer = keras.optimizers.Adam(options.learning_rate, global_clipnorm=options.clipnorm)
     variables = depth_net.trainable_variables
 
     @tf.function
