@@ -146,3 +146,19 @@ def test_depth_pretraining_draws_cue_scenes_layers_or_both(tmp_path):
         images, depth = next(iter(_depth_frames(options)))
         assert images.shape == (3, 32, 32, 3) and depth.shape == (3, 32, 32, 1)
         assert float(depth.numpy().min()) >= 1e-3 and float(depth.numpy().max()) <= 1.0
+
+
+def test_wall_backdrop_is_near_and_rises_above_the_horizon():
+    walls = DepthSceneConfig(objects=(0, 0), haze=(0.0, 0.0), defocus=(0.0, 0.0), wall_fraction=1.0,
+                             wall_depth=(5.0, 10.0))
+    for seed in range(3):
+        s = generate_depth_scene(seed, 96, 128, walls)
+        assert s["wall"] and 5.0 <= s["backdrop_distance"] <= 10.0
+        at_wall = s["distance"] == s["backdrop_distance"]
+        rows = np.flatnonzero(at_wall.any(1))
+        assert rows.min() < s["horizon"] - 10  # the wall stands well above the horizon
+        # the ground meets the wall where it reaches the wall's distance, and is nearer below
+        below = s["distance"][int(rows.max()) + 1:]
+        assert below.size == 0 or below.max() < s["backdrop_distance"]
+    far = generate_depth_scene(0, 96, 128, DepthSceneConfig(wall_fraction=0.0))
+    assert not far["wall"] and far["backdrop_distance"] >= 60.0

@@ -333,6 +333,12 @@ class DepthSceneConfig(CheckedConfig):
       photo_fraction: probability that a surface takes a photographic texture (when
         textures are given) rather than a procedural one.
       texture_metres: (low, high) size of one texture tile on the ground.
+      wall_fraction: probability that the backdrop is a near wall (a facade, a hedge, the
+        far side of a room) at ``wall_depth`` instead of a far ridge: its top is a stepped
+        skyline high in the picture, or above it.
+      wall_depth: (low, high) distance of such a wall.
+      procedural_saturation: (low, high) colour saturation kept by a procedural texture
+        (1: the raw colour noise; real surfaces are mostly muted).
     """
 
     horizon: tuple = (0.25, 0.55)
@@ -347,8 +353,14 @@ class DepthSceneConfig(CheckedConfig):
     defocus: tuple = (0.0, 2.5)
     photo_fraction: float = 0.5
     texture_metres: tuple = (0.5, 3.0)
+    wall_fraction: float = 0.4
+    wall_depth: tuple = (3.0, 30.0)
+    procedural_saturation: tuple = (0.1, 0.8)
 
     RULES = {
+        "wall_fraction": between(0, 1),
+        "wall_depth": ordered_pair(0, strict=True),
+        "procedural_saturation": ordered_pair(0),
         "horizon": ordered_pair(0),
         "camera_height": ordered_pair(0, strict=True),
         "focal": above(0),
@@ -374,7 +386,9 @@ def _surface_texture(rng, textures, config, size=128):
             t = t[:, ::-1]
         tint = rng.uniform(0.8, 1.2, 3).astype(np.float32)
         return np.clip(np.ascontiguousarray(t) * tint, 0, 1).astype(np.float32)
-    return _texture(rng, size, size, int(rng.integers(2, 9)))
+    t = _texture(rng, size, size, int(rng.integers(2, 9)))
+    grey = t.mean(-1, keepdims=True)
+    return np.clip(grey + rng.uniform(*config.procedural_saturation) * (t - grey), 0, 1).astype(np.float32)
 
 
 def _sample_tiled(texture, u, v):
@@ -459,7 +473,8 @@ def generate_depth_scene(seed, height=128, width=160, config=DepthSceneConfig(),
     Returns: dict with ``image`` uint8 [H, W, 3], ``depth`` float32 [H, W, 1] (inverse
     depth z = (1/Z) / max, in [1e-3, 1], as the other synthetic data), ``distance``
     float32 [H, W] (Z in metres), ``horizon`` (row), ``focal`` (pixels),
-    ``camera_height``, ``backdrop_distance`` and ``objects``: a list of dicts (``distance``, ``height_m``,
+    ``camera_height``, ``backdrop_distance``, ``wall`` (whether the backdrop is a near
+    wall) and ``objects``: a list of dicts (``distance``, ``height_m``,
     ``height_px``, ``bottom`` row, ``mask`` bool [H, W] of its visible pixels,
     ``occluded``: whether a nearer object hides part of it).
     """
@@ -471,8 +486,10 @@ def generate_depth_scene(seed, height=128, width=160, config=DepthSceneConfig(),
     f = config.focal * width
     cam = rng.uniform(*config.camera_height)
     y_h = rng.uniform(*config.horizon) * height
-    z_back = rng.uniform(*config.backdrop_depth)
-    z_sky = z_back * config.sky_factor
+    wall = rng.random() < config.wall_fraction
+    z_far = rng.uniform(*config.backdrop_depth)  # the far ridge; haze is set by it
+    z_back = rng.uniform(*config.wall_depth) if wall else z_far
+    z_sky = z_far * config.sky_factor
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32) + 0.5
     cx = width / 2.0
 
@@ -484,10 +501,15 @@ def generate_depth_scene(seed, height=128, width=160, config=DepthSceneConfig(),
     image += 0.03 * (_texture(rng, height, width, 16) - 0.5)
     distance = np.full((height, width), z_sky, np.float32)
 
-    # Backdrop: a ridge line above the horizon, at the backdrop distance.
-    ridge = y_h - (0.02 + 0.15 * rng.random()) * height * np.abs(
-        cv2.resize(rng.standard_normal((1, 6)).astype(np.float32), (width, 1),
-                   interpolation=cv2.INTER_CUBIC)[0])
+    # Backdrop at the backdrop distance: a ridge line above the horizon, or a wall whose
+    # stepped top (roofs, a hedge) is high in the picture or above it.
+    if wall:
+        steps = rng.uniform(-0.3, 0.6 * y_h / height, int(rng.integers(1, 6))) * height
+        ridge = steps[np.minimum((xs[0] / width * len(steps)).astype(int), len(steps) - 1)]
+    else:
+        ridge = y_h - (0.02 + 0.15 * rng.random()) * height * np.abs(
+            cv2.resize(rng.standard_normal((1, 6)).astype(np.float32), (width, 1),
+                       interpolation=cv2.INTER_CUBIC)[0])
     backdrop = ys >= ridge[None, :]
     tile = _surface_texture(rng, textures, config)
     colour = _sample_tiled(tile, xs * rng.uniform(0.5, 2.0), ys * rng.uniform(0.5, 2.0))
@@ -542,9 +564,9 @@ def generate_depth_scene(seed, height=128, width=160, config=DepthSceneConfig(),
         obj["mask"] = visible
 
     # Atmospheric perspective, then defocus.
-    beta = -np.log(1.0 - rng.uniform(*config.haze)) / z_back if config.haze[1] > 0 else 0.0
+    beta = -np.log(1.0 - rng.uniform(*config.haze)) / z_far if config.haze[1] > 0 else 0.0
     airlight = np.clip(low + rng.uniform(-0.05, 0.1), 0, 1)
-    image = apply_haze(np.clip(image, 0, 1), np.minimum(distance, z_back * 2), beta, airlight)
+    image = apply_haze(np.clip(image, 0, 1), np.minimum(distance, z_far * 2), beta, airlight)
     inv = 1.0 / distance
     z = inv / inv.max()
     focus = float(z.flat[int(rng.integers(z.size))])
@@ -557,5 +579,6 @@ def generate_depth_scene(seed, height=128, width=160, config=DepthSceneConfig(),
         "focal": float(f),
         "camera_height": float(cam),
         "backdrop_distance": float(z_back),
+        "wall": bool(wall),
         "objects": objects,
     }
