@@ -162,3 +162,6 @@ def test_wall_backdrop_is_near_and_rises_above_the_horizon():
         assert below.size == 0 or below.max() < s["backdrop_distance"]
     far = generate_depth_scene(0, 96, 128, DepthSceneConfig(wall_fraction=0.0))
     assert not far["wall"] and far["backdrop_distance"] >= 60.0
+    # a wall so near that no ground shows before it leaves no room for objects on the ground
+    near = DepthSceneConfig(wall_fraction=1.0, wall_depth=(1.0, 1.5), objects=(3, 3), camera_height=(1.9, 2.0))
+    assert all(generate_depth_scene(seed, 64, 128, near)["objects"] == [] for seed in range(3))

@@ -533,6 +533,8 @@ def generate_depth_scene(seed, height=128, width=160, config=DepthSceneConfig(),
     count = int(rng.integers(config.objects[0], config.objects[1] + 1))
     objects = []
     bottom_min = y_h + f * cam / z_back + 1.0
+    if bottom_min >= height * 1.15:  # a wall so near that no ground shows before it
+        count = 0
     specs = []
     for _ in range(count):
         bottom = rng.uniform(bottom_min, height * 1.15)

@@ -170,7 +170,7 @@ class SpiritNetCell(keras.layers.Layer):
         size = tf.cast(tf.shape(image)[1:3], tf.float32)
         scaled = size * (float(side) / tf.reduce_max(size))
         inner = tf.cast(tf.maximum(tf.round(scaled / 32.0), 1.0) * 32.0, tf.int32)
-        small = tf.image.resize(image, inner, antialias=True)
+        small = tf.image.resize(image, inner)
         return tf.image.resize(self.depth_net(small, training=training), tf.shape(image)[1:3])
 
     def estimate_depth(self, image, training=False):
