@@ -161,7 +161,7 @@ def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, data=None, photo
         "data": {"training": run.get("data"), "heldout": heldout_source,
                  "gate_photos": {name: {"path": os.path.abspath(path), "source": PHOTOS.get(name)}
                                  for name, path in photos.items()}},
-        "heldout": {"data": os.path.relpath(heldout, REPO),
+        "heldout": {"data": os.path.abspath(heldout) if os.path.exists(heldout) else heldout,
                     "size": size, "mode": "prediction",
                     "num_samples": heldout_result["num_samples"],
                     "summary": heldout_result["summary"], "rows": heldout_result["rows"]},
