@@ -265,6 +265,14 @@ def test_bundle_evaluates_a_real_run_and_refuses_weights_that_fail(tiny_spiritne
     monkeypatch.setattr(gate_module, "GATE_SEEDS", (0,))  # shorter: one seed, two frames
     monkeypatch.setattr(gate_module, "GATE_FRAMES", 2)
     monkeypatch.setattr(run_module, "REPO", str(tmp_path))  # the run lies inside "the repository"
+    measured, measure = {}, gate_module.measure_generation
+
+    def measure_once(model, photos, **options):  # the forced rerun reuses the first measurement
+        mode = model.config.resample_from
+        measured[mode] = measured.get(mode) or measure(model, photos, **options)
+        return measured[mode]
+
+    monkeypatch.setattr(gate_module, "measure_generation", measure_once)
     photo = str(tmp_path / "photos" / "p.png")
     os.makedirs(os.path.dirname(photo))
     write_image((np.random.default_rng(0).random((48, 64, 3)) * 255).astype(np.uint8), photo)
@@ -293,6 +301,7 @@ def test_bundle_evaluates_a_real_run_and_refuses_weights_that_fail(tiny_spiritne
     generation = manifest["modes"]["input"]["generation"]
     assert generation["seeds"] == [0] and generation["num_frames"] == 2
     assert set(gate_module.GENERATION_FIGURES) <= set(generation["photos"]["p"]["per_seed"][0])
+    assert set(measured) == {"previous", "input"}  # animated in both modes
     with open(manifest_path) as f:
         written = json.load(f)
     assert written["sha256"] == manifest["sha256"]
