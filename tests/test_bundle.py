@@ -22,8 +22,13 @@ def _result(psnr, flow_ratio=None):
             "summary": summary}
 
 
-def _example(sharpness, motion=1.0):
-    return {"sharpness_ratio": sharpness, "motion_px": motion}
+def _generation(**changes):
+    """Generation figures as `spiritnet_tf.evaluation.gate.measure_generation` returns them,
+    at the gate's goals unless ``changes`` says otherwise."""
+    mean = {"spearman_f1_z": 0.6, "spearman_flast_z": 0.5, "p90_p10_f1": 2.5, "outside_share": 0.001,
+            "median_motion_px_448": 5.0, "last_frame_sharpness_ratio": 0.9, "closing_step_ratio": 1.1}
+    mean.update(changes)
+    return {"mean": mean, "photos": {}, "num_photos": 4, "seeds": [0, 1, 2], "num_frames": 6}
 
 
 BASE = {"copy-frame": [30, 26, 24], "constant-velocity": [31, 26, 23]}
@@ -31,30 +36,25 @@ BASE = {"copy-frame": [30, 26, 24], "constant-velocity": [31, 26, 23]}
 
 def test_the_passing_mode_is_chosen_even_with_a_lower_psnr():
     result = _result({**BASE, "model (previous)": [31, 27, 24.5], "model (input)": [33, 29, 23]})
-    modes, chosen = choose_mode(result, {"previous": _example(0.9), "input": _example(0.95)})
+    modes, chosen = choose_mode(result, {"previous": _generation(), "input": _generation()})
     assert modes["previous"]["quality_gate"]["passed"] is True
     gate = modes["input"]["quality_gate"]
-    assert gate["psnr_above_copy_frame_every_step"] is False and gate["passed"] is False
+    assert gate["checks"]["psnr_margin_over_copy_frame_db"]["passed"] is False and gate["passed"] is False
+    assert gate["scope"] == "prediction+generation"
     assert chosen == "previous"
 
 
-def test_sharpness_and_flow_ratio_fail_the_gate_and_the_best_psnr_is_chosen_without_a_pass():
+def test_generation_and_flow_ratio_fail_the_gate_and_the_best_psnr_is_chosen_without_a_pass():
     result = _result({**BASE, "model (previous)": [31, 27, 24.5], "model (input)": [32, 28, 25]},
                      flow_ratio={"model (input)": 0.3})
-    modes, chosen = choose_mode(result, {"previous": _example(0.5), "input": _example(0.9)})
-    assert modes["previous"]["quality_gate"]["example_sharpness_at_least_0.8"] is False
-    assert modes["input"]["quality_gate"]["flow_ratio_at_least_min"] is False
+    modes, chosen = choose_mode(result, {"previous": _generation(last_frame_sharpness_ratio=0.5),
+                                         "input": _generation()})
+    assert modes["previous"]["quality_gate"]["checks"]["last_frame_sharpness_ratio"]["passed"] is False
+    assert modes["input"]["quality_gate"]["checks"]["flow_ratio"]["passed"] is False
     assert not any(m["quality_gate"]["passed"] for m in modes.values())
     assert chosen == "input"  # higher mean PSNR; bundle() refuses it without --force
     assert modes["input"]["heldout_summary"]["psnr"] == pytest.approx(85 / 3)
-
-
-def test_too_little_motion_on_the_example_fails_the_gate():
-    result = _result({**BASE, "model (previous)": [31, 27, 24.5], "model (input)": [32, 28, 25]})
-    modes, chosen = choose_mode(result, {"previous": _example(0.9, 0.2), "input": _example(0.9, 0.6)})
-    assert modes["previous"]["quality_gate"]["example_motion_at_least_0.5px"] is False
-    assert modes["previous"]["quality_gate"]["passed"] is False
-    assert modes["input"]["quality_gate"]["passed"] is True and chosen == "input"
+    assert modes["previous"]["generation"]["mean"]["last_frame_sharpness_ratio"] == 0.5
 
 
 def test_default_weights_of_from_preset(monkeypatch, tmp_path):
@@ -121,60 +121,111 @@ def test_bundled_weights_match_their_manifest():
 
 
 @pytest.fixture
-def failing_run(tmp_path, monkeypatch):
-    """A finished run whose held-out evaluation fails the gate in both modes (the model
-    below copy-frame at step 3), with the evaluation and example check replaced by
-    fixtures; the bundled weights and manifest point at files in ``tmp_path``."""
+def fake_run(tmp_path, monkeypatch):
+    """A finished run inside a stand-in repository ``tmp_path`` with the two expensive
+    measurements replaced at their owners (`training.run.evaluate_weights`,
+    `evaluation.gate.measure_generation`; the run's weights are never loaded): returns
+    ``(bundle_with, installed, manifest, calls)``; ``bundle_with(psnr, generation)`` runs
+    the bundle step with those held-out PSNR per step (method -> 3 values) and those
+    generation figures (`_generation`). The bundled weights and manifest are files in
+    ``tmp_path``."""
     import json
 
     from spiritnet_tf.evaluation import EvaluationResult
+    from spiritnet_tf.evaluation import gate as gate_module
+    from spiritnet_tf.io import weights as weights_io
     from spiritnet_tf.training import bundle as bundle_module
     from spiritnet_tf.training import run as run_module
 
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    (run_dir / "manifest.json").write_text(json.dumps({"config": {"preset": "small"}}))
+    monkeypatch.setattr(run_module, "REPO", str(tmp_path))  # the checkout, for relative paths
+    run_dir = tmp_path / "runs" / "r"
+    run_dir.mkdir(parents=True)
+    train_clips = [str(tmp_path / "data" / "train_videos" / "a.mp4#0"), "synthetic/0/0"]
+    (run_dir / "manifest.json").write_text(json.dumps(
+        {"config": {"preset": "small"}, "data": {"train": [{"type": "videos", "clips": train_clips}]}}))
     (run_dir / "model.weights.h5").write_bytes(b"new weights")
-    failing = _result({**BASE, "model (previous)": [31, 27, 23], "model (input)": [32, 27, 22]})
-    calls = []
+    photos = {name: str(tmp_path / "data" / "photos" / f"{name}.png") for name in "abcd"}
+    calls = {"evaluate": [], "generation": []}
+    state = {}
 
     def evaluate_weights(weights, data, out, **options):
-        calls.append((weights, data, out, options))
-        return EvaluationResult(**failing), {}
+        calls["evaluate"].append((weights, data, out, options))
+        os.makedirs(out, exist_ok=True)  # the source record, as the real function writes it
+        with open(os.path.join(out, run_module.SOURCE_FILE), "w") as f:
+            json.dump({"record": {"type": "videos", "videos": [str(tmp_path / "data" / "held" / "b.mp4")],
+                                  "clips": [str(tmp_path / "data" / "held" / "b.mp4#0")]}}, f)
+        return EvaluationResult(**_result(state["psnr"])), {}
 
-    # The bundle step calls the evaluation function itself, never the command line.
+    def measure_generation(model, photos_given, **options):
+        assert model == ("loaded", str(run_dir / "model.weights.h5"))
+        calls["generation"].append(photos_given)
+        return {**state["generation"], "num_photos": len(photos_given)}
+
     monkeypatch.setattr(run_module, "evaluate_weights", evaluate_weights)
+    monkeypatch.setattr(gate_module, "measure_generation", measure_generation)
+    monkeypatch.setattr(weights_io, "load_model", lambda weights, **kw: ("loaded", weights))
     monkeypatch.setattr("spiritnet_tf.cli.main", lambda *a, **k: pytest.fail("the CLI was run"))
-    monkeypatch.setattr(bundle_module, "example_check", lambda weights, mode: _example(0.9))
     installed, manifest = tmp_path / "default.weights.h5", tmp_path / "MANIFEST.json"
     installed.write_bytes(b"old weights")
     manifest.write_text('{"old": true}')
     monkeypatch.setattr(bundle_module, "DEFAULT_WEIGHTS", str(installed))
     monkeypatch.setattr(bundle_module, "MANIFEST_PATH", str(manifest))
-    return run_dir, installed, manifest, calls
+
+    def bundle_with(psnr, generation, force=False):
+        state.update(psnr=psnr, generation=generation)
+        return bundle_module.bundle(str(run_dir), str(tmp_path / "data" / "held"), photos=photos,
+                                    force=force, progress=False)
+
+    return bundle_with, installed, manifest, calls
 
 
-def test_bundle_refuses_weights_that_fail_the_gate_and_keeps_the_installed_ones(failing_run,
-                                                                                tmp_path):
+PASSING = {**BASE, "model (previous)": [31, 27, 24.5], "model (input)": [32, 27, 24.2]}
+
+
+@pytest.mark.parametrize("psnr, generation, failing", [
+    ({**BASE, "model (previous)": [31, 27, 23], "model (input)": [32, 27, 22]}, _generation(),
+     "psnr_margin_over_copy_frame_db"),
+    (PASSING, _generation(closing_step_ratio=2.0), "closing_step_ratio"),
+    (PASSING, _generation(median_motion_px_448=1.0), "median_motion_px_448"),
+])
+def test_bundle_refuses_weights_that_fail_the_gate_and_keeps_the_installed_ones(fake_run, psnr,
+                                                                                generation, failing):
     import json
 
-    from spiritnet_tf.training.bundle import bundle
-
-    run_dir, installed, manifest, calls = failing_run
-    with pytest.raises(SystemExit, match="quality gate failed in both modes"):
-        bundle(str(run_dir), str(tmp_path / "heldout"), progress=False)
-    assert len(calls) == 1  # it did evaluate: the run, held-out data, both modes, prediction
-    weights, data, out, options = calls[0]
-    assert (weights, data, out) == (str(run_dir), str(tmp_path / "heldout"), str(run_dir / "heldout"))
+    bundle_with, installed, manifest, calls = fake_run
+    with pytest.raises(SystemExit, match=f"quality gate failed in both modes.*{failing}"):
+        bundle_with(psnr, generation)
+    assert len(calls["evaluate"]) == 1  # it did evaluate: the run, held-out data, both modes
+    weights, data, out, options = calls["evaluate"][0]
+    assert out.endswith(os.path.join("r", "heldout"))
     assert options["resample_from"] == ["previous", "input"] and options["mode"] == "prediction"
-    assert installed.read_bytes() == b"old weights"
-    assert json.loads(manifest.read_text()) == {"old": True}
+    assert len(calls["generation"]) == 2  # the photos animated in both modes
+    assert installed.read_bytes() == b"old weights"  # nothing copied over the bundled weights
+    assert json.loads(manifest.read_text()) == {"old": True}  # and no manifest written
 
     # --force installs them, and the manifest records the failing gate.
-    written = bundle(str(run_dir), str(tmp_path / "heldout"), progress=False, force=True)
+    written = bundle_with(psnr, generation, force=True)
     assert installed.read_bytes() == b"new weights"
     assert written["quality_gate"]["passed"] is False
+    assert written["quality_gate"]["checks"][failing]["passed"] is False
     assert json.loads(manifest.read_text())["quality_gate"]["passed"] is False
+
+
+def test_bundle_installs_weights_that_pass_and_lists_every_clip_and_photo(fake_run, tmp_path):
+    import json
+
+    bundle_with, installed, manifest, calls = fake_run
+    written = bundle_with(PASSING, _generation())
+    assert installed.read_bytes() == b"new weights"
+    assert written["quality_gate"]["passed"] is True and written["resample_from"] == "input"
+    assert set(written["quality_gate"]["checks"]) >= {"psnr_margin_over_constant_velocity_db",
+                                                      "spearman_f1_z", "closing_step_ratio", "num_photos"}
+    data = json.loads(manifest.read_text())["data"]
+    assert data["training"]["train"][0]["clips"] == ["data/train_videos/a.mp4#0", "synthetic/0/0"]
+    assert data["heldout"]["videos"] == ["data/held/b.mp4"] and data["heldout"]["clips"] == ["data/held/b.mp4#0"]
+    assert {n: p["path"] for n, p in data["gate_photos"].items()} == {
+        n: f"data/photos/{n}.png" for n in "abcd"}
+    assert str(tmp_path) not in manifest.read_text()  # relative to the repository
 
 
 def _tiny_run(folder, model):
@@ -193,12 +244,17 @@ def _tiny_run(folder, model):
 def test_bundle_evaluates_a_real_run_and_refuses_weights_that_fail(tiny_spiritnet, tmp_path,
                                                                 monkeypatch):
     """End to end on a tiny random run: the held-out report is written as `spiritnet
-    evaluate` writes it; weights that fail the gate are not installed (without force); with
-    force the manifest records the failing gate and only relative paths. (Random weights
-    alone may beat copy-frame in prediction mode, where the teacher flow drives them, so the
-    example's sharpness bound is raised out of reach to make them fail.)"""
+    evaluate` writes it, the photos are animated through `spiritnet_tf.animate`; weights
+    that fail the gate are not installed (without force); with force the manifest records
+    the failing gate and only relative paths. (Random weights alone may beat copy-frame in
+    prediction mode, where the teacher flow drives them; one photo instead of the gate's
+    four makes them fail whatever they do.)"""
     import json
 
+    import numpy as np
+
+    from spiritnet_tf.evaluation import gate as gate_module
+    from spiritnet_tf.io import write_image
     from spiritnet_tf.training import bundle as bundle_module
     from spiritnet_tf.training import run as run_module
 
@@ -206,12 +262,24 @@ def test_bundle_evaluates_a_real_run_and_refuses_weights_that_fail(tiny_spiritne
     manifest_path = tmp_path / "weights" / "MANIFEST.json"
     monkeypatch.setattr(bundle_module, "DEFAULT_WEIGHTS", str(installed))
     monkeypatch.setattr(bundle_module, "MANIFEST_PATH", str(manifest_path))
-    monkeypatch.setattr(bundle_module, "EXAMPLE_FRAMES", 1)  # the example animation, shorter
-    monkeypatch.setattr(bundle_module, "MIN_SHARPNESS_RATIO", float("inf"))  # fails in both modes
+    monkeypatch.setattr(gate_module, "GATE_SEEDS", (0,))  # shorter: one seed, two frames
+    monkeypatch.setattr(gate_module, "GATE_FRAMES", 2)
     monkeypatch.setattr(run_module, "REPO", str(tmp_path))  # the run lies inside "the repository"
+    measured, measure = {}, gate_module.measure_generation
+
+    def measure_once(model, photos, **options):  # the forced rerun reuses the first measurement
+        mode = model.config.resample_from
+        measured[mode] = measured.get(mode) or measure(model, photos, **options)
+        return measured[mode]
+
+    monkeypatch.setattr(gate_module, "measure_generation", measure_once)
+    photo = str(tmp_path / "photos" / "p.png")
+    os.makedirs(os.path.dirname(photo))
+    write_image((np.random.default_rng(0).random((48, 64, 3)) * 255).astype(np.uint8), photo)
     run = _tiny_run(tmp_path / "run", tiny_spiritnet)
     try:
-        passed = bundle_module.bundle(str(run), "synthetic:2", size="32x32", progress=False)
+        passed = bundle_module.bundle(str(run), "synthetic:2", size="32x32", photos={"p": photo},
+                                      progress=False)
     except SystemExit as e:
         assert "quality gate failed in both modes" in str(e)
     else:
@@ -224,14 +292,19 @@ def test_bundle_evaluates_a_real_run_and_refuses_weights_that_fail(tiny_spiritne
         methods = {row["method"] for row in json.load(f)["rows"]}
     assert {"model (previous)", "model (input)", "copy-frame"} <= methods
 
-    manifest = bundle_module.bundle(str(run), "synthetic:2", size="32x32", force=True,
-                                    progress=False)
+    manifest = bundle_module.bundle(str(run), "synthetic:2", size="32x32", photos={"p": photo},
+                                    force=True, progress=False)
     assert installed.read_bytes() == (run / "model.weights.h5").read_bytes()
     assert manifest["quality_gate"]["passed"] is False
-    assert manifest["quality_gate"]["example_sharpness_at_least_0.8"] is False
+    assert manifest["quality_gate"]["checks"]["num_photos"] == {"value": 1.0, "at_least": 4, "passed": False}
     assert set(manifest["modes"]) == {"previous", "input"}
+    generation = manifest["modes"]["input"]["generation"]
+    assert generation["seeds"] == [0] and generation["num_frames"] == 2
+    assert set(gate_module.GENERATION_FIGURES) <= set(generation["photos"]["p"]["per_seed"][0])
+    assert set(measured) == {"previous", "input"}  # animated in both modes
     with open(manifest_path) as f:
         written = json.load(f)
     assert written["sha256"] == manifest["sha256"]
-    assert written["training"]["data"]["train"] == ["run/clips/a.mp4"]  # relative to the checkout
+    assert written["data"]["training"]["train"] == ["run/clips/a.mp4"]  # relative to the checkout
+    assert written["data"]["gate_photos"]["p"]["path"] == "photos/p.png"
     assert str(tmp_path) not in manifest_path.read_text()

@@ -196,10 +196,11 @@ def test_evaluate_prediction_mode_ranks_the_oracle_first(tmp_path):
         "copy-frame"
     ]["psnr"]
     assert quality_gate(result, "oracle")["passed"]
-    gate = quality_gate(result, "constant-velocity", min_flow_ratio=0.5)
-    assert gate["psnr_above_copy_frame_every_step"] and not gate["flow_ratio_at_least_min"]
-    assert not gate["passed"]
-    assert not quality_gate(result, "copy-frame")["psnr_above_copy_frame_every_step"]
+    checks = quality_gate(result, "constant-velocity")["checks"]
+    assert checks["psnr_margin_over_copy_frame_db"]["passed"] and not checks["flow_ratio"]["passed"]
+    assert checks["psnr_margin_over_constant_velocity_db"]["value"] == 0.0  # below the 0.3 dB margin
+    assert not checks["psnr_margin_over_constant_velocity_db"]["passed"]
+    assert not quality_gate(result, "copy-frame")["checks"]["psnr_margin_over_copy_frame_db"]["passed"]
     with pytest.raises(ValueError, match="needs results for model"):
         quality_gate(result)
 

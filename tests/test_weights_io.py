@@ -89,7 +89,7 @@ def test_one_owner_of_the_loading_rules():
     from spiritnet_tf.training import bundle, run
 
     for function in (animation.load_model, run.load_model, model.SpiritNet.from_preset,
-                     config_module.bundled_overrides, export_mobile._model, bundle.example_check):
+                     config_module.bundled_overrides, export_mobile._model, bundle.generation_check):
         source = inspect.getsource(function)
         for rule in ("keras.saving", "DEFAULT_MANIFEST", "samefile", "check_weights_file",
                      "os.path.isdir", "RESAMPLE_MODES"):

@@ -8,8 +8,9 @@ from spiritnet_tf.lazy import lazy_names
 
 _MODULES = {
     "baselines": ("BASELINES", "constant_velocity", "copy_frame", "oracle"),
-    "evaluate": ("EvaluationResult", "evaluate", "json_dict", "markdown_table", "quality_gate", "write_json",
+    "evaluate": ("EvaluationResult", "evaluate", "json_dict", "markdown_table", "write_json",
                  "write_markdown", "write_plot", "write_report"),
+    "gate": ("quality_gate",),
     "metrics": ("bilinear_warp", "epe", "flow_magnitude", "flow_ratio", "psnr", "sharpness",
                 "sharpness_ratio", "ssim", "temporal_consistency"),
 }

@@ -32,7 +32,6 @@ __all__ = [
     "EvaluationResult",
     "evaluate",
     "markdown_table",
-    "quality_gate",
     "write_json",
     "write_markdown",
     "write_plot",
@@ -194,37 +193,6 @@ def evaluate(predictors, samples, mode="prediction", *, flow0_fn=None, max_batch
     rows = [row for name, acc in accumulators.items() for row in acc.rows(name, count)]
     summary = [acc.summary(name, count) for name, acc in accumulators.items()]
     return EvaluationResult(mode, count, steps, rows, summary)
-
-
-def quality_gate(result, method="model", *, min_flow_ratio=0.5):
-    """The main issue's quality gate for ``method`` against the baselines in ``result``.
-
-    Checks (each a bool in the returned dict, plus ``"passed"`` = all of them):
-      * ``psnr_above_copy_frame_every_step``: PSNR above copy-frame at every step;
-      * ``mean_psnr_not_below_constant_velocity``: mean PSNR over steps at least that of
-        constant velocity;
-      * ``flow_ratio_at_least_min``: |flow| ratio (all steps) at least ``min_flow_ratio``.
-
-    ``result`` must hold ``method``, ``"copy-frame"`` and ``"constant-velocity"``.
-    """
-    summary = {s["method"]: s for s in result.summary}
-    missing = [m for m in (method, "copy-frame", "constant-velocity") if m not in summary]
-    if missing:
-        raise ValueError(f"quality_gate needs results for {', '.join(missing)}")
-
-    def psnr_per_step(name):
-        return [r["psnr"] for r in result.rows if r["method"] == name]
-
-    checks = {
-        "psnr_above_copy_frame_every_step": all(
-            a > b for a, b in zip(psnr_per_step(method), psnr_per_step("copy-frame"))
-        ),
-        "mean_psnr_not_below_constant_velocity": summary[method]["psnr"]
-        >= summary["constant-velocity"]["psnr"],
-        "flow_ratio_at_least_min": summary[method]["flow_ratio"] >= min_flow_ratio,
-    }
-    checks["passed"] = all(checks.values())
-    return checks
 
 
 # ----------------------------------------------------------------------------- reports

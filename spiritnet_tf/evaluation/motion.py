@@ -16,14 +16,20 @@ For an `spiritnet_tf.Animation` (flows F_t and inverse depth z at the working si
 * ``sample_outside_share``: the same share counted exactly, from the positions the
   last frame samples the photo at (`spiritnet_tf.fullres.sample_flow`).
 
-Used by scripts/motion_figures.py (docs/training.md) and the tests.
+`loop_steps` gives the steps of a loop as it is played (frame t-1 to frame t, then the
+closing step from the last frame back to the first): mean absolute difference of grey
+levels (0-255, the luma of `spiritnet_tf.evaluation.metrics`); `closing_step_ratio` is
+the closing step over the mean of the other steps (1 = the loop closes like any step).
+
+Used by scripts/motion_figures.py (docs/training.md), the quality gate
+(`spiritnet_tf.evaluation.gate`) and the tests.
 """
 
 import numpy as np
 
 from spiritnet_tf.evaluation.depth import spearman  # the one rank correlation (re-exported)
 
-__all__ = ["spearman", "outside_share", "motion_figures"]
+__all__ = ["spearman", "outside_share", "motion_figures", "loop_steps", "closing_step_ratio"]
 
 
 def outside_share(frame, photo, teacher=None):
@@ -76,3 +82,28 @@ def motion_figures(anim, measure_outside=True):
         image = np.round(np.clip(anim.image, 0, 1) * 255).astype(np.uint8)
         figures["outside_share"] = outside_share(anim.frame(anim.num_frames), image)
     return figures
+
+
+def loop_steps(frames):
+    """(steps, closing) of frames (uint8 [N, H, W, 3], in the order played, N >= 2):
+    steps[t - 1] = mean |grey(frame t) - grey(frame t-1)| for t = 1..N-1, closing =
+    mean |grey(frame 0) - grey(frame N-1)|, grey levels 0-255."""
+    from spiritnet_tf.evaluation.metrics import _LUMA
+
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) < 2:
+        raise ValueError(f"loop_steps needs frames [N >= 2, H, W, 3], got shape {frames.shape}")
+    grey = frames.astype(np.float32) @ np.asarray(_LUMA, np.float32)
+    steps = np.abs(np.diff(grey, axis=0)).mean(axis=(1, 2))
+    closing = float(np.abs(grey[0] - grey[-1]).mean())
+    return [float(s) for s in steps], closing
+
+
+def closing_step_ratio(frames):
+    """`loop_steps`' closing step over the mean step (0 when nothing moves at all, inf when
+    only the closing step moves)."""
+    steps, closing = loop_steps(frames)
+    mean = float(np.mean(steps))
+    if mean > 0:
+        return closing / mean
+    return 0.0 if closing == 0 else float("inf")

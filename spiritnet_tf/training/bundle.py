@@ -1,25 +1,29 @@
 """Turns a finished training run into the bundled default weights (``make default-weights``).
 
     python -m spiritnet_tf.training.bundle runs/default_weights [--heldout data/heldout_videos]
+        [--data data] [--force]
 
 1. evaluates the run on the held-out clips in prediction mode with
    `spiritnet_tf.training.run.evaluate_weights` (what ``spiritnet evaluate`` runs, called
    as a function; both resampling modes, the copy-frame / constant-velocity / oracle
-   baselines; the report in ``RUN/heldout/``) and applies the quality gate of
-   `spiritnet_tf.evaluation.quality_gate`;
-2. animates the bundled example photo in generation mode (6 frames, default settings) and
-   measures the sharpness ratio of the last frame to the input (the gate asks >= 0.8)
-   and the mean flow magnitude at the working size (>= 0.5 px per frame, as the
-   animate tests ask);
-3. copies the run's ``model.weights.h5`` to `spiritnet_tf.config.DEFAULT_WEIGHTS` and
+   baselines; the report in ``RUN/heldout/``);
+2. animates the gate's real photos (`spiritnet_tf.evaluation.photos`, fetched into
+   ``DATA/photos`` when missing) with the run's weights in generation mode, seeds 0-2,
+   6 frames, through `spiritnet_tf.animate`, in each resampling mode
+   (`spiritnet_tf.evaluation.gate.measure_generation`);
+3. applies the quality gate `spiritnet_tf.evaluation.gate.quality_gate` (prediction,
+   generation and seamless-loop checks, docs/training.md "The quality gate") to each mode;
+4. copies the run's ``model.weights.h5`` to `spiritnet_tf.config.DEFAULT_WEIGHTS` and
    writes ``MANIFEST.json`` beside it: the training manifest (config, data, steps,
-   losses), both evaluations, the gate, the chosen ``resample_from`` (the mode with the
-   higher held-out mean PSNR among those that pass the gate), sizes and checksums; paths
-   inside the repository are recorded relative to it
-   (`spiritnet_tf.training.run.repository_relative`).
+   losses), the evaluations, the gate, the chosen ``resample_from`` (the mode with the
+   higher held-out mean PSNR among those that pass the gate), sizes and checksums, and
+   under ``"data"`` every clip and photo used for training or selection (training
+   sources and clips, held-out clips, gate photos); paths inside the repository are
+   recorded relative to it (`spiritnet_tf.training.run.repository_relative`).
 
-It refuses to replace bundled weights when the gate fails, unless ``--force`` (the
-manifest then records the failing gate, and the README must say so).
+It refuses to replace bundled weights when the gate fails in both modes, unless
+``--force`` (the manifest then records the failing gate, and the README must say so).
+Nothing is copied or written into the package before the gate has been decided.
 """
 
 import argparse
@@ -32,14 +36,9 @@ import sys
 from spiritnet_tf.config import DEFAULT_MANIFEST, DEFAULT_WEIGHTS, RESAMPLE_MODES
 from spiritnet_tf.training.run import REPO
 
-__all__ = ["bundle", "choose_mode", "example_check", "main", "MANIFEST_PATH", "MIN_SHARPNESS_RATIO",
-           "MIN_EXAMPLE_MOTION"]
+__all__ = ["bundle", "choose_mode", "generation_check", "main", "MANIFEST_PATH"]
 
 MANIFEST_PATH = DEFAULT_MANIFEST
-MIN_SHARPNESS_RATIO = 0.8
-MIN_EXAMPLE_MOTION = 0.5  # px per frame at the working size
-EXAMPLE = os.path.join(REPO, "examples", "coffee.jpg")
-EXAMPLE_FRAMES = 6
 
 
 def _depth_mapping(config):
@@ -57,62 +56,68 @@ def _sha256(path):
     return digest.hexdigest()
 
 
-def example_check(weights, resample_from, image=EXAMPLE, seed=0):
-    """``image`` animated with the defaults (6 frames): {"sharpness_ratio": last generated
-    frame / input, full resolution; "motion_px": mean flow magnitude per frame, working size}.
-    ``weights``: a file of the run (loaded with the run's architecture,
-    `spiritnet_tf.io.weights.load_model` with ``run_config=True``)."""
-    import numpy as np
-
-    import spiritnet_tf
-    from spiritnet_tf.evaluation import metrics
+def generation_check(weights, resample_from, photos, progress=False):
+    """`spiritnet_tf.evaluation.gate.measure_generation` of ``photos`` ({name: path})
+    animated with the run's ``weights`` (a file, loaded with the run's architecture:
+    `spiritnet_tf.io.weights.load_model` with ``run_config=True``) in mode
+    ``resample_from``."""
+    from spiritnet_tf.evaluation import gate
     from spiritnet_tf.io.weights import load_model
 
     model = load_model(weights, resample_from=resample_from, run_config=True)
-    anim = spiritnet_tf.animate(image, num_frames=EXAMPLE_FRAMES, seed=seed, weights=model)
-    frames = anim.frames.astype("float32") / 255.0  # uint8 [T+1, H, W, 3], input first
-    sharpness = float(metrics.sharpness_ratio(frames[-1][None], frames[0][None])[0])
-    motion = float(np.linalg.norm(anim.flows, axis=-1).mean())
-    return {"sharpness_ratio": sharpness, "motion_px": motion}
+    return gate.measure_generation(model, photos, progress=progress)
 
 
-def choose_mode(heldout_result, example):
+def choose_mode(heldout_result, generation):
     """The gate of each resampling mode and the mode to bundle.
 
     Args:
       heldout_result: the evaluation as ``evaluation.json`` holds it
         (`spiritnet_tf.evaluation.json_dict`; prediction mode) with
         rows for "model (previous)", "model (input)" and the baselines.
-      example: mode -> `example_check` of the example photo.
+      generation: mode -> `generation_check` of the gate's photos.
 
     Returns:
-      (modes, chosen): modes[mode] = {"quality_gate": checks + example checks +
-      "passed", "heldout_summary": the mode's summary row}; chosen = the mode with the
-      higher held-out mean PSNR among those that pass (among all when none passes).
+      (modes, chosen): modes[mode] = {"quality_gate": `quality_gate` of the mode,
+      "heldout_summary": the mode's summary row, "generation": its figures}; chosen = the
+      mode with the higher held-out mean PSNR among those that pass (among all when none
+      passes).
     """
     from spiritnet_tf.evaluation import EvaluationResult, quality_gate
 
     result = EvaluationResult(**{k: heldout_result[k] for k in
                                  ("mode", "num_samples", "num_frames", "rows", "summary")})
     modes = {}
-    for mode, check in example.items():
+    for mode, figures in generation.items():
         name = f"model ({mode})"
-        gate = quality_gate(result, name)
-        gate["example_sharpness_ratio"] = check["sharpness_ratio"]
-        gate["example_sharpness_at_least_0.8"] = check["sharpness_ratio"] >= MIN_SHARPNESS_RATIO
-        gate["example_motion_px"] = check["motion_px"]
-        gate["example_motion_at_least_0.5px"] = check["motion_px"] >= MIN_EXAMPLE_MOTION
-        gate["passed"] = all(v for k, v in gate.items() if isinstance(v, bool) and k != "passed")
         summary = next(s for s in heldout_result["summary"] if s["method"] == name)
-        modes[mode] = {"quality_gate": gate, "heldout_summary": summary}
+        modes[mode] = {"quality_gate": quality_gate(result, name, figures),
+                       "heldout_summary": summary, "generation": figures}
     passing = [m for m in modes if modes[m]["quality_gate"]["passed"]]
     chosen = max(passing or list(modes), key=lambda m: modes[m]["heldout_summary"]["psnr"])
     return modes, chosen
 
 
-def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, force=False, progress=True):
-    """Evaluates ``run_dir`` and installs its weights as the bundled default (see module doc)."""
+def _heldout_source(out):
+    """The held-out source record `evaluate_weights` wrote beside its report (its
+    videos and clips)."""
+    from spiritnet_tf.training.run import SOURCE_FILE
+
+    with open(os.path.join(out, SOURCE_FILE)) as f:
+        return json.load(f)["record"]
+
+
+def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, data=None, photos=None, force=False,
+           progress=True):
+    """Evaluates ``run_dir`` and installs its weights as the bundled default (see module doc).
+
+    ``photos``: {name: path} of the generation-mode photos; default the gate's photos
+    (`spiritnet_tf.evaluation.photos.prepare_photos` of ``data``, default ``REPO/data``).
+    Raises SystemExit naming the failing checks when the gate fails and not ``force``.
+    """
     from spiritnet_tf.evaluation import json_dict
+    from spiritnet_tf.evaluation.gate import failed_checks
+    from spiritnet_tf.evaluation.photos import PHOTOS, prepare_photos
     from spiritnet_tf.layers.dafr import DAFRConfig
     from spiritnet_tf.training.cli import parse_size
     from spiritnet_tf.training.run import evaluate_weights, repository_relative
@@ -126,10 +131,17 @@ def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, force=False, pro
                                  resample_from=list(RESAMPLE_MODES), size=parse_size(size),
                                  cache_dir=cache_dir or None, overwrite=True, progress=progress)
     heldout_result = json_dict(result)  # as evaluation.json holds it
-    example = {mode: example_check(weights, mode) for mode in RESAMPLE_MODES}
-    modes, chosen = choose_mode(heldout_result, example)
+    heldout_source = _heldout_source(out)
+    if photos is None:
+        photos = prepare_photos(data or os.path.join(REPO, "data"))
+    generation = {mode: generation_check(weights, mode, photos, progress=progress)
+                  for mode in RESAMPLE_MODES}
+    modes, chosen = choose_mode(heldout_result, generation)
     if not modes[chosen]["quality_gate"]["passed"] and not force:
-        raise SystemExit(f"quality gate failed in both modes: {json.dumps(modes, indent=2)}")
+        failures = "; ".join(f"{mode}: {', '.join(failed_checks(m['quality_gate']))}"
+                             for mode, m in modes.items())
+        raise SystemExit(f"quality gate failed in both modes ({failures}); the bundled weights "
+                         "are kept (--force installs these anyway)")
     os.makedirs(os.path.dirname(DEFAULT_WEIGHTS), exist_ok=True)
     shutil.copyfile(weights, DEFAULT_WEIGHTS)
     manifest = {
@@ -145,7 +157,11 @@ def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, force=False, pro
                                 "passing the quality gate",
         "quality_gate": modes[chosen]["quality_gate"],
         "modes": modes,
-        "heldout": {"data": os.path.relpath(heldout, REPO),
+        # Every clip and photo used for training or selection.
+        "data": {"training": run.get("data"), "heldout": heldout_source,
+                 "gate_photos": {name: {"path": os.path.abspath(path), "source": PHOTOS.get(name)}
+                                 for name, path in photos.items()}},
+        "heldout": {"data": os.path.abspath(heldout) if os.path.exists(heldout) else heldout,
                     "size": size, "mode": "prediction",
                     "num_samples": heldout_result["num_samples"],
                     "summary": heldout_result["summary"], "rows": heldout_result["rows"]},
@@ -155,7 +171,7 @@ def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, force=False, pro
                      "--out runs/default_weights",
                      "python -m spiritnet_tf.training.bundle runs/default_weights"],
         "training": {k: run.get(k) for k in ("name", "config", "model_config", "loss_setup",
-                                             "data", "steps", "samples_seen", "epochs",
+                                             "steps", "samples_seen", "epochs",
                                              "final_losses", "git_revision", "versions",
                                              "started", "finished", "evaluation")},
     }
@@ -174,11 +190,13 @@ def main(argv=None):
                         help="folder of held-out videos (default data/heldout_videos)")
     parser.add_argument("--size", default="128x224", help="clip size HxW (default 128x224)")
     parser.add_argument("--cache-dir", default=os.path.join("data", "cache", "heldout"))
+    parser.add_argument("--data", default="data",
+                        help="folder the gate's photos are fetched into (DATA/photos; default data)")
     parser.add_argument("--force", action="store_true",
                         help="install the weights even when the quality gate fails")
     args = parser.parse_args(argv)
     manifest = bundle(args.run_dir, args.heldout, size=args.size, cache_dir=args.cache_dir,
-                      force=args.force)
+                      data=args.data, force=args.force)
     print(json.dumps({k: manifest[k] for k in ("weights", "bytes", "resample_from",
                                                "quality_gate")}, indent=2))
     return 0
