@@ -12,7 +12,7 @@ import glob
 import os
 import sys
 
-from spiritnet_tf.cli import ranged
+from spiritnet_tf.cli import add_command, ranged
 
 __all__ = ["add_parser"]
 
@@ -27,9 +27,8 @@ def add_parser(subparsers):
     from spiritnet_tf.io.writers import DEFAULT_FPS, LOOP_MODES, MAX_FPS
     from spiritnet_tf.limits import MAX_ANIMATION_FRAMES, MAX_PIXELS, MIN_SIDE
 
-    p = subparsers.add_parser(
-        "animate", help="turn photos into short animations",
-        description="Animate each IMAGE and write the input followed by the generated frames "
+    p = add_command(subparsers, "animate",
+                    "Animate each IMAGE and write the input followed by the generated frames "
                     "(N+1 frames with --loop none). With one photo, OUT is the animation: "
                     ".gif, .mp4, .webp, NAME.MP.jpg (an Android Motion Photo), NAME.jpg (an "
                     "Apple Live Photo: NAME.jpg and NAME.mov sharing one identifier) or a "

@@ -36,7 +36,7 @@ import tempfile
 import warnings
 
 __all__ = ["main", "build_parser", "SUBCOMMAND_MODULES", "COMMANDS", "TF_LOG_LINE",
-           "quiet_tensorflow", "Terminated"]
+           "quiet_tensorflow", "Terminated", "add_command", "folder_script"]
 
 SUBCOMMAND_MODULES = (
     "spiritnet_tf.animate_cli",
@@ -46,8 +46,8 @@ SUBCOMMAND_MODULES = (
     "spiritnet_tf.training.cli",
 )
 
-# command -> (its module, the one-line help of `spiritnet --help`; each module's
-# add_parser gives the same help, tests/test_cli.py checks that they agree).
+# command -> (its module, the one-line help of `spiritnet --help`, which each module's
+# add_parser gives its command through `add_command`).
 COMMANDS = {
     "animate": ("spiritnet_tf.animate_cli", "turn photos into short animations"),
     "data": ("spiritnet_tf.data.cli", "prepare training data"),
@@ -184,6 +184,23 @@ def ranged(kind, low=None, high=None, *, open_low=False):
 
     parse.__name__ = kind.__name__  # argparse names the type in "invalid int value"
     return parse
+
+
+def add_command(subparsers, name, description, **kwargs):
+    """The parser of command ``name`` with its one-line help from `COMMANDS` (its one owner)
+    and ``description`` (the text of ``spiritnet NAME --help``)."""
+    return subparsers.add_parser(name, help=COMMANDS[name][1], description=description, **kwargs)
+
+
+def folder_script(build, usage, what, argv=None):
+    """The ``python -m`` entry of a module that builds a folder from a source folder:
+    ``build(SRC, OUT)`` with the two arguments of ``argv`` (default ``sys.argv[1:]``; else
+    exits with ``usage: <usage>``), then prints how many ``what`` (a noun) it wrote."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if len(argv) != 2:
+        sys.exit(f"usage: {usage}")
+    names = build(*argv)
+    print(f"{len(names)} {what}(s) written to {argv[1]}")
 
 
 def _command(argv):

@@ -9,7 +9,8 @@ import dataclasses
 import os
 
 __all__ = ["ConfigError", "CheckedConfig", "Rule", "one_of", "at_least", "above", "between",
-           "optional", "rule", "ordered_pair", "build_config", "SpiritNetConfig", "LossConfig", "RESAMPLE_MODES", "DEPTH_MAPPINGS", "STYLE_LAYERS",
+           "optional", "rule", "ordered_pair", "checked", "build_config", "SpiritNetConfig",
+           "LossConfig", "RESAMPLE_MODES", "DEPTH_MAPPINGS", "STYLE_LAYERS",
            "DEFAULT_WEIGHTS", "DEFAULT_MANIFEST", "bundled_overrides", "EDGES", "DEFAULT_EDGES",
            "DEFAULT_MAX_ZOOM", "check_edges"]
 
@@ -61,10 +62,11 @@ STYLE_LAYERS = (
 
 # ----------------------------------------------------------------------------- validation
 # One mechanism for every config dataclass of the package (SpiritNetConfig, LossConfig,
-# DAFRConfig, the training and data configs): a class lists ``RULES`` {field: `Rule`} and
-# derives from `CheckedConfig`, whose ``__post_init__`` calls ``validate``; a bad value raises
-# `ConfigError` naming the class (or the file key, `ConfigError.at`), the field and what it
-# allows. Checks that involve several fields go into the class's ``validate``.
+# DAFRConfig, the training and data configs): a class declares each field's `Rule` with its
+# default (``name: type = checked(default, rule)``) and derives from `CheckedConfig`, whose
+# ``__post_init__`` calls ``validate``; a bad value raises `ConfigError` naming the class (or
+# the file key, `ConfigError.at`), the field and what it allows. Checks that involve several
+# fields go into the class's ``validate``.
 
 
 class ConfigError(ValueError):
@@ -159,13 +161,17 @@ def ordered_pair(low=0, *, strict=False):
                 lambda v: len(v) == 2 and all(map(_number, v)) and first(v[0]) and v[0] <= v[1])
 
 
+def checked(default=dataclasses.MISSING, rule=None, *, factory=dataclasses.MISSING):
+    """A config dataclass field with its ``default`` (or default ``factory``; neither: a
+    required field) and the `Rule` its value must keep (`CheckedConfig.validate`)."""
+    return dataclasses.field(default=default, default_factory=factory, metadata={"rule": rule})
+
+
 class CheckedConfig:
-    """Base of the config dataclasses: ``RULES`` ({field: `Rule`}) checked by `validate`
+    """Base of the config dataclasses: the fields' rules (`checked`, `rules`) checked by `validate`
     when an instance is made (``__post_init__``). Subclasses that normalise a field do it in
     their own ``__post_init__`` and call ``super().__post_init__()``; checks across fields go
     into ``validate`` (after ``super().validate(where)``)."""
-
-    RULES = {}
 
     def __post_init__(self):
         self.validate()
@@ -174,11 +180,16 @@ class CheckedConfig:
         """Raises `ConfigError` naming ``where`` (default: the class name), the first field
         whose value breaks its rule, and what the field allows; returns self."""
         where = where or type(self).__name__
-        for name, field_rule in self.RULES.items():
+        for name, field_rule in self.rules().items():
             value = getattr(self, name)
             if not field_rule.ok(value):
                 raise ConfigError.bad_value(where, name, field_rule.allowed, value)
         return self
+
+    @classmethod
+    def rules(cls):
+        """{field name: `Rule`} of the fields declared with `checked`, in field order."""
+        return {f.name: f.metadata["rule"] for f in dataclasses.fields(cls) if "rule" in f.metadata}
 
 
 def build_config(cls, where, /, *args, **values):
@@ -257,44 +268,26 @@ class SpiritNetConfig(DictConfig):
     """
 
     depth_preset: str = "small"
-    depth_width: float = None
+    depth_width: float = checked(None, optional(above(0)))
     pretrained_depth: bool = False
-    context_width: int = 64
-    kernel_widths: tuple = (16, 32, 64, 128)
-    fill_hole_width: int = 64
-    fill_hole_blocks: int = 3
-    fill_hole_iterations: int = 1
-    synthesis_width: int = 64
-    synthesis_blocks: int = 3
-    resample_from: str = "previous"
-    control_dim: int = 2
-    dafr: dict = dataclasses.field(default_factory=dict)
-    learning_rate: float = 1e-4
-    depth_learning_rate: float = 1e-7
-    clipnorm: float = None
+    context_width: int = checked(64, at_least(1, integer=True))
+    kernel_widths: tuple = checked((16, 32, 64, 128), rule(
+        "a non-empty list of ints >= 1", lambda v: len(v) > 0 and all(int(w) == w >= 1 for w in v)))
+    fill_hole_width: int = checked(64, at_least(1, integer=True))
+    fill_hole_blocks: int = checked(3, at_least(0, integer=True))
+    fill_hole_iterations: int = checked(1, at_least(1, integer=True))
+    synthesis_width: int = checked(64, at_least(1, integer=True))
+    synthesis_blocks: int = checked(3, at_least(0, integer=True))
+    resample_from: str = checked("previous", one_of(RESAMPLE_MODES))
+    control_dim: int = checked(2, at_least(1, integer=True))
+    dafr: dict = checked(factory=dict,
+                         rule=rule("a dict of DAFRConfig fields", lambda v: isinstance(v, dict)))
+    learning_rate: float = checked(1e-4, above(0))
+    depth_learning_rate: float = checked(1e-7, at_least(0))
+    clipnorm: float = checked(None, optional(above(0)))
     depth_loss_only: bool = False
-    depth_mapping: str = "percentile"
-    depth_side: int = None
-
-    RULES = {
-        "depth_width": optional(above(0)),
-        "depth_side": optional(at_least(32, integer=True)),
-        "context_width": at_least(1, integer=True),
-        "kernel_widths": rule("a non-empty list of ints >= 1",
-                              lambda v: len(v) > 0 and all(int(w) == w >= 1 for w in v)),
-        "fill_hole_width": at_least(1, integer=True),
-        "fill_hole_blocks": at_least(0, integer=True),
-        "fill_hole_iterations": at_least(1, integer=True),
-        "synthesis_width": at_least(1, integer=True),
-        "synthesis_blocks": at_least(0, integer=True),
-        "resample_from": one_of(RESAMPLE_MODES),
-        "control_dim": at_least(1, integer=True),
-        "dafr": rule("a dict of DAFRConfig fields", lambda v: isinstance(v, dict)),
-        "learning_rate": above(0),
-        "depth_learning_rate": at_least(0),
-        "clipnorm": optional(above(0)),
-        "depth_mapping": one_of(DEPTH_MAPPINGS),
-    }
+    depth_mapping: str = checked("percentile", one_of(DEPTH_MAPPINGS))
+    depth_side: int = checked(None, optional(at_least(32, integer=True)))
 
     def __post_init__(self):
         if isinstance(self.kernel_widths, (list, tuple)):
@@ -325,26 +318,17 @@ class LossConfig(DictConfig):
         Record which one trained a checkpoint.
     """
 
-    flow_weight: float = 1.0
-    style_weight: float = 1.0
-    tv_weight: float = 0.01
-    pixel_weight: float = 0.0
-    sharpness_weight: float = 0.0
-    depth_weight: float = 0.1
-    style_layers: tuple = STYLE_LAYERS
-    vgg_weights: str = None
-
-    RULES = {
-        "flow_weight": at_least(0),
-        "style_weight": at_least(0),
-        "tv_weight": at_least(0),
-        "pixel_weight": at_least(0),
-        "sharpness_weight": at_least(0),
-        "depth_weight": at_least(0),
-        "style_layers": rule("(VGG-19 layer name, weight >= 0) pairs",
-                             lambda v: all(isinstance(n, str) and w >= 0 for n, w in v)),
-        "vgg_weights": optional(rule("a path", lambda v: isinstance(v, (str, os.PathLike)))),
-    }
+    flow_weight: float = checked(1.0, at_least(0))
+    style_weight: float = checked(1.0, at_least(0))
+    tv_weight: float = checked(0.01, at_least(0))
+    pixel_weight: float = checked(0.0, at_least(0))
+    sharpness_weight: float = checked(0.0, at_least(0))
+    depth_weight: float = checked(0.1, at_least(0))
+    style_layers: tuple = checked(STYLE_LAYERS, rule(
+        "(VGG-19 layer name, weight >= 0) pairs",
+        lambda v: all(isinstance(n, str) and w >= 0 for n, w in v)))
+    vgg_weights: str = checked(None, optional(rule(
+        "a path", lambda v: isinstance(v, (str, os.PathLike)))))
 
     def __post_init__(self):
         try:

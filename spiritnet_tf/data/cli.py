@@ -2,6 +2,8 @@
 
 import sys
 
+from spiritnet_tf.cli import add_command
+
 __all__ = ["add_parser"]
 
 
@@ -11,8 +13,7 @@ def _size(parser):
 
 
 def add_parser(subparsers):
-    data = subparsers.add_parser("data", help="prepare training data",
-                                 description="Prepare training data (docs/design.md §4).")
+    data = add_command(subparsers, "data", "Prepare training data (docs/design.md §4).")
     sub = data.add_subparsers(dest="data_command", metavar="SOURCE", required=True)
 
     p = sub.add_parser("vimeo", help="build the Vimeo-90K TFDS dataset with teacher flows")

@@ -22,8 +22,8 @@ import dataclasses
 
 import numpy as np
 
-from spiritnet_tf.config import (CheckedConfig, ConfigError, above, at_least, between, ordered_pair,
-                                 rule)
+from spiritnet_tf.config import (CheckedConfig, ConfigError, above, at_least, between, checked,
+                                 ordered_pair, rule)
 from spiritnet_tf.limits import MIN_INVERSE_DEPTH, MIN_SIDE
 
 __all__ = [
@@ -50,29 +50,16 @@ class SyntheticConfig(CheckedConfig):
       finest_texture: smallest texture cell in pixels (sets the finest detail).
     """
 
-    num_frames: int = 7
-    min_layers: int = 2
-    max_layers: int = 4
-    far_depth: tuple = (6.0, 12.0)
-    near_depth: tuple = (1.5, 5.0)
-    max_speed: float = 0.025
-    max_acceleration: float = 0.002
-    max_rotation: float = 1.5
-    shape_size: tuple = (0.2, 0.5)
-    finest_texture: int = 4
-
-    RULES = {
-        "num_frames": at_least(2, integer=True),
-        "min_layers": at_least(0, integer=True),
-        "max_layers": at_least(0, integer=True),
-        "far_depth": ordered_pair(0, strict=True),
-        "near_depth": ordered_pair(0, strict=True),
-        "max_speed": at_least(0),
-        "max_acceleration": at_least(0),
-        "max_rotation": at_least(0),
-        "shape_size": ordered_pair(0),
-        "finest_texture": at_least(1, integer=True),
-    }
+    num_frames: int = checked(7, at_least(2, integer=True))
+    min_layers: int = checked(2, at_least(0, integer=True))
+    max_layers: int = checked(4, at_least(0, integer=True))
+    far_depth: tuple = checked((6.0, 12.0), ordered_pair(0, strict=True))
+    near_depth: tuple = checked((1.5, 5.0), ordered_pair(0, strict=True))
+    max_speed: float = checked(0.025, at_least(0))
+    max_acceleration: float = checked(0.002, at_least(0))
+    max_rotation: float = checked(1.5, at_least(0))
+    shape_size: tuple = checked((0.2, 0.5), ordered_pair(0))
+    finest_texture: int = checked(4, at_least(1, integer=True))
 
     def validate(self, where=None):
         super().validate(where)
@@ -341,40 +328,22 @@ class DepthSceneConfig(CheckedConfig):
         (1: the raw colour noise; real surfaces are mostly muted).
     """
 
-    horizon: tuple = (0.25, 0.55)
-    camera_height: tuple = (1.2, 2.0)
-    focal: float = 1.0
-    backdrop_depth: tuple = (60.0, 200.0)
-    sky_factor: float = 20.0
-    objects: tuple = (1, 5)
-    object_height: tuple = (0.6, 4.0)
-    object_width: tuple = (0.3, 2.0)
-    haze: tuple = (0.2, 0.7)
-    defocus: tuple = (0.0, 2.5)
-    photo_fraction: float = 0.5
-    texture_metres: tuple = (0.5, 3.0)
-    wall_fraction: float = 0.4
-    wall_depth: tuple = (3.0, 30.0)
-    procedural_saturation: tuple = (0.1, 0.8)
-
-    RULES = {
-        "wall_fraction": between(0, 1),
-        "wall_depth": ordered_pair(0, strict=True),
-        "procedural_saturation": ordered_pair(0),
-        "horizon": ordered_pair(0),
-        "camera_height": ordered_pair(0, strict=True),
-        "focal": above(0),
-        "backdrop_depth": ordered_pair(0, strict=True),
-        "sky_factor": at_least(1),
-        "objects": ordered_pair(0),
-        "object_height": ordered_pair(0),
-        "object_width": ordered_pair(0),
-        "haze": rule("a (low, high) pair with 0 <= low <= high < 1",
-                     lambda v: ordered_pair(0).ok(v) and v[1] < 1),
-        "defocus": ordered_pair(0),
-        "photo_fraction": between(0, 1),
-        "texture_metres": ordered_pair(0, strict=True),
-    }
+    horizon: tuple = checked((0.25, 0.55), ordered_pair(0))
+    camera_height: tuple = checked((1.2, 2.0), ordered_pair(0, strict=True))
+    focal: float = checked(1.0, above(0))
+    backdrop_depth: tuple = checked((60.0, 200.0), ordered_pair(0, strict=True))
+    sky_factor: float = checked(20.0, at_least(1))
+    objects: tuple = checked((1, 5), ordered_pair(0))
+    object_height: tuple = checked((0.6, 4.0), ordered_pair(0))
+    object_width: tuple = checked((0.3, 2.0), ordered_pair(0))
+    haze: tuple = checked((0.2, 0.7), rule("a (low, high) pair with 0 <= low <= high < 1",
+                                           lambda v: ordered_pair(0).ok(v) and v[1] < 1))
+    defocus: tuple = checked((0.0, 2.5), ordered_pair(0))
+    photo_fraction: float = checked(0.5, between(0, 1))
+    texture_metres: tuple = checked((0.5, 3.0), ordered_pair(0, strict=True))
+    wall_fraction: float = checked(0.4, between(0, 1))
+    wall_depth: tuple = checked((3.0, 30.0), ordered_pair(0, strict=True))
+    procedural_saturation: tuple = checked((0.1, 0.8), ordered_pair(0))
 
 
 def _surface_texture(rng, textures, config, size=128):

@@ -12,7 +12,6 @@ photographic ones: not the drawn "Legacy" patterns) to ``OUT/<name>.png`` with
 import json
 import os
 import struct
-import sys
 
 import numpy as np
 
@@ -98,7 +97,6 @@ def load_textures(folder, min_side=16):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit("usage: python -m spiritnet_tf.data.textures PATTERNS_DIR OUT")
-    names = convert_patterns(sys.argv[1], sys.argv[2])
-    print(f"{len(names)} texture(s) written to {sys.argv[2]}")
+    from spiritnet_tf.cli import folder_script
+
+    folder_script(convert_patterns, "python -m spiritnet_tf.data.textures PATTERNS_DIR OUT", "texture")

@@ -20,7 +20,7 @@ import tensorflow_datasets as tfds
 from etils import epath
 
 from spiritnet_tf.data.images import ON_ERROR, CorruptInputError, handle_bad_input, read_rgb
-from spiritnet_tf.config import CheckedConfig, one_of
+from spiritnet_tf.config import CheckedConfig, checked, one_of
 from spiritnet_tf.data.teachers import TEACHERS, get_teacher
 
 __all__ = [
@@ -123,10 +123,8 @@ SUBSETS = ("spiritnet", "full")
 class Vimeo90kConfig(CheckedConfig, tfds.core.BuilderConfig):
     """``subset``: "spiritnet" (5000/600/40) or "full"; ``teacher``: a name in TEACHERS."""
 
-    subset: str = "spiritnet"
-    teacher: str = "dis"
-
-    RULES = {"subset": one_of(SUBSETS), "teacher": one_of(TEACHERS)}
+    subset: str = checked("spiritnet", one_of(SUBSETS))
+    teacher: str = checked("dis", one_of(TEACHERS))
 
 
 class Vimeo90kSeptuplet(tfds.core.GeneratorBasedBuilder):

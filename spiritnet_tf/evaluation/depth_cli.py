@@ -4,15 +4,16 @@
 import json
 import os
 
+from spiritnet_tf.cli import add_command
+
 __all__ = ["add_parser"]
 
 
 def add_parser(subparsers):
     from spiritnet_tf.animation import DEFAULT_WORKING_SIDE
 
-    p = subparsers.add_parser(
-        "evaluate-depth", help="score a model's inverse depth on real scenes with depth",
-        description="For each scene folder FOLDER/<scene>/ (image.png and inverse_depth.npy, "
+    p = add_command(subparsers, "evaluate-depth",
+                    "For each scene folder FOLDER/<scene>/ (image.png and inverse_depth.npy, "
                     "NaN = no truth; configs/depth_eval_data.sh builds data/depth_eval), print "
                     "the Spearman correlation and the scale-and-shift-invariant error of the "
                     "model's inverse depth (the depth spiritnet animate uses, resized "

@@ -22,7 +22,6 @@ are left alone.
 
 import json
 import os
-import sys
 
 import numpy as np
 
@@ -137,7 +136,6 @@ def build_scenes(source, out, scenes=None):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit("usage: python -m spiritnet_tf.evaluation.depth_scenes SRC OUT")
-    names = build_scenes(sys.argv[1], sys.argv[2])
-    print(f"{len(names)} scene(s) written to {sys.argv[2]}")
+    from spiritnet_tf.cli import folder_script
+
+    folder_script(build_scenes, "python -m spiritnet_tf.evaluation.depth_scenes SRC OUT", "scene")

@@ -1,59 +1,22 @@
 """Input and output: the one image loader, the one output writer and the weights rules
-(`spiritnet_tf.io.weights`: the file check and every loading rule; docs/design.md §2, §7, §8)."""
+(`spiritnet_tf.io.weights`: the file check and every loading rule; docs/design.md §2, §7, §8).
 
-from spiritnet_tf.io.images import (
-    DEFAULT_MAX_PIXELS,
-    DEFAULT_MIN_SIDE,
-    ImageInputError,
-    load_depth_map,
-    load_image,
-    load_mask,
-    PHOTO_EXTENSIONS,
-    check_image,
-    resize_to_working_side,
-    working_size,
-)
-from spiritnet_tf.io.weights import WeightsFileError, check_weights_file
-from spiritnet_tf.io.writers import (
-    LOOP_MODES,
-    SUPPORTED_OUTPUTS,
-    AnimationWriter,
-    apply_loop,
-    depth_to_rgb,
-    flow_to_rgb,
-    check_output_parent,
-    default_mode,
-    output_conflict,
-    output_format,
-    to_uint8,
-    write_animation,
-    write_image,
-)
+The names below are their modules' own (`images.__all__` but its range check, two weights
+names, the writers'); the weights and writers names load their module on first use."""
 
-__all__ = [
-    "DEFAULT_MAX_PIXELS",
-    "DEFAULT_MIN_SIDE",
-    "ImageInputError",
-    "load_image",
-    "load_depth_map",
-    "load_mask",
-    "working_size",
-    "resize_to_working_side",
-    "PHOTO_EXTENSIONS",
-    "check_image",
-    "WeightsFileError",
-    "check_weights_file",
-    "LOOP_MODES",
-    "SUPPORTED_OUTPUTS",
-    "AnimationWriter",
-    "apply_loop",
-    "output_format",
-    "output_conflict",
-    "check_output_parent",
-    "default_mode",
-    "to_uint8",
-    "write_animation",
-    "write_image",
-    "flow_to_rgb",
-    "depth_to_rgb",
-]
+from spiritnet_tf.io.images import __all__ as _images_all
+from spiritnet_tf.lazy import lazy_names
+
+_OWNER = {
+    **dict.fromkeys((n for n in _images_all if n not in ("UNIT_RANGE_TOLERANCE", "check_unit_range")),
+                    f"{__name__}.images"),
+    **dict.fromkeys(("WeightsFileError", "check_weights_file"), f"{__name__}.weights"),
+    **dict.fromkeys(("LOOP_MODES", "SUPPORTED_OUTPUTS", "AnimationWriter", "apply_loop", "output_format",
+                     "output_conflict", "check_output_parent", "default_mode", "to_uint8",
+                     "write_animation", "write_image", "flow_to_rgb", "depth_to_rgb"),
+                    f"{__name__}.writers"),
+}
+
+__all__ = list(_OWNER)
+
+__getattr__, __dir__ = lazy_names(__name__, _OWNER)

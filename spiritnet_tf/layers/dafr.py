@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from spiritnet_tf.config import DictConfig, at_least, between, one_of, optional, rule
+from spiritnet_tf.config import DictConfig, at_least, between, checked, one_of, optional, rule
 from spiritnet_tf.layers.common import check_rank4
 
 __all__ = ["DAFR", "DAFRConfig", "TopKGapThresholds", "SPEED_RULES", "LEGACY_RULE"]
@@ -61,43 +61,25 @@ class DAFRConfig(DictConfig):
       stays within max_turn_deg of phi.
     """
 
-    smooth_size: int = 5
-    max_cuts: int = 3
-    min_gap: float = 0.05
-    min_share: float = 0.02
-    quantile_fallback: bool = True
-    max_samples: int = 16384
-    speed_rule: str = "linear"
-    near_far_ratio: float = 3.0
+    smooth_size: int = checked(5, rule("an odd int >= 1",
+                                       lambda v: isinstance(v, int) and v >= 1 and v % 2 == 1))
+    max_cuts: int = checked(3, at_least(0, integer=True))
+    min_gap: float = checked(0.05, at_least(0))
+    min_share: float = checked(0.02, between(0, 1, high_open=True))
+    quantile_fallback: bool = checked(True, one_of((False, True)))
+    max_samples: int = checked(16384, at_least(2, integer=True))
+    speed_rule: str = checked("linear", one_of(SPEED_RULES))
+    near_far_ratio: float = checked(3.0, at_least(1))
     sigmoid_slope: float = 8.0
     sigmoid_center: float = 0.5
-    turn_gain: float = 2.0
-    max_turn_deg: float = 15.0
-    f0_fraction: float = 0.015
-    f0_pixels: float | None = None
+    turn_gain: float = checked(2.0, at_least(0))
+    max_turn_deg: float = checked(15.0, at_least(0))
+    f0_fraction: float = checked(0.015, at_least(0))
+    f0_pixels: float | None = checked(None, optional(at_least(0)))
     phi_per_cluster: bool = False
-    magnitude_noise: float = 0.05
-    angle_noise_deg: float = 3.0
-    noise_cell: int = 16
-
-    RULES = {
-        "smooth_size": rule("an odd int >= 1",
-                            lambda v: isinstance(v, int) and v >= 1 and v % 2 == 1),
-        "max_cuts": at_least(0, integer=True),
-        "min_gap": at_least(0),
-        "min_share": between(0, 1, high_open=True),
-        "quantile_fallback": one_of((False, True)),
-        "max_samples": at_least(2, integer=True),
-        "speed_rule": one_of(SPEED_RULES),
-        "near_far_ratio": at_least(1),
-        "turn_gain": at_least(0),
-        "max_turn_deg": at_least(0),
-        "f0_fraction": at_least(0),
-        "f0_pixels": optional(at_least(0)),
-        "magnitude_noise": at_least(0),
-        "angle_noise_deg": at_least(0),
-        "noise_cell": at_least(1, integer=True),
-    }
+    magnitude_noise: float = checked(0.05, at_least(0))
+    angle_noise_deg: float = checked(3.0, at_least(0))
+    noise_cell: int = checked(16, at_least(1, integer=True))
 
 
 @keras.saving.register_keras_serializable(package="spiritnet")

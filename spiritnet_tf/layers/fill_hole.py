@@ -2,13 +2,8 @@
 
 import keras
 
-from spiritnet_tf.layers.common import (
-    ResidualBlock,
-    check_rank4,
-    concat_channels,
-    conv2d,
-    static_channels,
-)
+from spiritnet_tf.layers.common import (ResidualBlock, check_rank4, concat_channels, conv2d,
+                                      static_channels)
 
 __all__ = ["FlowFillHole"]
 

@@ -3,13 +3,8 @@
 import keras
 import tensorflow as tf
 
-from spiritnet_tf.layers.common import (
-    ResidualBlock,
-    check_rank4,
-    concat_channels,
-    conv2d,
-    static_channels,
-)
+from spiritnet_tf.layers.common import (ResidualBlock, check_rank4, concat_channels, conv2d,
+                                      static_channels)
 
 __all__ = ["FrameSynthesis"]
 

@@ -4,7 +4,7 @@ import os
 import signal
 import sys
 
-from spiritnet_tf.cli import ranged
+from spiritnet_tf.cli import add_command, ranged
 from spiritnet_tf.config import DEFAULT_EDGES, EDGES
 from spiritnet_tf.limits import (
     DEFAULT_JPEG_QUALITY,
@@ -21,9 +21,8 @@ __all__ = ["add_parser"]
 
 
 def add_parser(subparsers):
-    p = subparsers.add_parser(
-        "serve", help="serve an exported SavedModel over gRPC (TF Serving's PredictionService)",
-        description="Serve the newest numbered version in --model-dir over gRPC, like "
+    p = add_command(subparsers, "serve",
+                    "Serve the newest numbered version in --model-dir over gRPC, like "
                     "tensorflow_model_server --model_base_path (docs/design.md §6). For "
                     "production use the tensorflow/serving Docker image.")
     p.add_argument("--model-dir", required=True,
@@ -50,9 +49,8 @@ def add_parser(subparsers):
                         "with TF_ENABLE_ONEDNN_OPTS=0)")
     p.set_defaults(func=_serve)
 
-    p = subparsers.add_parser(
-        "predict", help="animate a photo through a running PredictionService",
-        description="Send IMAGE to a PredictionService (spiritnet serve or TF Serving) and "
+    p = add_command(subparsers, "predict",
+                    "Send IMAGE to a PredictionService (spiritnet serve or TF Serving) and "
                     "write the input followed by the generated frames.")
     p.add_argument("image", help="photo to animate (JPEG, PNG, ...)")
     p.add_argument("-o", "--output", required=True,

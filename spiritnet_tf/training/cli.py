@@ -2,6 +2,8 @@
 
 import os
 
+from spiritnet_tf.cli import add_command
+
 __all__ = ["add_parser", "parse_size"]
 
 
@@ -18,9 +20,8 @@ def add_parser(subparsers):
     from spiritnet_tf.config import RESAMPLE_MODES
     from spiritnet_tf.training.config import STRATEGIES
 
-    p = subparsers.add_parser(
-        "train", help="train SpiritNet from an experiment file",
-        description="Train SpiritNet as one experiment file (JSON or TOML) says. Rerun with the "
+    p = add_command(subparsers, "train",
+                    "Train SpiritNet as one experiment file (JSON or TOML) says. Rerun with the "
                     "same config and --out to resume an interrupted run from its last epoch.")
     p.add_argument("--config", required=True, help="experiment file (.json or .toml)")
     p.add_argument("--out", default=None,
@@ -33,9 +34,8 @@ def add_parser(subparsers):
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_train)
 
-    p = subparsers.add_parser(
-        "evaluate", help="evaluate a model and the baselines on held-out data",
-        description="Per-step PSNR/SSIM, flow EPE, |flow| ratio, sharpness ratio and temporal "
+    p = add_command(subparsers, "evaluate",
+                    "Per-step PSNR/SSIM, flow EPE, |flow| ratio, sharpness ratio and temporal "
                     "consistency of the model and the copy-frame, constant-velocity and oracle "
                     "baselines, written as JSON, Markdown and a PNG plot (docs/design.md §5).")
     p.add_argument("--data", required=True,

@@ -38,6 +38,7 @@ from spiritnet_tf.config import (
     at_least,
     between,
     build_config,
+    checked,
     one_of,
     optional,
     rule,
@@ -71,29 +72,21 @@ class SourceConfig(CheckedConfig):
       take: use only the first ``take`` septuplets of the source (None: all).
     """
 
-    type: str
+    type: str = checked(rule=one_of(SOURCE_TYPES))
     path: str = None
-    count: int = None
+    count: int = checked(None, optional(at_least(1, integer=True)))
     seed: int = 0
     height: int = 256
     width: int = 448
     cache_dir: str = None
-    frame_step: int = 1
-    stride: int = 7
+    frame_step: int = checked(1, at_least(1, integer=True))
+    stride: int = checked(7, at_least(1, integer=True))
     teacher: str = "dis"
     with_depth: bool = False
     data_dir: str = None
     split: str = "train"
     vimeo_config: str = "spiritnet"
-    take: int = None
-
-    RULES = {
-        "type": one_of(SOURCE_TYPES),
-        "count": optional(at_least(1, integer=True)),
-        "frame_step": at_least(1, integer=True),
-        "stride": at_least(1, integer=True),
-        "take": optional(at_least(1, integer=True)),
-    }
+    take: int = checked(None, optional(at_least(1, integer=True)))
     NEEDS = {"synthetic": "count", "videos": "path", "tfrecord": "path", "vimeo": "data_dir"}
 
     def validate(self, where=None):
@@ -118,18 +111,12 @@ class EvaluationConfig(CheckedConfig):
       seed: DAFR seed of generation mode.
     """
 
-    mode: str = "prediction"
-    batches: int = None
-    resample_from: list = dataclasses.field(default_factory=list)
+    mode: str = checked("prediction", one_of(("prediction", "generation")))
+    batches: int = checked(None, optional(at_least(1, integer=True)))
+    resample_from: list = checked(factory=list, rule=rule(
+        f"a list of {', '.join(map(repr, RESAMPLE_MODES))}",
+        lambda v: isinstance(v, (list, tuple)) and all(m in RESAMPLE_MODES for m in v)))
     seed: int = 0
-
-    RULES = {
-        "mode": one_of(("prediction", "generation")),
-        "batches": optional(at_least(1, integer=True)),
-        "resample_from": rule(f"a list of {', '.join(map(repr, RESAMPLE_MODES))}",
-                              lambda v: isinstance(v, (list, tuple))
-                              and all(m in RESAMPLE_MODES for m in v)),
-    }
 
 
 @dataclasses.dataclass
@@ -164,44 +151,32 @@ class TrainConfig(CheckedConfig):
         depth learning rate).
     """
 
-    train_data: list
+    train_data: list = checked(rule=rule("a list of at least one source",
+                                         lambda v: isinstance(v, (list, tuple)) and len(v) >= 1))
     name: str = "experiment"
     preset: str = "small"
     model: dict = dataclasses.field(default_factory=dict)
     loss: dict = dataclasses.field(default_factory=dict)
     validation_data: list = dataclasses.field(default_factory=list)
-    crop: list = None
-    batch_size: int = 4
-    num_frames: int = 5
+    crop: list = checked(None, optional(rule(
+        f"[height, width], each an int >= {MIN_SIDE}",
+        lambda v: len(v) == 2 and all(
+            isinstance(x, int) and not isinstance(x, bool) and x >= MIN_SIDE for x in v))))
+    batch_size: int = checked(4, at_least(1, integer=True))
+    num_frames: int = checked(5, between(1, MAX_TRAINING_FRAMES, integer=True))
     flip: bool = True
-    shuffle: int = 256
-    epochs: int = 10
-    steps_per_epoch: int = 100
-    validation_steps: int = 0
+    shuffle: int = checked(256, at_least(0, integer=True))
+    epochs: int = checked(10, at_least(1, integer=True))
+    steps_per_epoch: int = checked(100, at_least(1, integer=True))
+    validation_steps: int = checked(0, at_least(0, integer=True))
     seed: int = 0
-    previews: int = 2
+    previews: int = checked(2, at_least(0, integer=True))
     evaluation: dict = None
     depth_weights: str = None
     depth_pretraining: dict = None
 
-    RULES = {
-        "train_data": rule("a list of at least one source",
-                           lambda v: isinstance(v, (list, tuple)) and len(v) >= 1),
-        "crop": optional(rule(f"[height, width], each an int >= {MIN_SIDE}",
-                              lambda v: len(v) == 2 and all(
-                                  isinstance(x, int) and not isinstance(x, bool) and x >= MIN_SIDE
-                                  for x in v))),
-        "batch_size": at_least(1, integer=True),
-        "num_frames": between(1, MAX_TRAINING_FRAMES, integer=True),
-        "shuffle": at_least(0, integer=True),
-        "epochs": at_least(1, integer=True),
-        "steps_per_epoch": at_least(1, integer=True),
-        "validation_steps": at_least(0, integer=True),
-        "previews": at_least(0, integer=True),
-    }
-
     def validate(self, where=None):
-        """The fields' `RULES`, then the checks across fields (what needs validation data,
+        """The fields' rules, then the checks across fields (what needs validation data,
         depth_weights or depth_pretraining)."""
         super().validate(where)
         where = where or type(self).__name__

@@ -18,7 +18,7 @@ import dataclasses
 import keras
 import tensorflow as tf
 
-from spiritnet_tf.config import CheckedConfig, above, at_least, one_of, optional, rule
+from spiritnet_tf.config import CheckedConfig, above, at_least, checked, one_of, optional, rule
 
 __all__ = ["DepthPretraining", "pretrain_depth", "DEPTH_LOSSES"]
 
@@ -49,31 +49,19 @@ class DepthPretraining(CheckedConfig):
         (`spiritnet_tf.losses.scale_invariant_log_depth`; pair with "max").
     """
 
-    steps: int = 500
-    batch_size: int = 16
-    learning_rate: float = 1e-3
-    clipnorm: float = 1.0
-    count: int = 128
-    height: int = 128
-    width: int = 160
+    steps: int = checked(500, at_least(1, integer=True))
+    batch_size: int = checked(16, at_least(1, integer=True))
+    learning_rate: float = checked(1e-3, above(0))
+    clipnorm: float = checked(1.0, optional(above(0)))
+    count: int = checked(128, at_least(1, integer=True))
+    height: int = checked(128, rule("a multiple of 32 (>= 32)", lambda v: v >= 32 and v % 32 == 0))
+    width: int = checked(160, rule("a multiple of 32 (>= 32)", lambda v: v >= 32 and v % 32 == 0))
     seed: int = 7
     flip: bool = True
     color_jitter: bool = True
-    loss: str = "relative"
-    scenes: str = "cues"
+    loss: str = checked("relative", one_of(DEPTH_LOSSES))
+    scenes: str = checked("cues", one_of(DEPTH_SCENES))
     textures: str = None
-
-    RULES = {
-        "steps": at_least(1, integer=True),
-        "batch_size": at_least(1, integer=True),
-        "learning_rate": above(0),
-        "clipnorm": optional(above(0)),
-        "count": at_least(1, integer=True),
-        "height": rule("a multiple of 32 (>= 32)", lambda v: v >= 32 and v % 32 == 0),
-        "width": rule("a multiple of 32 (>= 32)", lambda v: v >= 32 and v % 32 == 0),
-        "loss": one_of(DEPTH_LOSSES),
-        "scenes": one_of(DEPTH_SCENES),
-    }
 
 
 def _cue_scenes(options):
