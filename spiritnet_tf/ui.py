@@ -132,18 +132,18 @@ class _Animator:
         import numpy as np
 
         from spiritnet_tf import animation
-        from spiritnet_tf.io.images import ImageInputError
+        from spiritnet_tf.io.images import ImageInputError, load_image
 
         gr = self.gr
         photo = None if editor is None else editor.get("background")
         if photo is None:
             raise gr.Error("Open a photo first: drop it on the editor or click it to upload.")
-        photo = np.asarray(photo)
-        if photo.ndim == 3 and photo.shape[2] == 4:  # flattened on white by the editor
-            photo = photo[..., :3]
         if output not in OUTPUT_FORMATS:
             raise gr.Error(f"Unknown output {output!r}; choose one of {', '.join(OUTPUT_FORMATS)}.")
         try:
+            # The loader's checks (pixel limit, smallest side) before the model loads;
+            # animate takes the loaded float image as it is.
+            photo = load_image(np.asarray(photo), max_pixels=self.max_pixels, name="the photo")
             mask = mask_from_layers(editor.get("layers"), photo.shape[:2])
             anim = animation.animate(
                 photo, int(frames), int(seed), weights=self.model(),
@@ -203,11 +203,11 @@ def build_app(*, weights=None, working_side=None, max_pixels=None, out_root=None
                     sources=["upload", "clipboard"], format="png", layers=False,
                     transforms=(), elem_id="photo",
                     brush=gr.Brush(colors=["rgb(255, 64, 160)"], color_mode="fixed"))
-                with gr.Row():
-                    direction = gr.Slider(0, 359, value=0, step=1, label="Direction (degrees: "
-                                          "0 = right, 90 = down)", elem_id="direction")
-                    random_direction = gr.Checkbox(value=True, label="Random direction",
-                                                   elem_id="random-direction")
+                direction = gr.Slider(0, 359, value=0, step=1, label="Direction (degrees: "
+                                      "0 = right, 90 = down)", elem_id="direction")
+                random_direction = gr.Checkbox(value=True, label="Random direction (from the "
+                                               "seed; moving the dial clears it)",
+                                               elem_id="random-direction")
                 magnitude = gr.Slider(0, 4, value=1.0, step=0.05, label="Magnitude",
                                       elem_id="magnitude")
                 frames = gr.Slider(1, MAX_ANIMATION_FRAMES, value=6, step=1,
@@ -229,6 +229,7 @@ def build_app(*, weights=None, working_side=None, max_pixels=None, out_root=None
                                    elem_id="preview")
                 download = gr.File(label="Download", interactive=False, elem_id="download")
                 note = gr.Markdown(elem_id="note")
+        direction.release(lambda: False, None, random_direction)  # the dial was used
         button.click(animator, [editor, direction, random_direction, magnitude, frames, loop,
                                 edges, output, fps, seed], [preview, download, note])
     app._spiritnet_out_root = animator.out_root
