@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import time
 import urllib.request
@@ -87,33 +86,19 @@ def _photo(path, width, height, seed):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """`spiritnet ui` on a free port: working side 64 (fast), at most 5000 pixels."""
+def server():
+    """The page of `spiritnet ui` served from this process (TensorFlow and the bundled
+    weights already loaded: no second start-up) on a free port of 127.0.0.1, with a
+    working side of 64 (fast) and at most 5000 pixels per photo."""
+    _require_browser()
+    from spiritnet_tf import ui
+
     port = _free_port()
-    log = tmp_path_factory.mktemp("ui") / "server.log"
-    with open(log, "w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "spiritnet_tf.cli", "ui", "--port", str(port),
-             "--working-side", "64", "--max-pixels", "5000"],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
+    app = ui.launch(port=port, working_side=64, max_pixels=5000, block=False)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=2).read()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"spiritnet ui did not start:\n{log.read_text()}")
-                time.sleep(0.5)
-        yield url
+        yield f"http://{ui.HOST}:{port}/"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        app.close()
 
 
 @pytest.fixture(scope="module")
@@ -196,10 +181,7 @@ class Page:
 
     def choose(self, output):
         self.element("#output input").click()
-        option = _wait(lambda: [o for o in self.d.find_elements(self.By.CSS_SELECTOR,
-                                                                "ul.options li")
-                                if o.text.strip() == output], f"option {output}")
-        option[0].click()
+        self.element(f"#output li[role=option][aria-label='{output}']").click()
 
     def animate(self):
         self.element("#animate").click()
