@@ -7,6 +7,7 @@
 #               slowest (--durations=30: where the suite's time goes)
 #   make bench  the same set-up, then the benchmarks in benchmarks/ and their summary
 #   make pictures  the README's pictures of the example (depth, first flow, frames) under docs/
+#   make ui-picture  docs/ui.png, the page of `spiritnet ui` with the example animated
 #   make motion-figures  the motion figures of docs/training.md on real photos
 # and
 #   make default-weights   train the candidate default weights (clips from PyPI) and bundle
@@ -62,6 +63,10 @@ bench: ops
 pictures: ops
 	$(PY) scripts/pictures.py
 
+# docs/ui.png: the page of `spiritnet ui` in headless chromium (test-tools installs it).
+ui-picture: ops test-tools
+	$(PY) scripts/ui_screenshot.py
+
 motion-figures: ops
 	$(PY) scripts/motion_figures.py
 
@@ -81,4 +86,4 @@ clean:
 	$(MAKE) -C custom_ops clean PYTHON=$(abspath $(PY)) || true
 	rm -rf $(VENV) build *.egg-info
 
-.PHONY: all venv ops demo test test-tools bench pictures motion-figures default-weights depth-eval clean
+.PHONY: all venv ops demo test test-tools bench pictures ui-picture motion-figures default-weights depth-eval clean

@@ -109,6 +109,17 @@ def mask_from_layers(layers, size):
     return mask if mask.any() else None
 
 
+def _number(label, value, kind=float):
+    """A number field's value as ``kind``; ValueError naming the field when it is empty.
+    Ranges are checked by `spiritnet_tf.animate` and the writers, as for the command line."""
+    if value is None or value == "":
+        raise ValueError(f"{label} is empty: enter a number")
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{label} must be a number, got {value!r}") from None
+
+
 class _Animator:
     """The page's one action: the editor's photo and paint in, file paths out."""
 
@@ -145,18 +156,20 @@ class _Animator:
             # animate takes the loaded float image as it is.
             photo = load_image(np.asarray(photo), max_pixels=self.max_pixels, name="the photo")
             mask = mask_from_layers(editor.get("layers"), photo.shape[:2])
+            frames, seed = _number("Frames", frames, int), _number("Seed", seed, int)
+            fps, magnitude = _number("Frames per second", fps), _number("Magnitude", magnitude)
+            direction = None if random_direction else _number("Direction", direction)
             anim = animation.animate(
-                photo, int(frames), int(seed), weights=self.model(),
-                direction=None if random_direction else float(direction),
-                magnitude=float(magnitude), mask=mask, working_side=self.working_side,
+                photo, frames, seed, weights=self.model(), direction=direction,
+                magnitude=magnitude, mask=mask, working_side=self.working_side,
                 loop=loop, max_pixels=self.max_pixels, edges=edges)
             folder = tempfile.mkdtemp(prefix="animation-", dir=self.out_root)
             preview = os.path.join(folder, "spiritnet.gif")
-            anim.save(preview, fps=float(fps))
+            anim.save(preview, fps=fps)
             download = preview
             if OUTPUT_FORMATS[output] != ".gif":
                 download = os.path.join(folder, "spiritnet" + OUTPUT_FORMATS[output])
-                anim.save(download, fps=float(fps))
+                anim.save(download, fps=fps)
         except (ImageInputError, ValueError, OSError) as e:
             raise gr.Error(str(e)) from None
         height, width = anim.size

@@ -71,6 +71,37 @@ def test_mask_from_layers():
         mask_from_layers([layer], (4, 5))
 
 
+def test_page_action_refuses_bad_requests(tmp_path):
+    """The page's action (what Animate calls) answers bad requests with gr.Error, the
+    message the page shows, before any model is loaded."""
+    missing = [m for m in _missing() if m.startswith("python package gradio")]
+    if missing and IN_CI:
+        pytest.fail(f"CI=true but missing: {missing[0]}")
+    if missing:
+        pytest.skip(f"needs {missing[0]}")
+    from spiritnet_tf import ui
+
+    gr = ui._import_gradio()
+    action = ui._Animator(gr, weights=None, working_side=64, max_pixels=5000,
+                          out_root=str(tmp_path))
+    photo = {"background": np.full((64, 96, 4), 255, np.uint8), "layers": []}
+    fine = dict(direction=0, random_direction=True, magnitude=1, frames=6, loop="none",
+                edges="zoom", output="GIF", fps=8, seed=0)
+    cases = [(None, {}, "Open a photo first"),
+             ({"background": None, "layers": [], "composite": None}, {}, "Open a photo first"),
+             (photo, {}, r"the photo: too many pixels \(96x64 = 6,144, limit 5,000\)"),
+             ({"background": np.zeros((20, 40, 3), np.uint8), "layers": []}, {},
+              "the photo: too small"),
+             (dict(photo, background=photo["background"][:50]), {"seed": None},
+              "Seed is empty"),
+             (dict(photo, background=photo["background"][:50]), {"output": "BMP"},
+              "Unknown output 'BMP'")]
+    for editor, changes, message in cases:
+        with pytest.raises(gr.Error, match=message):
+            action(editor, **dict(fine, **changes))
+    assert action._model is None and os.listdir(tmp_path) == []
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
