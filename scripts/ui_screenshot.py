@@ -13,6 +13,8 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
+sys.path.insert(0, ROOT)  # this checkout's spiritnet_tf, whatever is installed
+
 import test_ui  # noqa: E402  (the page helpers: Page, _free_port)
 
 
@@ -35,17 +37,18 @@ def main(argv=None):
     app = ui.launch(port=port, block=False)
     options = webdriver.ChromeOptions()
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                     "--window-size=1400,1000", "--hide-scrollbars"):
+                     "--window-size=1400,1280", "--hide-scrollbars"):
         options.add_argument(argument)
     options.binary_location = test_ui.CHROMIUM
     driver = webdriver.Chrome(service=Service(test_ui.CHROMEDRIVER), options=options)
     try:
         page = test_ui.Page(driver, f"http://{ui.HOST}:{port}/")
         page.upload(args.photo)
-        page.paint(0.32, 0.66, 0.08, 0.62, size)  # the cup stays still
+        page.paint(0.32, 0.66, 0.08, 0.62, size, brush=30)  # the cup stays still
         page.animate()
         page.download_url()
         test_ui._wait(lambda: "frames at" in page.text(), "the result line")
+        driver.execute_script("window.scrollTo(0, 0)")
         driver.save_screenshot(args.out)
     finally:
         driver.quit()

@@ -207,7 +207,7 @@ def build_app(*, weights=None, working_side=None, max_pixels=None, out_root=None
         max_pixels=MAX_PIXELS if max_pixels is None else max_pixels,
         out_root=out_root or tempfile.mkdtemp(prefix="spiritnet-ui-"))
     with gr.Blocks(title="SpiritNet", analytics_enabled=False) as app:
-        gr.Markdown("## SpiritNet\nOpen a photo, paint what must stay still (any colour), "
+        gr.Markdown("## SpiritNet\nOpen a photo, paint what must stay still with the brush, "
                     "choose the motion and press **Animate**.")
         with gr.Row():
             with gr.Column():
@@ -215,7 +215,7 @@ def build_app(*, weights=None, working_side=None, max_pixels=None, out_root=None
                     label="Photo (paint = stays still)", type="numpy", image_mode="RGBA",
                     sources=["upload", "clipboard"], format="png", layers=False,
                     transforms=(), elem_id="photo",
-                    brush=gr.Brush(colors=["rgb(255, 64, 160)"], color_mode="fixed"))
+                    brush=gr.Brush(colors=[("rgb(255, 64, 160)", 0.6)], color_mode="fixed"))
                 direction = gr.Slider(0, 359, value=0, step=1, label="Direction (degrees: "
                                       "0 = right, 90 = down)", elem_id="direction")
                 random_direction = gr.Checkbox(value=True, label="Random direction (from the "
@@ -239,6 +239,7 @@ def build_app(*, weights=None, working_side=None, max_pixels=None, out_root=None
                 button = gr.Button("Animate", variant="primary", elem_id="animate")
             with gr.Column():
                 preview = gr.Image(label="Preview", type="filepath", interactive=False,
+                                   height=420, buttons=["download", "fullscreen"],
                                    elem_id="preview")
                 download = gr.File(label="Download", interactive=False, elem_id="download")
                 note = gr.Markdown(elem_id="note")

@@ -179,35 +179,44 @@ class Page:
         return self.element("body").text
 
     def upload(self, path):
-        button = self.d.find_elements(self.By.CSS_SELECTOR, "#photo button[aria-label='Clear canvas']")
-        if button and button[0].is_enabled():
-            button[0].click()
+        """Opens ``path`` in the editor of a freshly loaded page (its zoom then changes)."""
+        before = self.element("#photo .zoom-number").text
         self.element("#photo input[type=file]").send_keys(path)
-        _wait(lambda: "%" in self.element("#photo .zoom-number").text
-              and self.element("#photo .zoom-number").text != "36%", "the photo in the editor",
-              timeout=30)
+        _wait(lambda: self.element("#photo .zoom-number").text not in (before, ""),
+              "the photo in the editor", timeout=30)
 
-    def paint(self, left, right, top, bottom, size):
-        """Strokes filling the photo's box [left, right] x [top, bottom] (fractions),
-        with the brush (the editor selects it after an upload); ``size``: (w, h) px."""
+    def paint(self, left, right, top, bottom, size, brush=8):
+        """Strokes covering the photo's box [left, right] x [top, bottom] (fractions of
+        the photo ``size`` = (w, h) px) with the brush radius set to ``brush`` px (its
+        size control): the brush's centre runs through the box shrunk by the radius, in
+        rows 1.2 radii apart; few moves, as each costs chromium's software WebGL time."""
         from selenium.webdriver.common.action_chains import ActionChains
 
         self.element("#photo button[aria-label='Brush']").click()
+        self.element("#photo button[aria-label='Brush Size']").click()
+        self.d.execute_script(
+            "const r = arguments[0]; r.value = arguments[1];"
+            "r.dispatchEvent(new Event('input', {bubbles: true}));"
+            "r.dispatchEvent(new Event('change', {bubbles: true}));",
+            self.element("#photo input[type=range]"), brush)
+        self.element("#photo button[aria-label='Brush Size']").click()  # close it
         zoom = float(self.element("#photo .zoom-number").text.strip("%")) / 100
         canvas = next(c for c in self.d.find_elements(self.By.CSS_SELECTOR, "#photo canvas")
                       if c.is_displayed())
-        width, height = size[0] * zoom, size[1] * zoom
+        (width, height), r = size, brush
+        x0, x1 = left * width + r, max(left * width + r, right * width - r)
+        y0, y1 = top * height + r, max(top * height + r, bottom * height - r)
 
-        def at(fx, fy):  # offsets from the canvas centre, where the photo is centred
-            return int((fx - 0.5) * width), int((fy - 0.5) * height)
+        def at(x, y):  # photo pixels -> offsets from the canvas centre (the photo's)
+            return int((x - width / 2) * zoom), int((y - height / 2) * zoom)
 
-        actions = ActionChains(self.d, duration=10)
-        actions.move_to_element_with_offset(canvas, *at(left, top)).click_and_hold()
-        y = top
-        while y <= bottom:
-            actions.move_to_element_with_offset(canvas, *at(right, y))
-            actions.move_to_element_with_offset(canvas, *at(left, y + 0.02))
-            y += 0.04
+        rows = max(1, int(np.ceil((y1 - y0) / (1.2 * r))) + 1)
+        actions = ActionChains(self.d, duration=0)
+        actions.move_to_element_with_offset(canvas, *at(x0, y0)).click_and_hold()
+        for i, y in enumerate(np.linspace(y0, y1, rows)):
+            ends = (x0, x1) if i % 2 == 0 else (x1, x0)
+            for x in ends:
+                actions.move_to_element_with_offset(canvas, *at(x, y))
         actions.release().perform()
 
     def choose(self, output):
@@ -247,6 +256,7 @@ def test_page_animates_a_painted_photo(server, browser, tmp_path):
     page.animate()
     _error_shown(page, ["6,144", "5,000"])  # load_image's limit message, on the page
 
+    page = Page(browser, server)  # a fresh page for the next photo
     page.upload(small)
     page.paint(0.08, 0.35, 0.1, 0.9, (80, 56))  # the left third stays still
     page.animate()
