@@ -1,4 +1,4 @@
-"""docs/ui.png: the page of ``spiritnet ui`` after animating the example photo (``make ui-picture``).
+"""docs/ui.png: the page of ``spiritnet ui`` after animating the example (``make ui-picture``).
 
 Serves the page from this process on a free port of 127.0.0.1, opens it in headless
 chromium (Selenium, driven like tests/test_ui.py, whose page helpers it uses), uploads
@@ -31,7 +31,8 @@ def main(argv=None):
     from spiritnet_tf import ui
 
     if test_ui.CHROMIUM is None or test_ui.CHROMEDRIVER is None:
-        sys.exit("needs chromium and chromedriver (Debian: apt-get install chromium chromium-driver)")
+        sys.exit("needs chromium and chromedriver "
+                 "(Debian: apt-get install chromium chromium-driver)")
     with Image.open(args.photo) as im:
         size = im.size
     port = test_ui._free_port()

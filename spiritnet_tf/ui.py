@@ -19,6 +19,7 @@ rest of the package never load it.
 
 import os
 import tempfile
+import time
 
 from spiritnet_tf.cli import ranged
 
@@ -83,8 +84,14 @@ def _run(args):
             weights_path(args.weights)  # the loader's own rule, before the model loads
         except (ValueError, OSError) as e:
             raise ValueError(f"--weights {e}") from None
-    launch(port=args.port, weights=args.weights, working_side=args.working_side,
-           max_pixels=args.max_pixels, open_browser=args.open)
+    try:
+        launch(port=args.port, weights=args.weights, working_side=args.working_side,
+               max_pixels=args.max_pixels, open_browser=args.open)
+    except OSError as e:
+        if "Cannot find empty port" in str(e):  # Gradio's words for a port in use
+            raise OSError(f"--port {args.port}: {HOST}:{args.port} is in use; choose another "
+                          "port") from None
+        raise
     return 0
 
 
@@ -254,14 +261,22 @@ def launch(*, port=DEFAULT_PORT, weights=None, working_side=None, max_pixels=Non
            open_browser=False, block=True):
     """Builds the page and serves it on http://127.0.0.1:PORT (see `build_app`).
 
-    ``block``: serve until Ctrl-C (else return the running app, whose ``close()`` stops it).
+    ``block``: serve until Ctrl-C or SIGTERM, then stop the server (the interrupt goes on
+    to the caller); else return the running app at once (its ``close()`` stops it).
     """
     gr = _import_gradio()
     app = build_app(weights=weights, working_side=working_side, max_pixels=max_pixels)
-    # System fonts: the default theme's fonts would be fetched by the page.
+    # System fonts: the page loads no font file at all (no web fonts, even local ones).
     theme = gr.themes.Default(font=list(SYSTEM_FONTS), font_mono=list(SYSTEM_MONO_FONTS))
-    app.queue(default_concurrency_limit=1)  # one animation at a time: one model, 2 cores
+    app.queue(default_concurrency_limit=1)  # one animation at a time: one model
     app.launch(server_name=HOST, server_port=port, share=False, inbrowser=open_browser,
-               prevent_thread_lock=not block, show_error=True,
+               prevent_thread_lock=True, quiet=True, show_error=True,
                allowed_paths=[app._spiritnet_out_root], theme=theme, ssr_mode=False)
+    print(f"spiritnet ui: serving http://{HOST}:{port}/ (Ctrl-C stops it)", flush=True)
+    if block:
+        try:
+            while app.is_running:
+                time.sleep(0.2)
+        finally:
+            app.close()
     return app

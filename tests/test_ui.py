@@ -46,6 +46,14 @@ def _require_browser():
         pytest.skip(f"browser test needs {', '.join(missing)} (make test installs them)")
 
 
+def _require_gradio():
+    missing = [m for m in _missing() if m.startswith("python package gradio")]
+    if missing and IN_CI:
+        pytest.fail(f"CI=true but missing: {missing[0]}")
+    if missing:
+        pytest.skip(f"needs {missing[0]}")
+
+
 def test_ui_without_gradio_names_the_extra(monkeypatch, capsys):
     from spiritnet_tf import cli
 
@@ -74,11 +82,7 @@ def test_mask_from_layers():
 def test_page_action_refuses_bad_requests(tmp_path):
     """The page's action (what Animate calls) answers bad requests with gr.Error, the
     message the page shows, before any model is loaded."""
-    missing = [m for m in _missing() if m.startswith("python package gradio")]
-    if missing and IN_CI:
-        pytest.fail(f"CI=true but missing: {missing[0]}")
-    if missing:
-        pytest.skip(f"needs {missing[0]}")
+    _require_gradio()
     from spiritnet_tf import ui
 
     gr = ui._import_gradio()
@@ -100,6 +104,19 @@ def test_page_action_refuses_bad_requests(tmp_path):
         with pytest.raises(gr.Error, match=message):
             action(editor, **dict(fine, **changes))
     assert action._model is None and os.listdir(tmp_path) == []
+
+
+def test_ui_port_in_use(capsys):
+    _require_gradio()
+    from spiritnet_tf import cli
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert cli.main(["ui", "--port", str(port)]) == 1
+    assert f"spiritnet ui: error: --port {port}: 127.0.0.1:{port} is in use" in (
+        capsys.readouterr().err)
 
 
 def _free_port():
