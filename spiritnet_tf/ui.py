@@ -43,8 +43,10 @@ def add_parser(subparsers):
     from spiritnet_tf.animation import DEFAULT_WORKING_SIDE
     from spiritnet_tf.limits import MAX_PIXELS, MIN_SIDE
 
+    from spiritnet_tf.cli import COMMANDS
+
     p = subparsers.add_parser(
-        "ui", help="open a local web page to paint what stays still and animate a photo",
+        "ui", help=COMMANDS["ui"][1],  # the one-line help's owner
         description="Serve a web page on 127.0.0.1 (Gradio, offline: no analytics, no web "
                     "fonts): open a photo, paint what must stay still, set direction, "
                     "magnitude, frames, loop and edges, preview, and download GIF, MP4, WebP "
