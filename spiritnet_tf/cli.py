@@ -3,7 +3,8 @@
 Each module in :data:`SUBCOMMAND_MODULES` exposes ``add_parser(subparsers)``,
 which adds its subcommand(s) and sets ``func`` (called with the parsed arguments;
 returns an exit status or None) as a parser default. To add a subcommand
-(``animate``, ``train``, ``evaluate``, ``evaluate-depth``, ``serve``, ``predict``), write such a module,
+(``animate``, ``train``, ``evaluate``, ``evaluate-depth``, ``serve``, ``predict``,
+``ui``), write such a module,
 list it here and name its commands in :data:`COMMANDS`.
 
 Quick answers: `main` imports only the module of the command typed, so
@@ -44,6 +45,7 @@ SUBCOMMAND_MODULES = (
     "spiritnet_tf.evaluation.depth_cli",
     "spiritnet_tf.serving.cli",
     "spiritnet_tf.training.cli",
+    "spiritnet_tf.ui",
 )
 
 # command -> (its module, the one-line help of `spiritnet --help`, which each module's
@@ -59,6 +61,8 @@ COMMANDS = {
                  "evaluate a model and the baselines on held-out data"),
     "evaluate-depth": ("spiritnet_tf.evaluation.depth_cli",
                        "score a model's inverse depth on real scenes with depth"),
+    "ui": ("spiritnet_tf.ui",
+           "open a local web page to paint what stays still and animate a photo"),
 }
 
 # A line of TensorFlow's (absl / TSL) C++ logging, e.g.

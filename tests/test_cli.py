@@ -35,17 +35,20 @@ for argv in (["--help"], ["animate", "--help"], ["train", "--help"], ["evaluate"
              ["train", "--strategy", "tpu", "--config", "c.json"], ["data", "--help"],
              ["data", "synthetic", "many", "--out", "d"], ["serve", "--help"],
              ["predict", "--help"], ["predict", "x.jpg", "-o", "y.gif", "--quality", "0"],
-             ["evaluate-depth", "--help"], ["nonsense"]):
+             ["evaluate-depth", "--help"], ["ui", "--help"], ["ui", "--port", "0"],
+             ["nonsense"]):
     try:
         cli.main(argv)
     except SystemExit as e:
         seen[" ".join(argv)] = (e.code, "tensorflow" in sys.modules, "keras" in sys.modules)
+seen["gradio"] = "gradio" in sys.modules
 print(json.dumps(seen))
 """
     run = _python(code)
     assert run.returncode == 0, run.stderr
     seen = json.loads(run.stdout.strip().splitlines()[-1])
     assert seen.pop("import") is False
+    assert seen.pop("gradio") is False  # `spiritnet ui --help` does not import it either
     assert seen.pop("--help")[0] == 0
     for argv, (code_, tensorflow, keras) in seen.items():
         assert (tensorflow, keras) == (False, False), argv
@@ -53,6 +56,7 @@ print(json.dumps(seen))
     assert "--frames: expected a whole number" in run.stderr and "invalid choice: 'tpu'" in run.stderr
     assert "argument count: invalid int value: 'many'" in run.stderr
     assert "--quality: expected a whole number >= 1 and <= 100, got '0'" in run.stderr
+    assert "--port: expected a whole number >= 1 and <= 65535, got '0'" in run.stderr
     # Every command is listed by `spiritnet --help` without importing its module.
     for name in cli.COMMANDS:
         assert name in run.stdout
