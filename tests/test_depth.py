@@ -314,6 +314,7 @@ def test_depth_side_runs_the_net_at_a_fixed_long_side():
 
     with pytest.raises(ValueError, match="depth_side"):
         SpiritNetConfig(depth_side=16)
+    keras.utils.set_random_seed(3)
     small = tf.image.resize(tf.random.uniform([1, 12, 16, 3], seed=3), [96, 128], method="nearest")
     large = tf.image.resize(small, [192, 256], method="nearest")
     cells = {side: SpiritNetCell(SpiritNetConfig(depth_side=side, depth_width=0.0625)) for side in (None, 64)}
@@ -333,7 +334,6 @@ def test_depth_side_runs_the_net_at_a_fixed_long_side():
     assert seen == [(96, 128), (192, 256), (64, 64), (64, 64)]
     for a, b in maps.values():
         assert a.shape == (1, 96, 128, 1) and b.shape == (1, 192, 256, 1)
-    a, b = maps[64]
-    np.testing.assert_allclose(tf.image.resize(b, [96, 128], antialias=True).numpy(), a.numpy(), atol=0.05)
-    a, b = maps[None]
-    assert np.abs(tf.image.resize(b, [96, 128], antialias=True).numpy() - a.numpy()).max() > 0.05
+    gaps = {side: float(np.abs(tf.image.resize(b, [96, 128], antialias=True).numpy() - a.numpy()).mean())
+            for side, (a, b) in maps.items()}
+    assert gaps[None] > 4 * gaps[64], gaps
