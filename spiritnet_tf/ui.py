@@ -18,6 +18,7 @@ rest of the package never load it.
 """
 
 import os
+import shutil
 import tempfile
 import time
 
@@ -263,8 +264,10 @@ def launch(*, port=DEFAULT_PORT, weights=None, working_side=None, max_pixels=Non
            open_browser=False, block=True):
     """Builds the page and serves it on http://127.0.0.1:PORT (see `build_app`).
 
-    ``block``: serve until Ctrl-C or SIGTERM, then stop the server (the interrupt goes on
-    to the caller); else return the running app at once (its ``close()`` stops it).
+    ``block``: serve until Ctrl-C or SIGTERM, then stop the server and delete the
+    temporary folder of the animations it made (the interrupt goes on to the caller); else
+    return the running app at once (its ``close()`` stops it; the folder is
+    ``app._spiritnet_out_root``).
     """
     gr = _import_gradio()
     app = build_app(weights=weights, working_side=working_side, max_pixels=max_pixels)
@@ -281,4 +284,5 @@ def launch(*, port=DEFAULT_PORT, weights=None, working_side=None, max_pixels=Non
                 time.sleep(0.2)
         finally:
             app.close()
+            shutil.rmtree(app._spiritnet_out_root, ignore_errors=True)
     return app

@@ -16,6 +16,7 @@ import socket
 import sys
 import time
 import urllib.request
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -123,6 +124,23 @@ def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_ui_stopped_by_ctrl_c_deletes_its_animation_folder(monkeypatch):
+    _require_gradio()
+    from spiritnet_tf import ui
+
+    def interrupt(_seconds):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ui, "time", SimpleNamespace(sleep=interrupt))  # Ctrl-C while serving
+    built = []
+    original = ui.build_app
+    monkeypatch.setattr(ui, "build_app", lambda **kw: built.append(original(**kw)) or built[-1])
+    with pytest.raises(KeyboardInterrupt):
+        ui.launch(port=_free_port(), working_side=64, block=True)
+    folder = built[0]._spiritnet_out_root
+    assert not os.path.exists(folder) and not built[0].is_running
 
 
 def _photo(path, width, height, seed):
