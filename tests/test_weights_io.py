@@ -94,3 +94,28 @@ def test_one_owner_of_the_loading_rules():
         for rule in ("keras.saving", "DEFAULT_MANIFEST", "samefile", "check_weights_file",
                      "os.path.isdir", "RESAMPLE_MODES"):
             assert rule not in source, f"{function.__qualname__} repeats {rule!r}"
+
+
+def test_pretrained_depth_net_fits_the_architecture_its_manifest_names():
+    """The shipped depth pre-training (weights/depth/): checksum, and it loads into the
+    depth net of the model its manifest names, giving an inverse depth in (0, 1]."""
+    import hashlib
+    import os
+
+    import tensorflow as tf
+
+    from spiritnet_tf.model import SpiritNet
+
+    folder = os.path.join(os.path.dirname(config.DEFAULT_WEIGHTS), "depth")
+    with open(os.path.join(folder, "MANIFEST.json")) as f:
+        manifest = json.load(f)
+    path = os.path.join(folder, manifest["weights"])
+    with open(path, "rb") as f:
+        assert hashlib.sha256(f.read()).hexdigest() == manifest["sha256"]
+    model = SpiritNet.from_preset("small", **manifest["model"])
+    model.build()
+    before = [w.copy() for w in model.depth_net.get_weights()]
+    model.depth_net.load_weights(path)
+    assert not all(np.array_equal(a, b) for a, b in zip(before, model.depth_net.get_weights()))
+    z = model.estimate_depth(tf.random.uniform([1, 64, 96, 3], seed=0)).numpy()
+    assert z.shape == (1, 64, 96, 1) and z.min() >= 1e-3 and z.max() <= 1.0 and np.ptp(z) > 0.1
