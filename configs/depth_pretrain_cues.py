@@ -65,7 +65,7 @@ def main():
         net.load_weights(weights)
         if os.path.isfile(state_path):
             saved = np.load(state_path)
-            for variable, i in zip(optimizer.variables, range(len(saved.files))):
+            for i, variable in enumerate(optimizer.variables):
                 variable.assign(saved[f"v{i}"])
     for chunk in range(progress["chunks"], args.chunks):
         height, width = sizes[chunk % len(sizes)]

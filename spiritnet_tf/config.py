@@ -11,11 +11,12 @@ import os
 __all__ = ["ConfigError", "CheckedConfig", "Rule", "one_of", "at_least", "above", "between",
            "optional", "rule", "ordered_pair", "checked", "build_config", "SpiritNetConfig",
            "LossConfig", "RESAMPLE_MODES", "DEPTH_MAPPINGS", "STYLE_LAYERS",
-           "DEFAULT_WEIGHTS", "DEFAULT_MANIFEST", "bundled_overrides", "EDGES", "DEFAULT_EDGES",
+           "REPO", "DEFAULT_WEIGHTS", "DEFAULT_MANIFEST", "bundled_overrides", "EDGES", "DEFAULT_EDGES",
            "DEFAULT_MAX_ZOOM", "check_edges"]
 
 # Where the bundled weights of the "small" preset go (with MANIFEST.json beside them);
 # `make default-weights` installs them there only if they pass the quality gate.
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the checkout's root
 DEFAULT_WEIGHTS = os.path.join(os.path.dirname(__file__), "weights", "spiritnet_small.weights.h5")
 DEFAULT_MANIFEST = os.path.join(os.path.dirname(DEFAULT_WEIGHTS), "MANIFEST.json")
 

@@ -17,12 +17,13 @@ this module imports it only when the page is built, so ``spiritnet --help`` and 
 rest of the package never load it.
 """
 
+import dataclasses
 import os
 import shutil
 import tempfile
 import time
 
-from spiritnet_tf.cli import ranged
+from spiritnet_tf.cli import add_command, ranged
 
 __all__ = ["add_parser", "build_app", "launch", "mask_from_layers", "OUTPUT_FORMATS",
            "DEFAULT_PORT", "HOST"]
@@ -44,10 +45,8 @@ def add_parser(subparsers):
     from spiritnet_tf.animation import DEFAULT_WORKING_SIDE
     from spiritnet_tf.limits import MAX_PIXELS, MIN_SIDE
 
-    from spiritnet_tf.cli import COMMANDS
-
-    p = subparsers.add_parser(
-        "ui", help=COMMANDS["ui"][1],  # the one-line help's owner
+    p = add_command(
+        subparsers, "ui",
         description="Serve a web page on 127.0.0.1 (Gradio, offline: no analytics, no web "
                     "fonts): open a photo, paint what must stay still, set direction, "
                     "magnitude, frames, loop and edges, preview, and download GIF, MP4, WebP "
@@ -130,16 +129,16 @@ def _number(label, value, kind=float):
         raise ValueError(f"{label} must be a number, got {value!r}") from None
 
 
+@dataclasses.dataclass(eq=False)  # hashable by identity, as Gradio keeps its handlers
 class _Animator:
     """The page's one action: the editor's photo and paint in, file paths out."""
 
-    def __init__(self, gr, *, weights, working_side, max_pixels, out_root):
-        self.gr = gr
-        self.weights = weights
-        self.working_side = working_side
-        self.max_pixels = max_pixels
-        self.out_root = out_root
-        self._model = None
+    gr: object
+    weights: object = dataclasses.field(kw_only=True)
+    working_side: int = dataclasses.field(kw_only=True)
+    max_pixels: int = dataclasses.field(kw_only=True)
+    out_root: str = dataclasses.field(kw_only=True)
+    _model: object = dataclasses.field(default=None, init=False)
 
     def model(self):
         from spiritnet_tf import animation

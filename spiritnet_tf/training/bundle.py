@@ -33,8 +33,7 @@ import os
 import shutil
 import sys
 
-from spiritnet_tf.config import DEFAULT_MANIFEST, DEFAULT_WEIGHTS, RESAMPLE_MODES
-from spiritnet_tf.training.run import REPO
+from spiritnet_tf.config import DEFAULT_MANIFEST, DEFAULT_WEIGHTS, REPO, RESAMPLE_MODES
 
 __all__ = ["bundle", "choose_mode", "generation_check", "main", "MANIFEST_PATH"]
 

@@ -24,6 +24,7 @@ __all__ = ["DepthPretraining", "pretrain_depth", "DEPTH_LOSSES"]
 
 DEPTH_LOSSES = ("relative", "scale_invariant_log")
 DEPTH_SCENES = ("cues", "layers", "mixed")
+_SIDE = rule("a multiple of 32 (>= 32)", lambda v: v >= 32 and v % 32 == 0)  # scene sides
 
 
 @dataclasses.dataclass
@@ -54,8 +55,8 @@ class DepthPretraining(CheckedConfig):
     learning_rate: float = checked(1e-3, above(0))
     clipnorm: float = checked(1.0, optional(above(0)))
     count: int = checked(128, at_least(1, integer=True))
-    height: int = checked(128, rule("a multiple of 32 (>= 32)", lambda v: v >= 32 and v % 32 == 0))
-    width: int = checked(160, rule("a multiple of 32 (>= 32)", lambda v: v >= 32 and v % 32 == 0))
+    height: int = checked(128, _SIDE)
+    width: int = checked(160, _SIDE)
     seed: int = 7
     flip: bool = True
     color_jitter: bool = True

@@ -36,6 +36,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from spiritnet_tf.config import REPO
 from spiritnet_tf.training.callbacks import PreviewCallback
 from spiritnet_tf.training.config import STRATEGIES, TrainConfig
 from spiritnet_tf.training.data import evaluation_samples, septuplet_dataset, training_samples
@@ -44,7 +45,6 @@ __all__ = ["train", "evaluate_model", "evaluate_weights", "make_strategy", "STRA
            "check_run_dir", "prepare_run_dir", "load_model", "repository_relative"]
 
 # The checkout this package runs from: manifests record paths inside it relative to it.
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MANIFEST = "manifest.json"
 CONFIG = "config.json"
 DEPTH_WEIGHTS = "depth_pretrained.weights.h5"
