@@ -49,8 +49,12 @@ test-tools:
 	@$(if $(strip $(TEST_PACKAGES)),apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(strip $(TEST_PACKAGES)) >/dev/null,true)
 
+# Two test processes (pytest-xdist), one per core of the CI machines: a file is one unit of
+# work and the slowest files start first (tests/conftest.py); PYTEST_PROCESSES= runs the
+# suite in this process instead.
+PYTEST_PROCESSES ?= -n 2 --dist loadgroup --no-loadscope-reorder
 test: ops test-tools
-	SPIRITNET_REQUIRE_OPS=1 $(PY) -m pytest -q -rs --durations=30
+	SPIRITNET_REQUIRE_OPS=1 $(PY) -m pytest -q -rs --durations=30 $(PYTEST_PROCESSES)
 
 # Every benchmark script rewrites its own section of docs/benchmarks.md; then
 # report.py writes the summary at its top (headline figures and their ratios to

@@ -123,7 +123,7 @@ def _scalar_steps(folder):
 
 def test_train_writes_logs_checkpoints_and_resumes_after_interruption(tmp_path, capsys,
                                                                      eager_functions):
-    """20 steps (4 epochs x 5) on synthetic scenes, interrupted after epoch 2 and rerun.
+    """8 steps (4 epochs x 2) on synthetic scenes, interrupted after epoch 2 and rerun.
 
     Its point is the run's bookkeeping, so its steps run eagerly (``eager_functions``:
     tracing the training graph in both processes cost minutes; the traced train step is
@@ -140,6 +140,7 @@ def test_train_writes_logs_checkpoints_and_resumes_after_interruption(tmp_path, 
     out = str(tmp_path / "run")
     values = _tiny()
     values["model"]["pretrained_depth"] = True
+    values["steps_per_epoch"] = 2
     values["depth_pretraining"] = {"steps": 2, "batch_size": 1, "count": 1, "height": 32,
                                    "width": 32, "learning_rate": 0.05}
     TINY = _write(tmp_path, values, "tiny_depth.json")  # noqa: N806 - the file used below
@@ -156,8 +157,8 @@ def test_train_writes_logs_checkpoints_and_resumes_after_interruption(tmp_path, 
     with open(os.path.join(out, "manifest.json")) as f:
         manifest = json.load(f)
     assert manifest["resumed"] is True
-    # Optimizer state came back with the weights: 10 + 10 steps, not 10 or 30.
-    assert manifest["steps"] == 20
+    # Optimizer state came back with the weights: 4 + 4 steps, not 4 or 12.
+    assert manifest["steps"] == 8
     with open(os.path.join(out, "history.csv")) as f:
         assert [int(row["epoch"]) for row in csv.DictReader(f)] == [0, 1, 2, 3]
     assert set(manifest["final_losses"]) == set(LOSS_TERMS)
@@ -270,6 +271,7 @@ def test_depth_pretraining_learns_depth_and_starts_the_run(tmp_path, monkeypatch
     # model's depth net; a resumed run reuses them instead of training again.
     values = _tiny()
     values["model"]["pretrained_depth"] = True
+    values["steps_per_epoch"] = 2
     values["depth_pretraining"] = {"steps": 2, "batch_size": 2, "count": 1, "height": 32,
                                    "width": 32}
     config = load_config(_write(tmp_path, values))
