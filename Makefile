@@ -52,7 +52,7 @@ test-tools:
 # Two test processes (pytest-xdist), one per core of the CI machines: a file is one unit of
 # work and the slowest files start first (tests/conftest.py); PYTEST_PROCESSES= runs the
 # suite in this process instead.
-PYTEST_PROCESSES ?= -n 2 --dist loadgroup --no-loadscope-reorder
+PYTEST_PROCESSES ?= -n 2 --dist loadfile --no-loadscope-reorder
 test: ops test-tools
 	SPIRITNET_REQUIRE_OPS=1 $(PY) -m pytest -q -rs --durations=30 $(PYTEST_PROCESSES)
 

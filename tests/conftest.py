@@ -15,32 +15,23 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 
-# `make test` runs the suite in two processes (pytest-xdist, `-n 2 --dist loadgroup
-# --no-loadscope-reorder`): each file is one unit of work, the export and serving files one
-# together (they share `tiny_export`), and the units start longest first so that the two
-# processes finish close together. Seconds from a fresh-clone run on 2 cores; a file not
-# listed starts after these, in collection order.
+# `make test` runs the suite in two processes (pytest-xdist, `-n 2 --dist loadfile
+# --no-loadscope-reorder`): each file is one unit of work, and the units are handed out in
+# the order below, longest first (seconds from a fresh-clone run on 2 cores; files not
+# listed follow in collection order), so that the two processes finish close together.
+# test_serving.py comes last: its process then runs nothing after the gRPC servers and
+# channels (ffmpeg subprocesses broke after them once; see GRPC_ENABLE_FORK_SUPPORT above).
 SLOW_FILES = {
     "test_model_training.py": 230, "test_notebooks.py": 200, "test_training.py": 200,
-    "test_export_savedmodel.py": 150, "test_serving.py": 150, "test_export_mobile.py": 130,
-    "test_animate.py": 80, "test_bundle.py": 75, "test_ui.py": 60, "test_model.py": 50,
+    "test_export_savedmodel.py": 150, "test_export_mobile.py": 130, "test_animate.py": 80,
+    "test_bundle.py": 75, "test_ui.py": 60, "test_model.py": 50,
 }
-SHARED_GROUPS = {"test_export_savedmodel.py": "export", "test_serving.py": "export"}
+LAST_FILE = "test_serving.py"
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config, items):
-    # Within a process, modules that start gRPC servers and channels run after the tests
-    # that run ffmpeg subprocesses (see GRPC_ENABLE_FORK_SUPPORT above).
-    def group_seconds(item):
-        name = item.fspath.basename
-        group = SHARED_GROUPS.get(name, name)
-        return -sum(s for n, s in SLOW_FILES.items() if SHARED_GROUPS.get(n, n) == group)
-
-    items.sort(key=lambda item: (group_seconds(item), item.fspath.basename == "test_serving.py"))
-    for item in items:
-        name = item.fspath.basename
-        item.add_marker(pytest.mark.xdist_group(SHARED_GROUPS.get(name, name)))
+    items.sort(key=lambda item: (item.fspath.basename == LAST_FILE,
+                                 -SLOW_FILES.get(item.fspath.basename, 0)))
     if tf.config.list_physical_devices("GPU"):
         return
     skip = pytest.mark.skip(
