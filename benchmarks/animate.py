@@ -194,6 +194,7 @@ def _cli(code, photo, output):
 
 def _extract(revision, folder):
     """The tree of ``revision`` in ``folder`` (git archive), with this checkout's compiled ops."""
+    os.makedirs(folder)
     archive = subprocess.run(["git", "-C", ROOT, "archive", "--format=tar", revision],
                              check=True, capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
