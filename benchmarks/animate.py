@@ -1,19 +1,36 @@
-"""`spiritnet_tf.animate` benchmark: latency at 256x448 and a full-resolution 3000x2000 run.
+"""`spiritnet_tf.animate` benchmark: latency at 256x448, the command line's whole run, and full resolution.
 
     python benchmarks/animate.py --markdown docs/benchmarks.md
+    python benchmarks/animate.py --baseline e9e87cb --markdown docs/benchmarks.md
 
 Each case runs in its own process, pinned to (at most) 2 CPU cores with TensorFlow
 limited to 2 threads per pool. Latency: the median (min) wall time of `animate` (image
-load, depth, model, full-resolution set-up) over a few runs after one warm-up, and of
+load, depth, model, full-resolution set-up) over a few runs after two warm-ups (a
+shape's second call is the first that runs traced, `SpiritNet.infer`), and of
 writing the GIF. Memory: the process's peak resident set size (VmHWM), reset after the
 model is loaded and warmed up, so it shows what animating adds; the RSS of the loaded
 process is given beside it. Weights: the bundled default if present, otherwise a
 randomly initialised small-preset model (same architecture, so the same speed).
+
+``--baseline REV`` measures the code of commit REV beside this checkout's, on the same
+inputs in the same run: REV is extracted with ``git archive`` into a temporary folder
+(the compiled ops of this checkout copied in), and each case runs once per round for
+each side, alternating, in fresh processes of the same Python (PYTHONPATH and the
+working folder pointing at that side's code). Cases: ``animate`` of the 448x256 photo
+(in-process, warm), the command line ``spiritnet animate examples/coffee.jpg -o
+out.gif`` from process start to exit (wall and CPU time, peak RSS of the process),
+importing ``spiritnet_tf.animation`` and ``spiritnet_tf.model``, and the command line on
+a 4000x3000 photo (``-o out.mp4``). The table gives medians over the rounds and the
+ratio base / this code; the load average is recorded before and after (the machine is
+shared: with a load above the core count, CPU-time ratios are the steadier figure).
 """
 
 import argparse
+import glob
 import json
 import os
+import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,6 +42,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 EXAMPLE = os.path.join(ROOT, "examples", "coffee.jpg")
+CODE = os.environ.get("SPIRITNET_BENCH_CODE", ROOT)  # the checkout whose code a case runs
 
 
 def _rss_mib(field):
@@ -51,7 +69,7 @@ def _setup():
 
     tf.config.threading.set_intra_op_parallelism_threads(2)
     tf.config.threading.set_inter_op_parallelism_threads(2)
-    sys.path.insert(0, ROOT)
+    sys.path.insert(0, CODE)
     from spiritnet_tf.animation import DEFAULT_WEIGHTS, load_model
     from spiritnet_tf.model import SpiritNet
 
@@ -71,17 +89,23 @@ def case_latency(repeats, frames):
 
     model, weights = _setup()
     photo = cv2.resize(load_image(EXAMPLE), (448, 256), interpolation=cv2.INTER_AREA)
-    animate(photo, frames, 0, weights=model)  # warm-up
+    animate(photo, frames, 0, weights=model)  # warm-up (a second one in `timings`)
     rss = _rss_mib("VmRSS")
     exact_peak = _reset_peak()
-    anims = []
-    times = timings(lambda: anims.append(animate(photo, frames, 0, weights=model)), repeats)
+    anims, cpu = [], []
+
+    def run():
+        start = time.process_time()
+        anims.append(animate(photo, frames, 0, weights=model))
+        cpu.append(time.process_time() - start)
+
+    times = timings(run, repeats)
     with tempfile.TemporaryDirectory() as tmp:
         paths = iter(os.path.join(tmp, f"{i}.gif") for i in range(repeats + 1))  # + warm-up
         save = timings(lambda: anims[0].save(next(paths)), repeats)
     return {
         "weights": weights, "frames": frames, "size": list(anims[0].working_size),
-        "animate_s": times, "save_gif_s": save, "rss_loaded_mib": rss,
+        "animate_s": times, "animate_cpu_s": cpu[1:], "save_gif_s": save, "rss_loaded_mib": rss,
         "peak_mib": _rss_mib("VmHWM"), "peak_reset": exact_peak,
         "mean_flow_px": float(np.linalg.norm(anims[0].flows, axis=-1).mean()),
     }
@@ -118,12 +142,146 @@ def case_fullres(frames, working_side):
     }
 
 
-def _run_case(name, args):
+def _code():
+    """The folder of the spiritnet_tf package this process imported."""
+    import spiritnet_tf
+
+    return os.path.dirname(os.path.realpath(spiritnet_tf.__file__))
+
+
+def _env(code):
+    return dict(os.environ, SPIRITNET_BENCH_CODE=code,
+                PYTHONPATH=code + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+
+def _run_case(name, args, code=ROOT):
     command = [sys.executable, os.path.abspath(__file__), "--case", name,
                "--repeats", str(args.repeats), "--frames", str(args.frames)]
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    out = subprocess.run(command, check=True, capture_output=True, text=True, env=env).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    out = subprocess.run(command, check=True, capture_output=True, text=True, env=_env(code),
+                         cwd=code).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["code"] == os.path.join(os.path.realpath(code), "spiritnet_tf"), result["code"]
+    return result
+
+
+# The `spiritnet` console script (setup.cfg's entry point), run by the Python that runs this.
+_CONSOLE = "import sys; from spiritnet_tf.cli import main; sys.argv[0] = 'spiritnet'; sys.exit(main())"
+
+
+def _process(code, argv):
+    """Runs ``python argv`` in ``code`` (its working folder and first on PYTHONPATH):
+    {"wall_s" (process start to exit), "cpu_s" (user + system), "peak_mib" (max RSS)}."""
+    start = time.perf_counter()
+    child = subprocess.Popen([sys.executable, *argv], cwd=code, env=_env(code),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - start
+    child.returncode = os.waitstatus_to_exitcode(status)
+    error = child.stderr.read().decode(errors="replace")
+    child.stderr.close()
+    if child.returncode:
+        raise RuntimeError(f"{argv} in {code} failed ({child.returncode}):\n{error[-3000:]}")
+    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_mib": usage.ru_maxrss / 1024}
+
+
+def _cli(code, photo, output):
+    if os.path.exists(output):
+        os.remove(output)
+    result = _process(code, ["-c", _CONSOLE, "animate", photo, "-o", output])
+    assert os.path.getsize(output) > 0
+    return result
+
+
+def _extract(revision, folder):
+    """The tree of ``revision`` in ``folder`` (git archive), with this checkout's compiled ops."""
+    os.makedirs(folder)
+    archive = subprocess.run(["git", "-C", ROOT, "archive", "--format=tar", revision],
+                             check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
+    for library in glob.glob(os.path.join(ROOT, "spiritnet_tf", "ops", "*.so")):
+        shutil.copy(library, os.path.join(folder, "spiritnet_tf", "ops"))
+    return folder
+
+
+def _side_by_side(args, work):
+    """{case: {"base": [...], "this": [...]}} of the baseline and this checkout's code."""
+    import cv2
+
+    base = _extract(args.baseline, os.path.join(work, "base"))
+    sides = {"base": base, "this": ROOT}
+    big = os.path.join(work, "big.jpg")  # the example photo at 4000x3000
+    photo = cv2.imread(EXAMPLE)
+    cv2.imwrite(big, cv2.resize(photo, (4000, 3000), interpolation=cv2.INTER_CUBIC),
+                [cv2.IMWRITE_JPEG_QUALITY, 95])
+    results = {case: {"base": [], "this": []} for case in ("latency", "cli", "import", "big")}
+    order = ("base", "this")
+    for side in order:
+        results["latency"][side].append(_run_case("latency", args, sides[side]))
+    for round_ in range(args.rounds):
+        for side in order if round_ % 2 == 0 else order[::-1]:  # alternate who goes first
+            code = sides[side]
+            results["cli"][side].append(_cli(code, EXAMPLE, os.path.join(work, f"{side}.gif")))
+            results["import"][side].append(_process(code, [
+                "-c", "import spiritnet_tf.animation, spiritnet_tf.model"]))
+    for side in order:
+        results["big"][side].append(_cli(sides[side], big, os.path.join(work, f"{side}.mp4")))
+    return results
+
+
+def _comparison_lines(args, results):
+    import numpy as np
+
+    def cell(values, unit="ms"):
+        if unit == "MiB":
+            return f"{max(values):,.0f} MiB"
+        return f"{1000 * np.median(values):,.0f} ms ({1000 * np.min(values):,.0f} ms)"
+
+    def row(what, key, case, unit="ms"):
+        values = {side: [r[key] for r in results[case][side]] for side in ("base", "this")}
+        if case == "latency":  # one process per side, its own repeats
+            values = {side: results[case][side][0][key] for side in ("base", "this")}
+        if unit == "MiB":
+            ratio = max(values["this"]) / max(values["base"])
+            text = f"{ratio:.2f}x of the base"
+        else:
+            ratio = np.median(values["base"]) / np.median(values["this"])
+            text = f"{ratio:.2f}x faster"
+        return f"| {what} | {cell(values['base'], unit)} | {cell(values['this'], unit)} | {text} |"
+
+    lat = results["latency"]["this"][0]
+    h, w = lat["size"]
+    n, rounds = args.repeats, args.rounds
+    head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    return [
+        f"Side by side, in one run: base commit `{args.baseline}` and this checkout "
+        f"(`{head}`{' with uncommitted changes' if dirty else ''}), same Python, same inputs, "
+        f"each case in fresh processes (alternating sides, {rounds} rounds for the command "
+        "lines and the import). Figures: median (min); peak RSS: the largest of the runs.",
+        "",
+        "| What | base commit | this code | base / this |",
+        "|---|---|---|---|",
+        row(f"`animate`, {w}x{h} photo = working size, {args.frames} frames, warm: wall, median (min) of {n}",
+            "animate_s", "latency"),
+        row(f"`animate`, {w}x{h} photo, {args.frames} frames, warm: CPU time, median (min) of {n}",
+            "animate_cpu_s", "latency"),
+        row(f"`spiritnet animate examples/coffee.jpg -o out.gif` (600x400, {args.frames} frames), "
+            f"process start to exit: wall, median (min) of {rounds}", "wall_s", "cli"),
+        row(f"`spiritnet animate examples/coffee.jpg -o out.gif`: CPU time (user + system), of {rounds}",
+            "cpu_s", "cli"),
+        row("`spiritnet animate examples/coffee.jpg -o out.gif`: peak RSS", "peak_mib", "cli", "MiB"),
+        row(f"`import spiritnet_tf.animation, spiritnet_tf.model` (a new process): wall, of {rounds}",
+            "wall_s", "import"),
+        row(f"`import spiritnet_tf.animation, spiritnet_tf.model`: CPU time, of {rounds}",
+            "cpu_s", "import"),
+        row("`spiritnet animate big.jpg -o out.mp4`, a 4000x3000 photo: wall (one run)", "wall_s", "big"),
+        row("`spiritnet animate big.jpg -o out.mp4`, 4000x3000: CPU time", "cpu_s", "big"),
+        row("`spiritnet animate big.jpg -o out.mp4`, 4000x3000: peak RSS of the process",
+            "peak_mib", "big", "MiB"),
+        "",
+    ]
 
 
 def main():
@@ -131,13 +289,17 @@ def main():
     parser.add_argument("--markdown", help="Markdown file whose `animate` section to rewrite")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--frames", type=int, default=6)
+    parser.add_argument("--baseline", metavar="REV",
+                        help="also measure commit REV (git archive of this repository) side by side")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="runs per side of the command-line and import cases (--baseline)")
     parser.add_argument("--case", choices=("latency", "fullres"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case == "latency":
-        print(json.dumps(case_latency(args.repeats, args.frames)))
+        print(json.dumps({**case_latency(args.repeats, args.frames), "code": _code()}))
         return
     if args.case == "fullres":
-        print(json.dumps(case_fullres(args.frames, 448)))
+        print(json.dumps({**case_fullres(args.frames, 448), "code": _code()}))
         return
 
     import numpy as np
@@ -145,8 +307,18 @@ def main():
     sys.path.insert(0, HERE)
     from report import machine_description, today, update_section
 
-    lat = _run_case("latency", args)
+    load_before = os.getloadavg()
+    comparison = []
+    if args.baseline:
+        with tempfile.TemporaryDirectory() as work:
+            results = _side_by_side(args, work)
+        comparison = _comparison_lines(args, results)
+        lat = results["latency"]["this"][0]
+    else:
+        lat = _run_case("latency", args)
     full = _run_case("fullres", args)
+    load_after = os.getloadavg()
+    load = lambda values: "/".join(f"{v:.1f}" for v in values)  # noqa: E731
     ms = lambda values: f"{1000 * np.median(values):.0f} ms ({1000 * np.min(values):.0f} ms)"  # noqa: E731
     h, w = lat["size"]
     fh, fw = full["working_size"]
@@ -154,10 +326,14 @@ def main():
     lines = [
         "## Animate (`benchmarks/animate.py`)",
         "",
-        f"Measured {today()} on {machine_description()}; each case pinned to 2 cores, "
-        f"TensorFlow 2 threads per pool. Load average at the end: {os.getloadavg()[0]:.1f} "
-        "(a shared machine gives noisy timings).",
-        f"Weights: {lat['weights']}. Eager model call, {args.frames} generated frames, seed 0.",
+        f"Measured {today()} on {machine_description()}; the in-process cases pinned to 2 "
+        "cores, TensorFlow 2 threads per pool; the command lines as a user runs them. Load "
+        f"average (1/5/15 min) at the start: {load(load_before)}, at the end: {load(load_after)} "
+        "(a shared machine: with a load above 2 wall times overstate, CPU-time ratios hold better).",
+        f"Weights: {lat['weights']}. {args.frames} generated frames, seed 0.",
+        "",
+        *comparison,
+        "This code alone:",
         "",
         "| What | Figure |",
         "|---|---|",

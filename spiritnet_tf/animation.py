@@ -422,15 +422,15 @@ def animate(image, num_frames=6, seed=0, *, weights=None, direction=None, magnit
             max_pixels=max_pixels,
         )
     else:  # the depth net's estimate, as the model makes it for frame 0
-        z = model.estimate_depth(small[None]).numpy()[0]
+        z = model.estimate_depth(small[None], trace="auto").numpy()[0]
     inputs["depth"] = z[None]
     full_mask = None
     if mask is not None:
         inputs["mask"] = _images.load_mask(mask, size=small_size, max_pixels=max_pixels)[None]
         full_mask = _images.load_mask(mask, size=(height, width), max_pixels=max_pixels)
 
-    out = model(inputs, num_frames=num_frames, seed=seed, direction=direction, magnitude=magnitude,
-                return_residuals=True)
+    out = model.infer(inputs, num_frames=num_frames, seed=seed, direction=direction,
+                      magnitude=magnitude, return_residuals=True)
     frames = np.asarray(out["frames"][0], np.float32)
     flows = np.asarray(out["flows"][0], np.float32)
     working_frames = np.concatenate([small[None], frames])

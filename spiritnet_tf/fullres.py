@@ -147,6 +147,99 @@ def _fits(composed, size, zoom, motion_scale):
     return tf.reduce_all(tf.reshape(inside, tf.stack([batch, steps])), axis=1)
 
 
+class _FitCheck:
+    """`_fits` for many zooms and motion scales of the same flows, with the same answers.
+
+    `_fits` resamples every frame at all its sample points for each (zoom, m): the
+    bisections of `fit_zoom` ask about 30 times. The points are the unzoomed ones clamped
+    into the crop, and clamping leaves a point inside the crop unchanged, so the values
+    there are those at the unclamped points, resampled once here (``_values``). A zoom
+    only adds the points clamped onto the crop's edges: the first and last row (every
+    row clamped to an edge equals them) and the first and last column, resampled per
+    question from the rows or the four columns of the field they need, with `_lerp`'s
+    operations in its order, so every value and every comparison is `_fits`'s own.
+    """
+
+    def __init__(self, composed, size):
+        self.size = size
+        shape = tf.shape(composed)
+        self.batch, self.steps, self.h, self.w = shape[0], shape[1], shape[2], shape[3]
+        self.flat = tf.reshape(composed, tf.concat([[-1], shape[2:]], 0))  # [B*N, h, w, 2]
+        self.points, self.centres, self.limits = [], [], []
+        for n_out, n_in in ((size[0], self.h), (size[1], self.w)):
+            n_out_f = tf.cast(n_out, tf.float32)
+            centres = (tf.range(tf.cast(n_in, tf.float32)) + 0.5) * n_out_f / tf.cast(n_in, tf.float32) - 0.5
+            self.points.append(tf.concat([[0.0], centres, [n_out_f - 1.0]], 0)[None])  # [1, n_in + 2]
+            self.centres.append((n_out_f - 1.0) / 2.0)
+            self.limits.append(n_out_f - 1.0)
+        self.scale = tf.stack([tf.cast(size[1], tf.float32) / tf.cast(self.w, tf.float32),
+                               tf.cast(size[0], tf.float32) / tf.cast(self.h, tf.float32)])
+        ones = tf.ones(tf.stack([self.batch, 1]))
+        uy = _to_grid(self._repeat(ones * self.points[0]), size[0], self.h)
+        ux = _to_grid(self._repeat(ones * self.points[1]), size[1], self.w)
+        self._values = _lerp(_lerp(self.flat, uy, 1), ux, 2)  # [B*N, ny, nx, 2] unclamped
+        # With the full motion (m = 1) whether each unclamped point is outside does not
+        # depend on the zoom either: kept once, as 1.0 (outside) / 0.0.
+        raw = [self._repeat(ones * p) for p in self.points]
+        self._raw = raw
+        self._outside_full = self._outside(raw[1][:, None, :], raw[0][:, :, None], self._values, 1.0)
+
+    def _repeat(self, p):
+        return tf.repeat(p, self.steps, axis=0)
+
+    def _inside(self, xs, ys, values, m):
+        """`_fits`' test of every sample: xs [B*N, 1, nx'], ys [B*N, ny', 1], values
+        [B*N, ny', nx', 2], m [B*N, 1, 1] -> bool [B*N, ny', nx']."""
+        px = xs + m * values[..., 0] * self.scale[0]
+        py = ys + m * values[..., 1] * self.scale[1]
+        return ((px >= MARGIN) & (px <= self.limits[1] - MARGIN)
+                & (py >= MARGIN) & (py <= self.limits[0] - MARGIN))
+
+    def _outside(self, xs, ys, values, m):
+        return 1.0 - tf.cast(self._inside(xs, ys, values, m), tf.float32)
+
+    def __call__(self, zoom, motion_scale=None):
+        """[B] bool: `_fits` (composed, size, zoom, motion_scale); ``motion_scale`` None
+        is the full motion (ones), answered from the kept test of the unclamped points."""
+        clamped, kept = [], []
+        ones = tf.ones(tf.stack([self.batch, 1]))
+        for x, centre in zip(self.points, self.centres):
+            x = ones * x  # [B, n] (clip_by_value does not broadcast its input)
+            half = centre / zoom[:, None]
+            low, high = centre - half, centre + half
+            clamped.append(self._repeat(tf.clip_by_value(x, low, high)))  # [B*N, n]: _fits' points
+            kept.append(self._repeat((x >= low) & (x <= high)))  # where clamping changes nothing
+        (ys, xs), (keep_y, keep_x) = clamped, kept
+        if motion_scale is None:
+            m, outside = 1.0, self._outside_full
+        else:
+            m = self._repeat(motion_scale[:, None])[:, :, None]  # [B*N, 1, 1]
+            outside = self._outside(self._raw[1][:, None, :], self._raw[0][:, :, None], self._values, m)
+        # Points inside the crop (the unclamped points' values): none outside the photo.
+        # Counted as keep_y . outside . keep_x (exact: counts below 2^24).
+        per_row = tf.linalg.matvec(outside, tf.cast(keep_x, tf.float32))  # [B*N, ny]
+        ok = tf.reduce_sum(per_row * tf.cast(keep_y, tf.float32), axis=1) == 0.0
+        # The first and last row (points clamped onto the top and bottom edges), every column.
+        edge_y = tf.gather(ys, [0, tf.shape(ys)[1] - 1], axis=1)  # [B*N, 2]
+        rows = _lerp(self.flat, _to_grid(edge_y, self.size[0], self.h), 1)  # [B*N, 2, w, 2]
+        values = _lerp(rows, _to_grid(xs, self.size[1], self.w), 2)  # [B*N, 2, nx, 2]
+        ok &= tf.reduce_all(self._inside(xs[:, None, :], edge_y[:, :, None], values, m), axis=[1, 2])
+        # The first and last column (clamped onto the left and right edges), every row:
+        # `_lerp` along the columns, on the four columns it reads.
+        edge_x = tf.gather(xs, [0, tf.shape(xs)[1] - 1], axis=1)  # [B*N, 2]
+        u = tf.clip_by_value(_to_grid(edge_x, self.size[1], self.w), 0.0, tf.cast(self.w - 1, tf.float32))
+        lower = tf.cast(tf.floor(u), tf.int32)
+        upper = tf.minimum(lower + 1, self.w - 1)
+        weight = (u - tf.floor(u))[:, None, :, None]
+        columns = tf.gather(self.flat, tf.concat([lower, upper], 1), axis=2, batch_dims=1)
+        columns = _lerp(columns, _to_grid(ys, self.size[0], self.h), 1)  # [B*N, ny, 4, 2]
+        a, b = columns[:, :, :2], columns[:, :, 2:]
+        values = a + (b - a) * weight  # [B*N, ny, 2, 2]
+        ok &= tf.reduce_all(self._inside(edge_x[:, None, :], ys[:, :, None], values, m), axis=[1, 2])
+        ok = tf.reduce_all(tf.reshape(ok, tf.stack([self.batch, self.steps])), axis=1)
+        return tf.reshape(ok, tf.shape(zoom))  # zoom's static shape (a while loop's variable)
+
+
 def fit_zoom(composed, size, max_zoom=DEFAULT_MAX_ZOOM, *, reverse=False):
     """The "zoom" rule: (zoom [B], motion_scale [B]) for flows ``composed`` [B, T, h, w, 2].
 
@@ -175,12 +268,21 @@ def fit_zoom(composed, size, max_zoom=DEFAULT_MAX_ZOOM, *, reverse=False):
 
         return tf.while_loop(lambda i, lo, hi: i < _SEARCH_STEPS, step, (0, lo, hi))[2]
 
-    zoom = bisect(lambda s: _fits(composed, size, s, ones), ones, max_zoom)
-    zoom = tf.where(_fits(composed, size, ones, ones), ones, zoom)
-    need_less = ~_fits(composed, size, max_zoom, ones)
+    fits = _FitCheck(composed, size)  # `_fits`, with the resampling shared by all questions
+    eager = tf.executing_eagerly()
+    unzoomed = fits(ones)
+    if eager and bool(tf.reduce_all(unzoomed)):
+        zoom = ones  # what tf.where below gives; eager code skips the search
+    else:
+        zoom = bisect(lambda s: fits(s), ones, max_zoom)
+    zoom = tf.where(unzoomed, ones, zoom)
+    need_less = ~fits(max_zoom)
     # Motion scale: fits for m = 0 (the crop lies inside the photo); the largest m that fits,
     # found on 1 - m so that `bisect`'s invariant (the upper end fits) holds.
-    shrink = bisect(lambda d: _fits(composed, size, max_zoom, 1.0 - d), tf.zeros_like(ones), ones)
+    if eager and not bool(tf.reduce_any(need_less)):
+        shrink = tf.zeros_like(ones)  # unused by tf.where below; eager code skips the search
+    else:
+        shrink = bisect(lambda d: fits(max_zoom, 1.0 - d), tf.zeros_like(ones), ones)
     return tf.where(need_less, max_zoom, zoom), tf.where(need_less, 1.0 - shrink, ones)
 
 

@@ -94,6 +94,15 @@ def _pad_inputs(inputs):
     return padded, height, width
 
 
+def _results(out, height, width, return_residuals):
+    """``call``'s result dict from the stacked cell outputs [B, T, H', W', 8] (padded)."""
+    out = out[:, :, :height, :width]
+    result = {"frames": out[..., :3], "flows": out[..., 3:5]}
+    if return_residuals:
+        result["residuals"] = out[..., 5:]
+    return result
+
+
 @keras.saving.register_keras_serializable(package="spiritnet")
 class SpiritNet(keras.Model):
     """The SpiritNet model: DAFR for the first flow, then a `SpiritNetCell` per frame.
@@ -251,7 +260,25 @@ class SpiritNet(keras.Model):
             checked["control"] = tf.debugging.assert_all_finite(c, "SpiritNet: 'control' has NaN or inf")
         return checked
 
-    def estimate_depth(self, image, training=False):
+    def _traced(self, key, trace):
+        """The traced functions {"depth", "step"} (`infer`) if calls with shapes ``key``
+        should use them under ``trace`` (True, False or "auto": from the second call
+        with the same key), else None. Kept with the model, outside Keras' attribute
+        tracking (they are neither weights nor configuration)."""
+        if trace not in (True, False, "auto"):
+            raise ValueError(f"SpiritNet: trace must be True, False or 'auto', got {trace!r}")
+        traced = self.__dict__.get("_traced_functions")
+        if traced is None:
+            traced = {"seen": {}, "depth": tf.function(self.cell.estimate_depth),
+                      "step": tf.function(self.cell.step)}
+            object.__setattr__(self, "_traced_functions", traced)
+        seen = traced["seen"].get(key, 0)
+        traced["seen"][key] = seen + 1
+        if trace is False or (trace == "auto" and not seen):
+            return None
+        return traced
+
+    def estimate_depth(self, image, training=False, trace=False):
         """Inverse depth z of ``image`` from the model's depth net, at the image's size.
 
         Args:
@@ -264,9 +291,15 @@ class SpiritNet(keras.Model):
           ``config.depth_mapping``. The image is reflect-padded below and to the right to
           a multiple of `MULTIPLE` (32) and z cropped back: the estimate ``call`` makes for
           the first frame, and the map `animate` passes to the model as its "depth".
+          ``trace`` (eager inference only): as `infer`'s, the depth net traced once per
+          shape (False: eager).
         """
         padded, height, width = _pad_inputs(self._check_inputs({"image": image}))
-        return self.cell.estimate_depth(padded["image"], training=training)[:, :height, :width]
+        traced = None
+        if tf.executing_eagerly() and not training:
+            traced = self._traced(("depth", tuple(padded["image"].shape)), trace)
+        estimate = traced["depth"] if traced else self.cell.estimate_depth
+        return estimate(padded["image"], training=training)[:, :height, :width]
 
     def initial_flow(self, image, seed, direction=None, magnitude=1.0, mask=None):
         """DAFR's initial flow F0 for ``image``: the flow0 ``call`` draws without a "flow0" input.
@@ -324,19 +357,59 @@ class SpiritNet(keras.Model):
             raise ValueError(f"SpiritNet: num_frames must be >= 1, got {num_frames}")
         padded, height, width = _pad_inputs(inputs)
         state = self._initial_state(padded, seed, direction, magnitude, training)
+        control = self._controls(inputs, num_frames)
+        out = self.rnn(control, initial_state=state.to_list(), training=training)
+        return _results(out, height, width, return_residuals)
 
+    def _controls(self, inputs, num_frames):
+        """The per-step controls [B, T, C] of checked ``inputs`` (zeros by default)."""
         control = inputs.get("control")
         if control is None:
             batch = tf.shape(inputs["image"])[0]
             control = tf.zeros(tf.stack([batch, num_frames, self.config.control_dim]))
         elif control.shape.rank == 2:
             control = tf.repeat(control[:, None], num_frames, axis=1)
-        out = self.rnn(control, initial_state=state.to_list(), training=training)
-        out = out[:, :, :height, :width]
-        result = {"frames": out[..., :3], "flows": out[..., 3:5]}
-        if return_residuals:
-            result["residuals"] = out[..., 5:]
-        return result
+        return control
+
+    def infer(self, inputs, num_frames=6, seed=0, direction=None, magnitude=1.0,
+              return_residuals=False, trace="auto"):
+        """``call`` for inference (``training=False``) from eager code, with the recurrence
+        traced once per input shape and kept: what `spiritnet_tf.animate` runs.
+
+        Same arguments and results as ``call`` (to float rounding: the traced graphs fuse
+        some operations); ``num_frames`` must be a Python int. The T steps run as a
+        Python loop over two ``tf.function`` s traced once per shape and kept with the
+        model, the depth net (`SpiritNetCell.estimate_depth`) and the rest of the step
+        (`SpiritNetCell.step`), so eager dispatch is paid once per operation of the graph
+        instead of once per operation per step; the first step takes the given or DAFR's
+        depth without running the depth net (`SpiritNetCell.step_depth`).
+
+        ``trace``: True (trace now), False (eager: exactly ``call``'s operations) or
+        "auto" (the default): a shape's first call runs eagerly and later calls with the
+        same shapes run traced, since tracing costs about as much as one eager run
+        (a one-photo command line does not pay for it; a second photo of the same
+        working size, or a server, does). Inside a ``tf.function`` this is ``call``.
+        """
+        if not tf.executing_eagerly():
+            return self(inputs, num_frames=num_frames, seed=seed, direction=direction,
+                        magnitude=magnitude, return_residuals=return_residuals)
+        if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
+            raise ValueError(f"SpiritNet.infer: num_frames must be an int >= 1, got {num_frames!r}")
+        self.build()
+        inputs = self._check_inputs(inputs)
+        padded, height, width = _pad_inputs(inputs)
+        state = self._initial_state(padded, seed, direction, magnitude, training=False)
+        control = self._controls(inputs, num_frames)
+        key = tuple(tuple(x.shape) for x in state.to_list()) + (tuple(control.shape[::2]),)
+        traced = self._traced(key, trace)
+        estimate, step = (traced["depth"], traced["step"]) if traced else (None, self.cell.step)
+        outputs = []
+        for t in range(num_frames):
+            z = self.cell.step_depth(state, estimate=estimate)
+            output, states = step(control[:, t], state.to_list(), z)
+            state = CellState.from_list(states)
+            outputs.append(output)
+        return _results(tf.stack(outputs, axis=1), height, width, return_residuals)
 
     # ------------------------------------------------------------------ training
     def compile(self, optimizer=None, depth_optimizer=None, loss_config=None, **kwargs):

@@ -57,6 +57,56 @@ def test_zoom_keeps_every_sample_inside_and_is_the_smallest(size, case):
         assert not _inside(_sample_positions(composed, size, less, scale), size).all()
 
 
+def _fit_zoom_reference(composed, size, max_zoom):
+    """`fit_zoom` as it was before `_FitCheck`: both bisections, every question asked of
+    `_fits` (which resamples all the samples each time)."""
+    composed = tf.convert_to_tensor(composed, tf.float32)
+    ones = tf.ones(tf.shape(composed)[:1])
+    top = max_zoom * ones
+
+    def bisect(fits, lo, hi):
+        for _ in range(fullres._SEARCH_STEPS):
+            mid = (lo + hi) / 2
+            ok = fits(mid)
+            lo, hi = tf.where(ok, lo, mid), tf.where(ok, mid, hi)
+        return hi
+
+    zoom = bisect(lambda s: fullres._fits(composed, size, s, ones), ones, top)
+    zoom = tf.where(fullres._fits(composed, size, ones, ones), ones, zoom)
+    need_less = ~fullres._fits(composed, size, top, ones)
+    shrink = bisect(lambda d: fullres._fits(composed, size, top, 1.0 - d), tf.zeros_like(ones), ones)
+    return tf.where(need_less, top, zoom), tf.where(need_less, 1.0 - shrink, ones)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fit_check_answers_as_fits_and_fit_zoom_as_before(seed):
+    """`_FitCheck` (the resampling shared by the bisections' questions) answers every
+    question exactly as `_fits`, and fit_zoom gives bit for bit what it gave with `_fits`."""
+    rng = np.random.default_rng(seed)
+    steps, h, w = int(rng.integers(1, 4)), int(rng.integers(20, 50)), int(rng.integers(20, 50))
+    size = (int(h * rng.uniform(0.8, 4)), int(w * rng.uniform(0.8, 4)))
+    composed = tf.constant(rng.normal(0, rng.uniform(0.3, 3), (1, steps, h, w, 2)), tf.float32)
+    check = fullres._FitCheck(composed, size)
+    for zoom in np.concatenate([[1.0, 1.15], rng.uniform(1.0, 1.4, 12)]):
+        zoom = tf.constant([zoom], tf.float32)
+        for m in (None, 1.0, 0.6, float(rng.uniform())):
+            scale = tf.constant([1.0 if m is None else m], tf.float32)
+            expected = fullres._fits(composed, size, zoom, scale).numpy()
+            assert check(zoom, None if m is None else scale).numpy().tolist() == expected.tolist()
+    for max_zoom in (1.15, 1.5):
+        got = fullres.fit_zoom(composed, size, max_zoom)
+        want = _fit_zoom_reference(composed, size, max_zoom)
+        assert [float(v[0]) for v in got] == [float(v[0]) for v in want]
+
+
+def test_fit_zoom_of_a_batch_is_each_item_alone():
+    rng = np.random.default_rng(5)
+    composed = rng.normal(0, 2, (2, 3, 30, 40, 2)).astype(np.float32)
+    together = [v.numpy().tolist() for v in fullres.fit_zoom(composed, (90, 120))]
+    alone = [[float(v[0]) for v in fullres.fit_zoom(composed[i:i + 1], (90, 120))] for i in range(2)]
+    assert together == [[alone[0][0], alone[1][0]], [alone[0][1], alone[1][1]]]
+
+
 def test_zoom_one_for_flows_that_stay_inside_and_reverse_option():
     inward = -_radial(0.03)  # samples move towards the centre: nothing to crop
     zoom, scale = fullres.fit_zoom(inward, (H, W))

@@ -374,3 +374,36 @@ def test_eager_calls_skip_the_depth_pass_whose_estimate_is_discarded(model, monk
     calls.clear()
     model({"image": image, "depth": np.full((1, 32, 64, 1), 0.5, np.float32)}, num_frames=3)
     assert len(calls) == 2  # a given depth: no estimate for DAFR or the first step
+
+
+def test_infer_gives_call_s_results_eager_and_traced(model_input):
+    """`SpiritNet.infer` (what animate runs: the depth net and the rest of a step traced
+    once per shape) returns call's frames, flows and residuals, with a depth map and a
+    mask as animate passes them, and without them (DAFR's depth from the depth net)."""
+    rng = np.random.default_rng(7)
+    image = rng.random((1, 40, 72, 3)).astype(np.float32)
+    z = model_input.estimate_depth(image).numpy()
+    mask = np.zeros((1, 40, 72, 1), np.float32)
+    mask[:, :, :20] = 1.0
+    for inputs in ({"image": image, "depth": z, "mask": mask}, {"image": image}):
+        want = model_input(inputs, num_frames=2, seed=3, return_residuals=True)
+        runs = [("eager", False), ("auto, first call: eager", "auto"),
+                ("auto, second call: traced", "auto"), ("traced", True)]
+        for what, trace in runs:
+            got = model_input.infer(inputs, num_frames=2, seed=3, return_residuals=True, trace=trace)
+            assert sorted(got) == ["flows", "frames", "residuals"], what
+            for key in got:
+                np.testing.assert_allclose(got[key].numpy(), want[key].numpy(), atol=1e-5, err_msg=what)
+    traced = model_input._traced_functions
+    assert traced["step"].experimental_get_tracing_count() == 1  # both input sets: one shape
+    np.testing.assert_allclose(model_input.estimate_depth(image, trace=True).numpy(), z, atol=1e-6)
+
+
+def test_infer_refuses_bad_arguments(model_input):
+    image = np.zeros((1, 32, 32, 3), np.float32)
+    with pytest.raises(ValueError, match="trace must be True, False or 'auto'"):
+        model_input.infer({"image": image}, num_frames=1, trace="yes")
+    with pytest.raises(ValueError, match="num_frames must be an int >= 1"):
+        model_input.infer({"image": image}, num_frames=0)
+    with pytest.raises(ValueError, match="num_frames must be an int >= 1"):
+        model_input.infer({"image": image}, num_frames=tf.constant(2))

@@ -180,18 +180,33 @@ class SpiritNetCell(keras.layers.Layer):
 
     def call(self, inputs, states, training=False):
         state = states if isinstance(states, CellState) else CellState.from_list(states)
-        image, flow, source, source_flow = state.image, state.flow, state.source, state.source_flow
-        mask, z_override = state.mask, state.depth_override
-        keep = 1.0 - mask
+        return self.step(inputs, state, self.step_depth(state, training=training), training=training)
 
+    def step_depth(self, state, training=False, estimate=None):
+        """Inverse depth z [B, H, W, 1] for the step on ``state`` (a `CellState`): its
+        ``depth_override`` (floored at `MIN_INVERSE_DEPTH`) where set, else the depth net's
+        estimate of its image; ``estimate(image)`` replaces `estimate_depth` (a traced copy).
+        Eager calls skip the depth net when every item has an override (its estimate would
+        be discarded: the first step after DAFR (z0 given) or a user depth map)."""
+        z_override = state.depth_override
         has_override = tf.reduce_max(z_override, axis=[1, 2, 3], keepdims=True) > 0
         overridden = tf.maximum(z_override, MIN_INVERSE_DEPTH)
         if tf.executing_eagerly() and bool(tf.reduce_all(has_override)):
-            # Eager calls (animate, build) skip the depth net where its estimate would be
-            # discarded: the first step after DAFR (z0 given) or a user depth map.
-            z = overridden
-        else:
-            z = tf.where(has_override, overridden, self.estimate_depth(image, training=training))
+            return overridden
+        if estimate is None:
+            estimate = lambda image: self.estimate_depth(image, training=training)  # noqa: E731
+        return tf.where(has_override, overridden, estimate(state.image))
+
+    def step(self, inputs, states, z, training=False):
+        """The step of ``call`` with its inverse depth ``z`` [B, H, W, 1] (of ``image``, or
+        the override) given: everything after the depth net. ``call`` is
+        ``step(inputs, states, z)`` with z the override where it is set, else the depth
+        net's estimate; `spiritnet_tf.model.SpiritNet.infer` traces it once per shape.
+        Returns ``(output, new_states)`` as ``call``."""
+        state = states if isinstance(states, CellState) else CellState.from_list(states)
+        image, flow, source, source_flow = state.image, state.flow, state.source, state.source_flow
+        mask, z_override = state.mask, state.depth_override
+        keep = 1.0 - mask
 
         context = self.context(image)
         kernel = self.kernels(image, z)
