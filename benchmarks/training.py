@@ -5,7 +5,11 @@
 Times `keras.Model.fit` on synthetic scenes through the same pipeline as
 ``spiritnet train`` (prediction mode, 5 generated frames, random VGG-19 for the style
 loss): the first step (tracing and compiling the unrolled recurrence) separately
-from the steps after it.
+from the steps after it, for each variant in the same run, one after the other:
+"every step" (the depth net on every generated frame, as the paper and the bundled
+weights), "once" (``depth_every_step: false``: the depth net once per sample, z
+carried by the flow) and "once, no depth loss" (also ``depth_weight: 0``: no
+supervised depth pass over the real frames), which shows where a step's time goes.
 """
 
 import argparse
@@ -34,27 +38,39 @@ def main(argv=None):
     from spiritnet_tf.training.run import make_strategy
 
     size = args.size
-    config = parse_config({
-        "preset": args.preset,
-        "train_data": [{"type": "synthetic", "count": 8, "height": size, "width": size}],
-        "crop": [size, size], "batch_size": args.batch, "num_frames": args.frames,
-        "loss": {"vgg_weights": None},
-    })
-    septuplets, _ = septuplet_dataset(config.sources("train_data"), progress=False)
-    data = training_samples(septuplets, config)
-    keras.utils.set_random_seed(0)
-    with make_strategy("default").scope():
-        from spiritnet_tf.model import SpiritNet
+    variants = {
+        "every step": ({}, {}),
+        "once": ({"depth_every_step": False}, {}),
+        "once, no depth loss": ({"depth_every_step": False}, {"depth_weight": 0.0}),
+    }
+    rows = []
+    for name, (model_options, loss_options) in variants.items():
+        config = parse_config({
+            "preset": args.preset,
+            "train_data": [{"type": "synthetic", "count": 8, "height": size, "width": size}],
+            "crop": [size, size], "batch_size": args.batch, "num_frames": args.frames,
+            "model": model_options, "loss": {"vgg_weights": None, **loss_options},
+        })
+        septuplets, _ = septuplet_dataset(config.sources("train_data"), progress=False)
+        data = training_samples(septuplets, config)
+        keras.utils.set_random_seed(0)
+        with make_strategy("default").scope():
+            from spiritnet_tf.model import SpiritNet
 
-        model = SpiritNet(config.model_config())
-        model.compile(loss_config=config.loss_config())
-    start = time.perf_counter()
-    model.fit(data, epochs=1, steps_per_epoch=1, verbose=0, shuffle=False)
-    first = time.perf_counter() - start
-    start = time.perf_counter()
-    model.fit(data, epochs=1, steps_per_epoch=args.steps, verbose=0, shuffle=False)
-    per_step = (time.perf_counter() - start) / args.steps
+            model = SpiritNet(config.model_config())
+            model.compile(loss_config=config.loss_config())
+        start = time.perf_counter()
+        model.fit(data, epochs=1, steps_per_epoch=1, verbose=0, shuffle=False)
+        first = time.perf_counter() - start
+        start, cpu = time.perf_counter(), time.process_time()
+        model.fit(data, epochs=1, steps_per_epoch=args.steps, verbose=0, shuffle=False)
+        per_step = (time.perf_counter() - start) / args.steps
+        cpu_step = (time.process_time() - cpu) / args.steps
+        rows.append((name, first, per_step, cpu_step))
+        print(f"{name}: first step {first:.1f} s, then {per_step * 1000:.0f} ms/step "
+              f"({cpu_step * 1000:.0f} ms CPU)", flush=True)
     load = os.getloadavg()[0]
+    base, base_cpu = rows[0][2], rows[0][3]
     lines = [
         "## Training (`benchmarks/training.py`)",
         "",
@@ -63,14 +79,17 @@ def main(argv=None):
         "",
         f"`model.fit` on synthetic scenes, preset `{args.preset}`, {size}x{size} crops, batch "
         f"{args.batch}, {args.frames} generated frames, prediction mode, all loss terms "
-        "(random VGG-19), default strategy, CPU.",
+        "(random VGG-19), default strategy, CPU; the variants one after the other in one "
+        f"run, {args.steps} timed steps each after the first.",
         "",
-        "| What | Figure |",
-        "|---|---|",
-        f"| First step (trace + compile the unrolled recurrence) | {first:.1f} s |",
-        f"| Later steps | {per_step * 1000:.0f} ms/step ({1 / per_step:.2f} steps/s, "
-        f"{args.batch / per_step:.2f} samples/s) |",
+        "| Depth net | First step (trace + compile) | Later steps | samples/s | vs every step "
+        "| CPU time per step | vs every step (CPU) |",
+        "|---|---|---|---|---|---|---|",
     ]
+    for name, first, per_step, cpu_step in rows:
+        lines.append(f"| {name} | {first:.1f} s | {per_step * 1000:.0f} ms/step | "
+                     f"{args.batch / per_step:.2f} | {base / per_step:.2f}x | "
+                     f"{cpu_step * 1000:.0f} ms | {base_cpu / cpu_step:.2f}x |")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.markdown:

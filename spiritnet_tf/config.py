@@ -262,6 +262,11 @@ class SpiritNetConfig(DictConfig):
         its output is resized bilinearly back: the net then sees the whole photo at the
         scale it was trained at (its receptive field covers it), whatever the working
         size. None (default; the bundled weights and the paper preset): at the image's size.
+      depth_every_step: True (default; the paper and the bundled weights): every step runs
+        the depth net on its frame. False: the depth net runs once per sequence, on the
+        input (z0, which DAFR also uses), and each step carries z to its new frame by
+        warping it bilinearly with the step's flow, as the image is moved (a training step
+        then runs the depth net once per sample instead of once per generated frame).
       depth_loss_only: the depth net learns from the supervised depth loss alone (the
         flow and image losses do not reach it). Trained end to end from scratch, the
         small preset's inverse depth collapsed onto the 1e-3 floor everywhere (no
@@ -287,6 +292,7 @@ class SpiritNetConfig(DictConfig):
     depth_learning_rate: float = checked(1e-7, at_least(0))
     clipnorm: float = checked(None, optional(above(0)))
     depth_loss_only: bool = False
+    depth_every_step: bool = True
     depth_mapping: str = checked("percentile", one_of(DEPTH_MAPPINGS))
     depth_side: int = checked(None, optional(at_least(32, integer=True)))
 

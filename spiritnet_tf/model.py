@@ -337,6 +337,8 @@ class SpiritNet(keras.Model):
         flow0 = padded.get("flow0")
         if flow0 is None:
             flow0, z0 = self._dafr_flow(padded, seed, direction, magnitude, training)
+        elif z0 is None and not self.config.depth_every_step:  # the cell carries z0 on
+            z0 = self.cell.estimate_depth(image, training=training)
         zeros1 = tf.zeros_like(image[..., :1])
         mask = padded.get("mask", zeros1)
         return CellState(

@@ -407,3 +407,45 @@ def test_infer_refuses_bad_arguments(model_input):
         model_input.infer({"image": image}, num_frames=0)
     with pytest.raises(ValueError, match="num_frames must be an int >= 1"):
         model_input.infer({"image": image}, num_frames=tf.constant(2))
+
+
+@pytest.mark.parametrize("resample_from", ["previous", "input"])
+def test_depth_once_per_sequence_carries_z_with_the_flow(resample_from, monkeypatch):
+    """``depth_every_step=False``: the depth net runs once per call, eager or traced, with
+    or without a given flow0, and each step hands on its z warped bilinearly by its flow."""
+    from spiritnet_tf.evaluation import bilinear_warp
+
+    model = SpiritNet.from_preset("small", resample_from=resample_from,
+                                  depth_every_step=False, **TINY)
+    assert model.get_config()["config"]["depth_every_step"] is False
+    model.build()
+    calls = []
+    real = model.cell.log_depth
+    monkeypatch.setattr(model.cell, "log_depth", lambda *a, **k: calls.append(1) or real(*a, **k))
+    image = RNG.random((1, 32, 64, 3)).astype(np.float32)
+    want = model({"image": image}, num_frames=3, seed=4)
+    assert len(calls) == 1
+    calls.clear()
+    got = model.infer({"image": image}, num_frames=3, seed=4, trace=True)  # what animate runs
+    assert len(calls) == 1
+    np.testing.assert_allclose(got["frames"].numpy(), want["frames"].numpy(), atol=1e-5)
+    calls.clear()
+    tf.function(lambda x: model({"image": x, "flow0": _shift_flow(1.5, (1, 32, 64))},
+                                num_frames=4))(image)
+    assert len(calls) == 1  # traced: one depth net in the graph of 4 steps
+
+    # One step by hand: the next state's z is this step's z moved by the step's flow.
+    z = np.tile(np.linspace(0.1, 1.0, 64, dtype=np.float32)[None, None, :, None], (1, 32, 1, 1))
+    state = CellState(image=image, flow=_shift_flow(2.0, (1, 32, 64)), source=image,
+                      source_flow=np.zeros((1, 32, 64, 2), np.float32),
+                      mask=np.zeros((1, 32, 64, 1), np.float32), depth_override=z,
+                      source_context=(model.cell.context(image)
+                                      if resample_from == "input" else None))
+    output, new_states = model.cell(tf.zeros((1, 2)), state.to_list())
+    carried = CellState.from_list(new_states).depth_override.numpy()
+    flow = output[..., 3:5].numpy()
+    assert np.abs(flow).max() > 0.5
+    expected = np.maximum(bilinear_warp(z, flow).numpy(), 1e-3)
+    inside = (slice(None), slice(3, -3), slice(3, -3))  # borders: edge handling may differ
+    np.testing.assert_allclose(carried[inside], expected[inside], atol=1e-4)
+    assert np.abs(carried - z).max() > 0.01  # it moved

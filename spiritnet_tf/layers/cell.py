@@ -48,7 +48,10 @@ class CellState(NamedTuple):
       mask: (1) static mask, 1 = static: those pixels keep I_0 and zero flow; never changes.
       depth_override: (1) inverse depth z in [1e-3, 1] that the next step uses instead of
         the depth net's estimate; zero everywhere = estimate. The step that reads it
-        hands on zeros (the model sets it for frame 0 only).
+        hands on zeros (the model sets it for frame 0 only), or, with
+        ``SpiritNetConfig.depth_every_step`` False, z carried to the new frame (warped
+        bilinearly by the step's flow, like the image): the depth net then runs once per
+        sequence, on frame 0, and the model always sets z0.
       source_context: context features of I_0 (`ContextExtractor.output_channels`),
         computed once by the caller, with ``resample_from="input"`` only; None otherwise.
 
@@ -155,6 +158,8 @@ class SpiritNetCell(keras.layers.Layer):
         # Weights do not depend on H, W: build every sub-layer with one tiny step.
         size = 32
         states = CellState.from_list([tf.zeros([1, size, size, s[-1]]) for s in self.state_size])
+        if not self.config.depth_every_step:  # the step itself never runs the depth net
+            self.estimate_depth(states.image)
         self.call(tf.zeros([1, self.config.control_dim]), states)
         self.built = True
 
@@ -191,6 +196,8 @@ class SpiritNetCell(keras.layers.Layer):
         z_override = state.depth_override
         has_override = tf.reduce_max(z_override, axis=[1, 2, 3], keepdims=True) > 0
         overridden = tf.maximum(z_override, MIN_INVERSE_DEPTH)
+        if not self.config.depth_every_step:
+            return overridden  # z0 from the model, then z carried from step to step
         if tf.executing_eagerly() and bool(tf.reduce_all(has_override)):
             return overridden
         if estimate is None:
@@ -229,8 +236,13 @@ class SpiritNetCell(keras.layers.Layer):
         residual = keep * (new_image - warped)
 
         output = tf.concat([new_image, new_flow, residual], -1)
+        if self.config.depth_every_step:
+            next_z = tf.zeros_like(z_override)
+        else:  # z of the new frame: z moved like the image, I_{t+1}(x) ~ I_t(x + F(x))
+            next_z = tf.maximum(adaptive_warp(z, new_flow, bilinear_kernel(new_flow)),
+                                MIN_INVERSE_DEPTH)
         new_state = state._replace(image=new_image, flow=new_flow, source_flow=new_source_flow,
-                                   depth_override=tf.zeros_like(z_override))
+                                   depth_override=next_z)
         return output, new_state.to_list()
 
     def get_config(self):
