@@ -1,6 +1,7 @@
 """Export benchmark: one animation (256x256, 6 frames) in every exported form, and sizes.
 
     python benchmarks/export.py --markdown docs/benchmarks.md [--repeats 3] [--size 256] [--frames 6]
+        [--baseline COMMIT] [--no-onnx]
 
 The same model (the bundled default weights if present, otherwise a randomly
 initialised small preset, seed 0) is exported as a SavedModel (`export_savedmodel`,
@@ -10,8 +11,9 @@ animation of the example photo (resized to SIZE x SIZE) with the same flow0
 (`initial_flow`, seed 0) is timed in each runtime:
 
 * Keras: the model called in a `tf.function` with image and flow0, compiled warp op
-  (the library's default backend; the reference of every ratio) and composite warp
-  (the graph every export holds);
+  (the library's default backend) and composite warp (the graph every export holds: the
+  reference of the exports' ratios), and with the composite warp and no flow0 (the
+  depth net and DAFR inside, as in `serving_default`: its reference);
 * SavedModel `animate_tensor` (same inputs; adds the full-resolution step and uint8
   frames) and `serving_default` (a PNG in: decode, depth net and DAFR, then the same);
 * TFLite in the LiteRT interpreter (XNNPACK, 2 threads), float32 and float16 weights;
@@ -21,13 +23,22 @@ animation of the example photo (resized to SIZE x SIZE) with the same flow0
 
 Each case runs in its own process pinned to (at most) 2 CPU cores, TensorFlow limited
 to 2 threads per pool; latency is the median (min) of ``--repeats`` runs after one
-warm-up. Each output is also compared with the Keras reference (flows: max absolute
-difference in pixels; frames: mean and max absolute difference, values in [0, 1]).
+warm-up, and the process's CPU time per run (median) is recorded too: on shared cores
+it is the steadier figure. Each output is also compared with the Keras reference (flows:
+max absolute difference in pixels; frames: mean and max absolute difference, values in
+[0, 1]).
+
+``--baseline COMMIT``: the same cases also run with the code of COMMIT (``git archive``
+into a temporary folder, with this checkout's compiled op libraries copied into its
+``spiritnet_tf/ops/``): its own exports of the same model, timed on the same inputs,
+each case alternating between the two trees so that a changing load hits both alike.
+``--no-onnx`` leaves out the (slow, about 5 minutes) ONNX export and its timing.
 """
 
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,6 +50,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 EXAMPLE = os.path.join(ROOT, "examples", "coffee.jpg")
+# The tree whose spiritnet_tf the cases import: this checkout, or a --baseline commit's.
+CODE = os.environ.get("SPIRITNET_BENCH_CODE", ROOT)
 
 
 def _setup():
@@ -48,7 +61,21 @@ def _setup():
 
     tf.config.threading.set_intra_op_parallelism_threads(2)
     tf.config.threading.set_inter_op_parallelism_threads(2)
-    sys.path.insert(0, ROOT)
+    sys.path.insert(0, CODE)
+
+
+def _timed(fn, repeats):
+    """{"wall": [s], "cpu": [s]}: wall-clock and process CPU seconds of ``repeats`` calls
+    of ``fn`` after one warm-up call (`report.timings` plus the CPU time)."""
+    cpu = []
+
+    def one():
+        start = time.process_time()
+        fn()
+        cpu.append(time.process_time() - start)
+
+    wall = timings(one, repeats)
+    return {"wall": wall, "cpu": cpu[1:]}
 
 
 def _paths(work):
@@ -80,7 +107,7 @@ def _diffs(out, reference):
 # ---------------------------------------------------------------------- cases
 
 
-def case_export(work, size, frames):
+def case_export(work, size, frames, onnx=True):
     _setup()
     import keras
     import numpy as np
@@ -102,9 +129,12 @@ def case_export(work, size, frames):
     model.save(paths["model.keras"])
     import cv2
 
-    image = cv2.resize(load_image(EXAMPLE), (size, size), interpolation=cv2.INTER_AREA)[None]
-    flow0 = initial_flow(model, image, seed=0)
-    np.savez(paths["inputs.npz"], image=image.astype(np.float32), flow0=flow0)
+    if os.path.isfile(paths["inputs.npz"]):  # a --baseline run: the same inputs
+        flow0 = np.load(paths["inputs.npz"])["flow0"]
+    else:
+        image = cv2.resize(load_image(EXAMPLE), (size, size), interpolation=cv2.INTER_AREA)[None]
+        flow0 = initial_flow(model, image, seed=0)
+        np.savez(paths["inputs.npz"], image=image.astype(np.float32), flow0=flow0)
     seconds = {}
     start = time.perf_counter()
     export_savedmodel(model, paths["savedmodel/spiritnet/1"], working_side=size)
@@ -113,14 +143,15 @@ def case_export(work, size, frames):
         start = time.perf_counter()
         export_tflite(model, paths[key], height=size, width=size, num_frames=frames, **kwargs)
         seconds[key] = time.perf_counter() - start
-    start = time.perf_counter()
-    export_onnx(model, paths["spiritnet.onnx"], height=size, width=size, num_frames=frames)
-    seconds["spiritnet.onnx"] = time.perf_counter() - start
+    if onnx:
+        start = time.perf_counter()
+        export_onnx(model, paths["spiritnet.onnx"], height=size, width=size, num_frames=frames)
+        seconds["spiritnet.onnx"] = time.perf_counter() - start
     sizes = {"model.keras": os.path.getsize(paths["model.keras"]),
              "savedmodel": _folder_bytes(paths["savedmodel/spiritnet/1"]),
              "savedmodel_variables": _folder_bytes(
                  os.path.join(paths["savedmodel/spiritnet/1"], "variables"))}
-    for key in ("spiritnet.tflite", "spiritnet_f16.tflite", "spiritnet.onnx"):
+    for key in ("spiritnet.tflite", "spiritnet_f16.tflite", "spiritnet.onnx")[:3 if onnx else 2]:
         sizes[key] = os.path.getsize(paths[key])
     return {"weights": weights, "parameters": int(model.count_params()),
             "export_s": seconds, "bytes": sizes,
@@ -141,19 +172,25 @@ def case_keras(work, frames, repeats):
     inputs = dict(np.load(paths["inputs.npz"]))
     size = inputs["image"].shape[1]
     result = {}
+    image, flow0 = tf.constant(inputs["image"]), tf.constant(inputs["flow0"])
     for backend in ("custom", "composite"):
         with use_backend(backend):
             function = mobile_function(model, size, size, frames)
             function.get_concrete_function()  # traced with this backend
-        image, flow0 = tf.constant(inputs["image"]), tf.constant(inputs["flow0"])
         outs = []
-        result[backend] = timings(lambda: outs.append(function(image, flow0)), repeats)
+        result[backend] = _timed(lambda: outs.append(function(image, flow0)), repeats)
         out = {k: v.numpy() for k, v in outs[-1].items()}
         if backend == "custom":
             np.savez(paths["reference.npz"], **out)
             reference = out
         else:
             result["composite_diff"] = _diffs(out, reference)
+    # serving_default's counterpart: no flow0, so the depth net and DAFR (seed 0) run inside.
+    with use_backend("composite"):
+        drawn = tf.function(lambda image: model({"image": image}, num_frames=frames, seed=0),
+                            input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32)])
+        drawn.get_concrete_function()
+    result["composite_dafr"] = _timed(lambda: drawn(image), repeats)
     result["mean_flow_px"] = float(np.linalg.norm(reference["flows"], axis=-1).mean())
     return result
 
@@ -181,9 +218,9 @@ def case_savedmodel(work, frames, repeats):
     args = dict(image=tf.constant(inputs["image"]), flow0=tf.constant(inputs["flow0"]),
                 num_frames=tf.constant(frames))
     outs = []
-    tensor_s = timings(lambda: outs.append(tensor(**args)), repeats)
+    tensor_s = _timed(lambda: outs.append(tensor(**args)), repeats)
     png = tf.constant([_png(inputs["image"])])
-    serving_s = timings(lambda: serving(image=png, num_frames=tf.constant(frames),
+    serving_s = _timed(lambda: serving(image=png, num_frames=tf.constant(frames),
                                        seed=tf.constant(0, tf.int64), edges=tf.constant("extend")),
                         repeats)
     return {"load_s": load_s, "animate_tensor": tensor_s, "serving_default": serving_s,
@@ -205,7 +242,7 @@ def case_tflite(work, frames, repeats):
         runner = interpreter.get_signature_runner("serving_default")
         load_s = time.perf_counter() - start
         outs = []
-        times = timings(lambda: outs.append(runner(**inputs)), repeats)
+        times = _timed(lambda: outs.append(runner(**inputs)), repeats)
         result[key] = {"load_s": load_s, "times": times, "diff": _diffs(outs[-1], reference)}
     return result
 
@@ -227,7 +264,7 @@ def case_onnx(work, frames, repeats):
     load_s = time.perf_counter() - start
     names = [o.name for o in session.get_outputs()]
     outs = []
-    times = timings(lambda: outs.append(dict(zip(names, session.run(None, inputs)))), repeats)
+    times = _timed(lambda: outs.append(dict(zip(names, session.run(None, inputs)))), repeats)
     return {"load_s": load_s, "times": times, "diff": _diffs(outs[-1], reference),
             "version": ort.__version__}
 
@@ -246,9 +283,9 @@ def case_grpc(work, frames, repeats):
     with PredictionServer(base, port=0) as server:
         with SpiritNetClient(f"127.0.0.1:{server.port}", timeout=600) as client:
             outs = []
-            tensor_s = timings(lambda: outs.append(client.animate_tensor(
+            tensor_s = _timed(lambda: outs.append(client.animate_tensor(
                 inputs["image"], inputs["flow0"], num_frames=frames)), repeats)
-            serving_s = timings(lambda: client.predict(png, num_frames=frames, seed=0), repeats)
+            serving_s = _timed(lambda: client.predict(png, num_frames=frames, seed=0), repeats)
     return {"animate_tensor": tensor_s, "serving_default": serving_s,
             "diff": _diffs(outs[-1], reference)}
 
@@ -257,14 +294,52 @@ CASES = {"export": case_export, "keras": case_keras, "savedmodel": case_savedmod
          "tflite": case_tflite, "onnx": case_onnx, "grpc": case_grpc}
 
 
-def _run_case(name, args, work):
+def _run_case(name, args, work, code=ROOT):
     command = [sys.executable, os.path.abspath(__file__), "--case", name, "--work", work,
                "--repeats", str(args.repeats), "--frames", str(args.frames),
-               "--size", str(args.size)]
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    print(f"== {name}", file=sys.stderr, flush=True)
-    out = subprocess.run(command, check=True, capture_output=True, text=True, env=env).stdout
+               "--size", str(args.size)] + (["--no-onnx"] if args.no_onnx else [])
+    env = dict(os.environ, SPIRITNET_BENCH_CODE=code,
+               PYTHONPATH=code + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    print(f"== {name} ({code})", file=sys.stderr, flush=True)
+    out = subprocess.run(command, check=True, capture_output=True, text=True, env=env,
+                         cwd=code).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+def _git(*args):
+    return subprocess.run(["git", "-C", ROOT, *args], check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def _baseline_tree(commit, folder):
+    """COMMIT's files in ``folder``, with this checkout's compiled op libraries."""
+    os.makedirs(folder)
+    archive = subprocess.run(["git", "-C", ROOT, "archive", commit], check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
+    ops = os.path.join(ROOT, "spiritnet_tf", "ops")
+    for name in os.listdir(ops):
+        if name.endswith(".so"):
+            shutil.copy2(os.path.join(ops, name), os.path.join(folder, "spiritnet_tf", "ops"))
+    return folder
+
+
+def _run_all(args, tmp):
+    """{"new": {case: result}, "base": {...} (with --baseline)}, cases alternating trees."""
+    trees = {"new": (ROOT, os.path.join(tmp, "new"))}
+    if args.baseline:
+        trees["base"] = (_baseline_tree(args.baseline, os.path.join(tmp, "base-code")),
+                         os.path.join(tmp, "base"))
+    names = [n for n in CASES if not (n == "onnx" and args.no_onnx)]
+    results = {tree: {} for tree in trees}
+    for _, work in trees.values():
+        os.makedirs(work)
+    for name in names:
+        for tree, (code, work) in trees.items():
+            if name == "export" and tree == "base":  # the same inputs as the new code's
+                shutil.copy2(os.path.join(trees["new"][1], "inputs.npz"), work)
+            results[tree][name] = _run_case(name, args, work, code)
+    return results
 
 
 def main():
@@ -273,11 +348,17 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--frames", type=int, default=6)
     parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--baseline", metavar="COMMIT",
+                        help="also run the cases with COMMIT's code (module docstring)")
+    parser.add_argument("--no-onnx", action="store_true", help="leave out the ONNX export")
+    parser.add_argument("--save-json", metavar="PATH", help="also write the raw results here")
+    parser.add_argument("--load-json", metavar="PATH",
+                        help="write the tables from a --save-json file instead of measuring")
     parser.add_argument("--case", choices=sorted(CASES), help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case == "export":
-        print(json.dumps(case_export(args.work, args.size, args.frames)))
+        print(json.dumps(case_export(args.work, args.size, args.frames, onnx=not args.no_onnx)))
         return
     if args.case:
         print(json.dumps(CASES[args.case](args.work, args.frames, args.repeats)))
@@ -288,16 +369,37 @@ def main():
     sys.path.insert(0, HERE)
     from report import machine_description, today, update_section
 
-    with tempfile.TemporaryDirectory(prefix="spiritnet-export-bench-") as work:
-        results = {name: _run_case(name, args, work) for name in CASES}
+    baseline = _git("rev-parse", "--short", args.baseline) if args.baseline else None
+    head = _git("rev-parse", "--short", "HEAD") + (" + uncommitted changes"
+                                                   if _git("status", "--porcelain") else "")
+    if args.load_json:
+        with open(args.load_json) as f:
+            saved = json.load(f)
+        runs, load_start, load_end, head = (saved[k] for k in ("runs", "load_start", "load_end",
+                                                               "head"))
+    else:
+        load_start = os.getloadavg()
+        with tempfile.TemporaryDirectory(prefix="spiritnet-export-bench-") as tmp:
+            runs = _run_all(args, tmp)
+        load_end = os.getloadavg()
+    if args.save_json:
+        with open(args.save_json, "w") as f:
+            json.dump({"runs": runs, "load_start": load_start, "load_end": load_end,
+                       "head": head}, f)
+    results = runs["new"]
     exp, keras_ = results["export"], results["keras"]
-    reference = np.median(keras_["custom"])
+
+    def med(values, key="wall"):
+        return float(np.median(values[key]))
 
     def ms(values):
-        return f"{1000 * np.median(values):.0f} ms ({1000 * np.min(values):.0f} ms)"
+        return f"{1000 * med(values):.0f} ms ({1000 * np.min(values['wall']):.0f} ms)"
 
-    def ratio(values):
-        return f"{np.median(values) / reference:.2f}x"
+    def cpu(values):
+        return f"{1000 * med(values, 'cpu'):.0f} ms"
+
+    def ratio(values, ref):
+        return f"{med(values) / med(ref):.2f}x / {med(values, 'cpu') / med(ref, 'cpu'):.2f}x"
 
     def diff(d):
         return (f"{d['flows_max']:.1e} px / {d['frames_mean']:.1e} / {d['frames_max']:.1e}")
@@ -305,40 +407,81 @@ def main():
     def mb(key):
         return f"{exp['bytes'][key] / 1e6:.1f} MB"
 
-    sm, tfl, onx, rpc = (results[k] for k in ("savedmodel", "tflite", "onnx", "grpc"))
-    f32, f16 = tfl["spiritnet.tflite"], tfl["spiritnet_f16.tflite"]
-    n, t = args.size, args.frames
-    rows = [
-        ("Keras `tf.function`, compiled warp op (reference)", keras_["custom"], "0 (reference)"),
-        ("Keras `tf.function`, composite warp", keras_["composite"], diff(keras_["composite_diff"])),
-        ("SavedModel `animate_tensor` (uint8 frames)", sm["animate_tensor"], diff(sm["diff"])),
-        ("SavedModel `serving_default` (PNG in, depth + DAFR inside)", sm["serving_default"], "other flow0"),
-        ("TFLite float32 (LiteRT, XNNPACK, 2 threads)", f32["times"], diff(f32["diff"])),
-        ("TFLite float16 weights", f16["times"], diff(f16["diff"])),
-        (f"ONNX (onnxruntime {onx['version']}, CPU, 2 threads)", onx["times"], diff(onx["diff"])),
-        ("gRPC round trip, dev server, `animate_tensor`", rpc["animate_tensor"], diff(rpc["diff"])),
-        ("gRPC round trip, dev server, `serving_default`", rpc["serving_default"], "other flow0"),
+    def pick(tree, case, *keys):
+        value = runs[tree][case]
+        for key in keys:
+            value = value[key]
+        return value
+
+    composite, dafr = ("keras", "composite"), ("keras", "composite_dafr")
+    rows = [  # (name, case and keys of its timings, reference's, difference)
+        ("Keras `tf.function`, compiled warp op", ("keras", "custom"), composite,
+         "0 (reference of the differences)"),
+        ("Keras `tf.function`, composite warp, flow0 given (reference of the exports)",
+         composite, composite, diff(keras_["composite_diff"])),
+        ("Keras `tf.function`, composite warp, no flow0 (depth + DAFR inside; reference of "
+         "`serving_default`)", dafr, dafr, "other flow0"),
+        ("SavedModel `animate_tensor` (uint8 frames)", ("savedmodel", "animate_tensor"),
+         composite, diff(results["savedmodel"]["diff"])),
+        ("SavedModel `serving_default` (PNG in, depth + DAFR inside)",
+         ("savedmodel", "serving_default"), dafr, "other flow0"),
+        ("TFLite float32 (LiteRT, XNNPACK, 2 threads)", ("tflite", "spiritnet.tflite", "times"),
+         composite, diff(results["tflite"]["spiritnet.tflite"]["diff"])),
+        ("TFLite float16 weights", ("tflite", "spiritnet_f16.tflite", "times"), composite,
+         diff(results["tflite"]["spiritnet_f16.tflite"]["diff"])),
     ]
+    if not args.no_onnx:
+        rows.append((f"ONNX (onnxruntime {results['onnx']['version']}, CPU, 2 threads)",
+                     ("onnx", "times"), composite, diff(results["onnx"]["diff"])))
+    rows += [
+        ("gRPC round trip, dev server, `animate_tensor`", ("grpc", "animate_tensor"), composite,
+         diff(results["grpc"]["diff"])),
+        ("gRPC round trip, dev server, `serving_default`", ("grpc", "serving_default"), dafr,
+         "other flow0"),
+    ]
+    n, t = args.size, args.frames
+    header = "| Runtime | Latency per animation | CPU time | Ratio over its Keras reference (wall / CPU) |"
+    rule = "|---|---|---|---|"
+    if baseline:
+        header += (" Before this change | CPU time before | Ratio over its Keras reference before "
+                   "(wall / CPU) | Before / now (wall / CPU) |")
+        rule += "---|---|---|---|"
+    header += " Difference from Keras |"
+    rule += "---|"
+    table = [header, rule]
+    for name, keys, ref, d in rows:
+        new = pick("new", *keys)
+        cells = [name, ms(new), cpu(new), ratio(new, pick("new", *ref))]
+        if baseline:
+            old = pick("base", *keys)
+            cells += [ms(old), cpu(old), ratio(old, pick("base", *ref)),
+                      f"{med(old) / med(new):.2f}x / {med(old, 'cpu') / med(new, 'cpu'):.2f}x"]
+        table.append("| " + " | ".join(cells + [d]) + " |")
+    sm, f32 = results["savedmodel"], results["tflite"]["spiritnet.tflite"]
+    versions = (f"this checkout ({head}) and, in the same run, the code before the change "
+                f"(`--baseline {args.baseline}`, commit {baseline}: its own exports of the same "
+                "model, timed on the same inputs, each case run for both trees one after the "
+                "other)" if baseline else f"this checkout ({head})")
     lines = [
         "## Export (`benchmarks/export.py`)",
         "",
-        f"Measured {today()} on {machine_description()}; each case in its own process pinned "
-        f"to 2 cores, TensorFlow 2 threads per pool. Load average at the end: "
-        f"{os.getloadavg()[0]:.1f} (above 2, other work shared the cores: every figure is then "
-        "inflated, and as the cases run one after another under a changing load, even the "
-        "ratios are rough).",
+        f"Measured {today()} on {machine_description()}: {versions}. Each case in its own "
+        "process pinned to 2 cores, TensorFlow 2 threads per pool. Load average (1 min) "
+        f"{load_start[0]:.1f} at the start, {load_end[0]:.1f} at the end (5 min: "
+        f"{load_end[1]:.1f}); above 2, other work shared the cores and every wall-clock "
+        "figure is inflated: the CPU time of the process (all its threads) is then the "
+        "steadier figure, and the ratios are best read on it.",
         f"Weights: {exp['weights']} ({exp['parameters']:,} parameters). One animation of the "
         f"example photo resized to {n}x{n}, {t} generated frames, the same flow0 everywhere "
-        "(`initial_flow`, seed 0) except `serving_default`, which draws its own; median (min) "
-        f"of {args.repeats} runs after one warm-up. Ratio: median over the Keras reference. "
-        "Difference from the Keras reference: max |flows| (px) / mean / max |frames| "
-        "(values in [0, 1]; uint8 outputs against the rounded reference).",
+        "(`initial_flow`, seed 0) except where the runtime draws its own (no flow0 "
+        f"given: depth net and DAFR inside); median (min) of {args.repeats} runs after one "
+        "warm-up; CPU time: median per run. Ratio: median over that of the runtime's Keras "
+        "reference, the model with the composite warp (the graph every export holds), given "
+        "flow0 or drawing it like `serving_default`. Difference from the Keras reference "
+        "(compiled op): max |flows| (px) / mean / max |frames| (values in [0, 1]; uint8 "
+        "outputs against the rounded reference).",
         "",
-        "| Runtime | Latency per animation | Ratio | Difference from Keras |",
-        "|---|---|---|---|",
-    ]
-    lines += [f"| {name} | {ms(values)} | {ratio(values)} | {d} |" for name, values, d in rows]
-    lines += [
+        *table,
         "",
         "| Artefact | Size | Export time |",
         "|---|---|---|",
@@ -349,13 +492,19 @@ def main():
         f"{exp['export_s']['spiritnet.tflite']:.0f} s |",
         f"| TFLite float16 weights | {mb('spiritnet_f16.tflite')} | "
         f"{exp['export_s']['spiritnet_f16.tflite']:.0f} s |",
-        f"| ONNX (opset 17) | {mb('spiritnet.onnx')} | {exp['export_s']['spiritnet.onnx']:.0f} s |",
+    ]
+    if not args.no_onnx:
+        lines.append(f"| ONNX (opset 17) | {mb('spiritnet.onnx')} | "
+                     f"{exp['export_s']['spiritnet.onnx']:.0f} s |")
+    lines += [
         "",
-        f"Loading: SavedModel {sm['load_s']:.1f} s, TFLite {f32['load_s']:.2f} s, "
-        f"ONNX session {onx['load_s']:.1f} s. Mean |flow0|: {exp['mean_flow0_px']:.2f} px; mean "
-        f"|flow| of the reference frames: {keras_['mean_flow_px']:.2f} px. Every export runs the composite warp (the compiled "
-        "op cannot go into them); the SavedModel also makes the full-resolution uint8 frames "
-        "(a no-op resize at this size).",
+        f"Loading: SavedModel {sm['load_s']:.1f} s, TFLite {f32['load_s']:.2f} s"
+        + ("" if args.no_onnx else f", ONNX session {results['onnx']['load_s']:.1f} s")
+        + f". Mean |flow0|: {exp['mean_flow0_px']:.2f} px; mean |flow| of the reference "
+        f"frames: {keras_['mean_flow_px']:.2f} px. Every export runs the composite warp (the "
+        "compiled op cannot go into them); the SavedModel also makes the full-resolution "
+        "uint8 frames (at this size: the model's frames, `spiritnet_tf.fullres.frames`)."
+        + (" ONNX was left out of this run (`--no-onnx`)." if args.no_onnx else ""),
     ]
     markdown = "\n".join(lines)
     print(markdown)

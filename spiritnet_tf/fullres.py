@@ -360,19 +360,33 @@ def frames(photo, small, model_frames, flows, synthesis, *, edges=DEFAULT_EDGES,
         lambda: fit_zoom(composed, size, max_zoom),
         lambda: (ones, ones))
     upscaled = tf.reduce_any(size != tf.shape(small)[1:3])
-    exact = (~upscaled) & (motion_scale >= 1.0)  # [B]: the model's frames are given back
-    residuals = tf.where(exact[:, None, None, None, None],
-                         model_residuals(small, model_frames, composed), synthesis)
 
-    # Frame 0 (no motion, no residual) goes through the same warp as the others: one trace.
-    composed = tf.concat([tf.zeros_like(composed[:, :1]), composed], axis=1)
-    residuals = tf.concat([tf.zeros_like(residuals[:, :1]), residuals], axis=1)
+    def to_uint8(x):
+        return tf.cast(tf.round(tf.clip_by_value(x, 0.0, 1.0) * 255.0), tf.uint8)
 
-    def one(t):
-        out = frame(photo, composed[:, t], residuals[:, t], zoom, motion_scale, sharp=upscaled)
-        return tf.cast(tf.round(tf.clip_by_value(out, 0.0, 1.0) * 255.0), tf.uint8)
+    def formula():  # frame 0 [B, H, W, 3] and the others [T, B, H, W, 3], uint8
+        exact = (~upscaled) & (motion_scale >= 1.0)  # [B]: the model's frames are given back
+        residuals = tf.where(exact[:, None, None, None, None],
+                             model_residuals(small, model_frames, composed), synthesis)
+        # Frame 0 (no motion, no residual) goes through the same warp as the others: one trace.
+        steps = tf.concat([tf.zeros_like(composed[:, :1]), composed], axis=1)
+        residuals = tf.concat([tf.zeros_like(residuals[:, :1]), residuals], axis=1)
 
-    out = tf.map_fn(one, tf.range(tf.shape(composed)[1]),
-                    fn_output_signature=tf.TensorSpec([None, None, None, 3], tf.uint8))
-    return {"frames": tf.transpose(out[1:], [1, 0, 2, 3, 4]), "first_frame": out[0],
+        def one(t):
+            return to_uint8(frame(photo, steps[:, t], residuals[:, t], zoom, motion_scale,
+                                  sharp=upscaled))
+
+        out = tf.map_fn(one, tf.range(tf.shape(steps)[1]),
+                        fn_output_signature=tf.TensorSpec([None, None, None, 3], tf.uint8))
+        return out[0], out[1:]
+
+    def given_back():
+        # No resize, no crop, full motion: the formula is warp(I0, G_t) + M_t - warp(I0, G_t),
+        # the model's frames (frame 0: the photo); skip its warps (benchmarks/export.py).
+        return to_uint8(photo), to_uint8(tf.transpose(model_frames, [1, 0, 2, 3, 4]))
+
+    identity = ((~upscaled) & tf.reduce_all(tf.equal(zoom, 1.0))
+                & tf.reduce_all(motion_scale >= 1.0))
+    first, out = tf.cond(identity, given_back, formula)
+    return {"frames": tf.transpose(out, [1, 0, 2, 3, 4]), "first_frame": first,
             "crop": crop_box(zoom, size), "motion_scale": motion_scale}

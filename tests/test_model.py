@@ -449,3 +449,26 @@ def test_depth_once_per_sequence_carries_z_with_the_flow(resample_from, monkeypa
     inside = (slice(None), slice(3, -3), slice(3, -3))  # borders: edge handling may differ
     np.testing.assert_allclose(carried[inside], expected[inside], atol=1e-4)
     assert np.abs(carried - z).max() > 0.01  # it moved
+
+
+def test_a_step_count_known_only_when_run_traces_one_cell_per_loop(model_input, monkeypatch):
+    """A number of steps given as a tensor (the SavedModel's num_frames) runs a while loop
+    whose body is the only copy of the cell: Keras' own loop traced one more step before
+    the loop and, with the warp's (stateful) shape asserts in a graph of unknown sizes,
+    TensorFlow computed it (T + 1 steps for T frames). The frames equal the unrolled loop's."""
+    image = RNG.random((1, 32, 64, 3)).astype(np.float32)
+    flow0 = RNG.normal(0, 1.0, (1, 32, 64, 2)).astype(np.float32)
+    expected = model_input({"image": image, "flow0": flow0}, num_frames=3)
+    calls = []
+    real = model_input.cell.log_depth
+    monkeypatch.setattr(model_input.cell, "log_depth",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    dynamic = tf.function(
+        lambda x, f, n: model_input({"image": x, "flow0": f}, num_frames=n),
+        input_signature=[tf.TensorSpec([None, None, None, 3]), tf.TensorSpec([None, None, None, 2]),
+                         tf.TensorSpec([], tf.int32)])
+    out = dynamic(image, flow0, tf.constant(3))
+    assert len(calls) == 1  # traced once: the loop's body (flow0 given: no DAFR estimate)
+    for key in ("frames", "flows"):
+        np.testing.assert_allclose(out[key], expected[key], atol=1e-5)
+    assert dynamic(image, flow0, tf.constant(1))["frames"].shape == (1, 1, 32, 64, 3)

@@ -257,8 +257,36 @@ class SpiritNetRNN(keras.layers.RNN):
     subclass infers ``(batch, steps) + cell.output_size`` instead (docs/design.md §9).
     When the number of steps is static (a Python int) the loop is unrolled: the
     gradient of a ``tf.while_loop`` over this large cell is much slower to trace
-    and run; a dynamic number of steps (e.g. a serving input) uses the while loop.
+    and run; a dynamic number of steps (e.g. a serving input) uses the while loop,
+    written here (`_while_loop`) rather than Keras': Keras runs the cell once more before
+    its loop to learn the output's shape and discards the result, but the asserts inside
+    the warp of a graph with unknown sizes are stateful, so TensorFlow computed that
+    discarded step too (one step in T + 1 wasted; benchmarks/export.py).
     """
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        if (self.unroll or mask is not None or self.go_backwards or not self.return_sequences
+                or not isinstance(initial_state, (list, tuple))):
+            return super().inner_loop(sequences, initial_state, mask, training=training)
+        return self._while_loop(sequences, list(initial_state), training)
+
+    def _while_loop(self, sequences, states, training):
+        """``(last_output, outputs [B, T, ...], final states)`` as Keras' ``backend.rnn``
+        returns them, from a ``tf.while_loop`` over the T steps of ``sequences`` [B, T, C]."""
+        steps = tf.shape(sequences)[1]
+        inputs = tf.TensorArray(sequences.dtype, size=steps).unstack(
+            tf.transpose(sequences, [1, 0, 2]))
+        outputs = tf.TensorArray(self.compute_dtype, size=steps)
+
+        def body(t, outputs, *states):
+            output, new_states = self.cell(inputs.read(t), list(states), training=training)
+            return (t + 1, outputs.write(t, output), *new_states)
+
+        final = tf.while_loop(lambda t, *_: t < steps, body, (0, outputs, *states),
+                              maximum_iterations=steps)
+        stacked = final[1].stack()  # [T, B, ...]
+        rank = len(self.cell.output_size) + 2
+        return stacked[-1], tf.transpose(stacked, [1, 0, *range(2, rank)]), list(final[2:])
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
         unroll = self.unroll
