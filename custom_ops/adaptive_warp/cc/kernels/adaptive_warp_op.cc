@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <limits>
 #include <type_traits>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -121,15 +122,33 @@ inline void WindowOf(const Args<T>& a, int64_t p, int64_t self, Window<T>* win) 
                    a.flow[2 * p], a.flow[2 * p + 1], a.d.height, a.d.width, win);
 }
 
+// The pixels are visited in column strips: all rows of a strip of `StripWidth`
+// columns, then the next strip. A window reads 4 rows around its target, and with
+// noisy flows the targets of one output row spread over some twenty image rows; a
+// whole-row sweep then cycles through more image than the core's L2 cache holds,
+// while the source band of a strip stays in it.
+constexpr int64_t kStripBytes = 512 * 1024;  // source band of a strip, about half an L2
+constexpr int kStripRows = 24;               // image rows one output row's taps span
+
 template <typename T>
-AW_CPU_CLONES void ForwardRange(const Args<T>& a, int64_t begin, int64_t end, T* out) {
+int StripWidth(const Dims& d) {
+  const int64_t per_column = static_cast<int64_t>(kStripRows) * std::max(d.channels, 1) * sizeof(T);
+  const int64_t width = std::max<int64_t>(16, kStripBytes / per_column / 8 * 8);
+  return static_cast<int>(std::min<int64_t>(width, d.width));
+}
+
+template <typename T>
+AW_CPU_CLONES void ForwardStrip(const Args<T>& a, int64_t b, int x_begin, int x_end, T* out) {
   const int64_t hw = a.d.pixels();
-  const int C = a.d.channels;
+  const int C = a.d.channels, W = a.d.width;
+  const T* image = a.image + b * hw * C;
   Window<T> win{};
-  for (int64_t p = begin; p < end; ++p) {
-    const int64_t b = p / hw, self = p % hw;
-    WindowOf(a, p, self, &win);
-    ForwardPixel<T>(win, a.image + b * hw * C, a.kernel + kTaps * p, self, C, out + p * C);
+  for (int y = 0; y < a.d.height; ++y) {
+    for (int x = x_begin; x < x_end; ++x) {
+      const int64_t self = static_cast<int64_t>(y) * W + x, p = b * hw + self;
+      ComputeWindow<T>(x, y, a.flow[2 * p], a.flow[2 * p + 1], a.d.height, W, &win);
+      ForwardPixel<T>(win, image, a.kernel + kTaps * p, self, C, out + p * C);
+    }
   }
 }
 
@@ -164,28 +183,67 @@ AW_CPU_CLONES void ImageGradUnit(const Args<T>& a, int64_t b, int c_begin, int c
 
 // All three gradients of one batch item in a single pass over its pixels (the
 // window is computed once per pixel). Used when one channel block covers all
-// channels, so this unit owns the whole of grad_image[b].
+// channels, so this unit owns the whole of grad_image[b]. grad_image[b] is zeroed
+// here a row at a time, just before a pixel first scatters into that row, so the
+// zeros are still in cache when the additions come (rows nothing scatters into are
+// zeroed at the end); a separate zeroing pass would write and then re-read the
+// whole gradient from memory.
 template <typename T>
 AW_CPU_CLONES void FusedGradUnit(const Args<T>& a, int64_t b, T* grad_image, T* grad_flow,
                                  T* grad_kernel) {
   const int64_t hw = a.d.pixels();
-  const int C = a.d.channels;
+  const int C = a.d.channels, W = a.d.width;
+  const int64_t row_len = static_cast<int64_t>(W) * C;
   const T* image = a.image + b * hw * C;
   T* g_image = grad_image + b * hw * C;
+  std::vector<char> zeroed(a.d.height, 0);
+  auto zero_rows = [&](int64_t first, int64_t last) {  // rows first..last (inclusive)
+    for (int64_t r = first; r <= last; ++r) {
+      if (!zeroed[r]) {
+        std::fill(g_image + r * row_len, g_image + (r + 1) * row_len, T(0));
+        zeroed[r] = 1;
+      }
+    }
+  };
+  int64_t seen_first = -1, seen_last = -1;  // row offsets of the last window checked
+  const int strip = StripWidth<T>(a.d);
   Window<T> win{};
-  for (int64_t self = 0; self < hw; ++self) {
-    const int64_t p = b * hw + self;
-    WindowOf(a, p, self, &win);
-    FusedGradPixel<T>(win, image, a.kernel + kTaps * p, a.grad_out + p * C, self, C, g_image,
-                      grad_flow + 2 * p, grad_kernel + kTaps * p);
+  for (int x_begin = 0; x_begin < W; x_begin += strip) {
+    const int x_end = std::min(W, x_begin + strip);
+    for (int y = 0; y < a.d.height; ++y) {
+      for (int x = x_begin; x < x_end; ++x) {
+        const int64_t self = static_cast<int64_t>(y) * W + x, p = b * hw + self;
+        ComputeWindow<T>(x, y, a.flow[2 * p], a.flow[2 * p + 1], a.d.height, W, &win);
+        if (win.copy) {
+          zero_rows(y, y);
+          seen_first = -1;
+        } else if (win.row_offset[0] != seen_first || win.row_offset[3] != seen_last) {
+          seen_first = win.row_offset[0];
+          seen_last = win.row_offset[3];
+          zero_rows(seen_first / W, seen_last / W);
+        }
+        FusedGradPixel<T>(win, image, a.kernel + kTaps * p, a.grad_out + p * C, self, C,
+                          g_image, grad_flow + 2 * p, grad_kernel + kTaps * p);
+      }
+    }
   }
+  zero_rows(0, a.d.height - 1);
 }
 
 template <typename T>
 void ForwardCpu(OpKernelContext* ctx, const Args<T>& a, T* out) {
   auto* pool = ctx->device()->tensorflow_cpu_worker_threads()->workers;
-  pool->ParallelFor(a.d.batch * a.d.pixels(), kCostPerPixel * std::max(a.d.channels, 1),
-                    [&](int64_t begin, int64_t end) { ForwardRange<T>(a, begin, end, out); });
+  const int strip = StripWidth<T>(a.d);
+  const int strips = (a.d.width + strip - 1) / strip;
+  pool->ParallelFor(static_cast<int64_t>(a.d.batch) * strips,
+                    a.d.height * strip * kCostPerPixel * std::max(a.d.channels, 1),
+                    [&](int64_t begin, int64_t end) {
+                      for (int64_t unit = begin; unit < end; ++unit) {
+                        const int x_begin = static_cast<int>(unit % strips) * strip;
+                        ForwardStrip<T>(a, unit / strips, x_begin,
+                                        std::min(a.d.width, x_begin + strip), out);
+                      }
+                    });
 }
 
 template <typename T>
@@ -194,7 +252,6 @@ void BackwardCpu(OpKernelContext* ctx, const Args<T>& a, T* grad_image, T* grad_
   auto* pool = ctx->device()->tensorflow_cpu_worker_threads()->workers;
   const int64_t hw = a.d.pixels();
   const int C = a.d.channels;
-  std::fill(grad_image, grad_image + a.d.batch * hw * C, T(0));
   // The image gradient is a scatter-add: each work unit owns a (batch item,
   // channel block) of grad_image, so no atomics are needed and the result does
   // not depend on the thread count. Blocks hold about kChannelBlock channels;
@@ -217,6 +274,9 @@ void BackwardCpu(OpKernelContext* ctx, const Args<T>& a, T* grad_image, T* grad_
                       });
     return;
   }
+  pool->ParallelFor(a.d.batch * hw, C, [&](int64_t begin, int64_t end) {
+    std::fill(grad_image + begin * C, grad_image + end * C, T(0));
+  });
   // Pass 1: flow and kernel gradients, independent per pixel.
   pool->ParallelFor(a.d.batch * hw, kCostPerPixel * C, [&](int64_t begin, int64_t end) {
     FlowKernelGradRange<T>(a, begin, end, grad_flow, grad_kernel);

@@ -96,6 +96,22 @@ AW_HOST_DEVICE void TapPointers(const Window<T>& win, const T* image, const T* k
   }
 }
 
+#if !defined(__CUDA_ARCH__)
+// Host only: out[c + u] = sum_t weight[t] * src[t][c + u] for u < kLanes, summed in
+// tap order; the fixed-size inner loops compile to one vector register (or two).
+template <typename T>
+inline void ForwardChunk(const T* const* src, const T* weight, int c, T* AW_RESTRICT out) {
+  T acc[kLanes];
+  for (int u = 0; u < kLanes; ++u) acc[u] = weight[0] * src[0][c + u];
+  for (int t = 1; t < kTaps; ++t) {
+    const T w = weight[t];
+    const T* AW_RESTRICT s = src[t] + c;
+    for (int u = 0; u < kLanes; ++u) acc[u] += w * s[u];
+  }
+  for (int u = 0; u < kLanes; ++u) out[c + u] = acc[u];
+}
+#endif
+
 // Forward for one pixel. `image` points at this pixel's batch item ([H, W, C]),
 // `self` is the pixel's own offset (y * W + x), `k` its 16 kernel values.
 template <typename T>
@@ -113,15 +129,13 @@ AW_HOST_DEVICE void ForwardPixel(const Window<T>& win, const T* AW_RESTRICT imag
   // out[c] = sum_t weight[t] * src[t][c], summed in tap order on every path.
 #if !defined(__CUDA_ARCH__)
   if (channels >= kLanes) {
-    // Host, many channels: 16 axpy sweeps; out stays in L1 and each sweep is a
-    // plain loop the compiler vectorises. (Accumulating a vector of channels over the
-    // 16 taps in registers instead was measured 25 % slower.)
-    for (int c = 0; c < channels; ++c) out[c] = weight[0] * src[0][c];
-    for (int t = 1; t < kTaps; ++t) {
-      const T w = weight[t];
-      const T* AW_RESTRICT s = src[t];
-      for (int c = 0; c < channels; ++c) out[c] += w * s[c];
-    }
+    // Host, many channels: kLanes channels at a time accumulated over the 16 taps in
+    // registers (one vector), so out is written once. The channels left over are
+    // covered by one more chunk ending at the last channel, which overlaps the
+    // previous one and writes the same values again.
+    int c = 0;
+    for (; c + kLanes <= channels; c += kLanes) ForwardChunk(src, weight, c, out);
+    if (c < channels) ForwardChunk(src, weight, channels - kLanes, out);
     return;
   }
 #endif
