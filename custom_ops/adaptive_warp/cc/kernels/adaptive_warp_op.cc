@@ -122,33 +122,15 @@ inline void WindowOf(const Args<T>& a, int64_t p, int64_t self, Window<T>* win) 
                    a.flow[2 * p], a.flow[2 * p + 1], a.d.height, a.d.width, win);
 }
 
-// The pixels are visited in column strips: all rows of a strip of `StripWidth`
-// columns, then the next strip. A window reads 4 rows around its target, and with
-// noisy flows the targets of one output row spread over some twenty image rows; a
-// whole-row sweep then cycles through more image than the core's L2 cache holds,
-// while the source band of a strip stays in it.
-constexpr int64_t kStripBytes = 512 * 1024;  // source band of a strip, about half an L2
-constexpr int kStripRows = 24;               // image rows one output row's taps span
-
 template <typename T>
-int StripWidth(const Dims& d) {
-  const int64_t per_column = static_cast<int64_t>(kStripRows) * std::max(d.channels, 1) * sizeof(T);
-  const int64_t width = std::max<int64_t>(16, kStripBytes / per_column / 8 * 8);
-  return static_cast<int>(std::min<int64_t>(width, d.width));
-}
-
-template <typename T>
-AW_CPU_CLONES void ForwardStrip(const Args<T>& a, int64_t b, int x_begin, int x_end, T* out) {
+AW_CPU_CLONES void ForwardRange(const Args<T>& a, int64_t begin, int64_t end, T* out) {
   const int64_t hw = a.d.pixels();
-  const int C = a.d.channels, W = a.d.width;
-  const T* image = a.image + b * hw * C;
+  const int C = a.d.channels;
   Window<T> win{};
-  for (int y = 0; y < a.d.height; ++y) {
-    for (int x = x_begin; x < x_end; ++x) {
-      const int64_t self = static_cast<int64_t>(y) * W + x, p = b * hw + self;
-      ComputeWindow<T>(x, y, a.flow[2 * p], a.flow[2 * p + 1], a.d.height, W, &win);
-      ForwardPixel<T>(win, image, a.kernel + kTaps * p, self, C, out + p * C);
-    }
+  for (int64_t p = begin; p < end; ++p) {
+    const int64_t b = p / hw, self = p % hw;
+    WindowOf(a, p, self, &win);
+    ForwardPixel<T>(win, a.image + b * hw * C, a.kernel + kTaps * p, self, C, out + p * C);
   }
 }
 
@@ -206,26 +188,20 @@ AW_CPU_CLONES void FusedGradUnit(const Args<T>& a, int64_t b, T* grad_image, T* 
     }
   };
   int64_t seen_first = -1, seen_last = -1;  // row offsets of the last window checked
-  const int strip = StripWidth<T>(a.d);
   Window<T> win{};
-  for (int x_begin = 0; x_begin < W; x_begin += strip) {
-    const int x_end = std::min(W, x_begin + strip);
-    for (int y = 0; y < a.d.height; ++y) {
-      for (int x = x_begin; x < x_end; ++x) {
-        const int64_t self = static_cast<int64_t>(y) * W + x, p = b * hw + self;
-        ComputeWindow<T>(x, y, a.flow[2 * p], a.flow[2 * p + 1], a.d.height, W, &win);
-        if (win.copy) {
-          zero_rows(y, y);
-          seen_first = -1;
-        } else if (win.row_offset[0] != seen_first || win.row_offset[3] != seen_last) {
-          seen_first = win.row_offset[0];
-          seen_last = win.row_offset[3];
-          zero_rows(seen_first / W, seen_last / W);
-        }
-        FusedGradPixel<T>(win, image, a.kernel + kTaps * p, a.grad_out + p * C, self, C,
-                          g_image, grad_flow + 2 * p, grad_kernel + kTaps * p);
-      }
+  for (int64_t self = 0; self < hw; ++self) {
+    const int64_t p = b * hw + self;
+    WindowOf(a, p, self, &win);
+    if (win.copy) {
+      zero_rows(self / W, self / W);
+      seen_first = -1;
+    } else if (win.row_offset[0] != seen_first || win.row_offset[3] != seen_last) {
+      seen_first = win.row_offset[0];
+      seen_last = win.row_offset[3];
+      zero_rows(seen_first / W, seen_last / W);
     }
+    FusedGradPixel<T>(win, image, a.kernel + kTaps * p, a.grad_out + p * C, self, C, g_image,
+                      grad_flow + 2 * p, grad_kernel + kTaps * p);
   }
   zero_rows(0, a.d.height - 1);
 }
@@ -233,17 +209,8 @@ AW_CPU_CLONES void FusedGradUnit(const Args<T>& a, int64_t b, T* grad_image, T* 
 template <typename T>
 void ForwardCpu(OpKernelContext* ctx, const Args<T>& a, T* out) {
   auto* pool = ctx->device()->tensorflow_cpu_worker_threads()->workers;
-  const int strip = StripWidth<T>(a.d);
-  const int strips = (a.d.width + strip - 1) / strip;
-  pool->ParallelFor(static_cast<int64_t>(a.d.batch) * strips,
-                    a.d.height * strip * kCostPerPixel * std::max(a.d.channels, 1),
-                    [&](int64_t begin, int64_t end) {
-                      for (int64_t unit = begin; unit < end; ++unit) {
-                        const int x_begin = static_cast<int>(unit % strips) * strip;
-                        ForwardStrip<T>(a, unit / strips, x_begin,
-                                        std::min(a.d.width, x_begin + strip), out);
-                      }
-                    });
+  pool->ParallelFor(a.d.batch * a.d.pixels(), kCostPerPixel * std::max(a.d.channels, 1),
+                    [&](int64_t begin, int64_t end) { ForwardRange<T>(a, begin, end, out); });
 }
 
 template <typename T>
