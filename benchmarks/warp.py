@@ -35,6 +35,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# This checkout's package (and so its built op), not whichever one the interpreter has
+# installed (an editable install of another checkout would time that one's op).
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from report import machine_description, today, update_section  # noqa: E402
 
 from spiritnet_tf import ops  # noqa: E402
@@ -118,12 +121,16 @@ def main(argv=None):
     parser.add_argument("--markdown", help="update the `warp` section of this Markdown file")
     parser.add_argument("--baseline", metavar="DIR",
                         help="folder with another build of _adaptive_warp_ops.so to time beside")
+    parser.add_argument("--threads", type=int,
+                        help="TensorFlow intra-op threads (default: TensorFlow's, one per core)")
     parser.add_argument("--baseline-commit", metavar="REV",
                         help="build the op of this git revision and time it beside")
     parser.add_argument("--baseline-label", help="how the table names the baseline build")
     parser.add_argument("--library", metavar="DIR", help=argparse.SUPPRESS)  # baseline runs
     parser.add_argument("--json", metavar="OUT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
 
     if args.baseline and args.baseline_commit:
         parser.error("give --baseline or --baseline-commit, not both")
@@ -141,7 +148,9 @@ def main(argv=None):
             out = os.path.join(folder, "baseline.json")
             subprocess.run([sys.executable, os.path.abspath(__file__), "--library",
                             os.path.abspath(args.baseline), "--json", out, "--repeats",
-                            str(args.repeats)], check=True)
+                            str(args.repeats)]
+                           + (["--threads", str(args.threads)] if args.threads else []),
+                           check=True)
             with open(out) as f:
                 baseline = {(r[0], r[1]): r[2:] for r in json.load(f)}
     if args.library:
@@ -190,7 +199,8 @@ def main(argv=None):
         "## Adaptive warp (`benchmarks/warp.py`)",
         "",
         f"Machine: {machine_description()}. Date: {today()}. "
-        f"B={B}, H={H}, W={W}; flows ~ N(0, 3 px) kept inside the image, random kernels; "
+        f"B={B}, H={H}, W={W}; "
+        f"{f'{args.threads} intra-op thread(s)' if args.threads else 'TensorFlow default threads'}; flows ~ N(0, 3 px) kept inside the image, random kernels; "
         f"median of {args.repeats} runs after one warm-up (`tf.function`, outputs left as tensors). "
         f"NumPy copy bandwidth measured in the same run: {bandwidth / 1e9:.1f} GB/s "
         "(read + write).",
