@@ -213,8 +213,9 @@ AW_HOST_DEVICE void ForwardPixel(const Window<T>& win, const T* AW_RESTRICT imag
 #endif
 #if !defined(__CUDA_ARCH__)
   if (channels >= kLanes) {
-    // Host, many channels: kLanes channels at a time accumulated over the 16 taps in
-    // registers (one vector), so out is written once. The channels left over are
+    // Host, many channels, when ForwardVectorsAnyN does not apply (more than
+    // kMaxVectors vectors, or no vector extensions): kLanes channels at a time
+    // accumulated over the 16 taps in registers (one vector), so out is written once. The channels left over are
     // covered by one more chunk ending at the last channel, which overlaps the
     // previous one and writes the same values again.
     int c = 0;
