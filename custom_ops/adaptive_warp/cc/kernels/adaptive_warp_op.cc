@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <limits>
 #include <type_traits>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -164,21 +165,45 @@ AW_CPU_CLONES void ImageGradUnit(const Args<T>& a, int64_t b, int c_begin, int c
 
 // All three gradients of one batch item in a single pass over its pixels (the
 // window is computed once per pixel). Used when one channel block covers all
-// channels, so this unit owns the whole of grad_image[b].
+// channels, so this unit owns the whole of grad_image[b]. grad_image[b] is zeroed
+// here a row at a time, just before a pixel first scatters into that row, so the
+// zeros are still in cache when the additions come (rows nothing scatters into are
+// zeroed at the end); a separate zeroing pass would write and then re-read the
+// whole gradient from memory.
 template <typename T>
 AW_CPU_CLONES void FusedGradUnit(const Args<T>& a, int64_t b, T* grad_image, T* grad_flow,
                                  T* grad_kernel) {
   const int64_t hw = a.d.pixels();
-  const int C = a.d.channels;
+  const int C = a.d.channels, W = a.d.width;
+  const int64_t row_len = static_cast<int64_t>(W) * C;
   const T* image = a.image + b * hw * C;
   T* g_image = grad_image + b * hw * C;
+  std::vector<char> zeroed(a.d.height, 0);
+  auto zero_rows = [&](int64_t first, int64_t last) {  // rows first..last (inclusive)
+    for (int64_t r = first; r <= last; ++r) {
+      if (!zeroed[r]) {
+        std::fill(g_image + r * row_len, g_image + (r + 1) * row_len, T(0));
+        zeroed[r] = 1;
+      }
+    }
+  };
+  int64_t seen_first = -1, seen_last = -1;  // row offsets of the last window checked
   Window<T> win{};
   for (int64_t self = 0; self < hw; ++self) {
     const int64_t p = b * hw + self;
     WindowOf(a, p, self, &win);
+    if (win.copy) {
+      zero_rows(self / W, self / W);
+      seen_first = -1;
+    } else if (win.row_offset[0] != seen_first || win.row_offset[3] != seen_last) {
+      seen_first = win.row_offset[0];
+      seen_last = win.row_offset[3];
+      zero_rows(seen_first / W, seen_last / W);
+    }
     FusedGradPixel<T>(win, image, a.kernel + kTaps * p, a.grad_out + p * C, self, C, g_image,
                       grad_flow + 2 * p, grad_kernel + kTaps * p);
   }
+  zero_rows(0, a.d.height - 1);
 }
 
 template <typename T>
@@ -194,7 +219,6 @@ void BackwardCpu(OpKernelContext* ctx, const Args<T>& a, T* grad_image, T* grad_
   auto* pool = ctx->device()->tensorflow_cpu_worker_threads()->workers;
   const int64_t hw = a.d.pixels();
   const int C = a.d.channels;
-  std::fill(grad_image, grad_image + a.d.batch * hw * C, T(0));
   // The image gradient is a scatter-add: each work unit owns a (batch item,
   // channel block) of grad_image, so no atomics are needed and the result does
   // not depend on the thread count. Blocks hold about kChannelBlock channels;
@@ -217,6 +241,9 @@ void BackwardCpu(OpKernelContext* ctx, const Args<T>& a, T* grad_image, T* grad_
                       });
     return;
   }
+  pool->ParallelFor(a.d.batch * hw, C, [&](int64_t begin, int64_t end) {
+    std::fill(grad_image + begin * C, grad_image + end * C, T(0));
+  });
   // Pass 1: flow and kernel gradients, independent per pixel.
   pool->ParallelFor(a.d.batch * hw, kCostPerPixel * C, [&](int64_t begin, int64_t end) {
     FlowKernelGradRange<T>(a, begin, end, grad_flow, grad_kernel);

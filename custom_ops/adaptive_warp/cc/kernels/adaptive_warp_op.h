@@ -18,9 +18,12 @@
 #define SPIRITNET_CUSTOM_OPS_ADAPTIVE_WARP_OP_H_
 
 #include <cstdint>
+#include <cstring>
 
 #if defined(__CUDACC__)
 #define AW_HOST_DEVICE __host__ __device__ __forceinline__
+#elif defined(__GNUC__)
+#define AW_HOST_DEVICE inline __attribute__((always_inline))  // see AW_HOST_INLINE
 #else
 #define AW_HOST_DEVICE inline
 #endif
@@ -31,6 +34,15 @@ namespace adaptive_warp {
 constexpr int kTaps = 16;
 
 #define AW_RESTRICT __restrict__
+
+// Host-only helpers are always inlined: the CPU loops that call them are compiled
+// for several instruction sets (function multiversioning), and a helper left as a
+// separate function would be compiled for the baseline one only.
+#if defined(__GNUC__)
+#define AW_HOST_INLINE inline __attribute__((always_inline))
+#else
+#define AW_HOST_INLINE inline
+#endif
 
 // The 4x4 window of one output pixel, separable: tap t = 4 * i + j reads pixel
 // row_offset[i] + col[j] (without batch or channel stride) with weight
@@ -96,6 +108,91 @@ AW_HOST_DEVICE void TapPointers(const Window<T>& win, const T* image, const T* k
   }
 }
 
+// Host only (GCC 12+ or Clang): explicit vectors of kLanes values written with the
+// compilers' vector extensions, so the CPU loops get the instruction set they are
+// cloned for (see AW_CPU_CLONES in adaptive_warp_op.cc) without intrinsics. nvcc
+// (host or device pass) takes the plain loops instead.
+#if !defined(__CUDACC__) && defined(__GNUC__) && (defined(__clang__) || __GNUC__ >= 12)
+#define AW_HOST_VECTORS 1
+template <typename T>
+struct HostVec;
+template <>
+struct HostVec<float> {
+  typedef float V __attribute__((vector_size(kLanes * sizeof(float))));
+  typedef int32_t Mask __attribute__((vector_size(kLanes * sizeof(float))));
+};
+template <>
+struct HostVec<double> {
+  typedef double V __attribute__((vector_size(kLanes * sizeof(double))));
+  typedef int64_t Mask __attribute__((vector_size(kLanes * sizeof(double))));
+};
+
+template <typename V>
+AW_HOST_INLINE V LoadVec(const void* p) {
+  V v;
+  std::memcpy(&v, p, sizeof(V));
+  return v;
+}
+template <typename V>
+AW_HOST_INLINE void StoreVec(void* p, V v) {
+  std::memcpy(p, &v, sizeof(V));
+}
+
+// Most channel counts the vector paths unroll for (NV vectors of kLanes each).
+constexpr int kMaxVectors = 8;
+
+// Forward of a window with NV vectors of channels, kLanes <= n <= NV * kLanes: the
+// NV accumulators stay in registers over the 16 taps (summed in tap order). Vector v
+// starts at channel min(v * kLanes, n - kLanes): a last vector that overlaps the one
+// before computes the same values for the shared channels.
+template <int NV, typename T>
+AW_HOST_INLINE void ForwardVectors(const T* const* src, const T* weight, int n,
+                                   T* AW_RESTRICT out) {
+  typedef typename HostVec<T>::V V;
+  int start[NV];
+  for (int v = 0; v < NV; ++v) start[v] = v * kLanes < n - kLanes ? v * kLanes : n - kLanes;
+  V acc[NV];
+  for (int v = 0; v < NV; ++v) acc[v] = weight[0] * LoadVec<V>(src[0] + start[v]);
+  for (int t = 1; t < kTaps; ++t) {
+    const T w = weight[t];
+    for (int v = 0; v < NV; ++v) acc[v] += w * LoadVec<V>(src[t] + start[v]);
+  }
+  for (int v = 0; v < NV; ++v) StoreVec(out + start[v], acc[v]);
+}
+
+// ForwardVectors for any n in [kLanes, kMaxVectors * kLanes]; false for other n.
+template <typename T>
+AW_HOST_INLINE bool ForwardVectorsAnyN(const T* const* src, const T* weight, int n, T* out) {
+  switch ((n + kLanes - 1) / kLanes) {
+    case 1: ForwardVectors<1>(src, weight, n, out); return true;
+    case 2: ForwardVectors<2>(src, weight, n, out); return true;
+    case 3: ForwardVectors<3>(src, weight, n, out); return true;
+    case 4: ForwardVectors<4>(src, weight, n, out); return true;
+    case 5: ForwardVectors<5>(src, weight, n, out); return true;
+    case 6: ForwardVectors<6>(src, weight, n, out); return true;
+    case 7: ForwardVectors<7>(src, weight, n, out); return true;
+    case 8: ForwardVectors<8>(src, weight, n, out); return true;
+    default: return false;
+  }
+}
+#endif  // AW_HOST_VECTORS
+
+#if !defined(__CUDA_ARCH__)
+// Host only: out[c + u] = sum_t weight[t] * src[t][c + u] for u < kLanes, summed in
+// tap order; the fixed-size inner loops compile to one vector register (or two).
+template <typename T>
+inline void ForwardChunk(const T* const* src, const T* weight, int c, T* AW_RESTRICT out) {
+  T acc[kLanes];
+  for (int u = 0; u < kLanes; ++u) acc[u] = weight[0] * src[0][c + u];
+  for (int t = 1; t < kTaps; ++t) {
+    const T w = weight[t];
+    const T* AW_RESTRICT s = src[t] + c;
+    for (int u = 0; u < kLanes; ++u) acc[u] += w * s[u];
+  }
+  for (int u = 0; u < kLanes; ++u) out[c + u] = acc[u];
+}
+#endif
+
 // Forward for one pixel. `image` points at this pixel's batch item ([H, W, C]),
 // `self` is the pixel's own offset (y * W + x), `k` its 16 kernel values.
 template <typename T>
@@ -111,17 +208,19 @@ AW_HOST_DEVICE void ForwardPixel(const Window<T>& win, const T* AW_RESTRICT imag
   T weight[kTaps];
   TapPointers(win, image, k, channels, src, weight);
   // out[c] = sum_t weight[t] * src[t][c], summed in tap order on every path.
+#if defined(AW_HOST_VECTORS)
+  if (channels >= kLanes && ForwardVectorsAnyN(src, weight, channels, out)) return;
+#endif
 #if !defined(__CUDA_ARCH__)
   if (channels >= kLanes) {
-    // Host, many channels: 16 axpy sweeps; out stays in L1 and each sweep is a
-    // plain loop the compiler vectorises. (Accumulating a vector of channels over the
-    // 16 taps in registers instead was measured 25 % slower.)
-    for (int c = 0; c < channels; ++c) out[c] = weight[0] * src[0][c];
-    for (int t = 1; t < kTaps; ++t) {
-      const T w = weight[t];
-      const T* AW_RESTRICT s = src[t];
-      for (int c = 0; c < channels; ++c) out[c] += w * s[c];
-    }
+    // Host, many channels, when ForwardVectorsAnyN does not apply (more than
+    // kMaxVectors vectors, or no vector extensions): kLanes channels at a time
+    // accumulated over the 16 taps in registers (one vector), so out is written once. The channels left over are
+    // covered by one more chunk ending at the last channel, which overlaps the
+    // previous one and writes the same values again.
+    int c = 0;
+    for (; c + kLanes <= channels; c += kLanes) ForwardChunk(src, weight, c, out);
+    if (c < channels) ForwardChunk(src, weight, channels - kLanes, out);
     return;
   }
 #endif
@@ -187,7 +286,7 @@ AW_HOST_DEVICE void FlowKernelGradPixel(const Window<T>& win, const T* AW_RESTRI
 // flow/kernel gradient and the image-gradient scatter of a tap.
 #if !defined(__CUDACC__)
 template <typename T>
-inline T DotAxpy(const T* AW_RESTRICT g, const T* AW_RESTRICT s, T* AW_RESTRICT d, T w,
+AW_HOST_INLINE T DotAxpy(const T* AW_RESTRICT g, const T* AW_RESTRICT s, T* AW_RESTRICT d, T w,
                  int n) {
   if (n < kLanes) {
     T sum = T(0);
@@ -215,12 +314,159 @@ inline T DotAxpy(const T* AW_RESTRICT g, const T* AW_RESTRICT s, T* AW_RESTRICT 
   return sum;
 }
 
-// Host only: all three gradients of one pixel in one sweep per tap; the same results,
-// bit for bit, as `FlowKernelGradPixel` followed by `ImageGradPixel` over every channel
-// (same sums in the same order). ``grad_image`` is this pixel's batch item, owned by
-// the caller's thread. The image and grad_image rows of a tap never alias.
+#if defined(AW_HOST_VECTORS)
+// Given the partial sums (kLanes lanes each) of 16 taps, returns the vector of the
+// 16 totals in tap order: four rounds, each adding the two halves of every tap's
+// lanes while packing two taps into one vector.
+#define AW_EVEN8 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23
+#define AW_ODD8 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31
+#define AW_EVEN4 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27
+#define AW_ODD4 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31
+#define AW_EVEN2 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29
+#define AW_ODD2 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31
+#define AW_EVEN1 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30
+#define AW_ODD1 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31
+template <typename V>
+AW_HOST_INLINE V ReduceTaps(V* p) {
+  static_assert(kLanes == 16 && kTaps == 16, "the shuffles below are written for 16");
+  for (int i = 0; i < 8; ++i) {
+    p[i] = __builtin_shufflevector(p[2 * i], p[2 * i + 1], AW_EVEN8) +
+           __builtin_shufflevector(p[2 * i], p[2 * i + 1], AW_ODD8);
+  }
+  for (int i = 0; i < 4; ++i) {
+    p[i] = __builtin_shufflevector(p[2 * i], p[2 * i + 1], AW_EVEN4) +
+           __builtin_shufflevector(p[2 * i], p[2 * i + 1], AW_ODD4);
+  }
+  for (int i = 0; i < 2; ++i) {
+    p[i] = __builtin_shufflevector(p[2 * i], p[2 * i + 1], AW_EVEN2) +
+           __builtin_shufflevector(p[2 * i], p[2 * i + 1], AW_ODD2);
+  }
+  return __builtin_shufflevector(p[0], p[1], AW_EVEN1) +
+         __builtin_shufflevector(p[0], p[1], AW_ODD1);
+}
+#undef AW_EVEN8
+#undef AW_ODD8
+#undef AW_EVEN4
+#undef AW_ODD4
+#undef AW_EVEN2
+#undef AW_ODD2
+#undef AW_EVEN1
+#undef AW_ODD1
+
 template <typename T>
-inline void FusedGradPixel(const Window<T>& win, const T* AW_RESTRICT image,
+AW_HOST_INLINE T SumLanes(typename HostVec<T>::V v) {
+  T a[kLanes];
+  StoreVec(a, v);
+  for (int w = kLanes / 2; w > 0; w /= 2) {
+    for (int u = 0; u < w; ++u) a[u] += a[u + w];
+  }
+  return a[0];
+}
+
+// FusedGradPixel for a window (not the copy branch) and n >= kLanes channels, NV
+// vectors of them (0: any number, grad_out reloaded for each tap; otherwise it stays
+// in registers over the 16 taps). Each tap sweeps its channels once: partial sums of
+// grad_out * image and grad_image += weight * grad_out, a vector at a time. The
+// channels past the last whole vector are covered by one more vector ending at the
+// last channel, with the lanes it shares with the previous one masked off (grad_out
+// zero there, image lanes cleared); both grad_image vectors are loaded before either
+// is stored, the overlapping one first, so each channel is added to once and no load
+// waits on an overlapping store. The 16 partial sums are reduced together.
+template <int NV, typename T>
+AW_HOST_INLINE void FusedGradVectors(const Window<T>& win, const T* AW_RESTRICT image,
+                                     const T* AW_RESTRICT k, const T* AW_RESTRICT g,
+                                     int n, T* AW_RESTRICT grad_image,
+                                     T* AW_RESTRICT grad_flow, T* AW_RESTRICT grad_kernel) {
+  typedef typename HostVec<T>::V V;
+  typedef typename HostVec<T>::Mask Mask;
+  const int whole = n / kLanes * kLanes;
+  const bool ragged = whole != n;
+  const int nv = NV > 0 ? NV : (n + kLanes - 1) / kLanes;
+  const int plain = ragged ? nv - 2 : nv;  // vectors without an overlap
+  const int last = plain * kLanes;         // ragged: the vector before the overlap
+  const int end = n - kLanes;              // ragged: the overlapping vector
+  T tail_g[kLanes];
+  Mask on;
+  for (int u = 0; u < kLanes; ++u) {
+    const bool lane = end + u >= whole;
+    on[u] = lane ? -1 : 0;
+    tail_g[u] = lane ? g[end + u] : T(0);
+  }
+  const V g_tail = LoadVec<V>(tail_g);
+  V g_held[NV > 0 ? NV : 1];
+  if constexpr (NV > 0) {
+    for (int v = 0; v < NV; ++v) g_held[v] = LoadVec<V>(g + (v * kLanes < end ? v * kLanes : end));
+  }
+  T wyx[kTaps], weight[kTaps];
+  for (int i = 0; i < 4; ++i) {
+    for (int j = 0; j < 4; ++j) {
+      wyx[4 * i + j] = win.wy[i] * win.wx[j];
+      weight[4 * i + j] = k[4 * i + j] * wyx[4 * i + j];
+    }
+  }
+  V part[kTaps];
+  for (int i = 0; i < 4; ++i) {
+    for (int j = 0; j < 4; ++j) {
+      const int t = 4 * i + j;
+      const int64_t offset = (win.row_offset[i] + win.col[j]) * n;
+      const T* AW_RESTRICT s = image + offset;
+      T* AW_RESTRICT d = grad_image + offset;
+      const T w = weight[t];
+      V acc = V{};
+      for (int v = 0; v < plain; ++v) {
+        const int c = v * kLanes;
+        V gv;
+        if constexpr (NV > 0) gv = g_held[v]; else gv = LoadVec<V>(g + c);
+        acc += gv * LoadVec<V>(s + c);
+        StoreVec(d + c, LoadVec<V>(d + c) + w * gv);
+      }
+      if (ragged) {
+        V g_last;
+        if constexpr (NV > 0) g_last = g_held[NV > 1 ? NV - 2 : 0]; else g_last = LoadVec<V>(g + last);
+        const V d_last = LoadVec<V>(d + last);
+        const V d_end = LoadVec<V>(d + end);
+        acc += g_last * LoadVec<V>(s + last);
+        acc += g_tail * (V)((Mask)LoadVec<V>(s + end) & on);
+        StoreVec(d + end, d_end + w * g_tail);
+        StoreVec(d + last, d_last + w * g_last);
+      }
+      part[t] = acc;
+    }
+  }
+  const V dots = ReduceTaps(part);
+  const V k_v = LoadVec<V>(k);
+  StoreVec(grad_kernel, LoadVec<V>(wyx) * dots);
+  T fx[kTaps], fy[kTaps];  // d weight / d alpha and d weight / d beta, over k
+  for (int i = 0; i < 4; ++i) {
+    for (int j = 0; j < 4; ++j) {
+      fx[4 * i + j] = win.wy[i] * static_cast<T>(TapSign(j));
+      fy[4 * i + j] = static_cast<T>(TapSign(i)) * win.wx[j];
+    }
+  }
+  grad_flow[0] = SumLanes<T>(k_v * LoadVec<V>(fx) * dots);
+  grad_flow[1] = SumLanes<T>(k_v * LoadVec<V>(fy) * dots);
+}
+
+template <typename T>
+AW_HOST_INLINE void FusedGradVectorsAnyN(const Window<T>& win, const T* image, const T* k,
+                                         const T* g, int n, T* grad_image, T* grad_flow,
+                                         T* grad_kernel) {
+#define AW_CASE(NV) \
+  case NV: FusedGradVectors<NV>(win, image, k, g, n, grad_image, grad_flow, grad_kernel); return;
+  switch ((n + kLanes - 1) / kLanes) {
+    AW_CASE(1) AW_CASE(2) AW_CASE(3) AW_CASE(4) AW_CASE(5) AW_CASE(6) AW_CASE(7) AW_CASE(8)
+    default: FusedGradVectors<0>(win, image, k, g, n, grad_image, grad_flow, grad_kernel);
+  }
+#undef AW_CASE
+}
+#endif  // AW_HOST_VECTORS
+
+// Host only: all three gradients of one pixel in one sweep per tap; the same results
+// as `FlowKernelGradPixel` followed by `ImageGradPixel` over every channel, up to the
+// order in which the channel sums add up. ``grad_image`` is this pixel's batch item,
+// owned by the caller's thread. The image and grad_image rows of a tap never alias.
+template <typename T>
+AW_HOST_INLINE void FusedGradPixel(const Window<T>& win, const T* AW_RESTRICT image,
                            const T* AW_RESTRICT k, const T* AW_RESTRICT grad_out,
                            int64_t self, int channels, T* AW_RESTRICT grad_image,
                            T* AW_RESTRICT grad_flow, T* AW_RESTRICT grad_kernel) {
@@ -231,6 +477,13 @@ inline void FusedGradPixel(const Window<T>& win, const T* AW_RESTRICT image,
     for (int c = 0; c < channels; ++c) dst[c] += grad_out[c];
     return;
   }
+#if defined(AW_HOST_VECTORS)
+  if (channels >= kLanes) {
+    FusedGradVectorsAnyN(win, image, k, grad_out, channels, grad_image, grad_flow,
+                         grad_kernel);
+    return;
+  }
+#endif
   T gx = T(0), gy = T(0);
   for (int i = 0; i < 4; ++i) {
     for (int j = 0; j < 4; ++j) {
