@@ -186,9 +186,16 @@ def browser():
 
 
 def _wait(condition, what, timeout=120):
+    """``condition()``'s first true value, polled; an element the page replaced between
+    finding and reading it (Gradio re-renders its outputs) counts as not yet."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        value = condition()
+        try:
+            value = condition()
+        except StaleElementReferenceException:
+            value = None
         if value:
             return value
         time.sleep(0.2)
