@@ -16,43 +16,26 @@ import tensorflow as tf  # noqa: E402
 
 
 # `make test` runs the suite in two processes (pytest-xdist, `-n 2 --dist loadfile
-# --no-loadscope-reorder`). Each file is one unit of work, except that the export and
-# serving files are one unit together (they share `tiny_export`, the slow part), and the
-# units are handed out in the order below, longest first (seconds of a fresh-clone run on
-# 2 cores; files not listed follow in collection order), so that the two processes finish
-# close together. (xdist's own `--dist loadgroup` cannot group files under pytest 9.2: it
-# renames a node's id where pytest no longer reads it.)
-SHARED_UNITS = {"test_export_savedmodel.py": "export", "test_serving.py": "export"}
-SLOW_UNITS = {
-    "export": 260, "test_model_training.py": 230, "test_notebooks.py": 210,
-    "test_training.py": 200, "test_export_mobile.py": 140, "test_bundle.py": 110,
-    "test_animate.py": 80, "test_ui.py": 60, "test_model.py": 60,
+# --no-loadscope-reorder`): each file is one unit of work, and the units are handed out in
+# the order below, longest first (seconds from a fresh-clone run on 2 cores; files not
+# listed follow in collection order), so that the two processes finish close together.
+# test_serving.py comes last: its process then runs nothing after the gRPC servers and
+# channels (ffmpeg subprocesses broke after them once; see GRPC_ENABLE_FORK_SUPPORT above).
+# The export and serving files then each export the tiny SavedModel: one unit of both,
+# handed out first, measured slower on a fresh clone (907 s of pytest against 815 s).
+# (xdist's `--dist loadgroup` cannot group files under pytest 9.2: it renames a node's id
+# where pytest no longer reads it.)
+SLOW_FILES = {
+    "test_model_training.py": 230, "test_notebooks.py": 200, "test_training.py": 200,
+    "test_export_savedmodel.py": 150, "test_export_mobile.py": 130, "test_animate.py": 80,
+    "test_bundle.py": 75, "test_ui.py": 60, "test_model.py": 50,
 }
-
-
-def _unit(filename):
-    return SHARED_UNITS.get(filename, filename)
-
-
-def pytest_xdist_make_scheduler(config, log):
-    """`--dist loadfile` with the units of `SHARED_UNITS` (None otherwise: xdist's own)."""
-    if config.getvalue("dist") != "loadfile":
-        return None
-    from xdist.scheduler import LoadFileScheduling
-
-    class FileUnits(LoadFileScheduling):
-        def _split_scope(self, nodeid):
-            path = super()._split_scope(nodeid)
-            return _unit(os.path.basename(path)) if os.path.basename(path) in SHARED_UNITS else path
-
-    return FileUnits(config, log)
+LAST_FILE = "test_serving.py"
 
 
 def pytest_collection_modifyitems(config, items):
-    # Longest units first; in a unit, files in collection order, except that the serving
-    # tests (gRPC servers and channels) run after the others (see GRPC_ENABLE_FORK_SUPPORT).
-    items.sort(key=lambda item: (-SLOW_UNITS.get(_unit(item.fspath.basename), 0),
-                                 item.fspath.basename == "test_serving.py"))
+    items.sort(key=lambda item: (item.fspath.basename == LAST_FILE,
+                                 -SLOW_FILES.get(item.fspath.basename, 0)))
     if tf.config.list_physical_devices("GPU"):
         return
     skip = pytest.mark.skip(
