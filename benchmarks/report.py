@@ -185,6 +185,16 @@ def _first_column(text):
     return {"What": text}
 
 
+def _export_against_keras(label, runtime, keras_case, keras_label):
+    """An export's CPU time against Keras on the composite warp running the same graph
+    (the Keras row whose Runtime ends in ``keras_case``)."""
+    return Headline("export", f"{label}, CPU time of one 256x256 animation, 6 frames",
+                    Cell({"Runtime": runtime}, "CPU time"),
+                    f"Keras, composite warp, {keras_label} (the same graph)",
+                    Cell({"Runtime": f"Keras `tf.function`, composite warp, {keras_case}"},
+                         "CPU time"), "slower")
+
+
 HEADLINES = (
     Headline("warp", "Adaptive warp, compiled op, forward+backward, C=3 (B=4, 256x448)",
              Cell({"C": "3", "pass": "forward+backward"}, "compiled (ms)"), "composite warp",
@@ -236,21 +246,11 @@ HEADLINES = (
              Cell({"Depth net": "once"}, "First step (trace + compile)"),
              "the depth net every step",
              Cell({"Depth net": "every step"}, "First step (trace + compile)")),
-    Headline("export", "SavedModel `serving_default`, CPU time of one 256x256 animation, 6 frames",
-             Cell({"Runtime": "SavedModel `serving_default`"}, "CPU time"),
-             "Keras, composite warp, no flow0 (the same graph)",
-             Cell({"Runtime": "Keras `tf.function`, composite warp, no flow0"},
-                  "CPU time"), "slower"),
-    Headline("export", "SavedModel `animate_tensor`, CPU time of one 256x256 animation, 6 frames",
-             Cell({"Runtime": "SavedModel `animate_tensor`"}, "CPU time"),
-             "Keras, composite warp, flow0 given (the same graph)",
-             Cell({"Runtime": "Keras `tf.function`, composite warp, flow0"},
-                  "CPU time"), "slower"),
-    Headline("export", "TFLite float32 (LiteRT), CPU time of one 256x256 animation, 6 frames",
-             Cell({"Runtime": "TFLite float32"}, "CPU time"),
-             "Keras, composite warp, flow0 given (the same graph)",
-             Cell({"Runtime": "Keras `tf.function`, composite warp, flow0"},
-                  "CPU time"), "slower"),
+    _export_against_keras("SavedModel `serving_default`", "SavedModel `serving_default`",
+                          "no flow0", "no flow0"),
+    _export_against_keras("SavedModel `animate_tensor`", "SavedModel `animate_tensor`",
+                          "flow0", "flow0 given"),
+    _export_against_keras("TFLite float32 (LiteRT)", "TFLite float32", "flow0", "flow0 given"),
     Headline("export", "SavedModel `serving_default`, CPU time per animation",
              Cell({"Runtime": "SavedModel `serving_default`"}, "CPU time"),
              "the code before the change (same run)",
