@@ -176,10 +176,18 @@ class SpiritNet(keras.Model):
         return model
 
     def build(self, inputs_shape=None):
-        """Creates every weight (they do not depend on H, W) with one tiny forward pass."""
+        """Creates every weight (they do not depend on H, W) from the channel counts of
+        the layers' inputs (`SpiritNetCell.build`), without a forward pass."""
         if self.built:
             return
-        self.call({"image": tf.zeros([1, MIN_SIDE, MIN_SIDE, 3])}, num_frames=1, seed=0)
+        # In the order of a forward pass, so that variables keep its paths: the depth net
+        # (the first frame's z) and, resampling from the input, the context extractor (the
+        # source's features) at the model's level, then the rest inside the cell.
+        image = (None, None, None, 3)
+        self.depth_net.build(image)
+        if self.config.resample_from == "input":
+            self.cell.context.build(image)
+        self.rnn.build((None, None, self.config.control_dim))  # builds the cell
         self.built = True
 
     def build_from_config(self, config):

@@ -472,3 +472,24 @@ def test_a_step_count_known_only_when_run_traces_one_cell_per_loop(model_input, 
     for key in ("frames", "flows"):
         np.testing.assert_allclose(out[key], expected[key], atol=1e-5)
     assert dynamic(image, flow0, tf.constant(1))["frames"].shape == (1, 1, 32, 64, 3)
+
+
+@pytest.mark.parametrize("overrides", [{}, {"resample_from": "previous", "depth_every_step": False}])
+def test_build_creates_every_weight_without_a_forward_pass(overrides, monkeypatch):
+    """``build`` makes the weights from channel counts: no layer runs, a forward pass
+    afterwards adds no weight, and the variables keep a forward pass's paths (the depth
+    net's, and with resampling from the input the context extractor's, at the model's
+    level; the rest inside the cell)."""
+    model = SpiritNet.from_preset("small", **TINY, **overrides)
+    for layer in (model.depth_net, model.cell.context, model.cell.kernels):
+        monkeypatch.setattr(layer, "call", lambda *a, **k: pytest.fail("a layer ran in build"))
+    model.build()
+    monkeypatch.undo()
+    built = [(w.path, tuple(w.shape)) for w in model.weights]
+    model({"image": RNG.random((1, 32, 64, 3)).astype(np.float32)}, num_frames=2, seed=1)
+    assert [(w.path, tuple(w.shape)) for w in model.weights] == built
+    top, cell = f"{model.name}/", f"{model.name}/{model.rnn.name}/{model.cell.name}/"
+    assert all(w.path.startswith(f"{top}{model.depth_net.name}/") for w in model.depth_net.weights)
+    context = (top if not overrides else cell) + f"{model.cell.context.name}/"
+    assert all(w.path.startswith(context) for w in model.cell.context.weights)
+    assert all(w.path.startswith(cell) for w in model.cell.synthesis.weights)

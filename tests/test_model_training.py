@@ -82,6 +82,11 @@ def test_fit_halves_the_loss_and_logs_every_term(no_grappler):
     history = model.fit(dataset(), epochs=2, steps_per_epoch=35, verbose=0)
     after = _losses(model, data)
     assert set(history.history) == set(LOSS_TERMS)
+    # The train step traced the step and the depth net once each, not once per frame (and
+    # per depth-loss call: fit's batch dimension is unknown, so every call shares a shape).
+    traced = model.cell._training_functions
+    assert traced[("step",)].experimental_get_tracing_count() == 1
+    assert traced[("depth", True)].experimental_get_tracing_count() == 1
     assert after["loss"] <= 0.5 * before["loss"], (before, after)
     assert after["flow"] < 0.5 * before["flow"], (before, after)
     # Trained from scratch: the depth net learns at the normal rate.
