@@ -298,7 +298,8 @@ def headline_rows(text, headlines=HEADLINES):
             ratio = base[0] / value[0] if h.kind == "faster" else value[0] / base[0]
             row["ratio"] = ratio
             row["reading"] = {"faster": f"{ratio:.1f}x faster",
-                              "slower": f"{ratio:.2f}x slower",
+                              "slower": (f"{ratio:.2f}x slower" if ratio >= 1
+                                         else f"{ratio:.2f}x the time (faster)"),
                               "higher": f"{ratio:.1f}x higher",
                               "share": f"{ratio:.2f}x"}[h.kind]
         rows.append(row)

@@ -93,6 +93,11 @@ def test_headline_ratios():
     assert fast["date"] == "2030-01-02"
     assert rows["Slow forward"]["ratio"] == pytest.approx(8.0)
     assert rows["Slow forward"]["reading"] == "8.00x slower"
+    # A "slower" figure below its baseline reads as what it is, not "0.50x slower".
+    reverse = report.Headline("speed", "Fast, read as slower",
+                              report.Cell({"C": "3", "pass": "forward"}, "fast (ms)"), "slow",
+                              report.Cell({"C": "3", "pass": "forward"}, "slow (ms)"), "slower")
+    assert report.headline_rows(MADE_UP, (reverse,))[0]["reading"] == "0.12x the time (faster)"
     assert rows["Records"]["ratio"] == pytest.approx(10.0)
     assert rows["Records"]["reading"] == "10.0x higher"
     assert rows["Peak memory"]["ratio"] == pytest.approx(1.5)
