@@ -184,8 +184,9 @@ class SpiritNet(keras.Model):
         # (the first frame's z) and, resampling from the input, the context extractor (the
         # source's features) at the model's level, then the rest inside the cell.
         image = (None, None, None, 3)
-        self.depth_net.build(image)
-        if self.config.resample_from == "input":
+        if not self.depth_net.built:  # (e.g. weights loaded into it first)
+            self.depth_net.build(image)
+        if self.config.resample_from == "input" and not self.cell.context.built:
             self.cell.context.build(image)
         self.rnn.build((None, None, self.config.control_dim))  # builds the cell
         self.built = True

@@ -493,3 +493,10 @@ def test_build_creates_every_weight_without_a_forward_pass(overrides, monkeypatc
     context = (top if not overrides else cell) + f"{model.cell.context.name}/"
     assert all(w.path.startswith(context) for w in model.cell.context.weights)
     assert all(w.path.startswith(cell) for w in model.cell.synthesis.weights)
+    # A depth net built (e.g. given its weights) before the model is kept as it is.
+    other = SpiritNet.from_preset("small", **TINY, **overrides)
+    other.depth_net.build((None, None, None, 3))
+    other.depth_net.set_weights(model.depth_net.get_weights())
+    other.build()
+    assert [tuple(w.shape) for w in other.weights] == [s for _, s in built]
+    np.testing.assert_array_equal(other.depth_net.weights[0].numpy(), model.depth_net.weights[0].numpy())
