@@ -20,6 +20,7 @@ from spiritnet_tf import losses
 from spiritnet_tf.config import DEFAULT_WEIGHTS, LossConfig, SpiritNetConfig
 from spiritnet_tf.io.images import check_unit_range
 from spiritnet_tf.layers.cell import CellState, SpiritNetCell, SpiritNetRNN
+from spiritnet_tf.layers.common import untracked_dict
 from spiritnet_tf.layers.dafr import DAFR
 from spiritnet_tf.limits import MIN_INVERSE_DEPTH, MIN_SIDE
 
@@ -272,15 +273,13 @@ class SpiritNet(keras.Model):
     def _traced(self, key, trace):
         """The traced functions {"depth", "step"} (`infer`) if calls with shapes ``key``
         should use them under ``trace`` (True, False or "auto": from the second call
-        with the same key), else None. Kept with the model, outside Keras' attribute
-        tracking (they are neither weights nor configuration)."""
+        with the same key), else None. Kept with the model in an `untracked_dict`."""
         if trace not in (True, False, "auto"):
             raise ValueError(f"SpiritNet: trace must be True, False or 'auto', got {trace!r}")
-        traced = self.__dict__.get("_traced_functions")
-        if traced is None:
-            traced = {"seen": {}, "depth": tf.function(self.cell.estimate_depth),
-                      "step": tf.function(self.cell.step)}
-            object.__setattr__(self, "_traced_functions", traced)
+        traced = untracked_dict(self, "_traced_functions")
+        if not traced:
+            traced.update(seen={}, depth=tf.function(self.cell.estimate_depth),
+                          step=tf.function(self.cell.step))
         seen = traced["seen"].get(key, 0)
         traced["seen"][key] = seen + 1
         if trace is False or (trace == "auto" and not seen):

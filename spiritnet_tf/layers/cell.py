@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from spiritnet_tf.config import SpiritNetConfig
 from spiritnet_tf.depth import MegaDepth, inverse_depth
+from spiritnet_tf.layers.common import untracked_dict
 from spiritnet_tf.layers.context import ContextExtractor
 from spiritnet_tf.ops.flow import BILINEAR_KERNEL
 from spiritnet_tf.layers.dafi import DAFI
@@ -158,17 +159,16 @@ class SpiritNetCell(keras.layers.Layer):
         # Weights do not depend on H, W: every sub-layer is built from the channel counts
         # of its inputs in a step, without running one (an eager tiny step cost about a
         # second of the model's construction, most of it in the depth net's ops).
-        def shape(channels):
-            return (None, None, None, channels)
-
-        image, z, flow = shape(3), shape(1), shape(2)
-        context = shape(self.context.output_channels)
+        image, flow, z = ((None, None, None, c) for c in (
+            STATE_CHANNELS.image, STATE_CHANNELS.flow, STATE_CHANNELS.depth_override))
+        context = self.context.compute_output_shape(image)
+        _, holes = self.dafi.compute_output_shape(flow, z)
         for layer, shapes in ((self.depth_net, [image]), (self.context, [image]),
                               (self.kernels, [image, z]),
-                              (self.fill_hole, [flow, shape(1), image, context, z]),  # 1: holes
+                              (self.fill_hole, [flow, holes, image, context, z]),
                               (self.synthesis, [image, context, flow, z]),
                               (self.control, [(None, self.config.control_dim)])):
-            if not layer.built:  # the depth net may have run before (the first frame's z)
+            if not layer.built:  # `SpiritNet.build` builds the depth net (and context) first
                 layer.build(*shapes)
         self.built = True
 
@@ -198,14 +198,10 @@ class SpiritNetCell(keras.layers.Layer):
         the calls again before it runs them, so the steps run as before). The tiny test
         model's first ``fit`` step (tracing and starting its 63k-op graph): 61-62 s of CPU
         before, 45-46 s with this (2 cores). Inference and export graphs (``training``
-        false) are built as before. Kept outside Keras' attribute tracking (neither weights
-        nor configuration)."""
+        false) are built as before. Kept in an `untracked_dict`."""
         if tf.executing_eagerly():
             return fn
-        functions = self.__dict__.get("_training_functions")
-        if functions is None:
-            functions = {}
-            object.__setattr__(self, "_training_functions", functions)
+        functions = untracked_dict(self, "_training_functions")
         if key not in functions:
             functions[key] = tf.function(fn)
         return functions[key]

@@ -3,7 +3,8 @@
 import keras
 import tensorflow as tf
 
-__all__ = ["ResidualBlock", "conv2d", "check_rank4", "static_channels", "concat_channels"]
+__all__ = ["ResidualBlock", "conv2d", "check_rank4", "static_channels", "concat_channels",
+           "untracked_dict"]
 
 
 def conv2d(filters, kernel_size, activation=None, zero_init=False, name=None):
@@ -87,3 +88,14 @@ def concat_channels(*tensors):
     """Concatenates NHWC tensors along channels after casting them to the first one's dtype."""
     dtype = tensors[0].dtype
     return tf.concat([tf.cast(t, dtype) for t in tensors], axis=-1)
+
+
+def untracked_dict(owner, attribute):
+    """The dict ``owner.<attribute>``, created empty on first use and kept outside Keras'
+    attribute tracking: for what a layer or model keeps that is neither weights nor
+    configuration (its traced ``tf.function`` s)."""
+    found = owner.__dict__.get(attribute)
+    if found is None:
+        found = {}
+        object.__setattr__(owner, attribute, found)
+    return found
