@@ -4,11 +4,14 @@ non-depth weights) whose inverse depth `spiritnet evaluate-depth --weights` scor
 
     python configs/depth_pretrain_cues.py OUT [--chunks N] [--steps-per-chunk S]
         [--depth-width W] [--depth-side PX] [--sizes 96x128,64x128,...]
+        [--init DEPTH_WEIGHTS] [--seed-base N]
 
-Each chunk renders fresh scenes (seed = 1000 + chunk index) at the next size of --sizes
+Each chunk renders fresh scenes (seed = --seed-base (1000) + chunk index) at the next size of --sizes
 (cycled, so the net sees several aspect ratios) and trains S steps with one Adam whose
 state carries over. OUT/depth.weights.h5, OUT/optimizer.npz and OUT/progress.json are
-written after every chunk, and a rerun continues from them. The learning rate falls by
+written after every chunk, and a rerun continues from them. --init starts a new run from
+a depth net's weights (a `.weights.h5` of the depth net alone, as OUT/depth.weights.h5 or
+the shipped spiritnet_tf/weights/depth/*.weights.h5) instead of a random one. The learning rate falls by
 10x for the last fifth of the chunks. Needs data/textures (configs/depth_textures.sh).
 """
 
@@ -34,6 +37,8 @@ def main():
     parser.add_argument("--depth-side", type=int, default=None,
                         help="the model's depth_side (long side the depth net runs at)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--init", default=None, help="depth-net weights a new run starts from")
+    parser.add_argument("--seed-base", type=int, default=1000)
     args = parser.parse_args()
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(2)
@@ -67,13 +72,15 @@ def main():
             saved = np.load(state_path)
             for i, variable in enumerate(optimizer.variables):
                 variable.assign(saved[f"v{i}"])
+    elif args.init:
+        net.load_weights(args.init)
     for chunk in range(progress["chunks"], args.chunks):
         height, width = sizes[chunk % len(sizes)]
         rate = args.learning_rate * (0.1 if chunk >= 0.8 * args.chunks else 1.0)
         optimizer.learning_rate.assign(rate)
         options = DepthPretraining(steps=args.steps_per_chunk, batch_size=args.batch_size,
                                    learning_rate=rate, count=args.scenes_per_chunk, height=height,
-                                   width=width, seed=1000 + chunk, scenes="cues",
+                                   width=width, seed=args.seed_base + chunk, scenes="cues",
                                    textures=args.textures, loss="relative")
         losses = pretrain_depth(net, options, progress=False, optimizer=optimizer)
         net.save_weights(weights + ".partial.weights.h5")

@@ -10,6 +10,7 @@ from PIL import Image
 
 from spiritnet_tf.data.synthetic import (
     DepthSceneConfig,
+    adjust_surface,
     apply_defocus,
     apply_haze,
     generate_depth_scene,
@@ -52,7 +53,8 @@ def test_haze_fades_contrast_and_saturation_with_depth():
     assert contrast[0] > 2 * contrast[-1] and saturation[0] > 2 * saturation[-1]
     assert np.corrcoef(contrast, distance[:, 0])[0, 1] < -0.95
     # in a generated scene: far ground rows lose more contrast to haze than near ones
-    config = DepthSceneConfig(objects=(0, 0), haze=(0.8, 0.8), defocus=(0.0, 0.0), photo_fraction=0.0)
+    config = DepthSceneConfig(objects=(0, 0), haze=(0.8, 0.8), defocus=(0.0, 0.0), photo_fraction=0.0,
+                              haze_fraction=1.0)
     clear = generate_depth_scene(5, 96, 128, PLAIN.__class__(**{**PLAIN.__dict__, "photo_fraction": 0.0}))
     hazy = generate_depth_scene(5, 96, 128, config)
     gray = lambda s: s["image"].astype(np.float32).mean(-1)  # noqa: E731
@@ -78,7 +80,7 @@ def test_defocus_blur_grows_away_from_the_focus_plane():
 def test_objects_stand_on_the_ground_and_their_size_scales_with_inverse_depth():
     config = DepthSceneConfig(objects=(4, 4), haze=(0.0, 0.0), defocus=(0.0, 0.0))
     seen = 0
-    for seed in range(4):
+    for seed in range(12):
         s = generate_depth_scene(seed, 96, 128, config)
         f, h, y_h = s["focal"], s["camera_height"], s["horizon"]
         for obj in s["objects"]:
@@ -86,8 +88,9 @@ def test_objects_stand_on_the_ground_and_their_size_scales_with_inverse_depth():
             assert obj["distance"] == pytest.approx(f * h / (obj["bottom"] - y_h), rel=1e-6)
             # image height = f * real height / distance
             assert obj["height_px"] * obj["distance"] == pytest.approx(f * obj["height_m"], rel=1e-6)
-            rows = np.flatnonzero(obj["mask"].any(1))
-            if obj["mask"].sum() and not obj["occluded"] and rows.max() < 95 and rows.min() > 0:
+            rows, cols = np.flatnonzero(obj["mask"].any(1)), np.flatnonzero(obj["mask"].any(0))
+            inside = obj["mask"].sum() and rows.max() < 95 and rows.min() > 0 and cols.min() > 0 and cols.max() < 127
+            if inside and not obj["occluded"]:  # wholly in the picture (a cut ellipse is shorter)
                 drawn = rows.max() - rows.min() + 1
                 assert abs(drawn - obj["height_px"]) <= 2.5
                 assert abs(rows.max() + 1 - obj["bottom"]) <= 2.5  # drawn on integer pixels
@@ -111,9 +114,10 @@ def test_photographic_textures_from_gimp_patterns(tmp_path):
     with open(tmp_path / "tex" / "SOURCES.json") as f:
         assert "GPL" in json.load(f)["source"]["licence"]
     textures = load_textures(str(tmp_path / "tex"))
-    config = DepthSceneConfig(objects=(0, 0), haze=(0.0, 0.0), defocus=(0.0, 0.0), photo_fraction=1.0)
+    config = DepthSceneConfig(objects=(0, 0), haze=(0.0, 0.0), defocus=(0.0, 0.0), photo_fraction=1.0,
+                              surface_gain=(1.0, 1.0), surface_contrast=(1.0, 1.0))  # the texture as it is
     s = generate_depth_scene(0, 64, 80, config, textures=textures)
-    ground = s["image"][60:]
+    ground = s["image"][int(s["horizon"]) + 12:]
     red = (ground[..., 0] > ground[..., 1] + 60).mean()
     green = (ground[..., 1] > ground[..., 0] + 60).mean()
     assert red > 0.1 and green > 0.1  # the check is on the ground
@@ -165,3 +169,35 @@ def test_wall_backdrop_is_near_and_rises_above_the_horizon():
     # a wall so near that no ground shows before it leaves no room for objects on the ground
     near = DepthSceneConfig(wall_fraction=1.0, wall_depth=(1.0, 1.5), objects=(3, 3), camera_height=(1.9, 2.0))
     assert all(generate_depth_scene(seed, 64, 128, near)["objects"] == [] for seed in range(3))
+
+
+def test_brightness_and_texture_contrast_do_not_tell_depth():
+    tile = np.random.default_rng(0).uniform(0.3, 0.5, (16, 16, 3)).astype(np.float32)
+    out = adjust_surface(tile, gain=1.5, contrast=0.5)
+    np.testing.assert_allclose(out.mean((0, 1)), 1.5 * tile.mean((0, 1)), rtol=1e-5)
+    np.testing.assert_allclose(out.std((0, 1)), 0.75 * tile.std((0, 1)), rtol=1e-4)
+    assert adjust_surface(tile, 4.0, 1.0).max() == 1.0  # clipped to [0, 1]
+    # Over many scenes, near objects are brighter than the backdrop behind them about as
+    # often as darker (without the per-surface gain, the procedural look decides it), and
+    # without haze their texture is not systematically stronger either.
+    config = DepthSceneConfig(objects=(1, 1), defocus=(0.0, 0.0), wall_fraction=1.0, haze_fraction=0.0,
+                              photo_fraction=0.0)
+    brighter, sharper = [], []
+    for seed in range(24):
+        s = generate_depth_scene(seed, 64, 96, config)
+        gray = s["image"].astype(np.float32).mean(-1)
+        back = s["distance"] == s["backdrop_distance"]
+        if not s["objects"] or s["objects"][0]["mask"].sum() < 30 or back.sum() < 30:
+            continue
+        obj = s["objects"][0]["mask"]
+        brighter.append(gray[obj].mean() > gray[back].mean())
+        sharper.append(gray[obj].std() > gray[back].std())
+    assert len(brighter) >= 12
+    assert 0.25 <= np.mean(brighter) <= 0.75 and 0.2 <= np.mean(sharper) <= 0.8
+    # a scene drawn without haze (haze_fraction 0) is the scene with haze turned off
+    base = dict(objects=(2, 2), defocus=(0.0, 0.0), photo_fraction=0.0)
+    clear = generate_depth_scene(3, 48, 64, DepthSceneConfig(haze=(0.6, 0.6), haze_fraction=0.0, **base))
+    off = generate_depth_scene(3, 48, 64, DepthSceneConfig(haze=(0.0, 0.0), **base))
+    hazy = generate_depth_scene(3, 48, 64, DepthSceneConfig(haze=(0.6, 0.6), haze_fraction=1.0, **base))
+    np.testing.assert_array_equal(clear["image"], off["image"])
+    assert np.abs(hazy["image"].astype(int) - off["image"]).mean() > 3

@@ -29,7 +29,7 @@ from spiritnet_tf.limits import MIN_INVERSE_DEPTH, MIN_SIDE
 __all__ = [
     "SyntheticConfig", "generate_septuplet", "synthetic_septuplets", "synthetic_dataset",
     "write_synthetic_records", "DepthSceneConfig", "generate_depth_scene", "apply_haze",
-    "apply_defocus",
+    "apply_defocus", "adjust_surface",
 ]
 
 
@@ -315,6 +315,8 @@ class DepthSceneConfig(CheckedConfig):
       object_height, object_width: (low, high) real size of an object.
       haze: (low, high) fraction of the backdrop's light lost to haze (transmission
         ``exp(-beta * Z)``); 0 turns atmospheric perspective off.
+      haze_fraction: probability that a scene has haze at all (clear days and indoor
+        scenes have none, so faded contrast is not always a sign of distance).
       defocus: (low, high) largest blur sigma in pixels (at the inverse-depth distance
         from the focus plane of the nearest pixel); 0 turns defocus off.
       photo_fraction: probability that a surface takes a photographic texture (when
@@ -326,6 +328,12 @@ class DepthSceneConfig(CheckedConfig):
       wall_depth: (low, high) distance of such a wall.
       procedural_saturation: (low, high) colour saturation kept by a procedural texture
         (1: the raw colour noise; real surfaces are mostly muted).
+      surface_gain: (low, high) brightness gain of each surface (backdrop, ground, every
+        object), drawn log-uniformly: a white post before a dark wall is as likely as a
+        dark one, so brightness alone does not tell depth.
+      surface_contrast: (low, high) factor on each surface's texture contrast around its
+        mean: near surfaces may be smooth (paint, a car body), so a lack of texture alone
+        does not tell depth either.
     """
 
     horizon: tuple = checked((0.25, 0.55), ordered_pair(0))
@@ -344,20 +352,33 @@ class DepthSceneConfig(CheckedConfig):
     wall_fraction: float = checked(0.4, between(0, 1))
     wall_depth: tuple = checked((3.0, 30.0), ordered_pair(0, strict=True))
     procedural_saturation: tuple = checked((0.1, 0.8), ordered_pair(0))
+    haze_fraction: float = checked(0.5, between(0, 1))
+    surface_gain: tuple = checked((0.6, 1.6), ordered_pair(0, strict=True))
+    surface_contrast: tuple = checked((0.3, 1.2), ordered_pair(0))
+
+
+def adjust_surface(tile, gain, contrast):
+    """A surface's look: ``clip((mean + contrast * (tile - mean)) * gain, 0, 1)`` with the
+    tile's mean colour ``mean``: ``contrast`` scales its texture, ``gain`` its brightness."""
+    mean = tile.mean(axis=(0, 1), keepdims=True)
+    return np.clip((mean + contrast * (tile - mean)) * gain, 0, 1).astype(np.float32)
 
 
 def _surface_texture(rng, textures, config, size=128):
     """A texture tile float32 [h, w, 3]: a photographic one (random crop, flip, tint) or
-    procedural noise."""
+    procedural noise, then `adjust_surface` with a gain and contrast drawn from the config."""
     if textures and rng.random() < config.photo_fraction:
         t = textures[int(rng.integers(len(textures)))]
         if rng.random() < 0.5:
             t = t[:, ::-1]
         tint = rng.uniform(0.8, 1.2, 3).astype(np.float32)
-        return np.clip(np.ascontiguousarray(t) * tint, 0, 1).astype(np.float32)
-    t = _texture(rng, size, size, int(rng.integers(2, 9)))
-    grey = t.mean(-1, keepdims=True)
-    return np.clip(grey + rng.uniform(*config.procedural_saturation) * (t - grey), 0, 1).astype(np.float32)
+        t = np.clip(np.ascontiguousarray(t) * tint, 0, 1).astype(np.float32)
+    else:
+        t = _texture(rng, size, size, int(rng.integers(2, 9)))
+        grey = t.mean(-1, keepdims=True)
+        t = np.clip(grey + rng.uniform(*config.procedural_saturation) * (t - grey), 0, 1)
+    gain = np.exp(rng.uniform(*np.log(config.surface_gain)))
+    return adjust_surface(t, gain, rng.uniform(*config.surface_contrast))
 
 
 def _sample_tiled(texture, u, v):
@@ -430,7 +451,9 @@ def generate_depth_scene(seed, height=128, width=160, config=DepthSceneConfig(),
     horizon. The ground ends at the backdrop distance, where a backdrop band (a ridge
     line) stands before the sky. Objects stand on the ground: one whose base is at row
     ``y_b`` is at ``Z = f * h / (y_b - y_h)`` and is ``f * H / Z`` pixels tall for its
-    real height H. Haze (`apply_haze`) and defocus (`apply_defocus`, focus on a random
+    real height H. Every surface has its own brightness and texture contrast
+    (`adjust_surface`), so that neither tells depth by itself. Haze (`apply_haze`, in a
+    share ``haze_fraction`` of the scenes) and defocus (`apply_defocus`, focus on a random
     pixel's depth) are applied last.
 
     Args:
@@ -524,8 +547,7 @@ def generate_depth_scene(seed, height=128, width=160, config=DepthSceneConfig(),
         tile = _surface_texture(rng, textures, config)
         per_metre = tile.shape[0] / rng.uniform(0.3, 1.5)
         colour = _sample_tiled(tile, (xs - x0) * z_obj / f * per_metre, ys * z_obj / f * per_metre)
-        shade = rng.uniform(0.7, 1.1)
-        image[mask] = colour[mask] * shade
+        image[mask] = colour[mask]
         distance[mask] = z_obj
         objects.append({"distance": float(z_obj), "height_m": float(h_m), "height_px": float(h_px),
                         "bottom": float(bottom), "mask": mask})
@@ -534,8 +556,9 @@ def generate_depth_scene(seed, height=128, width=160, config=DepthSceneConfig(),
         obj["occluded"] = bool((visible != obj["mask"]).any())
         obj["mask"] = visible
 
-    # Atmospheric perspective, then defocus.
-    beta = -np.log(1.0 - rng.uniform(*config.haze)) / z_far if config.haze[1] > 0 else 0.0
+    # Atmospheric perspective (in a share of the scenes), then defocus.
+    hazy = rng.random() < config.haze_fraction
+    beta = -np.log(1.0 - rng.uniform(*config.haze)) / z_far if config.haze[1] > 0 and hazy else 0.0
     airlight = np.clip(low + rng.uniform(-0.05, 0.1), 0, 1)
     image = apply_haze(np.clip(image, 0, 1), np.minimum(distance, z_far * 2), beta, airlight)
     inv = 1.0 / distance
