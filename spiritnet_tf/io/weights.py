@@ -132,17 +132,22 @@ def _check_h5(path):
 
 def bundled_overrides():
     """`SpiritNetConfig` fields the bundled weights were gated with (their ``MANIFEST.json``):
-    ``resample_from`` (the mode their evaluation chose), ``depth_mapping`` (how their depth
-    output becomes z: "max" when the manifest predates the field, as those weights were
-    trained and gated with it) and ``dafr`` (the DAFR rule their gate measured), so that
-    a change of the defaults never changes their animations. With no manifest installed,
-    only ``depth_mapping`` ("max")."""
+    ``model`` (the training run's overrides on the preset, e.g. the depth net's width and
+    side, ``depth_every_step``; absent from manifests that predate it), then, winning over
+    it, ``resample_from`` (the mode their evaluation chose), ``depth_mapping`` (how their
+    depth output becomes z: "max" when the manifest predates the field, as those weights
+    were trained and gated with it) and ``dafr`` (the DAFR rule their gate measured), so
+    that a change of the defaults never changes their animations. With no manifest
+    installed, only ``depth_mapping`` ("max")."""
     manifest = {}
     if os.path.isfile(_config.DEFAULT_MANIFEST):
         with open(_config.DEFAULT_MANIFEST) as f:
             manifest = json.load(f)
+    fields = {f.name for f in dataclasses.fields(_config.SpiritNetConfig)}
+    model = manifest.get("model") if isinstance(manifest.get("model"), dict) else {}
+    overrides = {k: v for k, v in model.items() if k in fields}  # the run's model section
     mapping = manifest.get("depth_mapping", "max")
-    overrides = {"depth_mapping": mapping if mapping in _config.DEPTH_MAPPINGS else "max"}
+    overrides["depth_mapping"] = mapping if mapping in _config.DEPTH_MAPPINGS else "max"
     if manifest.get("resample_from") in _config.RESAMPLE_MODES:
         overrides["resample_from"] = manifest["resample_from"]
     if isinstance(manifest.get("dafr"), dict):

@@ -149,6 +149,9 @@ def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, data=None, photo
         "bytes": os.path.getsize(DEFAULT_WEIGHTS),
         "preset": run["config"]["preset"],
         "resample_from": chosen,
+        # The run's overrides on the preset (architecture and behaviour), applied whenever
+        # these weights are loaded (`spiritnet_tf.io.weights.bundled_overrides`).
+        "model": dict(run["config"].get("model") or {}),
         # The DAFR rule the gate measured, applied whenever these weights are loaded.
         "dafr": DAFRConfig.coerce(run.get("model_config", {}).get("dafr") or None).to_dict(),
         "depth_mapping": _depth_mapping(run["config"]),
