@@ -13,20 +13,7 @@ import argparse
 import os
 import sys
 
-import numpy as np
-
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def contact_sheet(frames, columns=4, width=300):
-    """uint8 frames [N, H, W, 3] -> one uint8 sheet, ``columns`` per row, each ``width`` wide."""
-    import cv2
-
-    height = round(frames.shape[1] * width / frames.shape[2])
-    tiles = [cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in frames]
-    tiles += [np.full_like(tiles[0], 255)] * (-len(tiles) % columns)
-    rows = [np.concatenate(tiles[i:i + columns], axis=1) for i in range(0, len(tiles), columns)]
-    return np.concatenate(rows, axis=0)
 
 
 def main(argv=None):
@@ -36,7 +23,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     import spiritnet_tf
-    from spiritnet_tf.io import depth_to_rgb, flow_to_rgb, to_uint8, write_image
+    from spiritnet_tf.io import contact_sheet, depth_to_rgb, flow_to_rgb, to_uint8, write_image
 
     anim = spiritnet_tf.animate(args.photo, num_frames=6, seed=0)
     paths = {name: os.path.join(args.out, name) for name in

@@ -288,6 +288,11 @@ def test_bundle_evaluates_a_real_run_and_refuses_weights_that_fail(tiny_spiritne
     else:
         pytest.fail(f"random weights passed the gate: {json.dumps(passed['modes'], indent=1)}")
     assert not installed.exists() and not manifest_path.exists()
+    from PIL import Image
+
+    for mode in ("previous", "input"):  # a contact sheet per photo and mode: frames 0-2 in a row
+        with Image.open(run / "gate" / mode / "p.jpg") as sheet:
+            assert sheet.size == (3 * 200, 150)
     report = run / "heldout"
     assert sorted(os.listdir(report)) == ["evaluation-source.json", "evaluation.json",
                                           "evaluation.md", "evaluation.png"]

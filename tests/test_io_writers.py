@@ -209,3 +209,15 @@ def test_frames_are_streamed_not_collected(tmp_path, name):
         tracemalloc.stop()
     # holding every frame would take 12 frames; one frame plus its conversion takes ~2.5
     assert peak < 4 * frame_bytes, f"peak {peak / frame_bytes:.1f} frames"
+
+
+def test_contact_sheet_tiles_frames_in_rows():
+    from spiritnet_tf.io import contact_sheet
+
+    frames = np.stack([np.full((40, 80, 3), 10 * i, np.uint8) for i in range(5)])
+    sheet = contact_sheet(frames, columns=4, width=100)
+    assert sheet.shape == (100, 400, 3) and sheet.dtype == np.uint8  # 2 rows of 4 tiles, 100x50
+    assert sheet[25, 150, 0] == 10 and sheet[75, 50, 0] == 40  # frame 1 in row 1, frame 4 in row 2
+    assert (sheet[50:, 100:] == 255).all()  # the short row is padded with white
+    with pytest.raises(ValueError, match=r"\[N, H, W, 3\]"):
+        contact_sheet(np.zeros((0, 4, 4, 3), np.uint8))

@@ -41,6 +41,8 @@ The motion figures are `spiritnet_tf.evaluation.motion`'s (one owner), the sharp
 `spiritnet_tf.evaluation.photos`.
 """
 
+import os
+
 import numpy as np
 
 __all__ = ["quality_gate", "prediction_checks", "generation_checks", "animation_figures",
@@ -175,14 +177,17 @@ def animation_figures(anim):
     return figures
 
 
-def measure_generation(model, photos, *, seeds=None, num_frames=None, progress=False):
+def measure_generation(model, photos, *, seeds=None, num_frames=None, sheets=None, progress=False):
     """Animates each photo with ``model`` (a SpiritNet or weights, as
     `spiritnet_tf.animate` takes them) for each seed (default `GATE_SEEDS`, `GATE_FRAMES`
     frames, other settings default) and returns ``{"mean": {figure: mean over photos and
     seeds}, "photos": {name: {"path", "per_seed": [figures], "mean": {figure: mean over
     seeds}}}, "num_photos", "seeds", "num_frames"}`` for `quality_gate`.
 
-    ``photos``: {name: path}, e.g. `spiritnet_tf.evaluation.photos.prepare_photos`."""
+    ``photos``: {name: path}, e.g. `spiritnet_tf.evaluation.photos.prepare_photos`.
+    ``sheets``: a folder that receives ``<name>.jpg`` per photo, a contact sheet of the first
+    seed's frames (frame 0 first), to look at before the figures are trusted (replaced
+    when present)."""
     import spiritnet_tf
 
     seeds = list(GATE_SEEDS if seeds is None else seeds)
@@ -195,6 +200,12 @@ def measure_generation(model, photos, *, seeds=None, num_frames=None, progress=F
         for seed in seeds:
             anim = spiritnet_tf.animate(path, num_frames, seed, weights=model)
             rows.append(animation_figures(anim))
+            if sheets and seed == seeds[0]:
+                from spiritnet_tf.io import contact_sheet, write_image
+
+                os.makedirs(sheets, exist_ok=True)
+                write_image(contact_sheet(anim.frames, columns=num_frames + 1, width=200),
+                            os.path.join(sheets, f"{name}.jpg"), overwrite=True)
             if progress:
                 print(f"gate: {name} seed {seed}: "
                       + ", ".join(f"{k} {rows[-1][k]:.3g}" for k in GENERATION_FIGURES), flush=True)

@@ -13,7 +13,7 @@ _OWNER = {
     **dict.fromkeys(("WeightsFileError", "check_weights_file"), f"{__name__}.weights"),
     **dict.fromkeys(("LOOP_MODES", "SUPPORTED_OUTPUTS", "AnimationWriter", "apply_loop", "output_format",
                      "output_conflict", "check_output_parent", "default_mode", "to_uint8",
-                     "write_animation", "write_image", "flow_to_rgb", "depth_to_rgb"),
+                     "write_animation", "write_image", "flow_to_rgb", "depth_to_rgb", "contact_sheet"),
                     f"{__name__}.writers"),
 }
 

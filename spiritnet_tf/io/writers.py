@@ -67,6 +67,7 @@ __all__ = [
     "to_uint8",
     "flow_to_rgb",
     "depth_to_rgb",
+    "contact_sheet",
 ]
 
 SUPPORTED_OUTPUTS = (".gif", ".mp4", ".webp", ".MP.jpg (Android Motion Photo)",
@@ -604,3 +605,16 @@ def depth_to_rgb(z):
     levels = np.round(np.clip(z, 0, 1) * 255).astype(np.uint8)
     bgr = cv2.applyColorMap(levels, cv2.COLORMAP_INFERNO)
     return bgr[..., ::-1].astype(np.float32) / 255.0
+
+
+def contact_sheet(frames, columns=4, width=300):
+    """uint8 frames [N, H, W, 3] -> one uint8 sheet, ``columns`` per row, each ``width``
+    wide (a short row is padded with white)."""
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[0] == 0 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must be [N, H, W, 3] with N >= 1, got shape {frames.shape}")
+    height = max(1, round(frames.shape[1] * width / frames.shape[2]))
+    tiles = [cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in frames]
+    tiles += [np.full_like(tiles[0], 255)] * (-len(tiles) % columns)
+    rows = [np.concatenate(tiles[i:i + columns], axis=1) for i in range(0, len(tiles), columns)]
+    return np.concatenate(rows, axis=0)

@@ -10,7 +10,8 @@
 2. animates the gate's real photos (`spiritnet_tf.evaluation.photos`, fetched into
    ``DATA/photos`` when missing) with the run's weights in generation mode, seeds 0-2,
    6 frames, through `spiritnet_tf.animate`, in each resampling mode
-   (`spiritnet_tf.evaluation.gate.measure_generation`);
+   (`spiritnet_tf.evaluation.gate.measure_generation`; contact sheets of the first
+   seed's frames in ``RUN/gate/<mode>/<photo>.jpg``, to look at before bundling);
 3. applies the quality gate `spiritnet_tf.evaluation.gate.quality_gate` (prediction,
    generation and seamless-loop checks, docs/training.md "The quality gate") to each mode;
 4. copies the run's ``model.weights.h5`` to `spiritnet_tf.config.DEFAULT_WEIGHTS` and
@@ -55,16 +56,16 @@ def _sha256(path):
     return digest.hexdigest()
 
 
-def generation_check(weights, resample_from, photos, progress=False):
+def generation_check(weights, resample_from, photos, progress=False, sheets=None):
     """`spiritnet_tf.evaluation.gate.measure_generation` of ``photos`` ({name: path})
     animated with the run's ``weights`` (a file, loaded with the run's architecture:
     `spiritnet_tf.io.weights.load_model` with ``run_config=True``) in mode
-    ``resample_from``."""
+    ``resample_from``; ``sheets``: folder for its contact sheets."""
     from spiritnet_tf.evaluation import gate
     from spiritnet_tf.io.weights import load_model
 
     model = load_model(weights, resample_from=resample_from, run_config=True)
-    return gate.measure_generation(model, photos, progress=progress)
+    return gate.measure_generation(model, photos, sheets=sheets, progress=progress)
 
 
 def choose_mode(heldout_result, generation):
@@ -133,7 +134,8 @@ def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, data=None, photo
     heldout_source = _heldout_source(out)
     if photos is None:
         photos = prepare_photos(data or os.path.join(REPO, "data"))
-    generation = {mode: generation_check(weights, mode, photos, progress=progress)
+    generation = {mode: generation_check(weights, mode, photos, progress=progress,
+                                         sheets=os.path.join(run_dir, "gate", mode))
                   for mode in RESAMPLE_MODES}
     modes, chosen = choose_mode(heldout_result, generation)
     if not modes[chosen]["quality_gate"]["passed"] and not force:
