@@ -227,6 +227,9 @@ def test_bundle_installs_weights_that_pass_and_lists_every_clip_and_photo(fake_r
     assert {n: p["path"] for n, p in data["gate_photos"].items()} == {
         n: f"data/photos/{n}.png" for n in "abcd"}
     assert str(tmp_path) not in manifest.read_text()  # relative to the repository
+    assert json.loads(manifest.read_text())["commands"][-2:] == [
+        "spiritnet train (command not recorded)",
+        "python -m spiritnet_tf.training.bundle runs/r --heldout data/held"]
     # the run's model section, which `bundled_overrides` applies when they are loaded
     assert json.loads(manifest.read_text())["model"] == {"depth_side": 64, "depth_every_step": False}
 

@@ -1,6 +1,6 @@
 """Turns a finished training run into the bundled default weights (``make default-weights``).
 
-    python -m spiritnet_tf.training.bundle runs/default_weights [--heldout data/heldout_videos]
+    python -m spiritnet_tf.training.bundle runs/default_weights_v4 [--heldout data/heldout_videos_v4]
         [--data data] [--force]
 
 1. evaluates the run on the held-out clips in prediction mode with
@@ -54,6 +54,17 @@ def _sha256(path):
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _commands(run, run_dir, heldout, relative):
+    """The commands that made these weights: the data, the run's own ``spiritnet train``
+    command line (as its manifest records it) and this bundle step, paths relative to the
+    repository."""
+    rel = lambda p: relative(os.path.abspath(p))  # noqa: E731
+    argv = (run.get("command") or "").split()[1:]  # without the program's path
+    train = " ".join(["spiritnet"] + argv) if argv else "spiritnet train (command not recorded)"
+    return ["make default-weights", "sh configs/default_weights_data.sh data", train,
+            f"python -m spiritnet_tf.training.bundle {rel(run_dir)} --heldout {rel(heldout)}"]
 
 
 def generation_check(weights, resample_from, photos, progress=False, sheets=None):
@@ -169,11 +180,7 @@ def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, data=None, photo
                     "size": size, "mode": "prediction",
                     "num_samples": heldout_result["num_samples"],
                     "summary": heldout_result["summary"], "rows": heldout_result["rows"]},
-        "commands": ["make default-weights",
-                     "sh configs/default_weights_data.sh data",
-                     "spiritnet train --config configs/default_weights.json "
-                     "--out runs/default_weights",
-                     "python -m spiritnet_tf.training.bundle runs/default_weights"],
+        "commands": _commands(run, run_dir, heldout, repository_relative),
         "training": {k: run.get(k) for k in ("name", "config", "model_config", "loss_setup",
                                              "steps", "samples_seen", "epochs",
                                              "final_losses", "git_revision", "versions",
@@ -190,10 +197,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m spiritnet_tf.training.bundle",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", help="a finished `spiritnet train` run directory")
-    parser.add_argument("--heldout", default=os.path.join("data", "heldout_videos"),
-                        help="folder of held-out videos (default data/heldout_videos)")
+    parser.add_argument("--heldout", default=os.path.join("data", "heldout_videos_v4"),
+                        help="folder of held-out videos, from videos the run did not train on "
+                             "(default data/heldout_videos_v4, configs/default_weights_data.sh)")
     parser.add_argument("--size", default="128x224", help="clip size HxW (default 128x224)")
-    parser.add_argument("--cache-dir", default=os.path.join("data", "cache", "heldout"))
+    parser.add_argument("--cache-dir", default=os.path.join("data", "cache", "heldout_v4"))
     parser.add_argument("--data", default="data",
                         help="folder the gate's photos are fetched into (DATA/photos; default data)")
     parser.add_argument("--force", action="store_true",
