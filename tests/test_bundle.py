@@ -293,6 +293,8 @@ def test_bundle_evaluates_a_real_run_and_refuses_weights_that_fail(tiny_spiritne
     assert not installed.exists() and not manifest_path.exists()
     from PIL import Image
 
+    with open(run / "gate" / "gate.json") as f:  # the refused figures are kept in the run
+        assert set(json.load(f)["modes"]) == {"previous", "input"}
     for mode in ("previous", "input"):  # a contact sheet per photo and mode: frames 0-2 in a row
         with Image.open(run / "gate" / mode / "p.jpg") as sheet:
             assert sheet.size == (3 * 200, 150)

@@ -12,6 +12,7 @@
    6 frames, through `spiritnet_tf.animate`, in each resampling mode
    (`spiritnet_tf.evaluation.gate.measure_generation`; contact sheets of the first
    seed's frames in ``RUN/gate/<mode>/<photo>.jpg``, to look at before bundling);
+   every figure and check of both modes go to ``RUN/gate/gate.json``, whether they pass or not;
 3. applies the quality gate `spiritnet_tf.evaluation.gate.quality_gate` (prediction,
    generation and seamless-loop checks, docs/training.md "The quality gate") to each mode;
 4. copies the run's ``model.weights.h5`` to `spiritnet_tf.config.DEFAULT_WEIGHTS` and
@@ -149,6 +150,11 @@ def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, data=None, photo
                                          sheets=os.path.join(run_dir, "gate", mode))
                   for mode in RESAMPLE_MODES}
     modes, chosen = choose_mode(heldout_result, generation)
+    os.makedirs(os.path.join(run_dir, "gate"), exist_ok=True)  # the figures, pass or fail
+    with open(os.path.join(run_dir, "gate", "gate.json"), "w") as f:
+        json.dump(repository_relative(json.loads(json.dumps({"modes": modes, "chosen": chosen},
+                                                            default=str))), f, indent=2)
+        f.write("\n")
     if not modes[chosen]["quality_gate"]["passed"] and not force:
         failures = "; ".join(f"{mode}: {', '.join(failed_checks(m['quality_gate']))}"
                              for mode, m in modes.items())
