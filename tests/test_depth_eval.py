@@ -10,7 +10,9 @@ from PIL import Image
 from spiritnet_tf import cli
 from spiritnet_tf.evaluation.depth import (
     depth_baselines,
+    edge_spearman,
     evaluate_depth,
+    gradient_magnitude,
     load_depth_scenes,
     spearman,
     ssi_mae,
@@ -115,6 +117,28 @@ def test_evaluate_depth_runs_a_model(scenes, tiny_spiritnet, monkeypatch, tmp_pa
     text = capsys.readouterr().out
     assert "model" in text and "model edge rho" in text
     assert Image.open(picture).size == (3 * 144, 2 * (120 + 4))  # 40x48 scenes, 120 px high
+    # photos without truth: the edge figure per photo, and a bad photo named
+    photo = str(tmp_path / "p.png")
+    Image.fromarray((np.random.default_rng(0).random((48, 64, 3)) * 255).astype(np.uint8)).save(photo)
+    out = str(tmp_path / "r.json")
+    assert cli.main(["evaluate-depth", scenes, "--working-side", "48", "--photos", photo, "--json", out]) == 0
+    assert "| p.png | " in capsys.readouterr().out
+    with open(out) as f:
+        assert -1 <= json.load(f)["photos_edge_spearman"][photo] <= 1
+    assert cli.main(["evaluate-depth", scenes, "--photos", str(tmp_path / "absent.jpg")]) == 1
+    assert "absent.jpg" in capsys.readouterr().err
+    assert cli.main(["evaluate-depth", scenes, "--baselines-only", "--photos", photo]) == 1
+
+
+def test_edge_spearman_tells_an_edge_map_from_a_smooth_one():
+    rng = np.random.default_rng(0)
+    image = np.zeros((64, 64, 3), np.uint8)
+    image[:, 32:] = 200  # one vertical edge
+    image[20:24, 8:12] = 255
+    edges = gradient_magnitude(image)
+    assert edge_spearman(edges[::2, ::2], image) > 0.9  # half size: resized to the photo
+    smooth = np.tile(np.linspace(0, 1, 64, dtype=np.float32)[:, None], (1, 64)) + 0.01 * rng.random((64, 64))
+    assert abs(edge_spearman(smooth, image)) < 0.2
 
 
 def test_parallax_ranks_a_near_square_above_its_background():

@@ -26,7 +26,7 @@ import os
 import numpy as np
 
 __all__ = ["depth_picture", "DepthScene", "load_depth_scenes", "spearman", "ssi_mae", "depth_baselines",
-           "evaluate_depth", "depth_table", "IMAGE_NAME", "TRUTH_NAME", "BASELINE_NAMES"]
+           "evaluate_depth", "edge_spearman", "depth_table", "IMAGE_NAME", "TRUTH_NAME", "BASELINE_NAMES"]
 
 IMAGE_NAME = "image.png"
 TRUTH_NAME = "inverse_depth.npy"
@@ -169,6 +169,18 @@ def gradient_magnitude(image):
     return cv2.GaussianBlur(np.sqrt(gx * gx + gy * gy), (0, 0), _window(gray.shape))
 
 
+def edge_spearman(z, image):
+    """Spearman correlation of inverse depth ``z`` (any size, resized bilinearly to the
+    photo) with the photo's `gradient_magnitude`: near 1 for an "edge detector", near 0 for
+    a depth map that does not follow the photo's texture."""
+    import cv2
+
+    h, w = np.asarray(image).shape[:2]
+    z = np.asarray(z, np.float32)
+    z = cv2.resize(z.reshape(z.shape[:2]), (w, h), interpolation=cv2.INTER_LINEAR)
+    return spearman(z, gradient_magnitude(image), np.ones((h, w), bool))
+
+
 def _score(name, prediction, scene):
     constant = np.ptp(prediction[scene.valid]) == 0
     return {
@@ -200,7 +212,7 @@ def evaluate_depth(scenes, predict=None, maps=None):
             rows.append(_score("model", z, scene))
             if maps is not None:
                 maps[scene.name] = z
-            edge = spearman(z, gradient_magnitude(scene.image), np.ones((h, w), bool))
+            edge = edge_spearman(z, scene.image)
         for name, prediction in depth_baselines(scene.image).items():
             rows.append(_score(name, prediction, scene))
         results.append({"scene": scene.name, "rows": rows, "edge_spearman": edge})

@@ -25,6 +25,9 @@ def add_parser(subparsers):
     p.add_argument("--working-side", type=int, default=DEFAULT_WORKING_SIDE,
                    help=f"long side the model runs at (default {DEFAULT_WORKING_SIDE})")
     p.add_argument("--baselines-only", action="store_true", help="score the baselines only")
+    p.add_argument("--photos", nargs="+", metavar="PHOTO", default=[],
+                   help="photos without truth: also print Spearman(z, gradient magnitude) for "
+                        "each (is the depth an edge detector?), and their mean absolute value")
     p.add_argument("--json", metavar="OUT", help="also write the figures as JSON (never replaces a file)")
     p.add_argument("--picture", metavar="PNG",
                    help="also write photo | truth | prediction per scene as a PNG (never replaces a file)")
@@ -37,8 +40,11 @@ def _run(args):
     for path in (args.json, args.picture):
         if path and os.path.exists(path):
             raise ValueError(f"{path} exists; not replacing it")
-    if args.picture and args.baselines_only:
-        raise ValueError("--picture shows the model's prediction: drop --baselines-only")
+    if (args.picture or args.photos) and args.baselines_only:
+        raise ValueError("--picture and --photos need the model's prediction: drop --baselines-only")
+    for path in args.photos:  # before any work
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"--photos {path}: no such file")
     scenes = load_depth_scenes(args.folder)
     predict = None
     if not args.baselines_only:
@@ -53,6 +59,21 @@ def _run(args):
     maps = {}
     result = evaluate_depth(scenes, predict, maps)
     print(depth_table(result))
+    if args.photos:
+        import numpy as np
+
+        from spiritnet_tf.evaluation.depth import edge_spearman
+        from spiritnet_tf.io import load_image
+
+        edges = {}
+        for path in args.photos:
+            image = load_image(path)  # the one loader: a clear error naming a bad file
+            edges[path] = edge_spearman(predict(image), image)
+        print("\n| photo | model edge rho |\n|---|---|")
+        for path, edge in edges.items():
+            print(f"| {os.path.basename(path)} | {edge:+.3f} |")
+        print(f"| **mean abs** | {float(np.mean(np.abs(list(edges.values())))):.3f} |")
+        result["photos_edge_spearman"] = edges
     if args.picture:
         depth_picture(scenes, maps, args.picture)
     if args.json:
