@@ -42,9 +42,11 @@ def _run(args):
             raise ValueError(f"{path} exists; not replacing it")
     if (args.picture or args.photos) and args.baselines_only:
         raise ValueError("--picture and --photos need the model's prediction: drop --baselines-only")
-    for path in args.photos:  # before any work
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"--photos {path}: no such file")
+    if args.photos:  # each checked from its header before any work, as `animate` does
+        from spiritnet_tf.io import check_image
+
+        for path in args.photos:
+            check_image(path)
     scenes = load_depth_scenes(args.folder)
     predict = None
     if not args.baselines_only:
