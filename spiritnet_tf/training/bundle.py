@@ -132,7 +132,7 @@ def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, data=None, photo
     from spiritnet_tf.evaluation.photos import PHOTOS, prepare_photos
     from spiritnet_tf.layers.dafr import DAFRConfig
     from spiritnet_tf.training.cli import parse_size
-    from spiritnet_tf.training.run import evaluate_weights, repository_relative
+    from spiritnet_tf.training.run import evaluate_weights, portable_json, repository_relative
 
     run_dir = os.path.abspath(run_dir)
     with open(os.path.join(run_dir, "manifest.json")) as f:
@@ -152,8 +152,7 @@ def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, data=None, photo
     modes, chosen = choose_mode(heldout_result, generation)
     os.makedirs(os.path.join(run_dir, "gate"), exist_ok=True)  # the figures, pass or fail
     with open(os.path.join(run_dir, "gate", "gate.json"), "w") as f:
-        json.dump(repository_relative(json.loads(json.dumps({"modes": modes, "chosen": chosen},
-                                                            default=str))), f, indent=2)
+        json.dump(portable_json({"modes": modes, "chosen": chosen}), f, indent=2)
         f.write("\n")
     if not modes[chosen]["quality_gate"]["passed"] and not force:
         failures = "; ".join(f"{mode}: {', '.join(failed_checks(m['quality_gate']))}"
@@ -192,7 +191,7 @@ def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, data=None, photo
                                              "final_losses", "git_revision", "versions",
                                              "started", "finished", "evaluation")},
     }
-    manifest = repository_relative(json.loads(json.dumps(manifest, default=str)))  # no machine's paths
+    manifest = portable_json(manifest)  # no machine's paths
     with open(MANIFEST_PATH, "w") as f:
         json.dump(manifest, f, indent=2, default=str)
         f.write("\n")

@@ -42,7 +42,7 @@ from spiritnet_tf.training.config import STRATEGIES, TrainConfig
 from spiritnet_tf.training.data import evaluation_samples, septuplet_dataset, training_samples
 
 __all__ = ["train", "evaluate_model", "evaluate_weights", "make_strategy", "STRATEGIES",
-           "check_run_dir", "prepare_run_dir", "load_model", "repository_relative"]
+           "check_run_dir", "prepare_run_dir", "load_model", "repository_relative", "portable_json"]
 
 # The checkout this package runs from: manifests record paths inside it relative to it.
 MANIFEST = "manifest.json"
@@ -72,6 +72,13 @@ def repository_relative(value, root=None):
             if value.startswith(base + os.sep):
                 return value[len(base) + len(os.sep):]
     return value
+
+
+def portable_json(value):
+    """``value`` as a JSON file holds it (tuples as lists, other objects as their ``str``),
+    with `repository_relative` paths: what run manifests, the bundled ``MANIFEST.json`` and
+    the gate's figures are written as, so that they read the same on every machine."""
+    return repository_relative(json.loads(json.dumps(value, default=str)))
 
 
 def make_strategy(name):
@@ -385,7 +392,7 @@ def train(config, out_dir, *, strategy="default", overwrite=False, progress=True
                         "markdown": "evaluation/evaluation.md", "plot": "evaluation/evaluation.png"},
             "quality_gate": {name: quality_gate(result, name) for name in models},
         }
-    manifest = repository_relative(json.loads(json.dumps(manifest, default=str)))  # no machine's paths
+    manifest = portable_json(manifest)  # no machine's paths
     if chief:
         with open(path(MANIFEST) + ".partial", "w") as f:
             json.dump(manifest, f, indent=2, default=str)
