@@ -244,6 +244,27 @@ def test_frozen_batch_norm_keeps_statistics_and_leaves_convs_trainable():
         assert not np.allclose(n.moving_mean.numpy(), b)
 
 
+def test_inference_folds_batch_norm_into_the_convolutions_with_the_same_result():
+    """``training`` off folds each batch norm into its convolution (megadepth's
+    ``_conv_norm_relu``); the reference is the layers themselves with their statistics:
+    training on with every batch norm frozen runs them in inference mode unfolded."""
+    model = MegaDepth.from_preset("small")
+    images = np.random.default_rng(6).uniform(size=(2, 32, 48, 3)).astype(np.float32)
+    model.build(images.shape)
+    rng = np.random.default_rng(7)
+    for layer in model._flatten_layers():
+        if isinstance(layer, keras.layers.BatchNormalization):
+            for v in layer.weights:
+                low, high = (0.5, 2.0) if v.name in ("moving_variance", "gamma") else (-0.3, 0.3)
+                v.assign(rng.uniform(low, high, v.shape).astype(np.float32))
+    folded = model(images, training=False).numpy()
+    assert np.array_equal(folded, model(images).numpy())  # None means inference too
+    model.freeze_batch_norm()
+    layers = model(images, training=True).numpy()
+    assert np.abs(layers).max() > 0.1
+    np.testing.assert_allclose(folded, layers, rtol=1e-4, atol=1e-4 * np.abs(layers).max())
+
+
 @pytest.mark.parametrize(
     "shape, message",
     [((32, 32, 3), r"\[B, H, W, 3\]"), ((1, 32, 32, 4), r"\[B, H, W, 3\]"), ((1, 40, 32, 3), "height to be a multiple of 16")],

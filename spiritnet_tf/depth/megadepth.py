@@ -89,6 +89,26 @@ def _batch_norm(affine):
     return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, center=affine, scale=affine)
 
 
+def _conv_norm_relu(x, conv, norm, training):
+    """``relu(norm(conv(x)))`` for a stride-1 "same" ``conv`` with a bias. In inference
+    (``training`` None or False) the batch norm's statistics (and scale and offset when
+    affine) are folded into the convolution's kernel and bias, so one conv2d, a bias and
+    a ReLU run instead of the two layers' calls: the same maths up to rounding, and far
+    fewer eager ops (an eager pass of the small net at 304x448 spent most of its 450 ms
+    in the layers' Python, not in arithmetic). Training keeps the layers (batch
+    statistics, and the statistics' updates)."""
+    if training is not None and training is not False:
+        return tf.nn.relu(norm(conv(x), training=training))
+    scale = tf.math.rsqrt(norm.moving_variance.value + norm.epsilon)
+    if norm.scale:
+        scale = scale * norm.gamma.value
+    shift = (conv.bias.value - norm.moving_mean.value) * scale
+    if norm.center:
+        shift = shift + norm.beta.value
+    y = tf.nn.conv2d(x, conv.kernel.value * scale, strides=1, padding="SAME")
+    return tf.nn.relu(tf.nn.bias_add(y, shift))
+
+
 def _build_chain(layers, input_shape):
     """Builds layers applied one after the other; returns the output shape."""
     shape = tuple(input_shape)
@@ -138,7 +158,7 @@ class InceptionBlock(keras.layers.Layer):
         outputs, h = [], None
         for b, s, conv, norm in self._stages():
             h = x if s == 0 else h
-            h = tf.nn.relu(norm(conv(h), training=training))
+            h = _conv_norm_relu(h, conv, norm, training)
             if s == len(self.branches[b]) - 1:
                 outputs.append(h)
         return tf.concat(outputs, axis=-1)
@@ -305,7 +325,7 @@ class MegaDepth(keras.Model):
 
     def call(self, images, training=None):
         _check_images_shape(images.shape)
-        x = tf.nn.relu(self.stem_norm(self.stem_conv(images), training=training))
+        x = _conv_norm_relu(images, self.stem_conv, self.stem_norm, training)
         x = self.hourglass(x, training=training)
         return self.head(x)
 
