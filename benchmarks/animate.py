@@ -26,17 +26,14 @@ shared: with a load above the core count, CPU-time ratios are the steadier figur
 """
 
 import argparse
-import glob
 import json
 import os
-import resource
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 
-from report import timings  # this folder is on sys.path (scripts run from it)
+from report import baseline_tree, timings  # this folder is on sys.path (scripts run from it)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -192,22 +189,11 @@ def _cli(code, photo, output):
     return result
 
 
-def _extract(revision, folder):
-    """The tree of ``revision`` in ``folder`` (git archive), with this checkout's compiled ops."""
-    os.makedirs(folder)
-    archive = subprocess.run(["git", "-C", ROOT, "archive", "--format=tar", revision],
-                             check=True, capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
-    for library in glob.glob(os.path.join(ROOT, "spiritnet_tf", "ops", "*.so")):
-        shutil.copy(library, os.path.join(folder, "spiritnet_tf", "ops"))
-    return folder
-
-
 def _side_by_side(args, work):
     """{case: {"base": [...], "this": [...]}} of the baseline and this checkout's code."""
     import cv2
 
-    base = _extract(args.baseline, os.path.join(work, "base"))
+    base = baseline_tree(args.baseline, os.path.join(work, "base"))
     sides = {"base": base, "this": ROOT}
     big = os.path.join(work, "big.jpg")  # the example photo at 4000x3000
     photo = cv2.imread(EXAMPLE)

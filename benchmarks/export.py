@@ -44,7 +44,7 @@ import sys
 import tempfile
 import time
 
-from report import timings  # this folder is on sys.path (scripts run from it)
+from report import baseline_tree, timings  # this folder is on sys.path (scripts run from it)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -311,24 +311,11 @@ def _git(*args):
                           text=True).stdout.strip()
 
 
-def _baseline_tree(commit, folder):
-    """COMMIT's files in ``folder``, with this checkout's compiled op libraries."""
-    os.makedirs(folder)
-    archive = subprocess.run(["git", "-C", ROOT, "archive", commit], check=True,
-                             capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
-    ops = os.path.join(ROOT, "spiritnet_tf", "ops")
-    for name in os.listdir(ops):
-        if name.endswith(".so"):
-            shutil.copy2(os.path.join(ops, name), os.path.join(folder, "spiritnet_tf", "ops"))
-    return folder
-
-
 def _run_all(args, tmp):
     """{"new": {case: result}, "base": {...} (with --baseline)}, cases alternating trees."""
     trees = {"new": (ROOT, os.path.join(tmp, "new"))}
     if args.baseline:
-        trees["base"] = (_baseline_tree(args.baseline, os.path.join(tmp, "base-code")),
+        trees["base"] = (baseline_tree(args.baseline, os.path.join(tmp, "base-code")),
                          os.path.join(tmp, "base"))
     names = [n for n in CASES if not (n == "onnx" and args.no_onnx)]
     results = {tree: {} for tree in trees}

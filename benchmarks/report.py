@@ -14,7 +14,27 @@ import math
 import os
 import platform
 import re
+import shutil
+import subprocess
 import time
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def baseline_tree(revision, folder):
+    """The files of commit ``revision`` of this repository in ``folder`` (``git archive``),
+    with this checkout's compiled op libraries copied in: the code before a change, for
+    the benchmarks' ``--baseline`` side-by-side runs."""
+    os.makedirs(folder)
+    archive = subprocess.run(["git", "-C", ROOT, "archive", "--format=tar", revision],
+                             check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
+    ops = os.path.join(ROOT, "spiritnet_tf", "ops")
+    for name in os.listdir(ops):
+        if name.endswith(".so"):
+            shutil.copy2(os.path.join(ops, name), os.path.join(folder, "spiritnet_tf", "ops"))
+    return folder
 
 
 def machine_description():
