@@ -396,9 +396,11 @@ class SpiritNet(keras.Model):
 
         ``trace``: True (trace now), False (eager: exactly ``call``'s operations) or
         "auto" (the default): a shape's first call runs eagerly and later calls with the
-        same shapes run traced, since tracing costs about as much as one eager run
-        (a one-photo command line does not pay for it; a second photo of the same
-        working size, or a server, does). Inside a ``tf.function`` this is ``call``.
+        same shapes run traced, since tracing costs more than an eager run (for the
+        small depth net at 256x448 a first compiled call took about 1.7 s, an eager
+        pass 0.24-0.29 s, a compiled one 0.07-0.12 s: docs/benchmarks.md), so a
+        one-photo command line does not pay for it; a second photo of the same working
+        size, or a server, does. Inside a ``tf.function`` this is ``call``.
         """
         if not tf.executing_eagerly():
             return self(inputs, num_frames=num_frames, seed=seed, direction=direction,
