@@ -30,6 +30,9 @@ def main(argv=None):
     parser.add_argument("--frames", type=int, default=5, help="generated frames (default 5)")
     parser.add_argument("--steps", type=int, default=10, help="timed steps (default 10)")
     parser.add_argument("--preset", default="small")
+    parser.add_argument("--variant", action="append", default=None,
+                        help="a variant to run, by name (repeatable; default: all but the "
+                             "pretrained one, which the retraining recipe uses)")
     args = parser.parse_args(argv)
 
     import keras
@@ -42,7 +45,14 @@ def main(argv=None):
         "every step": ({}, {}),
         "once": ({"depth_every_step": False}, {}),
         "once, no depth loss": ({"depth_every_step": False}, {"depth_weight": 0.0}),
+        # configs/default_weights_v4.json: a pretrained depth net (inference mode, 1e-7).
+        "once, pretrained depth net": ({"depth_every_step": False, "pretrained_depth": True}, {}),
     }
+    chosen = args.variant or [name for name in variants if "pretrained" not in name]
+    unknown = sorted(set(chosen) - set(variants))
+    if unknown:
+        parser.error(f"unknown variants {unknown}; choose from {sorted(variants)}")
+    variants = {name: variants[name] for name in chosen}
     rows = []
     for name, (model_options, loss_options) in variants.items():
         config = parse_config({
