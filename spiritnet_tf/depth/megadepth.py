@@ -279,6 +279,8 @@ class MegaDepth(keras.Model):
     official demo), H and W multiples of 16 -> log depth [B,H,W,1] (up to an unknown
     scale: larger = farther). Use ``inverse_depth`` to get z. ``training`` switches batch
     norm to batch statistics; with ``trainable=False`` batch norm stays in inference mode.
+    In inference (``training`` None or False) every batch norm is folded into the
+    convolution before it (``_conv_norm_relu``): the same result up to float rounding.
     """
 
     def __init__(self, width_multiplier=1.0, **kwargs):
