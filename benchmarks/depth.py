@@ -46,12 +46,7 @@ def measure(preset, height, width, repeats, label=None, **options):
     profile = option_builder.ProfileOptionBuilder.float_operation()
     profile["output"] = "none"
     flops = model_analyzer.profile(graph, options=profile).total_float_ops
-    forward(images).numpy()  # trace and warm up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        forward(images).numpy()
-        times.append(time.perf_counter() - start)
+    times = timings(lambda: forward(images).numpy(), repeats)  # after a warm-up call
     return {
         "preset": label or preset,
         "width": options.get("width_multiplier", PRESETS[preset]["width_multiplier"]),
