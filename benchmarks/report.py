@@ -267,9 +267,9 @@ HEADLINES = (
              "the depth net every step",
              Cell({"Depth net": "every step"}, "First step (trace + compile)")),
     _export_against_keras("SavedModel `serving_default`", "SavedModel `serving_default`",
-                          "no flow0", "no flow0"),
+                          "`serving_default`'s graph", "`serving_default`'s graph in memory"),
     _export_against_keras("SavedModel `animate_tensor`", "SavedModel `animate_tensor`",
-                          "flow0", "flow0 given"),
+                          "`animate_tensor`'s graph", "`animate_tensor`'s graph in memory"),
     _export_against_keras("TFLite float32 (LiteRT)", "TFLite float32", "flow0", "flow0 given"),
     Headline("export", "SavedModel `serving_default`, CPU time per animation",
              Cell({"Runtime": "SavedModel `serving_default`"}, "CPU time"),
@@ -413,8 +413,10 @@ def bar_chart(path, title, groups, *, series=(), log=False, reference=None, size
         ticks = [10.0 ** e for e in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)]
         ticks = [t for t in ticks if low <= t <= high]
     else:
-        step = 10 ** math.floor(math.log10(high / 5)) if high > 0 else 1
-        step *= 2 if high / step > 10 else 1
+        # 1-2-5 steps, at most one tick per 70 px of the plot (long labels leave it narrow)
+        most = max(2, int((width - left - right) / 70))
+        step = 10 ** math.floor(math.log10(high / most)) if high > 0 else 1
+        step *= next((m for m in (1, 2, 5, 10) if high / (step * m) <= most), 10)
         ticks = [i * step for i in range(int(high / step) + 1)]
     for tick in ticks:
         x = x_of(tick)
