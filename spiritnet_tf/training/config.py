@@ -296,8 +296,9 @@ def parse_config(values, where="config", base_dir="."):
         from spiritnet_tf.training.depth import DepthPretraining
 
         _check_fields(DepthPretraining, config.depth_pretraining, f"{where}.depth_pretraining")
-        if config.depth_pretraining.get("textures"):
-            config.depth_pretraining["textures"] = _resolve(config.depth_pretraining["textures"], base_dir)
+        for key in ("textures", "footage"):
+            if config.depth_pretraining.get(key):
+                config.depth_pretraining[key] = _resolve(config.depth_pretraining[key], base_dir)
         build_config(DepthPretraining, f"{where}.depth_pretraining", **config.depth_pretraining)
     from spiritnet_tf.model import PRESETS
 

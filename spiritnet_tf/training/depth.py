@@ -16,9 +16,10 @@ given by ``depth_weights``.
 import dataclasses
 
 import keras
+import numpy as np
 import tensorflow as tf
 
-from spiritnet_tf.config import CheckedConfig, above, at_least, checked, one_of, optional, rule
+from spiritnet_tf.config import CheckedConfig, ConfigError, above, at_least, checked, one_of, optional, rule
 
 __all__ = ["DepthPretraining", "pretrain_depth", "DEPTH_LOSSES"]
 
@@ -48,6 +49,12 @@ class DepthPretraining(CheckedConfig):
       loss: "relative" (`spiritnet_tf.losses.relative_depth` on ``-output``; pair with
         the model's ``depth_mapping: "percentile"``) or "scale_invariant_log"
         (`spiritnet_tf.losses.scale_invariant_log_depth`; pair with "max").
+      footage: folder of pseudo-depth samples from footage (the depth-scene format:
+        ``<sample>/image.png`` and ``inverse_depth.npy``, NaN = no truth;
+        `spiritnet_tf.data.footage_depth`, ``configs/depth_footage_data.sh``), mixed into
+        the scenes at ``footage_fraction`` of the samples; relative to the config file
+        like ``textures``. Needs ``loss: "relative"`` (the samples' depth is relative).
+      footage_fraction: the share of footage samples when ``footage`` is given.
     """
 
     steps: int = checked(500, at_least(1, integer=True))
@@ -63,6 +70,16 @@ class DepthPretraining(CheckedConfig):
     loss: str = checked("relative", one_of(DEPTH_LOSSES))
     scenes: str = checked("cues", one_of(DEPTH_SCENES))
     textures: str = None
+    footage: str = None
+    footage_fraction: float = checked(0.5, rule("in (0, 1]", lambda v: 0 < v <= 1))
+
+    def validate(self, where=None):
+        super().validate(where)
+        if self.footage and self.loss != "relative":
+            raise ConfigError(f"{where or type(self).__name__}.footage needs loss \"relative\" "
+                              f"(footage depth is known up to a scale and a shift), got "
+                              f"{self.loss!r}")
+        return self
 
 
 def _cue_scenes(options):
@@ -86,6 +103,47 @@ def _cue_scenes(options):
     return tf.data.Dataset.range(options.count).map(element, num_parallel_calls=tf.data.AUTOTUNE)
 
 
+def footage_sample(image, truth, height, width, rng):
+    """A random crop of a footage sample resized to ``height x width``: the crop has the
+    output's aspect ratio and 60-100 % of the largest such crop's side, at a random place.
+    ``image`` [H, W, 3] float in [0, 1], ``truth`` [H, W] relative inverse depth (NaN = no
+    truth). Returns (image [h, w, 3] float32, target [h, w, 1] float32): the truth shifted
+    to be positive where valid and 0 where not (`spiritnet_tf.losses` ignores pixels
+    <= 0), resized with nearest neighbours so that no invalid pixel leaks into a valid one."""
+    import cv2
+
+    h, w = truth.shape
+    side = min(h / height, w / width) * rng.uniform(0.6, 1.0)
+    ch, cw = max(1, int(round(height * side))), max(1, int(round(width * side)))
+    y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
+    crop, depth = image[y:y + ch, x:x + cw], truth[y:y + ch, x:x + cw]
+    valid = np.isfinite(depth)
+    target = np.zeros_like(depth, np.float32)
+    if valid.any():
+        target[valid] = depth[valid] - depth[valid].min() + 0.01
+    crop = cv2.resize(crop.astype(np.float32), (width, height), interpolation=cv2.INTER_AREA)
+    target = cv2.resize(target, (width, height), interpolation=cv2.INTER_NEAREST)
+    return crop, target[..., None]
+
+
+def _footage_samples(options):
+    """(image, target) pairs cut from the footage samples (`footage_sample`), drawn
+    forever from the seed ``[seed, 1]``."""
+    from spiritnet_tf.evaluation.depth import load_depth_scenes
+
+    samples = load_depth_scenes(options.footage)
+    h, w = options.height, options.width
+
+    def draw(rng):
+        while True:
+            scene = samples[rng.integers(len(samples))]
+            yield footage_sample(scene.image, scene.truth, h, w, rng)
+
+    return tf.data.Dataset.from_generator(
+        lambda: draw(np.random.default_rng([options.seed, 1])),
+        output_signature=(tf.TensorSpec([h, w, 3], tf.float32), tf.TensorSpec([h, w, 1], tf.float32)))
+
+
 def _layer_frames(options):
     """Every frame of the flat-layer septuplets as (image, depth) pairs."""
     from spiritnet_tf.data import synthetic_dataset
@@ -106,6 +164,10 @@ def _depth_frames(options):
     parts = [make(options).cache().repeat() for make in sources]  # rendered once each
     pairs = parts[0] if len(parts) == 1 else tf.data.Dataset.sample_from_datasets(
         parts, seed=options.seed)
+    if options.footage:
+        f = options.footage_fraction
+        pairs = tf.data.Dataset.sample_from_datasets(
+            [pairs, _footage_samples(options)], weights=[1.0 - f, f], seed=options.seed)
 
     def augment(image, depth):
         if options.flip:

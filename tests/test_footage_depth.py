@@ -1,0 +1,116 @@
+"""Footage pseudo-depth for the depth net's training (`spiritnet_tf.data.footage_depth`) and
+its samples in the depth pre-training (`spiritnet_tf.training.depth`)."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from spiritnet_tf.config import ConfigError
+from spiritnet_tf.data.footage_depth import mine_footage, sign_of_parallax
+from spiritnet_tf.evaluation.depth import load_depth_scenes
+from spiritnet_tf.training.depth import DepthPretraining, _depth_frames, footage_sample
+
+H, W = 192, 320
+
+
+def _texture(h, w, seed):
+    rng = np.random.default_rng(seed)
+    import cv2
+
+    noise = rng.uniform(0, 255, (h // 4, w // 4, 3)).astype(np.uint8)
+    return cv2.resize(noise, (w, h), interpolation=cv2.INTER_CUBIC)
+
+
+def _write_video(path, frames):
+    import imageio.v3 as iio
+
+    iio.imwrite(path, np.stack(frames), fps=24, codec="libx264", quality=9, macro_block_size=16)
+
+
+def _parallax_video(count, near=2, far=1):
+    """A camera moving sideways: a far backdrop (the upper two thirds) shifting ``far`` px
+    per frame above a near band (the lower third, like ground) shifting ``near`` px."""
+    backdrop, band = _texture(H, W + 200, 0), _texture(H // 3, W + 200, 1)
+    frames = []
+    for t in range(count):
+        frame = backdrop[:, 100 + far * t:100 + far * t + W].copy()
+        frame[-(H // 3):] = band[:, 100 + near * t:100 + near * t + W]
+        frames.append(frame)
+    return frames
+
+
+def test_sign_of_parallax_follows_the_row_and_the_reference():
+    rows = np.tile(np.arange(40, dtype=np.float32)[:, None], (1, 30))
+    gamma = rows.copy()
+    gamma[:5] = np.nan
+    assert sign_of_parallax(gamma)[0] == 1  # larger lower down: already near = larger
+    assert sign_of_parallax(-gamma)[0] == -1
+    # the reference (near = larger) also puts the bottom near: both say flip gamma
+    assert sign_of_parallax(-gamma, reference=rows)[0] == -1
+    assert sign_of_parallax(-gamma, reference=-rows)[0] == 0  # they disagree: no sample
+    flat_rows = np.tile(np.arange(30, dtype=np.float32)[None], (40, 1))  # left-right only
+    assert sign_of_parallax(flat_rows)[0] == 0  # the row index cannot tell
+
+
+def test_mine_footage_keeps_parallax_and_drops_a_still_camera(tmp_path):
+    moving, still = str(tmp_path / "moving.mp4"), str(tmp_path / "still.mp4")
+    _write_video(moving, _parallax_video(14))
+    _write_video(still, _parallax_video(14, near=0, far=0))
+    source = {"package": "test"}
+    kept = mine_footage(moving, str(tmp_path / "out"), prefix="m", source=source, every=6,
+                        gap=4, progress=False, exclude=[(11, 13)])
+    assert [k["name"] for k in kept] == ["m_000000", "m_000006"]  # frame 12 is excluded
+    scenes = load_depth_scenes(str(tmp_path / "out"))
+    assert [s.name for s in scenes] == ["m_000000", "m_000006"]
+    for scene in scenes:
+        near = np.nanmedian(scene.truth[-50:])
+        far = np.nanmedian(scene.truth[:100])
+        assert near > far + 3  # the band moved 4 px more than the backdrop over 4 frames
+    record = json.load(open(tmp_path / "out" / "SOURCES.json"))
+    assert record["source"] == source and record["pairs_tried"] == 2
+    assert mine_footage(still, str(tmp_path / "none"), prefix="s", source=source, every=6, gap=4,
+                        progress=False) == []
+    with pytest.raises(ValueError, match="every"):
+        mine_footage(moving, str(tmp_path / "x"), prefix="m", source=source, every=4, gap=4)
+    with pytest.raises(FileNotFoundError, match="no video"):
+        mine_footage(str(tmp_path / "missing.mp4"), str(tmp_path / "x"), prefix="m", source=source)
+
+
+def test_footage_sample_crops_keeps_order_and_marks_no_truth():
+    rng = np.random.default_rng(0)
+    image = rng.uniform(size=(90, 160, 3)).astype(np.float32)
+    truth = np.tile(np.linspace(-3, 5, 90, dtype=np.float32)[:, None], (1, 160))
+    truth[:, :20] = np.nan
+    for _ in range(5):
+        crop, target = footage_sample(image, truth, 32, 64, rng)
+        assert crop.shape == (32, 64, 3) and target.shape == (32, 64, 1)
+        t = target[..., 0]
+        assert (t >= 0).all() and (t > 0).any()
+        for column in range(64):  # order kept down every column with truth
+            values = t[:, column]
+            if (values > 0).all():
+                assert np.all(np.diff(values) >= 0)
+    # a crop of the columns without truth: all zero (ignored by the loss)
+    crop, target = footage_sample(image[:, :20], truth[:, :20], 32, 16, rng)
+    assert (target == 0).all()
+
+
+def test_pretraining_mixes_footage_samples(tmp_path):
+    folder = tmp_path / "footage"
+    (folder / "a").mkdir(parents=True)
+    from PIL import Image
+
+    Image.fromarray(np.full((64, 96, 3), 200, np.uint8)).save(folder / "a" / "image.png")
+    truth = np.tile(np.linspace(1, 2, 64, dtype=np.float32)[:, None], (1, 96))
+    np.save(folder / "a" / "inverse_depth.npy", truth)
+    options = DepthPretraining(steps=1, batch_size=16, count=2, height=32, width=64, scenes="cues",
+                               footage=str(folder), footage_fraction=0.5, color_jitter=False,
+                               flip=False)
+    images, depth = next(iter(_depth_frames(options)))
+    assert images.shape == (16, 32, 64, 3) and depth.shape == (16, 32, 64, 1)
+    grey = np.all(np.abs(images.numpy() - 200 / 255) < 1e-3, axis=(1, 2, 3))
+    assert 2 <= grey.sum() <= 14  # both sources in one batch of 16 (p of failing ~ 1e-3)
+    with pytest.raises(ConfigError, match="footage needs loss"):
+        DepthPretraining(footage=str(folder), loss="scale_invariant_log")
