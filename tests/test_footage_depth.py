@@ -55,9 +55,11 @@ def test_sign_of_parallax_follows_the_row_and_the_reference():
 
 
 def test_mine_footage_keeps_parallax_and_drops_a_still_camera(tmp_path):
+    """A moving camera's pairs are kept with the near band nearer; a still camera filming
+    the same moving band is not parallax (its motion is the band's own) and is dropped."""
     moving, still = str(tmp_path / "moving.mp4"), str(tmp_path / "still.mp4")
     _write_video(moving, _parallax_video(14))
-    _write_video(still, _parallax_video(14, near=0, far=0))
+    _write_video(still, _parallax_video(14, near=2, far=0))  # a still camera, a moving band
     source = {"package": "test"}
     kept = mine_footage(moving, str(tmp_path / "out"), prefix="m", source=source, every=6,
                         gap=4, progress=False, exclude=[(11, 13)])

@@ -12,8 +12,10 @@ whose parallax is usable:
 
 * at least ``min_valid`` of the pixels pass the flow's forward-backward check (a cut
   between the two frames, fast motion or motion blur fail it);
+* the camera moved: the median flow is at least ``min_flow_px`` (with a still camera
+  the "parallax" is the characters' own motion, not depth);
 * the parallax spreads over at least ``min_spread_px`` (5th to 95th percentile): a
-  camera that only pans or stands still has none;
+  camera that only pans has none;
 * the frame is outside every ``exclude`` range (the evaluation's shots: split by scene).
 
 The geometry does not fix the sign of the parallax (which side of the fitted plane is
@@ -66,7 +68,7 @@ def sign_of_parallax(gamma, reference=None, *, min_rho=0.1):
 
 
 def mine_footage(video, out, *, prefix, source, every=48, gap=4, side=448, min_valid=0.6,
-                 min_spread_px=1.0, min_sign_rho=0.1, exclude=(), reference=None,
+                 min_flow_px=1.0, min_spread_px=1.0, min_sign_rho=0.1, exclude=(), reference=None,
                  limit=None, progress=True):
     """Mines ``video`` for pseudo-depth pairs into ``out`` (module docstring); returns the
     list of records of the kept pairs. ``source``: a dict recorded in SOURCES.json (package,
@@ -100,7 +102,8 @@ def mine_footage(video, out, *, prefix, source, every=48, gap=4, side=448, min_v
             gamma, info = parallax_inverse_depth(image, second)
         except ValueError:  # too few consistent vectors: a cut or a blank frame
             continue
-        if info["valid_fraction"] < min_valid or info["parallax_spread_px"] < min_spread_px:
+        if (info["valid_fraction"] < min_valid or info["median_flow_px"] < min_flow_px
+                or info["parallax_spread_px"] < min_spread_px):
             continue
         ref = None if reference is None else reference(image)
         sign, rho_row, rho_ref = sign_of_parallax(gamma, ref, min_rho=min_sign_rho)
@@ -120,7 +123,7 @@ def mine_footage(video, out, *, prefix, source, every=48, gap=4, side=448, min_v
     bar.close()
     record = {"video": os.path.basename(video), "source": source,
               "options": {"every": every, "gap": gap, "side": side, "min_valid": min_valid,
-                          "min_spread_px": min_spread_px, "min_sign_rho": min_sign_rho,
+                          "min_flow_px": min_flow_px, "min_spread_px": min_spread_px, "min_sign_rho": min_sign_rho,
                           "exclude": [list(r) for r in exclude],
                           "reference": reference is not None},
               "pairs_tried": tried, "samples": kept}
