@@ -116,3 +116,16 @@ def test_pretraining_mixes_footage_samples(tmp_path):
     assert 2 <= grey.sum() <= 14  # both sources in one batch of 16 (p of failing ~ 1e-3)
     with pytest.raises(ConfigError, match="footage needs loss"):
         DepthPretraining(footage=str(folder), loss="scale_invariant_log")
+
+
+def test_a_config_file_resolves_the_footage_folder_beside_it(tmp_path):
+    from spiritnet_tf.training.config import parse_config
+
+    values = {"train_data": [{"type": "synthetic", "count": 2}],
+              "depth_pretraining": {"footage": "data/footage", "textures": "data/textures"}}
+    config = parse_config(values, base_dir=str(tmp_path / "configs"))
+    assert config.depth_pretraining["footage"] == str(tmp_path / "configs" / "data" / "footage")
+    assert config.depth_pretraining["textures"] == str(tmp_path / "configs" / "data" / "textures")
+    values["depth_pretraining"]["loss"] = "scale_invariant_log"
+    with pytest.raises(ConfigError, match="depth_pretraining.footage needs loss"):
+        parse_config(values)

@@ -76,9 +76,9 @@ class DepthPretraining(CheckedConfig):
     def validate(self, where=None):
         super().validate(where)
         if self.footage and self.loss != "relative":
-            raise ConfigError(f"{where or type(self).__name__}.footage needs loss \"relative\" "
-                              f"(footage depth is known up to a scale and a shift), got "
-                              f"{self.loss!r}")
+            where = where or type(self).__name__
+            raise ConfigError(f"{where}.footage needs loss \"relative\" (footage depth is known "
+                              f"up to a scale and a shift), got {self.loss!r}", where=where)
         return self
 
 
