@@ -203,24 +203,25 @@ def main(argv=None):
         f"{f'{args.threads} intra-op thread(s)' if args.threads else 'TensorFlow default threads'}; flows ~ N(0, 3 px) kept inside the image, random kernels; "
         f"median of {args.repeats} runs after one warm-up (`tf.function`, outputs left as tensors). "
         f"NumPy copy bandwidth measured in the same run: {bandwidth / 1e9:.1f} GB/s "
-        "(read + write).",
+        f"(read + write). CPU kernels' vector path: {ops.cpu_vector_path()} "
+        "(`spiritnet_tf.ops.cpu_vector_path()`).",
         "",
         f"Load average when it finished: {os.getloadavg()[0]:.1f} (above 2 means other "
         "work shared the cores: wall times then overstate, CPU-time ratios hold better).",
         "",
         "| C | pass | compiled (ms) | composite (ms) | composite / compiled (wall) | (CPU time) | compiled / bandwidth bound |"
         + (" baseline build (ms) | baseline / compiled (wall) | (CPU time) |"
-           if baseline else ""),
+           " composite / baseline build (its process) |" if baseline else ""),
         "|---|------|---------------|----------------|-----------------------------|------------|----------------------------|"
-        + ("---|---|---|" if baseline else ""),
+        + ("---|---|---|---|" if baseline else ""),
     ]
     for channels, what, compiled, compiled_cpu, composite, speedup, cpu_speedup, ratio in rows:
         line = (f"| {channels} | {what} | {compiled * 1e3:.1f} | {composite * 1e3:.1f} | "
                 f"{speedup:.1f}x | {cpu_speedup:.1f}x | {ratio:.1f}x |")
         if baseline:
-            before, before_cpu = baseline[channels, what][:2]
+            before, before_cpu, _, before_speedup = baseline[channels, what][:4]
             line += (f" {before * 1e3:.1f} | {before / compiled:.2f}x | "
-                     f"{before_cpu / compiled_cpu:.2f}x |")
+                     f"{before_cpu / compiled_cpu:.2f}x | {before_speedup:.1f}x |")
         lines.append(line)
     if baseline:
         lines += ["", f"Baseline build: {args.baseline_label or args.baseline}, timed in a "

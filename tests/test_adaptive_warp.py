@@ -64,7 +64,10 @@ def numpy_bilinear(image, flow):
 # --------------------------------------------------------------------------- agreement
 
 
-@pytest.mark.parametrize("channels", [1, 3, 20])
+# The CPU kernels work on vectors of 4, 8 or 16 channels (the processor's registers)
+# and keep at most 12 of them in registers at once: 9 and 20 end in a partial vector,
+# 130 takes more than one block.
+@pytest.mark.parametrize("channels", [1, 3, 9, 20, 130])
 def test_custom_matches_composite_on_random_flows(warp_library, channels):
     rng = np.random.default_rng(channels)
     image, flow, kernel = random_inputs(rng, c=channels)
@@ -215,7 +218,7 @@ def test_gradients_match_finite_differences(warp_library, backend, wrt, monkeypa
 
 # The CPU gradient kernel takes one fused pass per batch item when a channel block
 # covers all channels, and two passes (per-pixel, then per channel block) otherwise.
-@pytest.mark.parametrize("batch,channels", [(2, 5), (1, 3), (2, 67), (3, 40)])
+@pytest.mark.parametrize("batch,channels", [(2, 5), (1, 3), (2, 9), (2, 67), (3, 40), (2, 130)])
 def test_custom_and_composite_gradients_agree_in_float32(warp_library, batch, channels):
     rng = np.random.default_rng(5)
     image, flow, kernel = (tf.constant(a) for a in random_inputs(rng, b=batch, c=channels))
@@ -228,6 +231,48 @@ def test_custom_and_composite_gradients_agree_in_float32(warp_library, batch, ch
         grads.append(tape.gradient(loss, [image, flow, kernel]))
     for a, b in zip(*grads):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_narrower_cpu_paths_match_composite(warp_library, tmp_path):
+    """The CPU kernels are compiled once per instruction set (AVX-512, AVX2 and the
+    baseline, each with its own vector width) and the best one is picked at run time;
+    SPIRITNET_WARP_ISA caps it. A process capped at the baseline (and one capped at
+    AVX2 when the processor has AVX-512) must give the composite's outputs and
+    gradients too."""
+    best = ops.cpu_vector_path()
+    assert best in ("baseline", "avx2", "avx512")
+    caps = {"baseline": [], "avx2": ["baseline"], "avx512": ["baseline", "avx2"]}[best]
+    if not caps:
+        pytest.skip("this processor has the baseline path only, which the other tests run")
+    script = textwrap.dedent(
+        """
+        import sys
+        import numpy as np, tensorflow as tf
+        from spiritnet_tf import ops
+        assert ops.cpu_vector_path() == sys.argv[1], ops.cpu_vector_path()
+        rng = np.random.default_rng(21)
+        for channels in (3, 9, 67, 130):
+            args = [tf.constant(a) for a in (
+                rng.random((2, 9, 11, channels), np.float32),
+                rng.normal(0, 3, (2, 9, 11, 2)).astype(np.float32),
+                rng.normal(size=(2, 9, 11, 16)).astype(np.float32))]
+            results = []
+            for fn in (ops.load_library().spiritnet_adaptive_warp, ops.adaptive_warp_composite):
+                with tf.GradientTape() as tape:
+                    tape.watch(args)
+                    out = fn(*args)
+                    loss = tf.reduce_sum(out * out)
+                results.append([out] + tape.gradient(loss, args))
+            for a, b in zip(*results):
+                np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4)
+        print("PATH_OK", sys.argv[1])
+        """
+    )
+    for cap in caps:
+        env = dict(os.environ, SPIRITNET_WARP_ISA=cap)
+        result = subprocess.run([sys.executable, "-c", script, cap], capture_output=True,
+                                text=True, env=env)
+        assert f"PATH_OK {cap}" in result.stdout, result.stderr[-3000:]
 
 
 def test_copy_branch_passes_gradient_straight_through(warp_library):

@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 __all__ = ["adaptive_warp", "adaptive_warp_composite", "lanczos_warp", "warp_backend", "use_backend",
-           "load_library"]
+           "load_library", "cpu_vector_path"]
 
 ENV_VAR = "SPIRITNET_WARP"
 BACKENDS = ("auto", "custom", "composite")
@@ -41,6 +41,7 @@ BUILD_HELP = (
 _log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _library = None  # the loaded op module, once loaded
+_library_file = None  # the path it was loaded from
 _load_error = None  # why loading failed, once tried
 _warned = False
 _override = threading.local()  # .backend: the innermost use_backend's choice in this thread
@@ -60,7 +61,7 @@ def load_library():
     Call this before ``tf.saved_model.load`` on a SavedModel exported with the
     custom op, so that TensorFlow knows the op.
     """
-    global _library, _load_error
+    global _library, _library_file, _load_error
     with _lock:
         if _library is None and _load_error is None:
             path = _library_path()
@@ -69,9 +70,27 @@ def load_library():
             else:
                 try:
                     _library = tf.load_op_library(path)
+                    _library_file = path
                 except (tf.errors.NotFoundError, OSError) as e:
                     _load_error = f"loading {path} failed: {e}"
     return _library
+
+
+def cpu_vector_path():
+    """The instruction set the compiled op's CPU kernels use in this process:
+    ``"avx512"`` (16 floats a vector), ``"avx2"`` (8) or ``"baseline"`` (4: SSE2 on
+    x86-64, NEON elsewhere); None when the library is not loaded.
+
+    The library picks the best one the processor has, once per process; the
+    environment variable ``SPIRITNET_WARP_ISA`` (``baseline``, ``avx2`` or ``avx512``),
+    set before the first warp, caps it, so that tests can run the narrower paths.
+    """
+    if load_library() is None:
+        return None
+    import ctypes
+
+    isa = ctypes.CDLL(_library_file).spiritnet_adaptive_warp_isa()  # the loaded copy
+    return ("baseline", "avx2", "avx512")[isa]
 
 
 def _requested_backend():

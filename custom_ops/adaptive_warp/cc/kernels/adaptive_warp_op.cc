@@ -7,9 +7,15 @@
 #endif
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 #include <vector>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -98,13 +104,61 @@ constexpr int64_t kCostPerPixel = 16 * 8;
 constexpr int kChannelBlock = 32;
 
 // The loops over pixels are compiled for several instruction sets and the best
-// one the processor supports is picked at load time (GCC function multiversioning),
-// so the library stays portable while the channel loops use AVX2/AVX-512.
+// one the processor supports is picked at run time, so the library stays portable
+// while the channel loops use AVX2/AVX-512. The loops with explicit vectors
+// (HostVec) are compiled once per instruction set with its register width (L floats:
+// 16 for AVX-512, 8 for AVX2, 4 otherwise) and picked by `CpuIsa`; the others are
+// cloned by GCC's function multiversioning (AW_CPU_CLONES).
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define AW_X86_TARGETS 1
 #define AW_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define AW_TARGET_AVX512 __attribute__((target("arch=x86-64-v4")))
+#define AW_TARGET_AVX2 __attribute__((target("arch=x86-64-v3")))
 #else
 #define AW_CPU_CLONES
 #endif
+
+enum class Isa { kBaseline = 0, kAvx2 = 1, kAvx512 = 2 };
+
+// The best instruction set of this processor, at most the one named by the
+// environment variable SPIRITNET_WARP_ISA ("baseline", "avx2" or "avx512"; read once),
+// which lets tests run the narrower paths on a wider machine.
+inline Isa CpuIsa() {
+  static const Isa isa = [] {
+    Isa best = Isa::kBaseline;
+#if defined(AW_X86_TARGETS)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("x86-64-v4")) {
+      best = Isa::kAvx512;
+    } else if (__builtin_cpu_supports("x86-64-v3")) {
+      best = Isa::kAvx2;
+    }
+#endif
+    const char* cap = std::getenv("SPIRITNET_WARP_ISA");
+    Isa limit = Isa::kAvx512;
+    if (cap != nullptr && std::strcmp(cap, "baseline") == 0) limit = Isa::kBaseline;
+    if (cap != nullptr && std::strcmp(cap, "avx2") == 0) limit = Isa::kAvx2;
+    return std::min(best, limit);
+  }();
+  return isa;
+}
+
+// Large outputs are fresh memory: the allocator maps blocks this large anew on each
+// call, and the first write to each 4 KiB page then faults. Asking for transparent
+// huge pages before that first write makes it one fault per 2 MiB (first touch of a
+// 123 MB output: 98 -> 29 ms on one core, AMD EPYC, KVM, 2026-12-01). Advice only:
+// the range is the whole 2 MiB pages inside the buffer, and failures are ignored.
+inline void AdviseHugePages(void* data, size_t bytes) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  constexpr uintptr_t kHuge = uintptr_t(2) << 20;
+  const uintptr_t first = reinterpret_cast<uintptr_t>(data);
+  const uintptr_t begin = (first + kHuge - 1) & ~(kHuge - 1);
+  const uintptr_t end = (first + bytes) & ~(kHuge - 1);
+  if (bytes >= 2 * kHuge && end > begin) {
+    madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+  }
+#endif
+}
 
 template <typename T>
 struct Args {
@@ -122,15 +176,37 @@ inline void WindowOf(const Args<T>& a, int64_t p, int64_t self, Window<T>* win) 
                    a.flow[2 * p], a.flow[2 * p + 1], a.d.height, a.d.width, win);
 }
 
-template <typename T>
-AW_CPU_CLONES void ForwardRange(const Args<T>& a, int64_t begin, int64_t end, T* out) {
+template <int L, typename T>
+AW_HOST_INLINE void ForwardRangeL(const Args<T>& a, int64_t begin, int64_t end, T* out) {
   const int64_t hw = a.d.pixels();
   const int C = a.d.channels;
   Window<T> win{};
   for (int64_t p = begin; p < end; ++p) {
     const int64_t b = p / hw, self = p % hw;
     WindowOf(a, p, self, &win);
-    ForwardPixel<T>(win, a.image + b * hw * C, a.kernel + kTaps * p, self, C, out + p * C);
+    ForwardPixel<T, L>(win, a.image + b * hw * C, a.kernel + kTaps * p, self, C, out + p * C);
+  }
+}
+
+#if defined(AW_X86_TARGETS)
+template <typename T>
+AW_TARGET_AVX512 void ForwardRangeAvx512(const Args<T>& a, int64_t begin, int64_t end, T* out) {
+  ForwardRangeL<16>(a, begin, end, out);
+}
+template <typename T>
+AW_TARGET_AVX2 void ForwardRangeAvx2(const Args<T>& a, int64_t begin, int64_t end, T* out) {
+  ForwardRangeL<8>(a, begin, end, out);
+}
+#endif
+
+template <typename T>
+void ForwardRange(const Args<T>& a, int64_t begin, int64_t end, T* out) {
+  switch (CpuIsa()) {
+#if defined(AW_X86_TARGETS)
+    case Isa::kAvx512: ForwardRangeAvx512(a, begin, end, out); return;
+    case Isa::kAvx2: ForwardRangeAvx2(a, begin, end, out); return;
+#endif
+    default: ForwardRangeL<4>(a, begin, end, out);
   }
 }
 
@@ -170,9 +246,9 @@ AW_CPU_CLONES void ImageGradUnit(const Args<T>& a, int64_t b, int c_begin, int c
 // zeros are still in cache when the additions come (rows nothing scatters into are
 // zeroed at the end); a separate zeroing pass would write and then re-read the
 // whole gradient from memory.
-template <typename T>
-AW_CPU_CLONES void FusedGradUnit(const Args<T>& a, int64_t b, T* grad_image, T* grad_flow,
-                                 T* grad_kernel) {
+template <int L, typename T>
+AW_HOST_INLINE void FusedGradUnitL(const Args<T>& a, int64_t b, T* grad_image, T* grad_flow,
+                                   T* grad_kernel) {
   const int64_t hw = a.d.pixels();
   const int C = a.d.channels, W = a.d.width;
   const int64_t row_len = static_cast<int64_t>(W) * C;
@@ -200,10 +276,34 @@ AW_CPU_CLONES void FusedGradUnit(const Args<T>& a, int64_t b, T* grad_image, T* 
       seen_last = win.row_offset[3];
       zero_rows(seen_first / W, seen_last / W);
     }
-    FusedGradPixel<T>(win, image, a.kernel + kTaps * p, a.grad_out + p * C, self, C, g_image,
-                      grad_flow + 2 * p, grad_kernel + kTaps * p);
+    FusedGradPixel<T, L>(win, image, a.kernel + kTaps * p, a.grad_out + p * C, self, C,
+                         g_image, grad_flow + 2 * p, grad_kernel + kTaps * p);
   }
   zero_rows(0, a.d.height - 1);
+}
+
+#if defined(AW_X86_TARGETS)
+template <typename T>
+AW_TARGET_AVX512 void FusedGradUnitAvx512(const Args<T>& a, int64_t b, T* grad_image,
+                                          T* grad_flow, T* grad_kernel) {
+  FusedGradUnitL<16>(a, b, grad_image, grad_flow, grad_kernel);
+}
+template <typename T>
+AW_TARGET_AVX2 void FusedGradUnitAvx2(const Args<T>& a, int64_t b, T* grad_image,
+                                      T* grad_flow, T* grad_kernel) {
+  FusedGradUnitL<8>(a, b, grad_image, grad_flow, grad_kernel);
+}
+#endif
+
+template <typename T>
+void FusedGradUnit(const Args<T>& a, int64_t b, T* grad_image, T* grad_flow, T* grad_kernel) {
+  switch (CpuIsa()) {
+#if defined(AW_X86_TARGETS)
+    case Isa::kAvx512: FusedGradUnitAvx512(a, b, grad_image, grad_flow, grad_kernel); return;
+    case Isa::kAvx2: FusedGradUnitAvx2(a, b, grad_image, grad_flow, grad_kernel); return;
+#endif
+    default: FusedGradUnitL<4>(a, b, grad_image, grad_flow, grad_kernel);
+  }
 }
 
 template <typename T>
@@ -292,6 +392,7 @@ class AdaptiveWarpOp : public OpKernel {
     const T* k = kernel.flat<T>().data();
     T* o = out->flat<T>().data();
     if constexpr (std::is_same<Device, CPUDevice>::value) {
+      AdviseHugePages(o, out->TotalBytes());
       ForwardCpu<T>(ctx, Args<T>{d, img, fl, k, nullptr}, o);
     }
 #if GOOGLE_CUDA
@@ -332,6 +433,9 @@ class AdaptiveWarpGradOp : public OpKernel {
     const T* fl = flow.flat<T>().data();
     const T* k = kernel.flat<T>().data();
     if constexpr (std::is_same<Device, CPUDevice>::value) {
+      for (Tensor* t : {grad_image, grad_flow, grad_kernel}) {
+        AdviseHugePages(t->data(), t->TotalBytes());
+      }
       BackwardCpu<T>(ctx, Args<T>{d, img, fl, k, go}, grad_image->flat<T>().data(),
                      grad_flow->flat<T>().data(), grad_kernel->flat<T>().data());
     }
@@ -365,3 +469,9 @@ REGISTER_DEVICE(GPUDevice, ::tensorflow::DEVICE_GPU, double);
 
 }  // namespace adaptive_warp
 }  // namespace spiritnet
+
+// Which CPU path the kernels take in this process (0 baseline, 1 AVX2, 2 AVX-512),
+// for `spiritnet_tf.ops.warp.cpu_vector_path` (read with ctypes).
+extern "C" __attribute__((visibility("default"))) int spiritnet_adaptive_warp_isa() {
+  return static_cast<int>(spiritnet::adaptive_warp::CpuIsa());
+}

@@ -19,6 +19,8 @@
 
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
+#include <utility>
 
 #if defined(__CUDACC__)
 #define AW_HOST_DEVICE __host__ __device__ __forceinline__
@@ -92,8 +94,8 @@ AW_HOST_DEVICE void ComputeWindow(int x, int y, T fx, T fy, int height, int widt
   }
 }
 
-// Partial sums of `Dot` (one AVX-512 vector of floats): the fixed-size inner loop
-// lets the compiler vectorise the reduction without reassociating it.
+// Partial sums of `Dot` and `DotAxpy` (the fixed-size inner loops let the compiler
+// vectorise the reductions without reassociating them).
 constexpr int kLanes = 16;
 
 // The 16 source pointers and weights k[t] * wy[i] * wx[j] of a window.
@@ -108,23 +110,20 @@ AW_HOST_DEVICE void TapPointers(const Window<T>& win, const T* image, const T* k
   }
 }
 
-// Host only (GCC 12+ or Clang): explicit vectors of kLanes values written with the
+// Host only (GCC 12+ or Clang): explicit vectors of L values written with the
 // compilers' vector extensions, so the CPU loops get the instruction set they are
-// cloned for (see AW_CPU_CLONES in adaptive_warp_op.cc) without intrinsics. nvcc
-// (host or device pass) takes the plain loops instead.
+// compiled for (see CpuIsa in adaptive_warp_op.cc) without intrinsics. L is
+// the number of floats in one register of that instruction set (16 for AVX-512, 8 for
+// AVX2, 4 for SSE/NEON): wider vectors than the registers would be split by the
+// compiler and spilled to the stack (measured: AVX2 forward 2.6x slower with 16).
+// nvcc (host or device pass) takes the plain loops instead.
 #if !defined(__CUDACC__) && defined(__GNUC__) && (defined(__clang__) || __GNUC__ >= 12)
 #define AW_HOST_VECTORS 1
-template <typename T>
-struct HostVec;
-template <>
-struct HostVec<float> {
-  typedef float V __attribute__((vector_size(kLanes * sizeof(float))));
-  typedef int32_t Mask __attribute__((vector_size(kLanes * sizeof(float))));
-};
-template <>
-struct HostVec<double> {
-  typedef double V __attribute__((vector_size(kLanes * sizeof(double))));
-  typedef int64_t Mask __attribute__((vector_size(kLanes * sizeof(double))));
+template <typename T, int L>
+struct HostVec {
+  typedef T V __attribute__((vector_size(L * sizeof(T))));
+  typedef typename std::conditional<sizeof(T) == 4, int32_t, int64_t>::type Int;
+  typedef Int Mask __attribute__((vector_size(L * sizeof(T))));
 };
 
 template <typename V>
@@ -138,19 +137,20 @@ AW_HOST_INLINE void StoreVec(void* p, V v) {
   std::memcpy(p, &v, sizeof(V));
 }
 
-// Most channel counts the vector paths unroll for (NV vectors of kLanes each).
-constexpr int kMaxVectors = 8;
+// Most vectors of L channels the loops keep in registers at once (the forward's
+// accumulators, the gradient's grad_out): 128 channels with AVX-512, 96 with AVX2.
+constexpr int MaxVectors(int lanes) { return lanes >= 16 ? 8 : 12; }
 
-// Forward of a window with NV vectors of channels, kLanes <= n <= NV * kLanes: the
-// NV accumulators stay in registers over the 16 taps (summed in tap order). Vector v
-// starts at channel min(v * kLanes, n - kLanes): a last vector that overlaps the one
-// before computes the same values for the shared channels.
-template <int NV, typename T>
-AW_HOST_INLINE void ForwardVectors(const T* const* src, const T* weight, int n,
+// Forward of channels [c, c + n) of a window with NV vectors of L channels,
+// L <= n <= NV * L: the NV accumulators stay in registers over the 16 taps (summed
+// in tap order). Vector v starts at channel c + min(v * L, n - L): a last vector that
+// overlaps the one before computes the same values for the shared channels.
+template <int NV, int L, typename T>
+AW_HOST_INLINE void ForwardVectors(const T* const* src, const T* weight, int c, int n,
                                    T* AW_RESTRICT out) {
-  typedef typename HostVec<T>::V V;
+  typedef typename HostVec<T, L>::V V;
   int start[NV];
-  for (int v = 0; v < NV; ++v) start[v] = v * kLanes < n - kLanes ? v * kLanes : n - kLanes;
+  for (int v = 0; v < NV; ++v) start[v] = c + (v * L < n - L ? v * L : n - L);
   V acc[NV];
   for (int v = 0; v < NV; ++v) acc[v] = weight[0] * LoadVec<V>(src[0] + start[v]);
   for (int t = 1; t < kTaps; ++t) {
@@ -160,42 +160,31 @@ AW_HOST_INLINE void ForwardVectors(const T* const* src, const T* weight, int n,
   for (int v = 0; v < NV; ++v) StoreVec(out + start[v], acc[v]);
 }
 
-// ForwardVectors for any n in [kLanes, kMaxVectors * kLanes]; false for other n.
-template <typename T>
-AW_HOST_INLINE bool ForwardVectorsAnyN(const T* const* src, const T* weight, int n, T* out) {
-  switch ((n + kLanes - 1) / kLanes) {
-    case 1: ForwardVectors<1>(src, weight, n, out); return true;
-    case 2: ForwardVectors<2>(src, weight, n, out); return true;
-    case 3: ForwardVectors<3>(src, weight, n, out); return true;
-    case 4: ForwardVectors<4>(src, weight, n, out); return true;
-    case 5: ForwardVectors<5>(src, weight, n, out); return true;
-    case 6: ForwardVectors<6>(src, weight, n, out); return true;
-    case 7: ForwardVectors<7>(src, weight, n, out); return true;
-    case 8: ForwardVectors<8>(src, weight, n, out); return true;
-    default: return false;
+// out[c] = sum_t weight[t] * src[t][c] for all n >= L channels: blocks of
+// MaxVectors(L) vectors, then the rest in one ForwardVectors call (a rest shorter
+// than one vector ends at the last channel, overlapping the block before).
+template <int L, typename T>
+AW_HOST_INLINE void ForwardBlocks(const T* const* src, const T* weight, int n, T* out) {
+  constexpr int kBlock = MaxVectors(L) * L;
+  int c = 0;
+  for (; n - c > kBlock; c += kBlock) ForwardVectors<MaxVectors(L), L>(src, weight, c, kBlock, out);
+  if (n - c < L) c = n - L;
+#define AW_CASE(NV)                                                            \
+  case NV:                                                                     \
+    if constexpr (NV <= MaxVectors(L)) ForwardVectors<NV, L>(src, weight, c, n - c, out); \
+    return;
+  switch ((n - c + L - 1) / L) {
+    AW_CASE(1) AW_CASE(2) AW_CASE(3) AW_CASE(4) AW_CASE(5) AW_CASE(6)
+    AW_CASE(7) AW_CASE(8) AW_CASE(9) AW_CASE(10) AW_CASE(11) AW_CASE(12)
   }
+#undef AW_CASE
 }
 #endif  // AW_HOST_VECTORS
 
-#if !defined(__CUDA_ARCH__)
-// Host only: out[c + u] = sum_t weight[t] * src[t][c + u] for u < kLanes, summed in
-// tap order; the fixed-size inner loops compile to one vector register (or two).
-template <typename T>
-inline void ForwardChunk(const T* const* src, const T* weight, int c, T* AW_RESTRICT out) {
-  T acc[kLanes];
-  for (int u = 0; u < kLanes; ++u) acc[u] = weight[0] * src[0][c + u];
-  for (int t = 1; t < kTaps; ++t) {
-    const T w = weight[t];
-    const T* AW_RESTRICT s = src[t] + c;
-    for (int u = 0; u < kLanes; ++u) acc[u] += w * s[u];
-  }
-  for (int u = 0; u < kLanes; ++u) out[c + u] = acc[u];
-}
-#endif
-
 // Forward for one pixel. `image` points at this pixel's batch item ([H, W, C]),
-// `self` is the pixel's own offset (y * W + x), `k` its 16 kernel values.
-template <typename T>
+// `self` is the pixel's own offset (y * W + x), `k` its 16 kernel values. L: the
+// host's vector width (see HostVec); the device ignores it.
+template <typename T, int L = kLanes>
 AW_HOST_DEVICE void ForwardPixel(const Window<T>& win, const T* AW_RESTRICT image,
                                  const T* AW_RESTRICT k, int64_t self, int channels,
                                  T* AW_RESTRICT out) {
@@ -209,18 +198,8 @@ AW_HOST_DEVICE void ForwardPixel(const Window<T>& win, const T* AW_RESTRICT imag
   TapPointers(win, image, k, channels, src, weight);
   // out[c] = sum_t weight[t] * src[t][c], summed in tap order on every path.
 #if defined(AW_HOST_VECTORS)
-  if (channels >= kLanes && ForwardVectorsAnyN(src, weight, channels, out)) return;
-#endif
-#if !defined(__CUDA_ARCH__)
-  if (channels >= kLanes) {
-    // Host, many channels, when ForwardVectorsAnyN does not apply (more than
-    // kMaxVectors vectors, or no vector extensions): kLanes channels at a time
-    // accumulated over the 16 taps in registers (one vector), so out is written once. The channels left over are
-    // covered by one more chunk ending at the last channel, which overlaps the
-    // previous one and writes the same values again.
-    int c = 0;
-    for (; c + kLanes <= channels; c += kLanes) ForwardChunk(src, weight, c, out);
-    if (c < channels) ForwardChunk(src, weight, channels - kLanes, out);
+  if (channels >= L) {
+    ForwardBlocks<L>(src, weight, channels, out);
     return;
   }
 #endif
@@ -315,79 +294,73 @@ AW_HOST_INLINE T DotAxpy(const T* AW_RESTRICT g, const T* AW_RESTRICT s, T* AW_R
 }
 
 #if defined(AW_HOST_VECTORS)
-// Given the partial sums (kLanes lanes each) of 16 taps, returns the vector of the
-// 16 totals in tap order: four rounds, each adding the two halves of every tap's
-// lanes while packing two taps into one vector.
-#define AW_EVEN8 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23
-#define AW_ODD8 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31
-#define AW_EVEN4 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27
-#define AW_ODD4 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31
-#define AW_EVEN2 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29
-#define AW_ODD2 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31
-#define AW_EVEN1 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30
-#define AW_ODD1 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31
-template <typename V>
-AW_HOST_INLINE V ReduceTaps(V* p) {
-  static_assert(kLanes == 16 && kTaps == 16, "the shuffles below are written for 16");
-  for (int i = 0; i < 8; ++i) {
-    p[i] = __builtin_shufflevector(p[2 * i], p[2 * i + 1], AW_EVEN8) +
-           __builtin_shufflevector(p[2 * i], p[2 * i + 1], AW_ODD8);
-  }
-  for (int i = 0; i < 4; ++i) {
-    p[i] = __builtin_shufflevector(p[2 * i], p[2 * i + 1], AW_EVEN4) +
-           __builtin_shufflevector(p[2 * i], p[2 * i + 1], AW_ODD4);
-  }
-  for (int i = 0; i < 2; ++i) {
-    p[i] = __builtin_shufflevector(p[2 * i], p[2 * i + 1], AW_EVEN2) +
-           __builtin_shufflevector(p[2 * i], p[2 * i + 1], AW_ODD2);
-  }
-  return __builtin_shufflevector(p[0], p[1], AW_EVEN1) +
-         __builtin_shufflevector(p[0], p[1], AW_ODD1);
+// Lane i of one reduction round with half width H (see ReduceTaps): the vectors hold
+// groups of 2H lanes; lane i takes lane i % H of group i / H of (a, b) concatenated,
+// from the group's lower half (Odd false) or upper half (Odd true).
+template <int H, bool Odd>
+constexpr int HalfIndex(int i) {
+  return (i / H) * 2 * H + (Odd ? H : 0) + i % H;
 }
-#undef AW_EVEN8
-#undef AW_ODD8
-#undef AW_EVEN4
-#undef AW_ODD4
-#undef AW_EVEN2
-#undef AW_ODD2
-#undef AW_EVEN1
-#undef AW_ODD1
+template <int H, typename V, int... I>
+AW_HOST_INLINE V AddHalves(V a, V b, std::integer_sequence<int, I...>) {
+  return __builtin_shufflevector(a, b, HalfIndex<H, false>(I)...) +
+         __builtin_shufflevector(a, b, HalfIndex<H, true>(I)...);
+}
+// `count` vectors of groups of 2H lanes -> count / 2 vectors of groups of H lanes.
+template <int H, int L, typename V>
+AW_HOST_INLINE void ReduceRounds(V* p, int count) {
+  if constexpr (H >= 1) {
+    for (int i = 0; i < count / 2; ++i) {
+      p[i] = AddHalves<H>(p[2 * i], p[2 * i + 1], std::make_integer_sequence<int, L>());
+    }
+    ReduceRounds<H / 2, L>(p, count / 2);
+  }
+}
+// Given the partial sums (L lanes each) of the 16 taps in p[0..15], leaves the 16
+// totals in tap order in p[0..16/L - 1] (taps r * L .. r * L + L - 1 in p[r]):
+// log2(L) rounds, each adding the two halves of every tap's lanes while packing two
+// taps' groups into one vector.
+template <int L, typename V>
+AW_HOST_INLINE void ReduceTaps(V* p) {
+  static_assert(kTaps % L == 0 && (L & (L - 1)) == 0, "16 taps over whole vectors");
+  ReduceRounds<L / 2, L>(p, kTaps);
+}
 
-template <typename T>
-AW_HOST_INLINE T SumLanes(typename HostVec<T>::V v) {
-  T a[kLanes];
+template <int L, typename V>
+AW_HOST_INLINE auto SumLanes(V v) -> typename std::remove_reference<decltype(v[0])>::type {
+  typename std::remove_reference<decltype(v[0])>::type a[L];
   StoreVec(a, v);
-  for (int w = kLanes / 2; w > 0; w /= 2) {
+  for (int w = L / 2; w > 0; w /= 2) {
     for (int u = 0; u < w; ++u) a[u] += a[u + w];
   }
   return a[0];
 }
 
-// FusedGradPixel for a window (not the copy branch) and n >= kLanes channels, NV
-// vectors of them (0: any number, grad_out reloaded for each tap; otherwise it stays
-// in registers over the 16 taps). Each tap sweeps its channels once: partial sums of
+// FusedGradPixel for a window (not the copy branch) and n >= L channels, NV vectors
+// of L of them (0: any number, grad_out reloaded for each tap; otherwise it stays in
+// registers over the 16 taps). Each tap sweeps its channels once: partial sums of
 // grad_out * image and grad_image += weight * grad_out, a vector at a time. The
 // channels past the last whole vector are covered by one more vector ending at the
 // last channel, with the lanes it shares with the previous one masked off (grad_out
 // zero there, image lanes cleared); both grad_image vectors are loaded before either
 // is stored, the overlapping one first, so each channel is added to once and no load
 // waits on an overlapping store. The 16 partial sums are reduced together.
-template <int NV, typename T>
+template <int NV, int L, typename T>
 AW_HOST_INLINE void FusedGradVectors(const Window<T>& win, const T* AW_RESTRICT image,
                                      const T* AW_RESTRICT k, const T* AW_RESTRICT g,
                                      int n, T* AW_RESTRICT grad_image,
                                      T* AW_RESTRICT grad_flow, T* AW_RESTRICT grad_kernel) {
-  typedef typename HostVec<T>::V V;
-  typedef typename HostVec<T>::Mask Mask;
-  const int whole = n / kLanes * kLanes;
+  typedef typename HostVec<T, L>::V V;
+  typedef typename HostVec<T, L>::Mask Mask;
+  const int whole = n / L * L;
   const bool ragged = whole != n;
-  const int nv = NV > 0 ? NV : (n + kLanes - 1) / kLanes;
+  const int nv = NV > 0 ? NV : (n + L - 1) / L;
   const int plain = ragged ? nv - 2 : nv;  // vectors without an overlap
-  const int last = plain * kLanes;         // ragged: the vector before the overlap
-  const int end = n - kLanes;              // ragged: the overlapping vector
-  T tail_g[kLanes];
+  const int last = plain * L;              // ragged: the vector before the overlap
+  const int end = n - L;                   // ragged: the overlapping vector
+  T tail_g[L];
   Mask on;
-  for (int u = 0; u < kLanes; ++u) {
+  for (int u = 0; u < L; ++u) {
     const bool lane = end + u >= whole;
     on[u] = lane ? -1 : 0;
     tail_g[u] = lane ? g[end + u] : T(0);
@@ -395,7 +368,7 @@ AW_HOST_INLINE void FusedGradVectors(const Window<T>& win, const T* AW_RESTRICT 
   const V g_tail = LoadVec<V>(tail_g);
   V g_held[NV > 0 ? NV : 1];
   if constexpr (NV > 0) {
-    for (int v = 0; v < NV; ++v) g_held[v] = LoadVec<V>(g + (v * kLanes < end ? v * kLanes : end));
+    for (int v = 0; v < NV; ++v) g_held[v] = LoadVec<V>(g + (v * L < end ? v * L : end));
   }
   T wyx[kTaps], weight[kTaps];
   for (int i = 0; i < 4; ++i) {
@@ -414,7 +387,7 @@ AW_HOST_INLINE void FusedGradVectors(const Window<T>& win, const T* AW_RESTRICT 
       const T w = weight[t];
       V acc = V{};
       for (int v = 0; v < plain; ++v) {
-        const int c = v * kLanes;
+        const int c = v * L;
         V gv;
         if constexpr (NV > 0) gv = g_held[v]; else gv = LoadVec<V>(g + c);
         acc += gv * LoadVec<V>(s + c);
@@ -433,9 +406,7 @@ AW_HOST_INLINE void FusedGradVectors(const Window<T>& win, const T* AW_RESTRICT 
       part[t] = acc;
     }
   }
-  const V dots = ReduceTaps(part);
-  const V k_v = LoadVec<V>(k);
-  StoreVec(grad_kernel, LoadVec<V>(wyx) * dots);
+  ReduceTaps<L>(part);  // part[r]: the dot products of taps r * L ..
   T fx[kTaps], fy[kTaps];  // d weight / d alpha and d weight / d beta, over k
   for (int i = 0; i < 4; ++i) {
     for (int j = 0; j < 4; ++j) {
@@ -443,21 +414,34 @@ AW_HOST_INLINE void FusedGradVectors(const Window<T>& win, const T* AW_RESTRICT 
       fy[4 * i + j] = static_cast<T>(TapSign(i)) * win.wx[j];
     }
   }
-  grad_flow[0] = SumLanes<T>(k_v * LoadVec<V>(fx) * dots);
-  grad_flow[1] = SumLanes<T>(k_v * LoadVec<V>(fy) * dots);
+  V gx = V{}, gy = V{};
+  for (int r = 0; r < kTaps / L; ++r) {
+    const V k_v = LoadVec<V>(k + r * L);
+    StoreVec(grad_kernel + r * L, LoadVec<V>(wyx + r * L) * part[r]);
+    gx += k_v * LoadVec<V>(fx + r * L) * part[r];
+    gy += k_v * LoadVec<V>(fy + r * L) * part[r];
+  }
+  grad_flow[0] = SumLanes<L>(gx);
+  grad_flow[1] = SumLanes<L>(gy);
 }
 
-template <typename T>
+template <int L, typename T>
 AW_HOST_INLINE void FusedGradVectorsAnyN(const Window<T>& win, const T* image, const T* k,
                                          const T* g, int n, T* grad_image, T* grad_flow,
                                          T* grad_kernel) {
-#define AW_CASE(NV) \
-  case NV: FusedGradVectors<NV>(win, image, k, g, n, grad_image, grad_flow, grad_kernel); return;
-  switch ((n + kLanes - 1) / kLanes) {
-    AW_CASE(1) AW_CASE(2) AW_CASE(3) AW_CASE(4) AW_CASE(5) AW_CASE(6) AW_CASE(7) AW_CASE(8)
-    default: FusedGradVectors<0>(win, image, k, g, n, grad_image, grad_flow, grad_kernel);
+#define AW_CASE(NV)                                                                  \
+  case NV:                                                                           \
+    if constexpr (NV <= MaxVectors(L)) {                                             \
+      FusedGradVectors<NV, L>(win, image, k, g, n, grad_image, grad_flow, grad_kernel); \
+      return;                                                                        \
+    }                                                                                \
+    break;
+  switch ((n + L - 1) / L) {
+    AW_CASE(1) AW_CASE(2) AW_CASE(3) AW_CASE(4) AW_CASE(5) AW_CASE(6)
+    AW_CASE(7) AW_CASE(8) AW_CASE(9) AW_CASE(10) AW_CASE(11) AW_CASE(12)
   }
 #undef AW_CASE
+  FusedGradVectors<0, L>(win, image, k, g, n, grad_image, grad_flow, grad_kernel);
 }
 #endif  // AW_HOST_VECTORS
 
@@ -465,7 +449,7 @@ AW_HOST_INLINE void FusedGradVectorsAnyN(const Window<T>& win, const T* image, c
 // as `FlowKernelGradPixel` followed by `ImageGradPixel` over every channel, up to the
 // order in which the channel sums add up. ``grad_image`` is this pixel's batch item,
 // owned by the caller's thread. The image and grad_image rows of a tap never alias.
-template <typename T>
+template <typename T, int L = kLanes>
 AW_HOST_INLINE void FusedGradPixel(const Window<T>& win, const T* AW_RESTRICT image,
                            const T* AW_RESTRICT k, const T* AW_RESTRICT grad_out,
                            int64_t self, int channels, T* AW_RESTRICT grad_image,
@@ -478,9 +462,9 @@ AW_HOST_INLINE void FusedGradPixel(const Window<T>& win, const T* AW_RESTRICT im
     return;
   }
 #if defined(AW_HOST_VECTORS)
-  if (channels >= kLanes) {
-    FusedGradVectorsAnyN(win, image, k, grad_out, channels, grad_image, grad_flow,
-                         grad_kernel);
+  if (channels >= L) {
+    FusedGradVectorsAnyN<L>(win, image, k, grad_out, channels, grad_image, grad_flow,
+                            grad_kernel);
     return;
   }
 #endif
