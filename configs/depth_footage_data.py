@@ -1,8 +1,9 @@
 """Mines Big Buck Bunny (moviepy 2.1.2's copy, see depth_footage_data.sh) for pseudo-depth
-training pairs: `spiritnet_tf.data.footage_depth.mine_footage` with the shipped cue-trained
-depth net as the second sign guess.
+training pairs: `spiritnet_tf.data.footage_depth.mine_footage`, the sign from occlusion
+(``--sign occlusion``, the default) or from the row index agreeing with the shipped
+cue-trained depth net (``--sign agreement``); the net's figures are recorded either way.
 
-    python configs/depth_footage_data.py VIDEO OUT [--every N] [--limit FRAMES]
+    python configs/depth_footage_data.py VIDEO OUT [--every N] [--gap N] [--sign RULE] [--limit FRAMES]
 
 Left out: the opening titles (frames 0-284), the end credits (11757 on: scrolling text,
 whose "parallax" is the scroll) and film frames 1100-1530, the shot that the depth
@@ -53,10 +54,12 @@ def main():
     parser.add_argument("video")
     parser.add_argument("out")
     parser.add_argument("--every", type=int, default=24)
+    parser.add_argument("--gap", type=int, default=4)
+    parser.add_argument("--sign", choices=("occlusion", "agreement"), default="occlusion")
     parser.add_argument("--limit", type=int, default=None)
     args = parser.parse_args()
     kept = mine_footage(args.video, args.out, prefix="bbb", source=SOURCE, every=args.every,
-                        exclude=EXCLUDE, reference=reference_depth(), limit=args.limit)
+                        gap=args.gap, sign=args.sign, exclude=EXCLUDE, reference=reference_depth(), limit=args.limit)
     print(f"{len(kept)} pair(s) kept in {os.path.abspath(args.out)}")
 
 

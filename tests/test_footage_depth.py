@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from spiritnet_tf.config import ConfigError
-from spiritnet_tf.data.footage_depth import mine_footage, sign_of_parallax
+from spiritnet_tf.data.footage_depth import mine_footage, occlusion_sign, sign_of_parallax
+from spiritnet_tf.evaluation.depth_scenes import parallax_inverse_depth
 from spiritnet_tf.evaluation.depth import load_depth_scenes
 from spiritnet_tf.training.depth import DepthPretraining, _depth_frames, footage_sample
 
@@ -41,6 +42,72 @@ def _parallax_video(count, near=2, far=1):
     return frames
 
 
+def _object_video(count, box, near=3, far=1):
+    """A camera moving sideways past a near textured object (``box`` = top, bottom, left,
+    right in frame 0, clipped at the frame's edges) before a far textured backdrop: the
+    backdrop's content moves ``far`` px per frame, the object's ``near`` px."""
+    top, bottom, left, right = box
+    backdrop, thing = _texture(H, W + 400, 2), _texture(bottom - top, right - left, 3)
+    frames = []
+    for t in range(count):
+        frame = backdrop[:, 200 - far * t:200 - far * t + W].copy()
+        x0 = left + near * t
+        a, b = max(x0, 0), min(x0 + right - left, W)
+        frame[top:bottom, a:b] = thing[:, a - x0:b - x0]
+        frames.append(frame)
+    return frames
+
+
+LOW, MIDDLE, UPPER = (110, 180, 60, 170), (60, 130, 110, 200), (10, 80, 60, 160)
+
+
+def _near_minus_far(gamma, box, near):
+    """Median parallax on the object in frame 4 minus the backdrop's, away from its edges."""
+    top, bottom, left, right = box
+    x0 = left + 4 * near
+    inside = np.nanmedian(gamma[top + 10:bottom - 10, x0 + 15:x0 + right - left - 15])
+    away = np.ones(gamma.shape, bool)
+    away[max(top - 15, 0):bottom + 15, max(x0 - 25, 0):x0 + right - left + 25] = False
+    return inside - np.nanmedian(gamma[away])
+
+
+@pytest.mark.parametrize("box", [LOW, MIDDLE, UPPER], ids=["low", "middle", "upper"])
+@pytest.mark.parametrize("near, far", [(3, 1), (-3, -1), (1, 3)], ids=["right", "left", "far-faster"])
+def test_occlusion_sign_makes_the_occluder_nearer(box, near, far):
+    """Wherever the near object is (low, mid-frame, upper half: the row index says nothing
+    or the wrong thing there) and whichever way the camera moves, the occlusion sign makes
+    it larger than the backdrop. ``far-faster``: the backdrop moves more than the object
+    (e.g. a camera following a character), so the object's parallax is the smaller one
+    before the sign."""
+    frames = _object_video(9, box, near, far)
+    parallax = parallax_inverse_depth(frames[4], frames[8], return_flows=True)
+    sign, figures = occlusion_sign(frames[4], frames[8], frames[0], parallax=parallax)
+    assert sign != 0 and figures["votes"] >= 100 and figures["frames"] == 3
+    assert sign * _near_minus_far(parallax[0], box, near) > 3
+    assert (figures["share"] > 0.9) if sign > 0 else (figures["share"] < 0.1)
+
+
+def test_occlusion_sign_is_undecided_without_a_depth_edge():
+    """One plane (the whole frame shifting, and a still frame): nothing is covered."""
+    frames = _object_video(9, (40, 80, 100, 160), 2, 2)  # the "object" moves with the backdrop
+    assert occlusion_sign(frames[4], frames[8], frames[0])[0] == 0
+    assert occlusion_sign(frames[4], frames[8])[0] == 0
+    assert occlusion_sign(frames[0], frames[0], frames[0])[0] == 0  # nothing moves
+
+
+def test_parallax_inverse_depth_returns_its_flows_on_request():
+    frames = _object_video(9, MIDDLE)
+    gamma, info = parallax_inverse_depth(frames[4], frames[8])
+    gamma2, info2, flows = parallax_inverse_depth(frames[4], frames[8], return_flows=True)
+    np.testing.assert_array_equal(gamma, gamma2)
+    assert info == info2
+    assert flows["forward"].shape == flows["backward"].shape == (H, W, 2)
+    np.testing.assert_array_equal(flows["valid"], np.isfinite(gamma))
+    assert flows["homography"].shape == (3, 3) and abs(np.linalg.norm(flows["direction"]) - 1) < 1e-6
+    # the backdrop moves 4 px to the right over the four frames
+    assert abs(np.median(flows["forward"][:40, ..., 0]) - 4) < 0.2
+
+
 def test_sign_of_parallax_follows_the_row_and_the_reference():
     rows = np.tile(np.arange(40, dtype=np.float32)[:, None], (1, 30))
     gamma = rows.copy()
@@ -62,7 +129,7 @@ def test_mine_footage_keeps_parallax_and_drops_a_still_camera(tmp_path):
     _write_video(still, _parallax_video(14, near=2, far=0))  # a still camera, a moving band
     source = {"package": "test"}
     kept = mine_footage(moving, str(tmp_path / "out"), prefix="m", source=source, every=6,
-                        gap=4, progress=False, exclude=[(11, 13)])
+                        gap=4, progress=False, exclude=[(11, 13)], sign="agreement")
     assert [k["name"] for k in kept] == ["m_000000", "m_000006"]  # frame 12 is excluded
     scenes = load_depth_scenes(str(tmp_path / "out"))
     assert [s.name for s in scenes] == ["m_000000", "m_000006"]
@@ -73,11 +140,42 @@ def test_mine_footage_keeps_parallax_and_drops_a_still_camera(tmp_path):
     record = json.load(open(tmp_path / "out" / "SOURCES.json"))
     assert record["source"] == source and record["pairs_tried"] == 2
     assert mine_footage(still, str(tmp_path / "none"), prefix="s", source=source, every=6, gap=4,
-                        progress=False) == []
+                        progress=False, sign="agreement") == []
     with pytest.raises(ValueError, match="every"):
         mine_footage(moving, str(tmp_path / "x"), prefix="m", source=source, every=4, gap=4)
     with pytest.raises(FileNotFoundError, match="no video"):
         mine_footage(str(tmp_path / "missing.mp4"), str(tmp_path / "x"), prefix="m", source=source)
+
+
+@pytest.mark.parametrize("box", [MIDDLE, UPPER], ids=["middle", "upper"])
+def test_mine_footage_signs_by_occlusion(tmp_path, box):
+    """The default rule: the near object mid-frame or high up comes out nearer (larger),
+    both rules' figures are recorded; the band video (no object edge crossing the motion)
+    has nothing covered, so its pairs are undecided and dropped."""
+    video = str(tmp_path / "object.mp4")
+    _write_video(video, _object_video(26, box, 3, 1))
+    source = {"package": "test"}
+    kept = mine_footage(video, str(tmp_path / "out"), prefix="o", source=source, every=8, gap=4,
+                        progress=False)
+    # pairs (8, 12) and (16, 20): the first pair, (0, 4), has no frame before it
+    assert [k["name"] for k in kept] == ["o_000008", "o_000016"]
+    record = json.load(open(tmp_path / "out" / "SOURCES.json"))
+    assert record["options"]["sign"] == "occlusion" and record["pairs_tried"] == 2
+    for k, scene in zip(record["samples"], load_depth_scenes(str(tmp_path / "out"))):
+        assert k["sign_rule"] == "occlusion" and k["occlusion"]["votes"] >= 100
+        assert {"rho_row", "rho_reference", "agreement_sign"} <= set(k)
+        top, bottom, left, right = box
+        x0 = left + 3 * int(k["frames"][0])
+        inside = np.nanmedian(scene.truth[top + 10:bottom - 10, x0 + 15:x0 + right - left - 15])
+        assert inside > np.nanmedian(scene.truth[-20:]) + 2  # the object, not the low backdrop
+    band = str(tmp_path / "band.mp4")
+    _write_video(band, _parallax_video(14))
+    assert mine_footage(band, str(tmp_path / "none"), prefix="b", source=source, every=6, gap=4,
+                        progress=False) == []
+    record = json.load(open(tmp_path / "none" / "SOURCES.json"))
+    assert record["pairs_tried"] == 1 and record["dropped"]["sign"] == 1
+    with pytest.raises(ValueError, match="sign"):
+        mine_footage(band, str(tmp_path / "x"), prefix="b", source=source, sign="rows")
 
 
 def test_footage_sample_crops_keeps_order_and_marks_no_truth():

@@ -57,10 +57,17 @@ def _gray(frame):
     return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
 
 
-def parallax_inverse_depth(first, second, *, fb_tolerance=1.0, smooth=5):
+def parallax_inverse_depth(first, second, *, fb_tolerance=1.0, smooth=5, return_flows=False):
     """Relative inverse depth of ``first`` (up to scale, shift and sign) from the residual
     parallax between two frames ``[H, W, 3]`` uint8; NaN where the flow fails the
-    forward-backward check. Returns ``(gamma [H, W] float32, info dict)``."""
+    forward-backward check. Returns ``(gamma [H, W] float32, info dict)``.
+
+    With ``return_flows``: ``(gamma, info, flows)``, ``flows`` a dict of the measurement's
+    parts: ``forward`` and ``backward`` (the DIS flows first -> second and second -> first,
+    ``[H, W, 2]`` float32, x then y), ``valid`` (the forward-backward check, ``[H, W]``
+    bool), ``homography`` (3x3, first -> second) and ``direction`` (the unit vector the
+    residual is projected on), so that a caller can measure the parallax of any motion
+    ``v`` at a pixel ``p``: ``(p + v - H(p)) . direction``."""
     import cv2
 
     a, b = _gray(first), _gray(second)
@@ -101,6 +108,10 @@ def parallax_inverse_depth(first, second, *, fb_tolerance=1.0, smooth=5):
         "median_flow_px": float(np.median(mag)),
         "parallax_spread_px": float(np.subtract(*np.nanpercentile(gamma, [95, 5]))),
     }
+    if return_flows:
+        flows = {"forward": fwd, "backward": bwd, "valid": valid, "homography": hom,
+                 "direction": direction.astype(np.float64)}
+        return gamma.astype(np.float32), info, flows
     return gamma.astype(np.float32), info
 
 
