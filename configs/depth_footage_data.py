@@ -53,7 +53,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("video")
     parser.add_argument("out")
-    parser.add_argument("--every", type=int, default=24)
+    parser.add_argument("--every", type=int, default=12)
     parser.add_argument("--gap", type=int, default=4)
     parser.add_argument("--sign", choices=("occlusion", "agreement"), default="occlusion")
     parser.add_argument("--limit", type=int, default=None)
