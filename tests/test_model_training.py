@@ -71,7 +71,7 @@ def no_grappler():
     tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": False})
 
 
-def test_fit_halves_the_loss_and_logs_every_term(no_grappler):
+def test_fit_cuts_the_loss_and_logs_every_term(no_grappler):
     keras.utils.set_random_seed(0)
     data = synthetic_batches()
     model = SpiritNet.from_preset("small", **TINY)
@@ -87,7 +87,10 @@ def test_fit_halves_the_loss_and_logs_every_term(no_grappler):
     traced = model.cell._training_functions
     assert traced[("step",)].experimental_get_tracing_count() == 1
     assert traced[("depth", True)].experimental_get_tracing_count() == 1
-    assert after["loss"] <= 0.5 * before["loss"], (before, after)
+    # 70 steps end near the loss's plateau, where the order of float additions moves it:
+    # 0.44-0.53 of the start over the warp's CPU builds and data orders tried (2026-12-01),
+    # so the bound is 0.6; a training that does not learn stays near 1.
+    assert after["loss"] <= 0.6 * before["loss"], (before, after)
     assert after["flow"] < 0.5 * before["flow"], (before, after)
     # Trained from scratch: the depth net learns at the normal rate.
     moved = max(np.abs(v.numpy() - b).max() for v, b in zip(model.depth_net.trainable_variables, depth_before))
