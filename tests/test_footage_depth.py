@@ -141,6 +141,13 @@ def test_mine_footage_keeps_parallax_and_drops_a_still_camera(tmp_path):
     assert record["source"] == source and record["pairs_tried"] == 2
     assert mine_footage(still, str(tmp_path / "none"), prefix="s", source=source, every=6, gap=4,
                         progress=False, sign="agreement") == []
+    # the same folder again with the same options resumes; with another sign rule it would
+    # mix samples signed two ways: refused, naming what changed
+    assert len(mine_footage(moving, str(tmp_path / "out"), prefix="m", source=source, every=6,
+                            gap=4, progress=False, exclude=[(11, 13)], sign="agreement")) == 2
+    with pytest.raises(ValueError, match="other options \\(sign: sign='agreement'\\)"):
+        mine_footage(moving, str(tmp_path / "out"), prefix="m", source=source, every=6, gap=4,
+                     progress=False, exclude=[(11, 13)], sign="occlusion")
     with pytest.raises(ValueError, match="every"):
         mine_footage(moving, str(tmp_path / "x"), prefix="m", source=source, every=4, gap=4)
     with pytest.raises(FileNotFoundError, match="no video"):

@@ -180,7 +180,8 @@ def mine_footage(video, out, *, prefix, source, every=48, gap=4, side=448, min_v
     the row index and ``reference`` agree). Both rules' figures are recorded whichever decides.
     ``occlusion``: keyword options for `occlusion_sign`. ``exclude``: (first, last) frame
     ranges never used. ``limit``: stop after this many frames of the video. Existing sample
-    folders are left alone."""
+    folders are left alone (a rerun resumes), but ``out`` mined before with other options
+    raises ValueError."""
     import imageio.v3 as iio
     from tqdm.auto import tqdm
 
@@ -194,6 +195,21 @@ def mine_footage(video, out, *, prefix, source, every=48, gap=4, side=448, min_v
         raise ValueError(f"every ({every}) must exceed gap ({gap}): pairs would overlap")
     occ = sign == "occlusion"
     before = gap if occ else 0  # the occlusion sign also needs the frame i - gap
+    options = {"every": every, "gap": gap, "side": side, "min_valid": min_valid,
+               "min_flow_px": min_flow_px, "min_spread_px": min_spread_px, "sign": sign,
+               "min_sign_rho": min_sign_rho, "occlusion": occlusion or {},
+               "exclude": [list(r) for r in exclude], "reference": reference is not None}
+    # Sample folders already there are kept (a rerun resumes); samples of other options
+    # (another sign rule above all) would be mixed in silently, since every folder counts.
+    sources = os.path.join(out, "SOURCES.json")
+    if os.path.isfile(sources):
+        with open(sources) as f:
+            earlier = json.load(f).get("options", {})
+        changed = sorted(k for k in options if earlier.get(k) != options[k])
+        if changed:
+            raise ValueError(f"{out} holds samples mined with other options ({', '.join(changed)}: "
+                             f"{', '.join(f'{k}={earlier.get(k)!r}' for k in changed)}); "
+                             "mine into a new folder or remove it first")
     os.makedirs(out, exist_ok=True)
     kept, tried, pending, previous = [], 0, {}, {}
     dropped = {"flow": 0, "filters": 0, "sign": 0}
@@ -254,12 +270,7 @@ def mine_footage(video, out, *, prefix, source, every=48, gap=4, side=448, min_v
                      **{k: round(v, 3) for k, v in info.items()}})
         bar.set_postfix(kept=len(kept), tried=tried)
     bar.close()
-    record = {"video": os.path.basename(video), "source": source,
-              "options": {"every": every, "gap": gap, "side": side, "min_valid": min_valid,
-                          "min_flow_px": min_flow_px, "min_spread_px": min_spread_px, "sign": sign,
-                          "min_sign_rho": min_sign_rho, "occlusion": occlusion or {},
-                          "exclude": [list(r) for r in exclude],
-                          "reference": reference is not None},
+    record = {"video": os.path.basename(video), "source": source, "options": options,
               "pairs_tried": tried, "dropped": dropped, "samples": kept}
     with open(os.path.join(out, "SOURCES.json"), "w") as f:
         json.dump(record, f, indent=1)
