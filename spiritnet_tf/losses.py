@@ -15,7 +15,8 @@ from spiritnet_tf.config import STYLE_LAYERS
 from spiritnet_tf.limits import MIN_INVERSE_DEPTH
 
 __all__ = ["flow_l1", "total_variation", "sharpness_gap", "scale_invariant_log_depth",
-           "scale_shift_invariant", "gradient_matching", "relative_depth", "StyleLoss", "gram_matrix"]
+           "scale_shift_invariant", "gradient_matching", "relative_depth", "edge_following",
+           "StyleLoss", "gram_matrix"]
 
 # Caffe-style VGG preprocessing (what keras.applications.vgg19 weights expect):
 # RGB in [0, 1] -> BGR in [0, 255] minus the ImageNet channel means.
@@ -180,6 +181,35 @@ def relative_depth(predicted, target, *, gradient_weight=0.5, scales=4, scale_we
     and to a positive scale up to the pull."""
     return (scale_shift_invariant(predicted, target, scale_weight=scale_weight)
             + gradient_weight * gradient_matching(predicted, target, scales=scales))
+
+
+def edge_following(predicted, images, target=None, *, window=7):
+    """How much a depth map follows the photo's edges: per image, the squared Pearson
+    correlation of ``predicted`` ``[..., H, W, 1]`` with the local gradient magnitude of
+    ``images`` ``[..., H, W, 3]`` (grey level, central differences, ``window`` x
+    ``window`` box-smoothed, a training-time stand-in for
+    `spiritnet_tf.evaluation.depth.gradient_magnitude`), on the pixels where ``target > 0``
+    (every pixel when None), averaged over images. 0 for a map independent of the
+    texture, 1 for an edge detector; invariant to a scale (of either sign) and a shift
+    of the prediction. The depth pre-training adds it with ``edge_weight`` so that a net
+    that learns "textured is near" from a few sources pays for it."""
+    p = _as_images(predicted)
+    grey = tf.reduce_mean(_as_images(images), axis=-1, keepdims=True)
+    padded = tf.pad(grey, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="SYMMETRIC")
+    gx = (padded[:, 1:-1, 2:] - padded[:, 1:-1, :-2]) / 2.0
+    gy = (padded[:, 2:, 1:-1] - padded[:, :-2, 1:-1]) / 2.0
+    g = tf.nn.avg_pool2d(tf.sqrt(gx * gx + gy * gy + 1e-12), window, 1, "SAME")
+    valid = tf.ones_like(p) if target is None else tf.cast(_as_images(target) > 0, tf.float32)
+    n = tf.maximum(tf.reduce_sum(valid, axis=[1, 2, 3]), 1.0)
+
+    def centred(x):
+        return (x - tf.reduce_sum(x * valid, axis=[1, 2, 3], keepdims=True) / n[:, None, None, None]) * valid
+
+    p, g = centred(p), centred(g)
+    cov = tf.reduce_sum(p * g, axis=[1, 2, 3])
+    var = tf.reduce_sum(p * p, axis=[1, 2, 3]) * tf.reduce_sum(g * g, axis=[1, 2, 3])
+    has = tf.cast(n > 1.5, tf.float32)
+    return _image_mean(tf.square(cov) / tf.maximum(var, 1e-12), has)
 
 
 def gram_matrix(features):

@@ -55,6 +55,9 @@ class DepthPretraining(CheckedConfig):
         the scenes at ``footage_fraction`` of the samples; relative to the config file
         like ``textures``. Needs ``loss: "relative"`` (the samples' depth is relative).
       footage_fraction: the share of footage samples when ``footage`` is given.
+      edge_weight: weight of `spiritnet_tf.losses.edge_following` (the prediction's
+        squared correlation with the photo's gradient magnitude, on the pixels with truth)
+        added to the "relative" loss; 0 (the default) leaves it out.
     """
 
     steps: int = checked(500, at_least(1, integer=True))
@@ -72,6 +75,7 @@ class DepthPretraining(CheckedConfig):
     textures: str = None
     footage: str = None
     footage_fraction: float = checked(0.5, rule("in (0, 1]", lambda v: 0 < v <= 1))
+    edge_weight: float = checked(0.0, at_least(0))
 
     def validate(self, where=None):
         super().validate(where)
@@ -79,6 +83,10 @@ class DepthPretraining(CheckedConfig):
             where = where or type(self).__name__
             raise ConfigError(f"{where}.footage needs loss \"relative\" (footage depth is known "
                               f"up to a scale and a shift), got {self.loss!r}", where=where)
+        if self.edge_weight and self.loss != "relative":
+            where = where or type(self).__name__
+            raise ConfigError(f"{where}.edge_weight needs loss \"relative\", got {self.loss!r}",
+                              where=where)
         return self
 
 
@@ -210,6 +218,8 @@ def pretrain_depth(depth_net, options=None, progress=True, optimizer=None):
             output = depth_net(images, training=True)
             if options.loss == "relative":
                 loss = losses.relative_depth(-output, depth)
+                if options.edge_weight:
+                    loss += options.edge_weight * losses.edge_following(-output, images, depth)
             else:
                 loss = losses.scale_invariant_log_depth(None, depth, predicted_log_depth=output)
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
