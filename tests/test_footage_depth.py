@@ -221,6 +221,8 @@ def test_pretraining_mixes_footage_samples(tmp_path):
     assert 2 <= grey.sum() <= 14  # both sources in one batch of 16 (p of failing ~ 1e-3)
     with pytest.raises(ConfigError, match="footage needs loss"):
         DepthPretraining(footage=str(folder), loss="scale_invariant_log")
+    with pytest.raises(ConfigError, match="edge_weight needs loss"):
+        DepthPretraining(edge_weight=1.0, loss="scale_invariant_log")
 
 
 def test_a_config_file_resolves_the_footage_folder_beside_it(tmp_path):

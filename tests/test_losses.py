@@ -171,6 +171,39 @@ def test_relative_depth_ignores_invalid_pixels_and_images_and_has_gradients():
     assert np.all(np.isfinite(g)) and np.abs(g).sum() > 0 and np.all(g[0, :3] == 0)
 
 
+def _edge_map(images):
+    import cv2
+
+    grey = images.mean(-1)
+    return np.stack([cv2.blur(np.hypot(cv2.Sobel(x, cv2.CV_32F, 1, 0), cv2.Sobel(x, cv2.CV_32F, 0, 1)),
+                              (7, 7)) for x in grey])[..., None]
+
+
+def test_edge_following_scores_an_edge_detector_high_and_depth_low():
+    rng = np.random.default_rng(3)
+    images = rng.random((2, 32, 40, 3)).astype(np.float32)
+    images[:, :, :20] *= 0.1  # a smooth left half, a textured right half
+    edges = _edge_map(images)
+    high = losses.edge_following(edges, images).numpy()
+    assert high > 0.8
+    # invariant to scale (either sign) and shift; a map independent of the texture scores ~0
+    assert losses.edge_following(-3 * edges + 1, images).numpy() == pytest.approx(high, rel=1e-4)
+    ramp = np.tile(np.arange(32, dtype=np.float32)[None, :, None, None], (2, 1, 40, 1))
+    assert losses.edge_following(ramp, images).numpy() < 0.02
+    # only pixels with truth count: on the textured half alone the edge map follows far less
+    target = np.zeros_like(edges)
+    target[:, :, 24:] = 1.0
+    assert losses.edge_following(edges, images, target).numpy() < high - 0.3
+    # descending it moves an edge-following map away from the edges
+    p = tf.Variable(edges + 0.1 * ramp / 32)
+    optimizer = tf.keras.optimizers.Adam(0.05)
+    for _ in range(30):
+        with tf.GradientTape() as tape:
+            loss = losses.edge_following(p, images)
+        optimizer.apply_gradients([(tape.gradient(loss, p), p)])
+    assert losses.edge_following(p, images).numpy() < 0.5 * high
+
+
 def test_relative_depth_can_be_minimised_from_a_random_start():
     """Gradient descent on a free prediction map learns the target's order and edges."""
     target, _ = _depth_pair(2)
