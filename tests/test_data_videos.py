@@ -120,3 +120,26 @@ def test_cli_synthetic_and_videos(media, tmp_path, capsys):
     assert cli.main(["data", "videos", str(media), "--out", str(tmp_path / "v"),
                      "--height", "32", "--width", "32"]) == 0
     assert "3 TFRecord files" in capsys.readouterr().out
+
+
+def test_find_shots_cuts_where_one_frame_changes_a_lot_and_not_during_a_pan():
+    from spiritnet_tf.data.videos import find_shots
+
+    import cv2
+
+    rng = np.random.default_rng(4)
+    scenes = []
+    for sigma in (3, 3, 6):  # smooth pictures, the third smoother
+        s = cv2.GaussianBlur(rng.uniform(0, 255, (36, 200)).astype(np.float32), (0, 0), sigma)
+        scenes.append((s - s.min()) / np.ptp(s) * 255)
+    # 30 frames of a fast pan over scene 0, 25 still frames of scene 1, 40 of a slow pan over 2
+    frames = ([scenes[0][:, k * 3:k * 3 + 64] for k in range(30)] + [scenes[1][:, :64]] * 25
+              + [scenes[2][:, k:k + 64] for k in range(40)])
+    assert find_shots(np.stack(frames)) == [(0, 29), (30, 54), (55, 94)]
+    assert find_shots(np.stack(frames), min_length=26) == [(0, 29), (55, 94)]
+    # a fade (every frame a little darker) is not a cut; one still picture is one shot
+    fade = np.stack([scenes[1][:, :64] * (1 - k / 40) for k in range(40)])
+    assert find_shots(fade) == [(0, 39)]
+    assert find_shots(fade[:1]) == [(0, 0)]
+    with pytest.raises(ValueError, match="thumbnails must be"):
+        find_shots(np.zeros((5, 8)))

@@ -21,7 +21,7 @@ from spiritnet_tf.data.images import CorruptInputError, handle_bad_input, read_r
 from spiritnet_tf.data.records import NUM_FRAMES, write_septuplets
 from spiritnet_tf.data.teachers import get_teacher
 
-__all__ = ["find_sources", "read_frames", "video_septuplets", "cache_videos",
+__all__ = ["find_sources", "read_frames", "find_shots", "video_septuplets", "cache_videos",
            "VIDEO_EXTENSIONS", "IMAGE_EXTENSIONS"]
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".gif", ".avi", ".mkv", ".webm", ".m4v")
@@ -101,6 +101,29 @@ def read_frames(source):
         raise CorruptInputError(
             source, f"truncated: decoded {count} frames, the header announces about "
             f"{expected:.0f}")
+
+
+def find_shots(thumbnails, *, min_jump=12.0, ratio=3.0, window=12, min_length=1):
+    """Cuts between shots of a film from small grey thumbnails ``[N, h, w]`` (0-255).
+
+    Frame t starts a new shot when its mean absolute difference from frame t - 1 is at
+    least ``min_jump`` grey levels and ``ratio`` times the median difference of its
+    ``window`` neighbours on each side (steady motion changes every frame a little; a
+    cut changes one frame a lot). Returns ``[(first, last), ...]``, inclusive frame
+    ranges of the shots at least ``min_length`` frames long, in order.
+    """
+    t = np.asarray(thumbnails, np.float32)
+    if t.ndim != 3 or len(t) == 0:
+        raise ValueError(f"thumbnails must be [N, h, w] with N >= 1, got shape {t.shape}")
+    jumps = np.concatenate([[0.0], np.abs(np.diff(t, axis=0)).mean(axis=(1, 2))])
+    starts = [0]
+    for i in range(1, len(t)):
+        around = np.concatenate([jumps[max(1, i - window):i], jumps[i + 1:i + 1 + window]])
+        local = np.median(around) if len(around) else 0.0
+        if jumps[i] >= min_jump and jumps[i] >= ratio * local:
+            starts.append(i)
+    ends = starts[1:] + [len(t)]
+    return [(a, b - 1) for a, b in zip(starts, ends) if b - a >= min_length]
 
 
 def _ffmpeg_reason(error):
