@@ -5,11 +5,11 @@ moving camera or moving content.
     python configs/motion_footage_data.py VIDEO OUT [--min-length 48] [--min-motion 0.5]
 
 The film is read twice. First as small grey pictures: `spiritnet_tf.data.videos.find_shots`
-cuts it into shots; a shot is kept when it is at least --min-length frames long, lies
-outside the film's left-out ranges (the titles, the end credits and frames 1100-1530, the
-depth evaluation's shot; the same ranges as configs/depth_footage_data.py) and its median
-DIS flow between frames two apart, at 224x126, is at least --min-motion px (measured at
-four places in the shot). Then the kept shots are written as OUT/bbb_<first>-<last>.mp4
+cuts it into shots (split again at the cross-dissolves of DISSOLVES); a shot is kept when
+it is at least --min-length frames long, lies outside the film's left-out ranges (the
+titles, the end credits and frames 1100-1530, the depth evaluation's shot; the same ranges
+as configs/depth_footage_data.py) and its median DIS flow between frames two apart, at
+224x126, is at least --min-motion px (measured at four places in the shot). Then the kept shots are written as OUT/bbb_<first>-<last>.mp4
 (398x224, H.264 crf 12) with OUT/SOURCES.json (source, licence, every shot and its motion).
 """
 
@@ -23,8 +23,25 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from depth_footage_data import EXCLUDE, SOURCE  # noqa: E402  one owner of the film's facts
 
+# Cross-dissolves inside shots that find_shots keeps whole (a dissolve changes every frame
+# a little, like motion); found by eye on the contact sheet of the kept shots (film
+# frames, inclusive). A shot is split there: teacher flow across a blend is meaningless.
+DISSOLVES = ((8525, 8537), (11181, 11195))
 CLIP_SIZE = (398, 224)  # W, H: the film's 16:9 at the training crops' 224 px
 MOTION_SIZE = (224, 126)
+
+
+def split_at(shots, ranges):
+    """The shots with the frames of ``ranges`` removed (a shot across one becomes two)."""
+    for a, b in ranges:
+        pieces = []
+        for first, last in shots:
+            if last < a or first > b:
+                pieces.append((first, last))
+                continue
+            pieces += [p for p in ((first, a - 1), (b + 1, last)) if p[0] <= p[1]]
+        shots = pieces
+    return shots
 
 
 def clip_path(out, first, last):
@@ -60,7 +77,8 @@ def main():
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     record = os.path.join(args.out, "SOURCES.json")
-    options = {"min_length": args.min_length, "min_motion": args.min_motion}
+    options = {"min_length": args.min_length, "min_motion": args.min_motion,
+               "dissolves": [list(r) for r in DISSOLVES]}
     if os.path.isfile(record):
         with open(record) as f:
             done = json.load(f)
@@ -77,7 +95,8 @@ def main():
         small.append(cv2.resize(frame, MOTION_SIZE, interpolation=cv2.INTER_AREA))
         thumbs.append(cv2.cvtColor(cv2.resize(small[-1], (64, 36), interpolation=cv2.INTER_AREA),
                                    cv2.COLOR_RGB2GRAY))
-    shots = find_shots(np.stack(thumbs), min_length=args.min_length)
+    shots = split_at(find_shots(np.stack(thumbs)), DISSOLVES)
+    shots = [(a, b) for a, b in shots if b - a + 1 >= args.min_length]
     kept, rows = [], []
     for first, last in tqdm(shots, desc="measuring shots", unit="shot"):
         left_out = any(first <= b and last >= a for a, b in EXCLUDE)

@@ -143,3 +143,17 @@ def test_find_shots_cuts_where_one_frame_changes_a_lot_and_not_during_a_pan():
     assert find_shots(fade[:1]) == [(0, 0)]
     with pytest.raises(ValueError, match="thumbnails must be"):
         find_shots(np.zeros((5, 8)))
+
+
+def test_motion_clips_script_splits_shots_at_dissolves():
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(__file__), "..", "configs", "motion_footage_data.py")
+    spec = importlib.util.spec_from_file_location("motion_footage_data", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    shots = [(0, 100), (120, 200), (300, 310)]
+    assert script.split_at(shots, [(150, 160), (300, 400)]) == [(0, 100), (120, 149), (161, 200)]
+    assert script.split_at(shots, [(95, 125)]) == [(0, 94), (126, 200), (300, 310)]
+    for a, b in script.DISSOLVES:  # each listed dissolve lies outside the left-out ranges
+        assert a <= b and not any(a <= y and b >= x for x, y in script.EXCLUDE)
