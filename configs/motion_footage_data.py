@@ -9,8 +9,10 @@ cuts it into shots (split again at the cross-dissolves of DISSOLVES); a shot is 
 it is at least --min-length frames long, lies outside the film's left-out ranges (the
 titles, the end credits and frames 1100-1530, the depth evaluation's shot; the same ranges
 as configs/depth_footage_data.py) and its median DIS flow between frames two apart, at
-224x126, is at least --min-motion px (measured at four places in the shot). Then the kept shots are written as OUT/bbb_<first>-<last>.mp4
-(398x224, H.264 crf 12) with OUT/SOURCES.json (source, licence, every shot and its motion).
+224x126, is at least --min-motion px (measured at four places in the shot). Then the kept
+shots are written as OUT/bbb_<first>-<last>.mp4 (398x224, H.264 crf 12) with
+OUT/SOURCES.json (source, licence, every shot and its motion). A rerun with the same
+options and every clip present does nothing; other options are refused.
 """
 
 import argparse
