@@ -200,15 +200,13 @@ def edge_following(predicted, images, target=None, *, window=7):
     gy = (padded[:, 2:, 1:-1] - padded[:, :-2, 1:-1]) / 2.0
     g = tf.nn.avg_pool2d(tf.sqrt(gx * gx + gy * gy + 1e-12), window, 1, "SAME")
     valid = tf.ones_like(p) if target is None else tf.cast(_as_images(target) > 0, tf.float32)
-    n = tf.maximum(tf.reduce_sum(valid, axis=[1, 2, 3]), 1.0)
-
-    def centred(x):
-        return (x - tf.reduce_sum(x * valid, axis=[1, 2, 3], keepdims=True) / n[:, None, None, None]) * valid
-
-    p, g = centred(p), centred(g)
+    n = tf.reduce_sum(valid, axis=[1, 2, 3], keepdims=True)
+    has = tf.reshape(tf.cast(n > 1.5, tf.float32), [-1])
+    n = tf.maximum(n, 1.0)
+    # centred on the valid pixels (and scaled, which a correlation ignores)
+    (p, _), (g, _) = _normalise(p, valid, n), _normalise(g, valid, n)
     cov = tf.reduce_sum(p * g, axis=[1, 2, 3])
     var = tf.reduce_sum(p * p, axis=[1, 2, 3]) * tf.reduce_sum(g * g, axis=[1, 2, 3])
-    has = tf.cast(n > 1.5, tf.float32)
     return _image_mean(tf.square(cov) / tf.maximum(var, 1e-12), has)
 
 
