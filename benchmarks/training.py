@@ -32,7 +32,7 @@ def main(argv=None):
     parser.add_argument("--preset", default="small")
     parser.add_argument("--variant", action="append", default=None,
                         help="a variant to run, by name (repeatable; default: all but the "
-                             "pretrained one, which the retraining recipe uses)")
+                             "pretrained and frozen ones, which the retraining recipes use)")
     args = parser.parse_args(argv)
 
     import keras
@@ -47,8 +47,12 @@ def main(argv=None):
         "once, no depth loss": ({"depth_every_step": False}, {"depth_weight": 0.0}),
         # configs/default_weights_v4.json: a pretrained depth net (inference mode, 1e-7).
         "once, pretrained depth net": ({"depth_every_step": False, "pretrained_depth": True}, {}),
+        # The same net frozen (rate 0): no gradient for it, no backward pass through it.
+        "once, frozen depth net": ({"depth_every_step": False, "pretrained_depth": True,
+                                    "depth_learning_rate": 0.0}, {}),
     }
-    chosen = args.variant or [name for name in variants if "pretrained" not in name]
+    chosen = args.variant or [name for name in variants
+                              if "pretrained" not in name and "frozen" not in name]
     unknown = sorted(set(chosen) - set(variants))
     if unknown:
         parser.error(f"unknown variants {unknown}; choose from {sorted(variants)}")

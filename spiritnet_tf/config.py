@@ -249,7 +249,9 @@ class SpiritNetConfig(DictConfig):
       control_dim: size of the per-step control vector (zeros by default).
       dafr: options of `spiritnet_tf.layers.DAFRConfig` (empty: its defaults).
       learning_rate: Adam rate of everything but a pretrained depth net.
-      depth_learning_rate: Adam rate of a pretrained depth net.
+      depth_learning_rate: Adam rate of a pretrained depth net; 0 freezes it (a training
+        step then takes no gradient for it, which skips its backward pass when
+        ``depth_every_step`` is off).
       clipnorm: clip each optimizer's gradients to this global norm (None: no clipping;
         the free-running recurrence can produce rare huge gradients).
       depth_mapping: how the depth net's output becomes z (`spiritnet_tf.depth.inverse_depth`):

@@ -547,9 +547,12 @@ class SpiritNet(keras.Model):
         supervises the depth net on the real frames; it is not fed to the recurrence.
         """
         x, y = data[0], data[1]
-        depth_vars = self.depth_net.trainable_variables
+        # A pretrained depth net at rate 0 is frozen: no gradient is taken for it at all
+        # (with depth_every_step off its whole backward pass is then skipped).
+        frozen = self.config.pretrained_depth and self.config.depth_learning_rate == 0
+        depth_vars = [] if frozen else self.depth_net.trainable_variables
         main_vars = self._main_variables()
-        depth_only = self.config.depth_loss_only
+        depth_only = self.config.depth_loss_only and not frozen
         with tf.GradientTape(persistent=depth_only) as tape:
             out = self._forward(x, y, training=True)
             terms = self._compute_losses(x, y, out, training=True)
@@ -567,7 +570,8 @@ class SpiritNet(keras.Model):
             grads = tape.gradient(scaled, main_vars + depth_vars)
             main_grads, depth_grads = grads[:len(main_vars)], grads[len(main_vars):]
         self.optimizer.apply_gradients(zip(main_grads, main_vars))
-        self.depth_optimizer.apply_gradients(zip(depth_grads, depth_vars))
+        if depth_vars:
+            self.depth_optimizer.apply_gradients(zip(depth_grads, depth_vars))
         return self._record(terms, tf.shape(x["image"])[0])
 
     def test_step(self, data):

@@ -166,6 +166,22 @@ def test_mirrored_strategy_two_optimizers_pretrained_depth():
     assert report["stats"] > 0 and report["stats_moved"] == 0.0
 
 
+def test_a_pretrained_depth_net_at_rate_zero_is_frozen():
+    """depth_learning_rate 0 freezes a pretrained depth net: a training step leaves its
+    weights exactly as they were and never steps its optimizer, while the rest learns."""
+    keras.utils.set_random_seed(0)
+    model = SpiritNet.from_preset("small", pretrained_depth=True, depth_learning_rate=0.0,
+                                  depth_every_step=False, **TINY)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss_config=LOSSES)
+    depth = [v.numpy() for v in model.depth_net.trainable_variables]
+    main = [v.numpy() for v in model._main_variables()]
+    batch = next(iter(tf.data.Dataset.from_tensor_slices(synthetic_batches(steps=1)).batch(2)))
+    model.train_step(batch)
+    assert all(np.array_equal(v.numpy(), b) for v, b in zip(model.depth_net.trainable_variables, depth))
+    assert int(model.depth_optimizer.iterations) == 0 and int(model.optimizer.iterations) == 1
+    assert max(np.abs(v.numpy() - b).max() for v, b in zip(model._main_variables(), main)) > 1e-5
+
+
 def test_pixel_term_and_gradient_clipping_follow_the_config():
     keras.utils.set_random_seed(0)
     data = synthetic_batches(num=2)
