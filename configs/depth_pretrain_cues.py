@@ -5,7 +5,7 @@ non-depth weights) whose inverse depth `spiritnet evaluate-depth --weights` scor
     python configs/depth_pretrain_cues.py OUT [--chunks N] [--steps-per-chunk S]
         [--depth-width W] [--depth-side PX] [--sizes 96x128,64x128,...]
         [--init DEPTH_WEIGHTS] [--seed-base N] [--footage FOLDER [--footage-fraction F]]
-        [--edge-weight W]
+        [--edge-weight W [--photos FOLDER [--photos-fraction F]]]
 
 Each chunk renders fresh scenes (seed = --seed-base (1000) + chunk index) at the next size of --sizes
 (cycled, so the net sees several aspect ratios) and trains S steps with one Adam whose
@@ -16,7 +16,9 @@ the shipped spiritnet_tf/weights/depth/*.weights.h5) instead of a random one. Th
 10x for the last fifth of the chunks. Needs data/textures (configs/depth_textures.sh).
 --footage mixes pseudo-depth samples from footage (configs/depth_footage_data.sh) into
 every chunk, --footage-fraction (0.5) of the samples. --edge-weight adds the
-edge-following penalty (`spiritnet_tf.losses.edge_following`) to the loss.
+edge-following penalty (`spiritnet_tf.losses.edge_following`) to the loss; --photos mixes
+real photos without depth (configs/depth_photos_data.sh) into every chunk for that
+penalty alone, --photos-fraction (0.25) of the samples.
 """
 
 import argparse
@@ -48,6 +50,9 @@ def main():
     parser.add_argument("--footage-fraction", type=float, default=0.5)
     parser.add_argument("--edge-weight", type=float, default=0.0,
                         help="weight of the edge-following penalty (spiritnet_tf.losses.edge_following)")
+    parser.add_argument("--photos", default=None,
+                        help="folder of real photos without depth for the edge penalty (configs/depth_photos_data.sh)")
+    parser.add_argument("--photos-fraction", type=float, default=0.25)
     args = parser.parse_args()
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(2)
@@ -92,7 +97,8 @@ def main():
                                    width=width, seed=args.seed_base + chunk, scenes="cues",
                                    textures=args.textures, loss="relative",
                                    footage=args.footage, footage_fraction=args.footage_fraction,
-                                   edge_weight=args.edge_weight)
+                                   edge_weight=args.edge_weight, photos=args.photos,
+                                   photos_fraction=args.photos_fraction)
         losses = pretrain_depth(net, options, progress=False, optimizer=optimizer)
         net.save_weights(weights + ".partial.weights.h5")
         os.replace(weights + ".partial.weights.h5", weights)

@@ -188,18 +188,20 @@ def edge_following(predicted, images, target=None, *, window=7):
     correlation of ``predicted`` ``[..., H, W, 1]`` with the local gradient magnitude of
     ``images`` ``[..., H, W, 3]`` (grey level, central differences, ``window`` x
     ``window`` box-smoothed, a training-time stand-in for
-    `spiritnet_tf.evaluation.depth.gradient_magnitude`), on the pixels where ``target > 0``
-    (every pixel when None), averaged over images. 0 for a map independent of the
-    texture, 1 for an edge detector; invariant to a scale (of either sign) and a shift
-    of the prediction. The depth pre-training adds it with ``edge_weight`` so that a net
-    that learns "textured is near" from a few sources pays for it."""
+    `spiritnet_tf.evaluation.depth.gradient_magnitude`), on the pixels where ``target`` is
+    not 0 (every pixel when None), averaged over images: > 0 carries truth, 0 none, and
+    < 0 marks a real photo without truth, which this term counts and the depth losses
+    (pixels <= 0 ignored) do not. 0 for a map independent of the texture, 1 for an edge
+    detector; invariant to a scale (of either sign) and a shift of the prediction. The
+    depth pre-training adds it with ``edge_weight`` so that a net that learns "textured
+    is near" from a few sources pays for it."""
     p = _as_images(predicted)
     grey = tf.reduce_mean(_as_images(images), axis=-1, keepdims=True)
     padded = tf.pad(grey, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="SYMMETRIC")
     gx = (padded[:, 1:-1, 2:] - padded[:, 1:-1, :-2]) / 2.0
     gy = (padded[:, 2:, 1:-1] - padded[:, :-2, 1:-1]) / 2.0
     g = tf.nn.avg_pool2d(tf.sqrt(gx * gx + gy * gy + 1e-12), window, 1, "SAME")
-    valid = tf.ones_like(p) if target is None else tf.cast(_as_images(target) > 0, tf.float32)
+    valid = tf.ones_like(p) if target is None else tf.cast(_as_images(target) != 0, tf.float32)
     n = tf.reduce_sum(valid, axis=[1, 2, 3], keepdims=True)
     has = tf.reshape(tf.cast(n > 1.5, tf.float32), [-1])
     n = tf.maximum(n, 1.0)

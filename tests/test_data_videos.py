@@ -157,3 +157,33 @@ def test_motion_clips_script_splits_shots_at_dissolves():
     assert script.split_at(shots, [(95, 125)]) == [(0, 94), (126, 200), (300, 310)]
     for a, b in script.DISSOLVES:  # each listed dissolve lies outside the left-out ranges
         assert a <= b and not any(a <= y and b >= x for x, y in script.EXCLUDE)
+
+
+def test_depth_photos_script_takes_frames_outside_the_left_out_ranges(tmp_path):
+    """configs/depth_photos_data.py keeps one frame every --every outside the left-out
+    ranges (frames 0-284 are the film's titles) and drops near-flat ones."""
+    import json
+    import subprocess
+    import sys
+
+    import imageio_ffmpeg
+
+    video = str(tmp_path / "film.mp4")
+    writer = imageio_ffmpeg.write_frames(video, (64, 48), fps=24, macro_block_size=16)
+    writer.send(None)
+    rng = np.random.default_rng(0)
+    for i in range(420):
+        frame = np.full((48, 64, 3), 128, np.uint8) if 390 <= i < 410 else \
+            (rng.random((48, 64, 3)) * 255).astype(np.uint8)
+        writer.send(frame)
+    writer.close()
+    script = os.path.join(os.path.dirname(__file__), "..", "configs", "depth_photos_data.py")
+    out = tmp_path / "photos"
+    subprocess.run([sys.executable, script, video, str(out), "--every", "50"], check=True,
+                   capture_output=True, text=True)
+    record = json.loads((out / "SOURCES.json").read_text())
+    assert record["frames"] == [300, 350] and record["flat_dropped"] == 1  # 400 is flat
+    assert sorted(os.listdir(out)) == ["SOURCES.json", "bbb_000300.png", "bbb_000350.png"]
+    from PIL import Image
+
+    assert Image.open(out / "bbb_000300.png").size == (448, 336)

@@ -11,7 +11,7 @@ from spiritnet_tf.config import ConfigError
 from spiritnet_tf.data.footage_depth import mine_footage, occlusion_sign, sign_of_parallax
 from spiritnet_tf.evaluation.depth_scenes import parallax_inverse_depth
 from spiritnet_tf.evaluation.depth import load_depth_scenes
-from spiritnet_tf.training.depth import DepthPretraining, _depth_frames, footage_sample
+from spiritnet_tf.training.depth import DepthPretraining, _depth_frames, footage_sample, photo_sample
 
 H, W = 192, 320
 
@@ -223,6 +223,39 @@ def test_pretraining_mixes_footage_samples(tmp_path):
         DepthPretraining(footage=str(folder), loss="scale_invariant_log")
     with pytest.raises(ConfigError, match="edge_weight needs loss"):
         DepthPretraining(edge_weight=1.0, loss="scale_invariant_log")
+
+
+def test_pretraining_mixes_real_photos_for_the_edge_term_alone(tmp_path):
+    """Photos without depth come in at their share with the target -1 (the depth loss
+    ignores it, the edge term counts it), beside footage and scenes; bad set-ups are
+    refused by name."""
+    from PIL import Image
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(np.full((80, 120, 3), 30, np.uint8)).save(folder / "dark.jpg")
+    (folder / "notes.txt").write_text("not a photo")
+    crop, target = photo_sample(np.random.default_rng(0).random((80, 120, 3)), 32, 64,
+                                np.random.default_rng(1))
+    assert crop.shape == (32, 64, 3) and target.shape == (32, 64, 1) and (target == -1).all()
+    options = DepthPretraining(steps=1, batch_size=32, count=2, height=32, width=64, scenes="cues",
+                               photos=str(folder), photos_fraction=0.4, edge_weight=1.0,
+                               color_jitter=False, flip=False)
+    images, depth = next(iter(_depth_frames(options)))
+    photo = np.all(depth.numpy() == -1, axis=(1, 2, 3))
+    assert 4 <= photo.sum() <= 24  # p of failing ~ 1e-3
+    assert np.all(np.abs(images.numpy()[photo] - 30 / 255) < 0.02)
+    assert (depth.numpy()[~photo] > 0).all()
+    with pytest.raises(ConfigError, match="photos needs edge_weight"):
+        DepthPretraining(photos=str(folder))
+    with pytest.raises(ConfigError, match="must stay below 1"):
+        DepthPretraining(photos=str(folder), edge_weight=1.0, footage=str(folder),
+                         footage_fraction=0.7, photos_fraction=0.3)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="no .png or .jpg file in .*empty"):
+        _depth_frames(DepthPretraining(photos=str(empty), edge_weight=1.0, count=2, height=32,
+                                       width=64))
 
 
 def test_a_config_file_resolves_the_footage_folder_beside_it(tmp_path):

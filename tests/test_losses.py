@@ -194,6 +194,15 @@ def test_edge_following_scores_an_edge_detector_high_and_depth_low():
     target = np.zeros_like(edges)
     target[:, :, 24:] = 1.0
     assert losses.edge_following(edges, images, target).numpy() < high - 0.3
+    # a negative target (a real photo without truth) counts like truth here, and the
+    # depth loss ignores such an image: the photo's term only, unchanged by its values
+    assert losses.edge_following(edges, images, -target).numpy() == pytest.approx(
+        losses.edge_following(edges, images, target).numpy(), rel=1e-5)
+    truth = ramp + 1.0
+    mixed = np.concatenate([truth[:1], -np.ones_like(edges[:1])])
+    alone = losses.relative_depth(edges[:1], truth[:1]).numpy()
+    assert alone > 0.1
+    assert losses.relative_depth(edges, mixed).numpy() == pytest.approx(alone, rel=1e-5)
     # descending it moves an edge-following map away from the edges
     p = tf.Variable(edges + 0.1 * ramp / 32)
     optimizer = tf.keras.optimizers.Adam(0.05)

@@ -296,7 +296,7 @@ def parse_config(values, where="config", base_dir="."):
         from spiritnet_tf.training.depth import DepthPretraining
 
         _check_fields(DepthPretraining, config.depth_pretraining, f"{where}.depth_pretraining")
-        for key in ("textures", "footage"):
+        for key in ("textures", "footage", "photos"):
             if config.depth_pretraining.get(key):
                 config.depth_pretraining[key] = _resolve(config.depth_pretraining[key], base_dir)
         build_config(DepthPretraining, f"{where}.depth_pretraining", **config.depth_pretraining)

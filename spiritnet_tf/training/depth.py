@@ -56,8 +56,14 @@ class DepthPretraining(CheckedConfig):
         like ``textures``. Needs ``loss: "relative"`` (the samples' depth is relative).
       footage_fraction: the share of footage samples when ``footage`` is given.
       edge_weight: weight of `spiritnet_tf.losses.edge_following` (the prediction's
-        squared correlation with the photo's gradient magnitude, on the pixels with truth)
-        added to the "relative" loss; 0 (the default) leaves it out.
+        squared correlation with the photo's gradient magnitude, on the pixels with truth
+        and on the ``photos``) added to the "relative" loss; 0 (the default) leaves it out.
+      photos: folder of real photos without depth (PNG or JPEG; `photo_sample`), mixed in
+        at ``photos_fraction`` of the samples: only the edge term sees them (their target
+        is -1, which the depth loss ignores), so that the net learns not to follow real
+        photos' edges, not only the training scenes'. Needs ``edge_weight`` > 0; relative
+        to the config file like ``textures``.
+      photos_fraction: the share of those photos when ``photos`` is given.
     """
 
     steps: int = checked(500, at_least(1, integer=True))
@@ -76,6 +82,8 @@ class DepthPretraining(CheckedConfig):
     footage: str = None
     footage_fraction: float = checked(0.5, rule("in (0, 1]", lambda v: 0 < v <= 1))
     edge_weight: float = checked(0.0, at_least(0))
+    photos: str = None
+    photos_fraction: float = checked(0.25, rule("in (0, 1)", lambda v: 0 < v < 1))
 
     def validate(self, where=None):
         super().validate(where)
@@ -87,6 +95,15 @@ class DepthPretraining(CheckedConfig):
             where = where or type(self).__name__
             raise ConfigError(f"{where}.edge_weight needs loss \"relative\", got {self.loss!r}",
                               where=where)
+        if self.photos and not self.edge_weight:
+            where = where or type(self).__name__
+            raise ConfigError(f"{where}.photos needs edge_weight > 0 (only the edge term "
+                              "learns from photos without depth)", where=where)
+        if self.footage and self.photos and self.footage_fraction + self.photos_fraction >= 1:
+            where = where or type(self).__name__
+            raise ConfigError(f"{where}: footage_fraction + photos_fraction must stay below 1 "
+                              f"(the scenes take the rest), got {self.footage_fraction} + "
+                              f"{self.photos_fraction}", where=where)
         return self
 
 
@@ -111,6 +128,51 @@ def _cue_scenes(options):
     return tf.data.Dataset.range(options.count).map(element, num_parallel_calls=tf.data.AUTOTUNE)
 
 
+def _random_crop(shape, height, width, rng):
+    """The (rows, columns) slices of a random crop of an image of ``shape`` with the aspect
+    ratio of ``height x width`` and 60-100 % of the largest such crop's side."""
+    h, w = shape[:2]
+    side = min(h / height, w / width) * rng.uniform(0.6, 1.0)
+    ch, cw = max(1, int(round(height * side))), max(1, int(round(width * side)))
+    y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
+    return slice(y, y + ch), slice(x, x + cw)
+
+
+def photo_sample(image, height, width, rng):
+    """A random crop of a real photo without depth (`_random_crop`, as `footage_sample`)
+    resized to ``height x width``: (image [h, w, 3] float32, target [h, w, 1] of -1, the
+    mark of "no truth, but count it in the edge term", `spiritnet_tf.losses.edge_following`)."""
+    import cv2
+
+    crop = image[_random_crop(image.shape, height, width, rng)].astype(np.float32)
+    crop = cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA)
+    return crop, np.full((height, width, 1), -1.0, np.float32)
+
+
+def _photo_samples(options):
+    """(image, target) pairs cut from the photos of ``options.photos`` (`photo_sample`),
+    drawn forever from the seed ``[seed, 2]``."""
+    import glob
+    import os
+
+    from spiritnet_tf.io.images import load_image
+
+    paths = sorted(p for p in glob.glob(os.path.join(options.photos, "*"))
+                   if p.lower().endswith((".png", ".jpg", ".jpeg")))
+    if not paths:
+        raise FileNotFoundError(f"depth pre-training photos: no .png or .jpg file in {options.photos}")
+    photos = [load_image(p) for p in paths]
+    h, w = options.height, options.width
+
+    def draw(rng):
+        while True:
+            yield photo_sample(photos[rng.integers(len(photos))], h, w, rng)
+
+    return tf.data.Dataset.from_generator(
+        lambda: draw(np.random.default_rng([options.seed, 2])),
+        output_signature=(tf.TensorSpec([h, w, 3], tf.float32), tf.TensorSpec([h, w, 1], tf.float32)))
+
+
 def footage_sample(image, truth, height, width, rng):
     """A random crop of a footage sample resized to ``height x width``: the crop has the
     output's aspect ratio and 60-100 % of the largest such crop's side, at a random place.
@@ -120,11 +182,8 @@ def footage_sample(image, truth, height, width, rng):
     <= 0), resized with nearest neighbours so that no invalid pixel leaks into a valid one."""
     import cv2
 
-    h, w = truth.shape
-    side = min(h / height, w / width) * rng.uniform(0.6, 1.0)
-    ch, cw = max(1, int(round(height * side))), max(1, int(round(width * side)))
-    y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
-    crop, depth = image[y:y + ch, x:x + cw], truth[y:y + ch, x:x + cw]
+    window = _random_crop(truth.shape, height, width, rng)
+    crop, depth = image[window], truth[window]
     valid = np.isfinite(depth)
     target = np.zeros_like(depth, np.float32)
     if valid.any():
@@ -172,10 +231,13 @@ def _depth_frames(options):
     parts = [make(options).cache().repeat() for make in sources]  # rendered once each
     pairs = parts[0] if len(parts) == 1 else tf.data.Dataset.sample_from_datasets(
         parts, seed=options.seed)
-    if options.footage:
-        f = options.footage_fraction
+    extra = [(options.footage, options.footage_fraction, _footage_samples),
+             (options.photos, options.photos_fraction, _photo_samples)]
+    extra = [(share, make(options)) for given, share, make in extra if given]
+    if extra:
+        shares = [1.0 - sum(share for share, _ in extra)] + [share for share, _ in extra]
         pairs = tf.data.Dataset.sample_from_datasets(
-            [pairs, _footage_samples(options)], weights=[1.0 - f, f], seed=options.seed)
+            [pairs] + [data for _, data in extra], weights=shares, seed=options.seed)
 
     def augment(image, depth):
         if options.flip:
