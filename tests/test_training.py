@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from spiritnet_tf import cli
-from spiritnet_tf.training import ConfigError, load_config, train
+from spiritnet_tf.training import ConfigError, load_config, septuplet_dataset, train, training_samples
 
 from conftest import functions_run_eagerly
 
@@ -119,6 +119,31 @@ def _scalar_steps(folder):
             for value in event.summary.value:
                 steps.setdefault(value.tag, []).append(event.step)
     return {tag: sorted(s) for tag, s in steps.items()}
+
+
+def test_a_resumed_run_draws_the_batches_an_uninterrupted_one_would(tmp_path):
+    """After 2 finished epochs of 2 steps, the resumed run's first batch is the
+    uninterrupted run's fifth (not its first again: the data continues)."""
+    from spiritnet_tf.training.run import completed_epochs, resumed_data
+
+    values = _tiny()
+    values["train_data"][0]["count"] = 8
+    config = load_config(_write(tmp_path, values, "resume_data.json"))
+
+    def batches():
+        keras.utils.set_random_seed(config.seed)  # as train() does before building them
+        septuplets, _ = septuplet_dataset(config.sources("train_data"), progress=False)
+        return training_samples(septuplets, config, training=True)
+
+    straight = [x["image"].numpy() for x, _ in batches().take(5)]
+    run = tmp_path / "run"
+    assert completed_epochs(str(run)) == 0
+    (run / "backup").mkdir(parents=True)
+    (run / "backup" / "training_metadata.json").write_text('{"epoch": 2, "batch": 0}')
+    assert completed_epochs(str(run)) == 2
+    first = next(iter(resumed_data(batches(), 2, 2)))[0]["image"].numpy()
+    np.testing.assert_array_equal(first, straight[4])
+    assert not np.array_equal(first, straight[0])
 
 
 def test_train_writes_logs_checkpoints_and_resumes_after_interruption(tmp_path, capsys,

@@ -20,7 +20,9 @@ A *run directory* holds one experiment::
 
 Rerunning ``spiritnet train`` with the same config and ``--out`` resumes an
 interrupted run from its last finished epoch (the backup holds the weights, both
-optimizers and the epoch counter). A finished run, a run of another config, or a
+optimizers and the epoch counter), and the training data continues where it stopped
+(`resumed_data`: the batches the finished epochs drew are skipped, so a resumed run sees
+the batches an uninterrupted one would, not the first epochs' again). A finished run, a run of another config, or a
 folder that is not a run directory is never replaced without ``--overwrite``.
 """
 
@@ -142,6 +144,22 @@ def check_run_dir(out_dir, config, overwrite=False):
             f"{out_dir!r} holds an unfinished run of a different config; pass --overwrite "
             "to start over or rerun with the config it was started with")
     return "resume"
+
+
+def completed_epochs(out_dir):
+    """The epochs an interrupted run in ``out_dir`` finished (its BackupAndRestore
+    state), 0 when it has none."""
+    meta = os.path.join(out_dir, "backup", "training_metadata.json")
+    if not os.path.exists(meta):
+        return 0
+    with open(meta) as f:
+        return int(json.load(f)["epoch"])
+
+
+def resumed_data(dataset, epochs_done, steps_per_epoch):
+    """``dataset`` (the training batches, drawn from the config's seed) without the
+    ``epochs_done * steps_per_epoch`` batches that the finished epochs drew."""
+    return dataset.skip(epochs_done * steps_per_epoch) if epochs_done else dataset
 
 
 def prepare_run_dir(out_dir, config, overwrite=False):
@@ -308,6 +326,8 @@ def train(config, out_dir, *, strategy="default", overwrite=False, progress=True
                                                         progress)
         val_ds = training_samples(val_septuplets, config, training=False)
     resumed = prepare_run_dir(out_dir, config, overwrite)
+    done = completed_epochs(out_dir) if resumed else 0
+    train_ds = resumed_data(train_ds, done, config.steps_per_epoch)
 
     with strategy.scope():
         model = SpiritNet(config.model_config())
@@ -328,10 +348,9 @@ def train(config, out_dir, *, strategy="default", overwrite=False, progress=True
                                .batch(config.previews))
         callbacks.append(PreviewCallback(preview, path("logs", "preview"), path("previews")))
     callbacks += list(extra_callbacks)
-    if resumed and os.path.exists(path("backup", "training_metadata.json")):
-        with open(path("backup", "training_metadata.json")) as f:
-            print(f"spiritnet train: resuming {out_dir} after epoch {json.load(f)['epoch']}",
-                  file=sys.stderr)
+    if done:
+        print(f"spiritnet train: resuming {out_dir} after epoch {done} (skipping the "
+              f"{done * config.steps_per_epoch} batches drawn before)", file=sys.stderr)
     verbose = (1 if sys.stdout.isatty() else 2) if progress else 0
     history = model.fit(train_ds, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch,
                         validation_data=val_ds if config.validation_steps else None,
