@@ -22,8 +22,9 @@ Rerunning ``spiritnet train`` with the same config and ``--out`` resumes an
 interrupted run from its last finished epoch (the backup holds the weights, both
 optimizers and the epoch counter), and the training data continues where it stopped
 (`resumed_data`: the batches the finished epochs drew are skipped, so a resumed run sees
-the batches an uninterrupted one would, not the first epochs' again). A finished run, a run of another config, or a
-folder that is not a run directory is never replaced without ``--overwrite``.
+the batches an uninterrupted one would, not the first epochs' again). A finished run, a
+run of another config, or a folder that is not a run directory is never replaced without
+``--overwrite``.
 """
 
 import dataclasses
