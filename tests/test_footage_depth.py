@@ -253,7 +253,7 @@ def test_pretraining_mixes_real_photos_for_the_edge_term_alone(tmp_path):
                          footage_fraction=0.7, photos_fraction=0.3)
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(FileNotFoundError, match="no .png or .jpg file in .*empty"):
+    with pytest.raises(FileNotFoundError, match=r"no photo file \(\.jpg, .*\.png.*\) in .*empty"):
         _depth_frames(DepthPretraining(photos=str(empty), edge_weight=1.0, count=2, height=32,
                                        width=64))
 

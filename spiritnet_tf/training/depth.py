@@ -58,7 +58,7 @@ class DepthPretraining(CheckedConfig):
       edge_weight: weight of `spiritnet_tf.losses.edge_following` (the prediction's
         squared correlation with the photo's gradient magnitude, on the pixels with truth
         and on the ``photos``) added to the "relative" loss; 0 (the default) leaves it out.
-      photos: folder of real photos without depth (PNG or JPEG; `photo_sample`), mixed in
+      photos: folder of real photos without depth (`PHOTO_EXTENSIONS`; `photo_sample`), mixed in
         at ``photos_fraction`` of the samples: only the edge term sees them (their target
         is -1, which the depth loss ignores), so that the net learns not to follow real
         photos' edges, not only the training scenes'. Needs ``edge_weight`` > 0; relative
@@ -155,12 +155,13 @@ def _photo_samples(options):
     import glob
     import os
 
-    from spiritnet_tf.io.images import load_image
+    from spiritnet_tf.io.images import PHOTO_EXTENSIONS, load_image
 
     paths = sorted(p for p in glob.glob(os.path.join(options.photos, "*"))
-                   if p.lower().endswith((".png", ".jpg", ".jpeg")))
+                   if p.lower().endswith(PHOTO_EXTENSIONS))
     if not paths:
-        raise FileNotFoundError(f"depth pre-training photos: no .png or .jpg file in {options.photos}")
+        raise FileNotFoundError(f"depth pre-training photos: no photo file "
+                                f"({', '.join(PHOTO_EXTENSIONS)}) in {options.photos}")
     photos = [load_image(p) for p in paths]
     h, w = options.height, options.width
 
