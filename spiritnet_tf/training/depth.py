@@ -87,20 +87,17 @@ class DepthPretraining(CheckedConfig):
 
     def validate(self, where=None):
         super().validate(where)
+        where = where or type(self).__name__
         if self.footage and self.loss != "relative":
-            where = where or type(self).__name__
             raise ConfigError(f"{where}.footage needs loss \"relative\" (footage depth is known "
                               f"up to a scale and a shift), got {self.loss!r}", where=where)
         if self.edge_weight and self.loss != "relative":
-            where = where or type(self).__name__
             raise ConfigError(f"{where}.edge_weight needs loss \"relative\", got {self.loss!r}",
                               where=where)
         if self.photos and not self.edge_weight:
-            where = where or type(self).__name__
             raise ConfigError(f"{where}.photos needs edge_weight > 0 (only the edge term "
                               "learns from photos without depth)", where=where)
         if self.footage and self.photos and self.footage_fraction + self.photos_fraction >= 1:
-            where = where or type(self).__name__
             raise ConfigError(f"{where}: footage_fraction + photos_fraction must stay below 1 "
                               f"(the scenes take the rest), got {self.footage_fraction} + "
                               f"{self.photos_fraction}", where=where)
