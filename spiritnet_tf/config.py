@@ -10,7 +10,7 @@ import os
 
 __all__ = ["ConfigError", "CheckedConfig", "Rule", "one_of", "at_least", "above", "between",
            "optional", "rule", "ordered_pair", "checked", "build_config", "SpiritNetConfig",
-           "LossConfig", "RESAMPLE_MODES", "DEPTH_MAPPINGS", "STYLE_LAYERS",
+           "LossConfig", "RESAMPLE_MODES", "DEPTH_MAPPINGS", "DAFI_HOLES", "STYLE_LAYERS",
            "REPO", "DEFAULT_WEIGHTS", "DEFAULT_MANIFEST", "bundled_overrides", "EDGES", "DEFAULT_EDGES",
            "DEFAULT_MAX_ZOOM", "check_edges"]
 
@@ -22,6 +22,7 @@ DEFAULT_MANIFEST = os.path.join(os.path.dirname(DEFAULT_WEIGHTS), "MANIFEST.json
 
 RESAMPLE_MODES = ("previous", "input")
 DEPTH_MAPPINGS = ("max", "percentile")  # how spiritnet_tf.depth.inverse_depth makes z
+DAFI_HOLES = ("zero", "fill")  # what spiritnet_tf.layers.DAFI writes into its holes
 
 # Full-resolution edges (`spiritnet_tf.fullres`): "zoom" crops every frame alike so that no
 # pixel shows content from outside the photo; "extend" does not crop.
@@ -269,6 +270,9 @@ class SpiritNetConfig(DictConfig):
         input (z0, which DAFR also uses), and each step carries z to its new frame by
         warping it bilinearly with the step's flow, as the image is moved (a training step
         then runs the depth net once per sample instead of once per generated frame).
+      dafi_holes: what DAFI writes where no flow lands (`spiritnet_tf.layers.DAFI`):
+        "fill" (default: the flow around the hole, `spiritnet_tf.layers.dafi.fill_holes`)
+        or "zero" (the paper; the weights bundled before the option, `bundled_overrides`).
       depth_loss_only: the depth net learns from the supervised depth loss alone (the
         flow and image losses do not reach it). Trained end to end from scratch, the
         small preset's inverse depth collapsed onto the 1e-3 floor everywhere (no
@@ -297,6 +301,7 @@ class SpiritNetConfig(DictConfig):
     depth_every_step: bool = True
     depth_mapping: str = checked("percentile", one_of(DEPTH_MAPPINGS))
     depth_side: int = checked(None, optional(at_least(32, integer=True)))
+    dafi_holes: str = checked("fill", one_of(DAFI_HOLES))
 
     def __post_init__(self):
         if isinstance(self.kernel_widths, (list, tuple)):

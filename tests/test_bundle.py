@@ -143,6 +143,7 @@ def fake_run(tmp_path, monkeypatch):
     train_clips = [str(tmp_path / "data" / "train_videos" / "a.mp4#0"), "synthetic/0/0"]
     (run_dir / "manifest.json").write_text(json.dumps(
         {"config": {"preset": "small", "model": {"depth_side": 64, "depth_every_step": False}},
+         "model_config": {"dafi_holes": "fill"},
          "data": {"train": [{"type": "videos", "clips": train_clips}]}}))
     (run_dir / "model.weights.h5").write_bytes(b"new weights")
     photos = {name: str(tmp_path / "data" / "photos" / f"{name}.png") for name in "abcd"}
@@ -232,6 +233,7 @@ def test_bundle_installs_weights_that_pass_and_lists_every_clip_and_photo(fake_r
         "python -m spiritnet_tf.training.bundle runs/r --heldout data/held"]
     # the run's model section, which `bundled_overrides` applies when they are loaded
     assert json.loads(manifest.read_text())["model"] == {"depth_side": 64, "depth_every_step": False}
+    assert json.loads(manifest.read_text())["dafi_holes"] == "fill"  # what the gate measured
 
 
 def _tiny_run(folder, model):

@@ -85,3 +85,54 @@ def test_shapes_graph_mode_and_bad_inputs():
         layer(tf.zeros([1, 4, 4, 3]), tf.ones([1, 4, 4, 1]))
     with pytest.raises(ValueError, match="`inverse_depth` must be rank 4"):
         layer(tf.zeros([1, 4, 4, 2]), tf.ones([4, 4, 1]))
+
+
+def test_fill_holes_keeps_data_and_fills_holes_from_their_neighbours():
+    from spiritnet_tf.layers.dafi import fill_holes
+
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=(1, 20, 30, 2))
+    holes = np.zeros((1, 20, 30, 1))
+    holes[:, :, :5] = 1  # a band at the left border, as a rightward pan uncovers
+    holes[:, 8:11, 14:17] = 1  # and a hole inside
+    filled = fill_holes(tf.constant(values * (1 - holes)), tf.constant(holes)).numpy()
+    np.testing.assert_array_equal(filled[holes[..., 0] == 0], values[holes[..., 0] == 0])
+    assert np.all(np.isfinite(filled)) and np.all(filled[holes[..., 0] == 1] != 0)
+    # a hole in a constant field takes the constant; in a ramp, a value inside its range
+    constant = np.full((1, 20, 30, 2), 2.5) * (1 - holes)
+    np.testing.assert_allclose(fill_holes(tf.constant(constant), tf.constant(holes)).numpy(),
+                               np.full((1, 20, 30, 2), 2.5), atol=1e-12)
+    ramp = np.broadcast_to(np.arange(30.0)[None, None, :, None], (1, 20, 30, 2)) * (1 - holes)
+    band = fill_holes(tf.constant(ramp), tf.constant(holes)).numpy()[:, :, :5]
+    assert np.all((band >= 5) & (band <= 29))  # from the data beside it, not 0
+    # nothing valid: zeros, not NaN
+    np.testing.assert_array_equal(fill_holes(tf.zeros([1, 8, 8, 2]), tf.ones([1, 8, 8, 1])), 0)
+
+
+def test_dafi_fill_rule_changes_only_the_holes():
+    rng = np.random.default_rng(4)
+    flow = np.broadcast_to(np.array([-2.2, 0.4]), (2, 12, 16, 2)).copy()
+    flow += rng.normal(scale=0.3, size=flow.shape)
+    z = rng.uniform(0.1, 1.0, (2, 12, 16, 1))
+    zero, holes = DAFI(dtype="float64")(flow, z)
+    filled, holes_fill = DAFI(holes="fill", dtype="float64")(flow, z)
+    holes = holes.numpy()[..., 0] == 1
+    np.testing.assert_array_equal(holes_fill.numpy()[..., 0] == 1, holes)
+    assert holes[:, :, 0].all()  # the band the pan uncovers at the left border
+    np.testing.assert_array_equal(filled.numpy()[~holes], zero.numpy()[~holes])
+    # the band moves with its neighbours instead of standing still
+    np.testing.assert_allclose(filled.numpy()[holes][:, 0], -2.2, atol=1.0)
+    assert DAFI(holes="fill").get_config()["holes"] == "fill"
+    with pytest.raises(ValueError, match="holes must be one of"):
+        DAFI(holes="nearest")
+
+
+def test_hole_rule_is_a_config_choice_and_bundled_weights_keep_zero():
+    from spiritnet_tf.config import SpiritNetConfig, bundled_overrides
+    from spiritnet_tf.layers.cell import SpiritNetCell
+
+    assert SpiritNetConfig().dafi_holes == "fill"
+    assert bundled_overrides()["dafi_holes"] == "zero"  # their manifest predates the field
+    assert SpiritNetCell(SpiritNetConfig(dafi_holes="zero")).dafi.holes == "zero"
+    with pytest.raises(ValueError, match="dafi_holes"):
+        SpiritNetConfig(dafi_holes="nearest")

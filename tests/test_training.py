@@ -358,3 +358,39 @@ def test_failed_start_writes_nothing_and_the_fixed_rerun_starts(tmp_path, capsys
         cli.main(["train", "--config", config, "--out", str(out), "--quiet"])
     with open(out / "config.json") as f:
         assert json.load(f)["train_data"][0]["path"] == str(tmp_path / "records")
+
+
+def test_init_weights_start_the_run_from_a_finished_model(tmp_path, monkeypatch):
+    """``init_weights``: the whole model starts from the file (a warm start); a missing file
+    is named before the run folder is touched."""
+    from spiritnet_tf.model import SpiritNet
+
+    values = _tiny()
+    values["validation_data"], values["evaluation"] = [], None
+    values["init_weights"] = str(tmp_path / "absent.weights.h5")
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match="init_weights: .*absent.weights.h5: no such weights file"):
+        train(load_config(_write(tmp_path, values)), str(out), progress=False)
+    assert not out.exists()
+
+    config = load_config(_write(tmp_path, values))
+    start = SpiritNet(config.model_config())
+    start.build()
+    start.set_weights([w * 0.5 + 0.01 for w in start.get_weights()])  # unlike a fresh model's
+    start.save_weights(values["init_weights"])
+
+    class Fitting(Exception):
+        pass
+
+    seen = {}
+
+    def fit(model, *args, **kwargs):  # stands in for the training: the run has started
+        seen["weights"] = model.get_weights()
+        raise Fitting()
+
+    monkeypatch.setattr(SpiritNet, "fit", fit)
+    with pytest.raises(Fitting):
+        train(config, str(out), progress=False)
+    assert len(seen["weights"]) == len(start.get_weights())
+    for a, b in zip(seen["weights"], start.get_weights()):
+        np.testing.assert_array_equal(a, b)

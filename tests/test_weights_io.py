@@ -34,6 +34,18 @@ def test_weights_h5_of_a_run_gets_the_runs_architecture(tiny_spiritnet, run_dir)
         weights_io.load_model(checkpoint)
 
 
+def test_a_run_finished_before_the_hole_rule_loads_with_zero_holes(tiny_spiritnet, tmp_path):
+    """Runs trained before ``dafi_holes`` existed had DAFI's zeros; their manifest lacks the
+    field, and loading them must not switch them to the new default."""
+    recorded = tiny_spiritnet.config.to_dict()
+    recorded.pop("dafi_holes")
+    tiny_spiritnet.save_weights(tmp_path / "model.weights.h5")
+    (tmp_path / "manifest.json").write_text(json.dumps({"model_config": recorded}))
+    model = weights_io.load_model(tmp_path / "model.weights.h5", run_config=True)
+    assert tiny_spiritnet.config.dafi_holes == "fill" and model.config.dafi_holes == "zero"
+    assert model.cell.dafi.holes == "zero" and _same_weights(model, tiny_spiritnet)
+
+
 def test_run_directory_random_option_and_errors(tiny_spiritnet, run_dir, tmp_path, monkeypatch):
     model = weights_io.load_model(run_dir, resample_from="previous")  # its model.keras
     assert model.config.resample_from == "previous" and _same_weights(model, tiny_spiritnet)

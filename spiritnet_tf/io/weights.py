@@ -136,9 +136,10 @@ def bundled_overrides():
     side, ``depth_every_step``; absent from manifests that predate it), then, winning over
     it, ``resample_from`` (the mode their evaluation chose), ``depth_mapping`` (how their
     depth output becomes z: "max" when the manifest predates the field, as those weights
-    were trained and gated with it) and ``dafr`` (the DAFR rule their gate measured), so
+    were trained and gated with it), ``dafi_holes`` (what DAFI writes into its holes:
+    "zero" when the manifest predates the field) and ``dafr`` (the DAFR rule their gate measured), so
     that a change of the defaults never changes their animations. With no manifest
-    installed, only ``depth_mapping`` ("max")."""
+    installed, only ``depth_mapping`` ("max") and ``dafi_holes`` ("zero")."""
     manifest = {}
     if os.path.isfile(_config.DEFAULT_MANIFEST):
         with open(_config.DEFAULT_MANIFEST) as f:
@@ -152,6 +153,8 @@ def bundled_overrides():
         overrides["resample_from"] = manifest["resample_from"]
     if isinstance(manifest.get("dafr"), dict):
         overrides["dafr"] = dict(manifest["dafr"])
+    holes = manifest.get("dafi_holes", overrides.get("dafi_holes", "zero"))
+    overrides["dafi_holes"] = holes if holes in _config.DAFI_HOLES else "zero"
     return overrides
 
 
@@ -296,7 +299,9 @@ def _run_config(path):
         manifest, config = os.path.join(folder, RUN_MANIFEST), os.path.join(folder, RUN_CONFIG)
         if os.path.exists(manifest):
             with open(manifest) as f:
-                return SpiritNetConfig.from_dict(json.load(f)["model_config"])
+                recorded = json.load(f)["model_config"]
+            recorded.setdefault("dafi_holes", "zero")  # finished before the option: trained so
+            return SpiritNetConfig.from_dict(recorded)
         if os.path.exists(config):
             with open(config) as f:
                 return parse_config(json.load(f), where=config, base_dir=folder).model_config()

@@ -138,7 +138,7 @@ class SpiritNetCell(keras.layers.Layer):
             self.depth_net.freeze_batch_norm()
         self.context = ContextExtractor(width=config.context_width)
         self.kernels = KernelEstimator(widths=config.kernel_widths)
-        self.dafi = DAFI()
+        self.dafi = DAFI(holes=config.dafi_holes)
         self.fill_hole = FlowFillHole(
             width=config.fill_hole_width,
             num_blocks=config.fill_hole_blocks,

@@ -3,9 +3,34 @@
 import keras
 import tensorflow as tf
 
+from spiritnet_tf.config import DAFI_HOLES
 from spiritnet_tf.layers.common import check_rank4
 
-__all__ = ["DAFI"]
+__all__ = ["DAFI", "fill_holes"]
+
+FILL_LEVELS = 6  # push-pull pyramid levels of `fill_holes`: reaches 2^6 = 64 px from data
+
+
+def fill_holes(values, holes, levels=FILL_LEVELS, epsilon=1e-6):
+    """``values`` [B,H,W,C] with its holes (``holes`` [B,H,W,1], 1 = hole) filled from the
+    values around them, by push-pull: masked 2x2 averages build a pyramid of ``levels``
+    coarser levels (each cell the mean of its valid values), then, coarse to fine, every
+    cell without valid values takes the bilinear upsampling of the level below it. Valid
+    values come back unchanged; a hole takes a smooth mix of the nearest valid values
+    (within 2^levels pixels; beyond that, or when nothing is valid, 0). Differentiable;
+    average pooling and bilinear resizing only, so it exports to TFLite and ONNX."""
+    valid = 1.0 - tf.cast(holes, values.dtype)
+    pyramid = [(values * valid, valid)]
+    for _ in range(levels):
+        total, weight = pyramid[-1]
+        pyramid.append((tf.nn.avg_pool2d(total, 2, 2, "SAME"),
+                        tf.nn.avg_pool2d(weight, 2, 2, "SAME")))
+    total, weight = pyramid.pop()
+    filled = total / tf.maximum(weight, epsilon)
+    for total, weight in reversed(pyramid):
+        coarse = tf.cast(tf.image.resize(filled, tf.shape(total)[1:3], "bilinear"), values.dtype)
+        filled = tf.where(weight > epsilon, total / tf.maximum(weight, epsilon), coarse)
+    return filled
 
 
 @keras.saving.register_keras_serializable(package="spiritnet")
@@ -27,13 +52,21 @@ class DAFI(keras.layers.Layer):
     Call: ``flow [B,H,W,2]`` backward flow in pixels, ``inverse_depth [B,H,W,1]`` z in
     (0, 1] -> ``(next_flow [B,H,W,2], hole_mask [B,H,W,1])``; ``hole_mask`` is 1.0 where
     ``den < eps`` (nothing landed: a hole for the fill-hole network), else 0.0, and
-    ``next_flow`` is 0 at exact holes. Differentiable w.r.t. flow and z (almost
-    everywhere: the taps change where ``p`` crosses an integer). No weights.
+    ``next_flow`` at exact holes follows ``holes``: "zero" (the paper, and the weights
+    bundled before it existed) leaves 0 there; "fill" (`fill_holes`) gives them the
+    flow around them, so that the band a moving picture uncovers at its border starts
+    from its neighbours' motion instead of standing still (a still band beside moving
+    content is stretched into smears, frame after frame). The fill-hole network refines
+    either. Differentiable w.r.t. flow and z (almost everywhere: the taps change where
+    ``p`` crosses an integer). No weights.
     """
 
-    def __init__(self, epsilon=1e-6, **kwargs):
+    def __init__(self, epsilon=1e-6, holes="zero", **kwargs):
         super().__init__(**kwargs)
         self.epsilon = float(epsilon)
+        if holes not in DAFI_HOLES:
+            raise ValueError(f"DAFI: holes must be one of {DAFI_HOLES}, got {holes!r}")
+        self.holes = holes
 
     def call(self, flow, inverse_depth):
         check_rank4(self, flow=(flow, 2), inverse_depth=(inverse_depth, 1))
@@ -66,10 +99,12 @@ class DAFI(keras.layers.Layer):
         num, den = acc[..., :2], acc[..., 2:]
         next_flow = num / tf.maximum(den, self.epsilon)
         hole_mask = tf.cast(den < self.epsilon, flow.dtype)
+        if self.holes == "fill":
+            next_flow = fill_holes(next_flow, hole_mask, epsilon=self.epsilon)
         return next_flow, hole_mask
 
     def compute_output_shape(self, flow_shape, inverse_depth_shape):
         return tuple(flow_shape), tuple(flow_shape[:-1]) + (1,)
 
     def get_config(self):
-        return {**super().get_config(), "epsilon": self.epsilon}
+        return {**super().get_config(), "epsilon": self.epsilon, "holes": self.holes}

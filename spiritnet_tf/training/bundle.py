@@ -173,6 +173,8 @@ def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, data=None, photo
         # The DAFR rule the gate measured, applied whenever these weights are loaded.
         "dafr": DAFRConfig.coerce(run.get("model_config", {}).get("dafr") or None).to_dict(),
         "depth_mapping": _depth_mapping(run["config"]),
+        # What DAFI wrote into its holes when the gate measured them.
+        "dafi_holes": run.get("model_config", {}).get("dafi_holes", "zero"),
         "resample_from_choice": "the mode with the higher held-out mean PSNR among those "
                                 "passing the quality gate",
         "quality_gate": modes[chosen]["quality_gate"],

@@ -144,6 +144,10 @@ class TrainConfig(CheckedConfig):
       evaluation: `EvaluationConfig` dict, or None for no final evaluation.
       depth_weights: path of a ``.weights.h5`` file of the depth net (e.g. converted
         official MegaDepth for the "paper" depth preset) loaded before training.
+      init_weights: path of a ``.weights.h5`` file of the whole model (this preset and
+        ``model`` architecture, e.g. a finished run's ``model.weights.h5``) loaded before
+        training: a warm start (``depth_weights``, when given too, replace its depth net).
+        A resumed run restores its own state over it.
       depth_pretraining: `spiritnet_tf.training.depth.DepthPretraining` dict: train
         the depth net alone on synthetic scenes first (its weights are kept in the
         run directory, so a resumed run does not repeat it); None: no such stage.
@@ -173,6 +177,7 @@ class TrainConfig(CheckedConfig):
     previews: int = checked(2, at_least(0, integer=True))
     evaluation: dict = None
     depth_weights: str = None
+    init_weights: str = None
     depth_pretraining: dict = None
 
     def validate(self, where=None):
@@ -292,6 +297,8 @@ def parse_config(values, where="config", base_dir="."):
         config.depth_weights = _resolve(config.depth_weights, base_dir)
         if not os.path.exists(config.depth_weights):
             raise ConfigError(f"{where}.depth_weights: file {config.depth_weights!r} does not exist")
+    if config.init_weights is not None:  # checked by `train`, like the data (made later)
+        config.init_weights = _resolve(config.init_weights, base_dir)
     if config.depth_pretraining is not None:
         from spiritnet_tf.training.depth import DepthPretraining
 

@@ -316,6 +316,13 @@ def train(config, out_dir, *, strategy="default", overwrite=False, progress=True
     # have been checked: a run that fails here can be rerun without --overwrite.
     check_run_dir(out_dir, config, overwrite)
     config.model_config(), config.loss_config()  # ValueError for a bad model or loss section
+    if config.init_weights is not None:
+        from spiritnet_tf.io.weights import weights_path
+
+        try:
+            init_weights = weights_path(config.init_weights)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"init_weights: {e}") from None
     path = lambda *p: os.path.join(out_dir, *p)  # noqa: E731
 
     keras.utils.set_random_seed(config.seed)
@@ -333,6 +340,9 @@ def train(config, out_dir, *, strategy="default", overwrite=False, progress=True
     with strategy.scope():
         model = SpiritNet(config.model_config())
         model.compile(loss_config=config.loss_config())
+    if config.init_weights is not None:  # a warm start; BackupAndRestore restores over it
+        model.build()
+        model.load_weights(init_weights)
     depth_weights, depth_history = _initial_depth(config, model, path, progress)
     if depth_weights is not None:  # before fit: BackupAndRestore then restores over it
         model.depth_net.load_weights(depth_weights)
@@ -377,6 +387,7 @@ def train(config, out_dir, *, strategy="default", overwrite=False, progress=True
         "samples_seen": int(model.optimizer.iterations.numpy()) * config.batch_size,
         "final_losses": {k: float(v[-1]) for k, v in history.history.items()},
         "resumed": resumed,
+        "init_weights": config.init_weights,
         "depth_weights": depth_weights,
         "depth_pretraining": depth_history,
         "outputs": {"weights": "model.weights.h5", "keras": "model.keras",
