@@ -212,6 +212,9 @@ class SpiritNet(keras.Model):
 
     @classmethod
     def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("config"), dict):  # saved before `dafi_holes`: trained with zeros
+            config["config"] = {"dafi_holes": "zero", **config["config"]}
         return cls(**config)
 
     @property

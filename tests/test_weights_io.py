@@ -44,6 +44,12 @@ def test_a_run_finished_before_the_hole_rule_loads_with_zero_holes(tiny_spiritne
     model = weights_io.load_model(tmp_path / "model.weights.h5", run_config=True)
     assert tiny_spiritnet.config.dafi_holes == "fill" and model.config.dafi_holes == "zero"
     assert model.cell.dafi.holes == "zero" and _same_weights(model, tiny_spiritnet)
+    # the same for a .keras file saved before the field (Keras rebuilds it with from_config)
+    from spiritnet_tf.model import SpiritNet
+
+    old = SpiritNet.from_config({**tiny_spiritnet.get_config(), "config": recorded})
+    assert old.config.dafi_holes == "zero"
+    assert SpiritNet.from_config(tiny_spiritnet.get_config()).config.dafi_holes == "fill"
 
 
 def test_run_directory_random_option_and_errors(tiny_spiritnet, run_dir, tmp_path, monkeypatch):
