@@ -10,7 +10,7 @@ import os
 
 __all__ = ["ConfigError", "CheckedConfig", "Rule", "one_of", "at_least", "above", "between",
            "optional", "rule", "ordered_pair", "checked", "build_config", "SpiritNetConfig",
-           "LossConfig", "RESAMPLE_MODES", "DEPTH_MAPPINGS", "DAFI_HOLES", "STYLE_LAYERS",
+           "LossConfig", "RESAMPLE_MODES", "DEPTH_MAPPINGS", "DAFI_HOLES", "RECORDED_DEFAULTS", "STYLE_LAYERS",
            "REPO", "DEFAULT_WEIGHTS", "DEFAULT_MANIFEST", "bundled_overrides", "EDGES", "DEFAULT_EDGES",
            "DEFAULT_MAX_ZOOM", "check_edges"]
 
@@ -23,6 +23,9 @@ DEFAULT_MANIFEST = os.path.join(os.path.dirname(DEFAULT_WEIGHTS), "MANIFEST.json
 RESAMPLE_MODES = ("previous", "input")
 DEPTH_MAPPINGS = ("max", "percentile")  # how spiritnet_tf.depth.inverse_depth makes z
 DAFI_HOLES = ("zero", "fill")  # what spiritnet_tf.layers.DAFI writes into its holes
+# What a recorded model config (a run's manifest, a saved .keras model, the bundled
+# manifest) made before a field existed was made with: `SpiritNetConfig.from_recorded`.
+RECORDED_DEFAULTS = {"dafi_holes": "zero"}
 
 # Full-resolution edges (`spiritnet_tf.fullres`): "zoom" crops every frame alike so that no
 # pixel shows content from outside the photo; "extend" does not crop.
@@ -302,6 +305,13 @@ class SpiritNetConfig(DictConfig):
     depth_mapping: str = checked("percentile", one_of(DEPTH_MAPPINGS))
     depth_side: int = checked(None, optional(at_least(32, integer=True)))
     dafi_holes: str = checked("fill", one_of(DAFI_HOLES))
+
+    @classmethod
+    def from_recorded(cls, values):
+        """`from_dict` of a config recorded earlier: a field it lacks whose default has
+        changed since takes the value it was made with (`RECORDED_DEFAULTS`), so that
+        reloading a model never changes what it was trained and gated with."""
+        return cls.from_dict({**RECORDED_DEFAULTS, **values})
 
     def __post_init__(self):
         if isinstance(self.kernel_widths, (list, tuple)):

@@ -213,8 +213,8 @@ class SpiritNet(keras.Model):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        if isinstance(config.get("config"), dict):  # saved before `dafi_holes`: trained with zeros
-            config["config"] = {"dafi_holes": "zero", **config["config"]}
+        if isinstance(config.get("config"), dict):  # a saved model: its fields as made
+            config["config"] = SpiritNetConfig.from_recorded(config["config"])
         return cls(**config)
 
     @property

@@ -153,8 +153,9 @@ def bundled_overrides():
         overrides["resample_from"] = manifest["resample_from"]
     if isinstance(manifest.get("dafr"), dict):
         overrides["dafr"] = dict(manifest["dafr"])
-    holes = manifest.get("dafi_holes", overrides.get("dafi_holes", "zero"))
-    overrides["dafi_holes"] = holes if holes in _config.DAFI_HOLES else "zero"
+    old = _config.RECORDED_DEFAULTS["dafi_holes"]
+    holes = manifest.get("dafi_holes", overrides.get("dafi_holes", old))
+    overrides["dafi_holes"] = holes if holes in _config.DAFI_HOLES else old
     return overrides
 
 
@@ -299,9 +300,7 @@ def _run_config(path):
         manifest, config = os.path.join(folder, RUN_MANIFEST), os.path.join(folder, RUN_CONFIG)
         if os.path.exists(manifest):
             with open(manifest) as f:
-                recorded = json.load(f)["model_config"]
-            recorded.setdefault("dafi_holes", "zero")  # finished before the option: trained so
-            return SpiritNetConfig.from_dict(recorded)
+                return SpiritNetConfig.from_recorded(json.load(f)["model_config"])
         if os.path.exists(config):
             with open(config) as f:
                 return parse_config(json.load(f), where=config, base_dir=folder).model_config()

@@ -35,7 +35,8 @@ import os
 import shutil
 import sys
 
-from spiritnet_tf.config import DEFAULT_MANIFEST, DEFAULT_WEIGHTS, REPO, RESAMPLE_MODES
+from spiritnet_tf.config import (DEFAULT_MANIFEST, DEFAULT_WEIGHTS, REPO, RESAMPLE_MODES,
+                                 SpiritNetConfig)
 
 __all__ = ["bundle", "choose_mode", "generation_check", "main", "MANIFEST_PATH"]
 
@@ -174,7 +175,7 @@ def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, data=None, photo
         "dafr": DAFRConfig.coerce(run.get("model_config", {}).get("dafr") or None).to_dict(),
         "depth_mapping": _depth_mapping(run["config"]),
         # What DAFI wrote into its holes when the gate measured them.
-        "dafi_holes": run.get("model_config", {}).get("dafi_holes", "zero"),
+        "dafi_holes": SpiritNetConfig.from_recorded(run.get("model_config") or {}).dafi_holes,
         "resample_from_choice": "the mode with the higher held-out mean PSNR among those "
                                 "passing the quality gate",
         "quality_gate": modes[chosen]["quality_gate"],
