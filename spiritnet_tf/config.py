@@ -333,6 +333,9 @@ class LossConfig(DictConfig):
       sharpness_weight: `spiritnet_tf.losses.sharpness_gap` between generated and real
         frames (not in the paper): position-free, it counters the blur that the pixel L1
         teaches the warp kernels (docs/training.md).
+      late_step_weight: how much more the later generated steps count in the flow and
+        pixel terms: step t of T weighs ``1 + late_step_weight * t / (T - 1)``, scaled to
+        mean 1 (`spiritnet_tf.losses.step_weights`); 0 (the default) weighs them alike.
       depth_weight: the depth net's supervised loss, applied when a batch carries depth:
         `spiritnet_tf.losses.relative_depth` for the "percentile" depth mapping,
         `spiritnet_tf.losses.scale_invariant_log_depth` for "max".
@@ -347,6 +350,7 @@ class LossConfig(DictConfig):
     tv_weight: float = checked(0.01, at_least(0))
     pixel_weight: float = checked(0.0, at_least(0))
     sharpness_weight: float = checked(0.0, at_least(0))
+    late_step_weight: float = checked(0.0, at_least(0))
     depth_weight: float = checked(0.1, at_least(0))
     style_layers: tuple = checked(STYLE_LAYERS, rule(
         "(VGG-19 layer name, weight >= 0) pairs",

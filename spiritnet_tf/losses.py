@@ -14,7 +14,7 @@ import tensorflow as tf
 from spiritnet_tf.config import STYLE_LAYERS
 from spiritnet_tf.limits import MIN_INVERSE_DEPTH
 
-__all__ = ["flow_l1", "total_variation", "sharpness_gap", "scale_invariant_log_depth",
+__all__ = ["step_weights", "step_weighted_l1", "total_variation", "sharpness_gap", "scale_invariant_log_depth",
            "scale_shift_invariant", "gradient_matching", "relative_depth", "edge_following",
            "StyleLoss", "gram_matrix"]
 
@@ -30,9 +30,25 @@ def _as_images(x):
     return tf.reshape(x, tf.concat([[-1], shape[-3:]], 0))
 
 
-def flow_l1(predicted, target):
-    """Mean absolute difference of backward flows ``[..., H, W, 2]`` (pixels)."""
-    return tf.reduce_mean(tf.abs(tf.cast(predicted, tf.float32) - tf.cast(target, tf.float32)))
+def step_weights(num_steps, late_weight):
+    """Weights of the T generated steps in a loss: step t (0-based) gets
+    ``1 + late_weight * t / (T - 1)``, scaled to mean 1 (a single step gets 1).
+
+    ``late_weight = 0`` weighs every step alike; ``late_weight = 1`` gives the last step
+    twice the first one's weight. Returns float32 ``[T]``.
+    """
+    t = tf.range(num_steps, dtype=tf.float32)
+    span = tf.maximum(tf.cast(num_steps, tf.float32) - 1.0, 1.0)
+    w = 1.0 + float(late_weight) * t / span
+    return w / tf.reduce_mean(w)
+
+
+def step_weighted_l1(predicted, target, weights):
+    """Mean absolute difference of sequences ``[B, T, H, W, C]``, the steps weighted by
+    ``weights`` ``[T]`` (mean 1, `step_weights`): with equal weights it is the plain mean."""
+    error = tf.abs(tf.cast(predicted, tf.float32) - tf.cast(target, tf.float32))
+    per_step = tf.reduce_mean(error, axis=[0, 2, 3, 4])
+    return tf.reduce_mean(per_step * weights)
 
 
 def total_variation(images):

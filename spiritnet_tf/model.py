@@ -496,9 +496,10 @@ class SpiritNet(keras.Model):
         """Weighted loss terms {"flow", "pixel", "sharpness", "style", "tv", "depth"} and
         their sum "loss"."""
         cfg = self.loss_config
+        steps = losses.step_weights(tf.shape(out["flows"])[1], cfg.late_step_weight)
         terms = {
-            "flow": losses.flow_l1(out["flows"], y["flows"]),
-            "pixel": tf.reduce_mean(tf.abs(out["frames"] - y["frames"])),
+            "flow": losses.step_weighted_l1(out["flows"], y["flows"], steps),
+            "pixel": losses.step_weighted_l1(out["frames"], y["frames"], steps),
             "sharpness": losses.sharpness_gap(out["frames"], y["frames"]),
             "tv": losses.total_variation(out["frames"]),
             "style": tf.constant(0.0),

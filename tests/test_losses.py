@@ -9,10 +9,25 @@ from spiritnet_tf import losses
 RNG = np.random.default_rng(0)
 
 
-def test_flow_l1_matches_numpy():
+def test_step_weighted_l1_matches_numpy():
     a = RNG.normal(size=(2, 3, 8, 8, 2)).astype(np.float32)
     b = RNG.normal(size=(2, 3, 8, 8, 2)).astype(np.float32)
-    np.testing.assert_allclose(losses.flow_l1(a, b).numpy(), np.abs(a - b).mean(), rtol=1e-6)
+    equal = losses.step_weights(3, 0.0)
+    np.testing.assert_allclose(equal.numpy(), [1, 1, 1])
+    np.testing.assert_allclose(
+        losses.step_weighted_l1(a, b, equal).numpy(), np.abs(a - b).mean(), rtol=1e-6)
+    # late_weight 1: the last step weighs twice the first, the mean stays 1.
+    w = losses.step_weights(3, 1.0).numpy()
+    np.testing.assert_allclose(w, np.array([1, 1.5, 2]) / 1.5, rtol=1e-6)
+    per_step = np.abs(a - b).mean(axis=(0, 2, 3, 4))
+    np.testing.assert_allclose(
+        losses.step_weighted_l1(a, b, w).numpy(), (per_step * w).mean(), rtol=1e-6)
+    assert losses.step_weights(1, 3.0).numpy().tolist() == [1.0]
+    # An error only on the last step costs more with later steps weighted.
+    late = np.zeros_like(a)
+    late[:, -1] = 1.0
+    assert (losses.step_weighted_l1(late, 0 * late, w).numpy()
+            > losses.step_weighted_l1(late, 0 * late, equal).numpy())
 
 
 def test_total_variation_values():
