@@ -109,9 +109,10 @@ def test_bundled_weights_match_their_manifest():
     assert os.path.basename(DEFAULT_WEIGHTS) == manifest["weights"]
     model = SpiritNet.from_preset("small", weights="default")
     assert model.config.resample_from == manifest["resample_from"]
-    assert model.config.depth_mapping == manifest.get("depth_mapping", "max") == "max"
-    # The DAFR rule their gate measured is pinned (today: the earlier sigmoid rule), whatever
-    # DAFR's defaults are, through both loaders.
+    assert model.config.depth_mapping == manifest.get("depth_mapping", "max")
+    assert model.config.dafi_holes == manifest.get("dafi_holes", "zero")
+    # The DAFR rule their gate measured is pinned, whatever DAFR's defaults are, through
+    # both loaders.
     from spiritnet_tf.animation import load_model
     from spiritnet_tf.layers.dafr import DAFRConfig
 
