@@ -325,6 +325,10 @@ class LossConfig(DictConfig):
 
     Attributes:
       flow_weight: L1 between predicted and teacher flows.
+      path_weight: L1 between the running sums of predicted and teacher flows over the
+        steps (`spiritnet_tf.losses.path_l1`, not in the paper): it charges flows that err
+        the same way at every step, which the per-step flow L1 barely sees; 0 (the
+        default) leaves it out.
       style_weight: VGG-19 Gram-matrix style loss between generated and real frames.
       tv_weight: total variation of the generated frames.
       pixel_weight: L1 between generated and real frames (not in the paper, whose
@@ -351,6 +355,7 @@ class LossConfig(DictConfig):
     pixel_weight: float = checked(0.0, at_least(0))
     sharpness_weight: float = checked(0.0, at_least(0))
     late_step_weight: float = checked(0.0, at_least(0))
+    path_weight: float = checked(0.0, at_least(0))
     depth_weight: float = checked(0.1, at_least(0))
     style_layers: tuple = checked(STYLE_LAYERS, rule(
         "(VGG-19 layer name, weight >= 0) pairs",

@@ -14,7 +14,7 @@ import tensorflow as tf
 from spiritnet_tf.config import STYLE_LAYERS
 from spiritnet_tf.limits import MIN_INVERSE_DEPTH
 
-__all__ = ["step_weights", "step_weighted_l1", "total_variation", "sharpness_gap", "scale_invariant_log_depth",
+__all__ = ["step_weights", "step_weighted_l1", "path_l1", "total_variation", "sharpness_gap", "scale_invariant_log_depth",
            "scale_shift_invariant", "gradient_matching", "relative_depth", "edge_following",
            "StyleLoss", "gram_matrix"]
 
@@ -49,6 +49,20 @@ def step_weighted_l1(predicted, target, weights):
     error = tf.abs(tf.cast(predicted, tf.float32) - tf.cast(target, tf.float32))
     per_step = tf.reduce_mean(error, axis=[0, 2, 3, 4])
     return tf.reduce_mean(per_step * weights)
+
+
+def path_l1(predicted, target, weights):
+    """L1 between the running sums over steps of predicted and target flows ``[B, T, H, W,
+    2]``, the steps weighted as in `step_weighted_l1`.
+
+    The running sum of the backward flows up to step t approximates the displacement
+    from the first frame to frame t (exact for a uniform motion; the composition of the
+    flows also samples each one where the previous moved the pixel). Unlike the per-step
+    flow L1, it grows when every step errs the same way: flows a little too short each
+    step add up to a frame far behind the real one.
+    """
+    return step_weighted_l1(tf.cumsum(tf.cast(predicted, tf.float32), axis=1),
+                            tf.cumsum(tf.cast(target, tf.float32), axis=1), weights)
 
 
 def total_variation(images):

@@ -30,6 +30,20 @@ def test_step_weighted_l1_matches_numpy():
             > losses.step_weighted_l1(late, 0 * late, equal).numpy())
 
 
+def test_path_l1_charges_a_bias_that_adds_up():
+    target = np.ones((1, 4, 8, 8, 2), np.float32)
+    equal = losses.step_weights(4, 0.0)
+    # 10 % too short at every step: the per-step error stays 0.1, the path's grows.
+    short = 0.9 * target
+    np.testing.assert_allclose(losses.step_weighted_l1(short, target, equal).numpy(), 0.1, rtol=1e-5)
+    np.testing.assert_allclose(losses.path_l1(short, target, equal).numpy(),
+                               np.mean([0.1, 0.2, 0.3, 0.4]), rtol=1e-5)
+    # Errors of alternating sign cancel along the path: same per-step L1, smaller path L1.
+    alternating = target + 0.1 * np.array([1, -1, 1, -1], np.float32)[None, :, None, None, None]
+    np.testing.assert_allclose(losses.path_l1(alternating, target, equal).numpy(), 0.05, rtol=1e-5)
+    assert losses.path_l1(target, target, equal).numpy() == 0.0
+
+
 def test_total_variation_values():
     assert losses.total_variation(np.full((1, 2, 8, 8, 3), 0.3, np.float32)).numpy() == 0.0
     ramp = np.tile(np.arange(8, dtype=np.float32) * 0.1, (2, 8, 1))[..., None].repeat(3, -1)
