@@ -187,17 +187,25 @@ def test_pixel_term_and_gradient_clipping_follow_the_config():
     data = synthetic_batches(num=2)
     model = SpiritNet.from_preset("small", clipnorm=0.5, **TINY)
     model.compile(loss_config=dict(pixel_weight=3.0, style_weight=0.0, tv_weight=0.5,
-                                   sharpness_weight=2.0))
+                                   sharpness_weight=2.0, late_step_weight=1.0, path_weight=0.7))
     assert model.optimizer.global_clipnorm == 0.5 and model.depth_optimizer.global_clipnorm == 0.5
     terms = _losses(model, data)
     inputs, targets = data
     out = model({"image": inputs["image"], "flow0": inputs["flow0"]}, num_frames=STEPS)
-    pixel = float(np.abs(out["frames"].numpy() - targets["frames"]).mean())
+    # The flow and pixel L1 weigh step t of T by 1 + t / (T - 1), scaled to mean 1.
+    weights = 1 + np.arange(STEPS) / max(STEPS - 1, 1)
+    weights /= weights.mean()
+    per_step = lambda a, b: float((np.abs(a - b).mean(axis=(0, 2, 3, 4)) * weights).mean())  # noqa: E731
+    pixel = per_step(out["frames"].numpy(), targets["frames"])
     assert terms["pixel"] == pytest.approx(pixel, rel=1e-5) and pixel > 0
+    flow = per_step(out["flows"].numpy(), targets["flows"])
+    assert terms["flow"] == pytest.approx(flow, rel=1e-4) and flow > 0
+    path = per_step(np.cumsum(out["flows"].numpy(), 1), np.cumsum(targets["flows"], 1))
+    assert terms["path"] == pytest.approx(path, rel=1e-4) and path > 0
     sharpness = float(losses.sharpness_gap(out["frames"], targets["frames"]))
     assert terms["sharpness"] == pytest.approx(sharpness, rel=1e-5) and sharpness > 0
     expected = (terms["flow"] + 3.0 * pixel + 2.0 * sharpness + 0.5 * terms["tv"]
-                + 0.1 * terms["depth"])
+                + 0.7 * path + 0.1 * terms["depth"])
     assert terms["loss"] == pytest.approx(expected, rel=1e-5)
 
 
