@@ -427,7 +427,8 @@ class SpiritNet(keras.Model):
         return _results(tf.stack(outputs, axis=1), height, width, return_residuals)
 
     # ------------------------------------------------------------------ training
-    def compile(self, optimizer=None, depth_optimizer=None, loss_config=None, **kwargs):
+    def compile(self, optimizer=None, depth_optimizer=None, loss_config=None, *,
+                learning_rate=None, **kwargs):
         """Sets the two optimizers and the loss configuration; call it inside the strategy scope.
 
         Args:
@@ -437,6 +438,9 @@ class SpiritNet(keras.Model):
             ``config.depth_learning_rate`` (1e-7) when ``config.pretrained_depth``,
             else at ``config.learning_rate``).
           loss_config: `LossConfig` or its dict (weights, VGG layers, VGG weights path).
+          learning_rate: the default main optimizer's rate, a float or a
+            `keras.optimizers.schedules.LearningRateSchedule` (default
+            ``config.learning_rate``; `TrainConfig.learning_rate_schedule` gives a decay).
           **kwargs: passed to `keras.Model.compile` (e.g. ``jit_compile``, ``steps_per_execution``).
 
         Both optimizers are built here (docs/design.md §9: a lazily built second optimizer
@@ -444,7 +448,8 @@ class SpiritNet(keras.Model):
         """
         if optimizer is None:
             optimizer = keras.optimizers.Adam(
-                self.config.learning_rate, global_clipnorm=self.config.clipnorm
+                self.config.learning_rate if learning_rate is None else learning_rate,
+                global_clipnorm=self.config.clipnorm,
             )
         if depth_optimizer is None:
             rate = (

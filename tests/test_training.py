@@ -394,3 +394,36 @@ def test_init_weights_start_the_run_from_a_finished_model(tmp_path, monkeypatch)
     assert len(seen["weights"]) == len(start.get_weights())
     for a, b in zip(seen["weights"], start.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_decay_to_makes_the_main_learning_rate_a_cosine_over_the_run(tmp_path, monkeypatch):
+    """``decay_to``: the main optimizer's rate goes from ``model.learning_rate`` down to
+    decay_to times it at the run's last step; without it the rate is constant."""
+    from spiritnet_tf.model import SpiritNet
+
+    values = _tiny()
+    values["validation_data"], values["evaluation"] = [], None
+    assert load_config(_write(tmp_path, values)).learning_rate_schedule() == 0.001
+    with pytest.raises(ConfigError, match="decay_to"):
+        load_config(_write(tmp_path, {**values, "decay_to": 1.5}))
+    values["decay_to"] = 0.1
+    config = load_config(_write(tmp_path, values))
+    schedule = config.learning_rate_schedule()
+    total = config.epochs * config.steps_per_epoch
+    rates = [float(schedule(step)) for step in range(total + 1)]
+    np.testing.assert_allclose([rates[0], rates[-1]], [0.001, 0.0001], rtol=1e-5)
+    assert all(a >= b for a, b in zip(rates, rates[1:]))
+
+    seen = {}
+
+    def fit(model, *args, **kwargs):  # stands in for the training: the optimizer is set up
+        model.optimizer.iterations.assign(total)
+        seen["rate"] = float(model.optimizer.learning_rate)
+        seen["depth"] = float(model.depth_optimizer.learning_rate)
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(SpiritNet, "fit", fit)
+    with pytest.raises(RuntimeError, match="stop"):
+        train(config, str(tmp_path / "run"), progress=False)
+    assert seen["rate"] == pytest.approx(0.0001, rel=1e-5)
+    assert seen["depth"] == pytest.approx(0.001, rel=1e-5)  # the depth net's stays

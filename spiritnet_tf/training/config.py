@@ -148,6 +148,11 @@ class TrainConfig(CheckedConfig):
         ``model`` architecture, e.g. a finished run's ``model.weights.h5``) loaded before
         training: a warm start (``depth_weights``, when given too, replace its depth net).
         A resumed run restores its own state over it.
+      decay_to: None (the default) keeps the main learning rate (``model.learning_rate``)
+        constant; a fraction f in [0, 1] makes it follow a cosine from the learning rate
+        down to f times it at the last of the epochs x steps_per_epoch steps (the depth
+        net's rate stays constant). `learning_rate_schedule` makes it; a resumed run
+        continues it from its restored step.
       depth_pretraining: `spiritnet_tf.training.depth.DepthPretraining` dict: train
         the depth net alone on synthetic scenes first (its weights are kept in the
         run directory, so a resumed run does not repeat it); None: no such stage.
@@ -178,7 +183,20 @@ class TrainConfig(CheckedConfig):
     evaluation: dict = None
     depth_weights: str = None
     init_weights: str = None
+    decay_to: float = checked(None, optional(between(0, 1)))
     depth_pretraining: dict = None
+
+    def learning_rate_schedule(self):
+        """The main optimizer's learning rate: ``model.learning_rate`` (of the preset and
+        ``model``) when ``decay_to`` is None, else a `keras.optimizers.schedules.CosineDecay`
+        from it to ``decay_to`` times it over the run's epochs x steps_per_epoch steps."""
+        rate = self.model_config().learning_rate
+        if self.decay_to is None:
+            return rate
+        import keras
+
+        return keras.optimizers.schedules.CosineDecay(
+            rate, decay_steps=self.epochs * self.steps_per_epoch, alpha=float(self.decay_to))
 
     def validate(self, where=None):
         """The fields' rules, then the checks across fields (what needs validation data,

@@ -339,7 +339,8 @@ def train(config, out_dir, *, strategy="default", overwrite=False, progress=True
 
     with strategy.scope():
         model = SpiritNet(config.model_config())
-        model.compile(loss_config=config.loss_config())
+        model.compile(loss_config=config.loss_config(),
+                      learning_rate=config.learning_rate_schedule())
     if config.init_weights is not None:  # a warm start; BackupAndRestore restores over it
         model.build()
         model.load_weights(init_weights)
