@@ -14,8 +14,8 @@ import tensorflow as tf
 from spiritnet_tf.config import STYLE_LAYERS
 from spiritnet_tf.limits import MIN_INVERSE_DEPTH
 
-__all__ = ["step_weights", "step_weighted_l1", "path_l1", "total_variation", "sharpness_gap", "scale_invariant_log_depth",
-           "scale_shift_invariant", "gradient_matching", "relative_depth", "edge_following",
+__all__ = ["step_weights", "step_weighted_l1", "path_l1", "total_variation", "sharpness_gap",
+           "scale_invariant_log_depth", "scale_shift_invariant", "gradient_matching", "relative_depth", "edge_following",
            "StyleLoss", "gram_matrix"]
 
 # Caffe-style VGG preprocessing (what keras.applications.vgg19 weights expect):
