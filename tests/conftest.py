@@ -120,6 +120,23 @@ def functions_run_eagerly():
 
 
 @pytest.fixture
+def bundled_manifest(tmp_path, monkeypatch):
+    """``install(values)``: writes ``values`` as the bundled weights' MANIFEST.json (a file
+    under ``tmp_path`` that `spiritnet_tf.config.DEFAULT_MANIFEST` then names)."""
+    import json
+
+    from spiritnet_tf import config
+
+    path = tmp_path / "MANIFEST.json"
+    monkeypatch.setattr(config, "DEFAULT_MANIFEST", str(path))
+
+    def install(values):
+        path.write_text(json.dumps(values))
+
+    return install
+
+
+@pytest.fixture
 def eager_functions():
     """`functions_run_eagerly` for a whole test."""
     with functions_run_eagerly():

@@ -57,7 +57,7 @@ def test_generation_and_flow_ratio_fail_the_gate_and_the_best_psnr_is_chosen_wit
     assert modes["previous"]["generation"]["mean"]["last_frame_sharpness_ratio"] == 0.5
 
 
-def test_default_weights_of_from_preset(monkeypatch, tmp_path):
+def test_default_weights_of_from_preset(monkeypatch, tmp_path, bundled_manifest):
     from spiritnet_tf import config as config_module
     from spiritnet_tf.model import SpiritNet
 
@@ -75,9 +75,8 @@ def test_default_weights_of_from_preset(monkeypatch, tmp_path):
     assert all((a == b).all() for a, b in zip(loaded.get_weights(), trained.get_weights()))
     assert loaded.config.resample_from == "input"  # the preset's, without a manifest
     # The manifest beside the weights records the resample_from chosen by evaluation.
-    (tmp_path / "MANIFEST.json").write_text(
-        '{"resample_from": "previous", "dafr": {"speed_rule": "sigmoid", "near_far_ratio": 5}}')
-    monkeypatch.setattr(config_module, "DEFAULT_MANIFEST", str(tmp_path / "MANIFEST.json"))
+    bundled_manifest({"resample_from": "previous",
+                      "dafr": {"speed_rule": "sigmoid", "near_far_ratio": 5}})
     assert SpiritNet.from_preset("small", weights="default").config.resample_from == "previous"
     dafr = SpiritNet.from_preset("small", weights="default").dafr.config
     assert (dafr.speed_rule, dafr.near_far_ratio) == ("sigmoid", 5)  # the manifest's DAFR rule

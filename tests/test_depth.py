@@ -306,18 +306,13 @@ def test_percentile_mapping_range_order_and_flat_floor():
 
 
 def test_depth_mapping_is_a_config_choice_and_old_bundled_weights_keep_max(
-        tiny_spiritnet, tmp_path, monkeypatch):
-    import json
-
-    from spiritnet_tf import config as config_module
+        tiny_spiritnet, bundled_manifest):
     from spiritnet_tf.config import SpiritNetConfig, bundled_overrides
     from spiritnet_tf.model import PRESETS
 
     assert SpiritNetConfig().depth_mapping == "percentile"
     assert all(p.depth_mapping == "percentile" for p in PRESETS.values())
-    manifest = tmp_path / "MANIFEST.json"
-    monkeypatch.setattr(config_module, "DEFAULT_MANIFEST", str(manifest))
-    manifest.write_text(json.dumps({"model": {"depth_width": 0.25}}))
+    bundled_manifest({"model": {"depth_width": 0.25}})
     assert bundled_overrides()["depth_mapping"] == "max"  # a manifest that predates the field
     with pytest.raises(ValueError, match="depth_mapping"):
         SpiritNetConfig(depth_mapping="median")

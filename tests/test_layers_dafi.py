@@ -127,19 +127,14 @@ def test_dafi_fill_rule_changes_only_the_holes():
         DAFI(holes="nearest")
 
 
-def test_hole_rule_is_a_config_choice_and_old_bundled_weights_keep_zero(tmp_path, monkeypatch):
-    import json
-
-    from spiritnet_tf import config as config_module
+def test_hole_rule_is_a_config_choice_and_old_bundled_weights_keep_zero(bundled_manifest):
     from spiritnet_tf.config import SpiritNetConfig, bundled_overrides
     from spiritnet_tf.layers.cell import SpiritNetCell
 
     assert SpiritNetConfig().dafi_holes == "fill"
-    manifest = tmp_path / "MANIFEST.json"
-    monkeypatch.setattr(config_module, "DEFAULT_MANIFEST", str(manifest))
-    manifest.write_text(json.dumps({"model": {"depth_width": 0.25}}))
+    bundled_manifest({"model": {"depth_width": 0.25}})
     assert bundled_overrides()["dafi_holes"] == "zero"  # a manifest that predates the field
-    manifest.write_text(json.dumps({"model": {"dafi_holes": "fill"}}))
+    bundled_manifest({"model": {"dafi_holes": "fill"}})
     assert bundled_overrides()["dafi_holes"] == "fill"
     assert SpiritNetCell(SpiritNetConfig(dafi_holes="zero")).dafi.holes == "zero"
     with pytest.raises(ValueError, match="dafi_holes"):

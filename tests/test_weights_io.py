@@ -70,7 +70,7 @@ def test_run_directory_random_option_and_errors(tiny_spiritnet, run_dir, tmp_pat
 
 
 def test_a_copy_of_the_bundled_file_gets_the_manifests_configuration(tiny_spiritnet, tmp_path,
-                                                                     monkeypatch):
+                                                                     monkeypatch, bundled_manifest):
     """The manifest applies to the bundled file however it is named (None, "default", its path)."""
     small = weights_io.configure_preset("small")[0]
     from spiritnet_tf.model import SpiritNet
@@ -79,9 +79,7 @@ def test_a_copy_of_the_bundled_file_gets_the_manifests_configuration(tiny_spirit
     trained.build()
     bundled = tmp_path / "bundled.weights.h5"
     trained.save_weights(bundled)
-    (tmp_path / "MANIFEST.json").write_text(json.dumps(
-        {"resample_from": "previous", "dafr": {"speed_rule": "sigmoid"}}))
-    monkeypatch.setattr(config, "DEFAULT_MANIFEST", str(tmp_path / "MANIFEST.json"))
+    bundled_manifest({"resample_from": "previous", "dafr": {"speed_rule": "sigmoid"}})
     monkeypatch.setattr(config, "DEFAULT_WEIGHTS", str(bundled))
     for weights in (None, "default", bundled, str(tmp_path / "." / "bundled.weights.h5")):
         model = weights_io.load_model(weights)
@@ -99,9 +97,9 @@ def test_a_copy_of_the_bundled_file_gets_the_manifests_configuration(tiny_spirit
     wider = SpiritNet(weights_io.configure_preset("small", depth_width=0.25, depth_side=64)[0])
     wider.build()
     wider.save_weights(bundled)
-    (tmp_path / "MANIFEST.json").write_text(json.dumps(
+    bundled_manifest(
         {"model": {"depth_width": 0.25, "depth_side": 64, "resample_from": "input", "not_a_field": 1},
-         "resample_from": "previous"}))
+         "resample_from": "previous"})
     model = SpiritNet.from_preset("small", weights="default")
     assert (model.config.depth_width, model.config.depth_side) == (0.25, 64)
     assert model.config.resample_from == "previous"  # the gate's choice wins over the run's
