@@ -16,15 +16,24 @@ the frames are resampled or how long the flows are:
 * ``shrunk cv``: flow0 scaled at step t by ``--gains`` (e.g. the training clips' median
   least-squares gain of the teacher's F_{t+1} on F_1), resampled both ways: what a
   global, content-blind shortening of the flow gives.
+
+``--gains-of CACHE_DIR`` prints instead the median, over the septuplets cached there
+(`spiritnet_tf.data.records`), of the least-squares gain of the teacher's F_{t+1} on
+F_1, t = 1..5: how far later flows keep the first one's length and direction.
 """
 
 import argparse
+import glob
+import os
+
+import numpy as np
 
 import tensorflow as tf
 
 from spiritnet_tf.evaluation import evaluate, markdown_table
 from spiritnet_tf.evaluation.baselines import _warp_sequence, constant_velocity, oracle
 from spiritnet_tf.evaluation.metrics import bilinear_warp
+from spiritnet_tf.data.records import read_septuplets
 from spiritnet_tf.training.data import load_source, parse_source_spec
 from spiritnet_tf.training.run import evaluation_samples
 
@@ -65,13 +74,33 @@ def variants(gains):
     }
 
 
+def flow_gains(cache_dir):
+    """Median over the septuplets in ``cache_dir`` of <F_1, F_t> / <F_1, F_1>, t = 2..6."""
+    files = sorted(glob.glob(os.path.join(cache_dir, "*.tfrecord")))
+    if not files:
+        raise SystemExit(f"{cache_dir}: no .tfrecord files")
+    gains = []
+    for sample in read_septuplets(files):
+        flows = sample["flows"].numpy()
+        first = flows[0]
+        gains.append([(first * flows[t]).sum() / ((first * first).sum() + 1e-6)
+                      for t in range(1, flows.shape[0])])
+    return len(gains), np.median(np.array(gains), axis=0)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="data/heldout_videos_v4")
     parser.add_argument("--size", default="128x224")
     parser.add_argument("--cache-dir", default="data/cache/heldout_v4")
     parser.add_argument("--gains", default="0.95,0.91,0.87,0.82,0.80")
+    parser.add_argument("--gains-of", metavar="CACHE_DIR")
     args = parser.parse_args(argv)
+    if args.gains_of:
+        count, gains = flow_gains(args.gains_of)
+        print(f"{count} septuplets; median gain of F_t+1 on F_1, t = 1..5: "
+              + ", ".join(f"{g:.2f}" for g in gains))
+        return
     height, width = (int(v) for v in args.size.split("x"))
     gains = [float(g) for g in args.gains.split(",")]
     source = parse_source_spec(args.data, height=height, width=width, seed=0,
