@@ -1,4 +1,4 @@
-"""How much of constant velocity's PSNR comes from blur (docs/training.md, "Fourteenth attempt").
+"""How much of constant velocity's PSNR comes from blur (docs/training.md, "What constant velocity's score is made of").
 
     python scripts/baseline_variants.py [--data data/heldout_videos_v4] [--size 128x224]
         [--cache-dir data/cache/heldout_v4] [--gains 0.95,0.91,0.87,0.82,0.80]
