@@ -1,4 +1,6 @@
-"""How much of constant velocity's PSNR comes from blur (docs/training.md, "What constant velocity's score is made of").
+"""How much of constant velocity's PSNR comes from blur.
+
+docs/training.md, "What constant velocity's score is made of", quotes its figures.
 
     python scripts/baseline_variants.py [--data data/heldout_videos_v4] [--size 128x224]
         [--cache-dir data/cache/heldout_v4] [--gains 0.95,0.91,0.87,0.82,0.80]
@@ -27,13 +29,13 @@ import glob
 import os
 
 import numpy as np
-
 import tensorflow as tf
 
-from spiritnet_tf.evaluation import evaluate, markdown_table
-from spiritnet_tf.evaluation.baselines import _warp_sequence, constant_velocity, oracle
-from spiritnet_tf.evaluation.metrics import bilinear_warp
 from spiritnet_tf.data.records import read_septuplets
+from spiritnet_tf.evaluation import evaluate, markdown_table
+from spiritnet_tf.evaluation.baselines import constant_velocity, oracle, warp_sequence
+from spiritnet_tf.evaluation.metrics import bilinear_warp
+from spiritnet_tf.training.cli import parse_size
 from spiritnet_tf.training.data import load_source, parse_source_spec
 from spiritnet_tf.training.run import evaluation_samples
 
@@ -44,25 +46,25 @@ def composed(image, flows):
 
 
 def variants(gains):
-    def steady(image, flow0, num_frames):
+    def steady(flow0, num_frames):
         return tf.repeat(flow0[:, None], num_frames, axis=1)
 
-    def shrunk(image, flow0, num_frames):
+    def shrunk(flow0, num_frames):
         return tf.stack([flow0 * gains[min(t, len(gains) - 1)] for t in range(num_frames)], 1)
 
     def linear(image, flow0, num_frames, *, teacher_flows=None):
         frames = [bilinear_warp(image, flow0 * (t + 1)) for t in range(num_frames)]
-        return {"frames": tf.stack(frames, 1), "flows": steady(image, flow0, num_frames)}
+        return {"frames": tf.stack(frames, 1), "flows": steady(flow0, num_frames)}
 
     def previous(make):
         def predict(image, flow0, num_frames, *, teacher_flows=None):
-            flows = make(image, flow0, num_frames)
-            return {"frames": _warp_sequence(image, flows), "flows": flows}
+            flows = make(flow0, num_frames)
+            return {"frames": warp_sequence(image, flows), "flows": flows}
         return predict
 
     def from_input(make):
         def predict(image, flow0, num_frames, *, teacher_flows=None):
-            return composed(image, make(image, flow0, num_frames))
+            return composed(image, make(flow0, num_frames))
         return predict
 
     return {
@@ -101,7 +103,7 @@ def main(argv=None):
         print(f"{count} septuplets; median gain of F_t+1 on F_1, t = 1..5: "
               + ", ".join(f"{g:.2f}" for g in gains))
         return
-    height, width = (int(v) for v in args.size.split("x"))
+    height, width = parse_size(args.size)
     gains = [float(g) for g in args.gains.split(",")]
     source = parse_source_spec(args.data, height=height, width=width, seed=0,
                                cache_dir=args.cache_dir, split="test", take=None)

@@ -7,7 +7,7 @@ modules inside this package (``spiritnet evaluate-depth --help``) answer without
 from spiritnet_tf.lazy import lazy_names
 
 _MODULES = {
-    "baselines": ("BASELINES", "constant_velocity", "copy_frame", "oracle"),
+    "baselines": ("BASELINES", "constant_velocity", "copy_frame", "oracle", "warp_sequence"),
     "evaluate": ("EvaluationResult", "evaluate", "json_dict", "markdown_table", "write_json",
                  "write_markdown", "write_plot", "write_report"),
     "gate": ("quality_gate",),

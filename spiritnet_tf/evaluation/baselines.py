@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from spiritnet_tf.evaluation.metrics import bilinear_warp
 
-__all__ = ["copy_frame", "constant_velocity", "oracle", "BASELINES"]
+__all__ = ["copy_frame", "constant_velocity", "oracle", "warp_sequence", "BASELINES"]
 
 
 def _check(image, flow0, num_frames):
@@ -38,7 +38,7 @@ def _check(image, flow0, num_frames):
     return image, flow0
 
 
-def _warp_sequence(image, flows):
+def warp_sequence(image, flows):
     """Warps the previous frame with each flow in turn: [B,H,W,3], [B,T,H,W,2] -> [B,T,H,W,3]."""
     frames, frame = [], image
     for t in range(flows.shape[1]):
@@ -58,7 +58,7 @@ def constant_velocity(image, flow0, num_frames, *, teacher_flows=None):
     """Re-applies flow0 unchanged every step: bilinear warp of the previous frame, no DAFI."""
     image, flow0 = _check(image, flow0, num_frames)
     flows = tf.repeat(flow0[:, None], num_frames, axis=1)
-    return {"frames": _warp_sequence(image, flows), "flows": flows}
+    return {"frames": warp_sequence(image, flows), "flows": flows}
 
 
 def oracle(image, flow0, num_frames, *, teacher_flows=None):
