@@ -331,9 +331,12 @@ class LossConfig(DictConfig):
         default) leaves it out.
       style_weight: VGG-19 Gram-matrix style loss between generated and real frames.
       tv_weight: total variation of the generated frames.
-      pixel_weight: L1 between generated and real frames (not in the paper, whose
+      pixel_weight: L1 (or L2, ``pixel_norm``) between generated and real frames (not in the paper, whose
         image loss is style + TV only; 0 keeps the paper's losses).
         configs/default_weights.json uses it: ImageNet VGG-19 weights cannot be loaded here.
+      pixel_norm: "l1" (the default) or "l2": the pixel term as the mean absolute or the
+        mean squared difference (`spiritnet_tf.losses.step_weighted_l1`); L2 (PSNR's own
+        error) lets a frame blur where its content's place is uncertain.
       sharpness_weight: `spiritnet_tf.losses.sharpness_gap` between generated and real
         frames (not in the paper): position-free, it counters the blur that the pixel L1
         teaches the warp kernels (docs/training.md).
@@ -353,6 +356,7 @@ class LossConfig(DictConfig):
     style_weight: float = checked(1.0, at_least(0))
     tv_weight: float = checked(0.01, at_least(0))
     pixel_weight: float = checked(0.0, at_least(0))
+    pixel_norm: str = checked("l1", one_of(("l1", "l2")))
     sharpness_weight: float = checked(0.0, at_least(0))
     late_step_weight: float = checked(0.0, at_least(0))
     path_weight: float = checked(0.0, at_least(0))

@@ -43,10 +43,13 @@ def step_weights(num_steps, late_weight):
     return w / tf.reduce_mean(w)
 
 
-def step_weighted_l1(predicted, target, weights):
+def step_weighted_l1(predicted, target, weights, *, squared=False):
     """Mean absolute difference of sequences ``[B, T, H, W, C]``, the steps weighted by
-    ``weights`` ``[T]`` (mean 1, `step_weights`): with equal weights it is the plain mean."""
-    error = tf.abs(tf.cast(predicted, tf.float32) - tf.cast(target, tf.float32))
+    ``weights`` ``[T]`` (mean 1, `step_weights`): with equal weights it is the plain mean.
+    ``squared``: the mean squared difference instead (an L2 term, whose minimiser under
+    uncertainty is the mean rather than the median: what PSNR rewards)."""
+    error = tf.cast(predicted, tf.float32) - tf.cast(target, tf.float32)
+    error = tf.square(error) if squared else tf.abs(error)
     per_step = tf.reduce_mean(error, axis=[0, 2, 3, 4])
     return tf.reduce_mean(per_step * weights)
 

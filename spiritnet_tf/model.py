@@ -505,7 +505,8 @@ class SpiritNet(keras.Model):
         terms = {
             "flow": losses.step_weighted_l1(out["flows"], y["flows"], steps),
             "path": losses.path_l1(out["flows"], y["flows"], steps),
-            "pixel": losses.step_weighted_l1(out["frames"], y["frames"], steps),
+            "pixel": losses.step_weighted_l1(out["frames"], y["frames"], steps,
+                                             squared=cfg.pixel_norm == "l2"),
             "sharpness": losses.sharpness_gap(out["frames"], y["frames"]),
             "tv": losses.total_variation(out["frames"]),
             "style": tf.constant(0.0),

@@ -92,3 +92,5 @@ def test_rules_refuse_wrong_types_and_check_across_fields():
         build_config(SourceConfig, "--data", "vimeo")
     with pytest.raises(ConfigError, match=r"LossConfig\.style_layers must be \(VGG-19 layer name"):
         LossConfig(style_layers=(("block1_conv1", "heavy"),))
+    with pytest.raises(ConfigError, match=r"LossConfig\.pixel_norm must be one of 'l1', 'l2'"):
+        LossConfig(pixel_norm="l3")

@@ -207,6 +207,13 @@ def test_pixel_term_and_gradient_clipping_follow_the_config():
     expected = (terms["flow"] + 3.0 * pixel + 2.0 * sharpness + 0.5 * terms["tv"]
                 + 0.7 * path + 0.1 * terms["depth"])
     assert terms["loss"] == pytest.approx(expected, rel=1e-5)
+    # pixel_norm "l2": the same steps' weights on the squared difference.
+    model.compile(loss_config=dict(pixel_weight=3.0, pixel_norm="l2", style_weight=0.0,
+                                   tv_weight=0.0, late_step_weight=1.0))
+    squared = float((np.square(out["frames"].numpy() - targets["frames"]).mean(axis=(0, 2, 3, 4))
+                     * weights).mean())
+    assert _losses(model, data)["pixel"] == pytest.approx(squared, rel=1e-5)
+    assert 0 < squared < pixel  # errors below 1: squaring shrinks them
 
 
 @pytest.mark.parametrize("depth_loss_only", [False, True])
