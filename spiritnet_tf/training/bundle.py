@@ -1,6 +1,6 @@
 """Turns a finished training run into the bundled default weights (``make default-weights``).
 
-    python -m spiritnet_tf.training.bundle runs/default_weights_v4 [--heldout data/heldout_videos_v4]
+    python -m spiritnet_tf.training.bundle runs/default_weights_v4 [--heldout data/heldout_videos_v6]
         [--data data] [--force]
 
 1. evaluates the run on the held-out clips in prediction mode with
@@ -205,11 +205,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m spiritnet_tf.training.bundle",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", help="a finished `spiritnet train` run directory")
-    parser.add_argument("--heldout", default=os.path.join("data", "heldout_videos_v4"),
+    parser.add_argument("--heldout", default=os.path.join("data", "heldout_videos_v6"),
                         help="folder of held-out videos, from videos the run did not train on "
-                             "(default data/heldout_videos_v4, configs/default_weights_data.sh)")
+                             "(default data/heldout_videos_v6, configs/default_weights_data.sh)")
     parser.add_argument("--size", default="128x224", help="clip size HxW (default 128x224)")
-    parser.add_argument("--cache-dir", default=os.path.join("data", "cache", "heldout_v4"))
+    parser.add_argument("--cache-dir", default=os.path.join("data", "cache", "heldout_v6"))
     parser.add_argument("--data", default="data",
                         help="folder the gate's photos are fetched into (DATA/photos; default data)")
     parser.add_argument("--force", action="store_true",
