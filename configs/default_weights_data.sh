@@ -68,6 +68,23 @@ fi
                   "path": "/usr/lib/python3/dist-packages/imageio/resources/images/cockatoo.mp4",
                   "licence": "BSD-2-Clause (imageio contributors, debian/copyright)"}}
 JSON
+# Real hand-held footage for training (configs/default_weights_v32.json on): three clips
+# from the npm package ar.js 1.4.10 (MIT; `npm pack`, nothing installed): magic-book.mp4
+# (a camera over a desk), output_4.mp4 (close-ups of hands and a phone), headtracking.mp4
+# (a webcam, a man moving a card). Not used for evaluation or selection.
+mkdir -p "$OUT/train_videos_arjs"
+if [ ! -f "$OUT/train_videos_arjs/headtracking.mp4" ]; then
+  [ -f "$OUT/src/ar.js-1.4.10.tgz" ] || (cd "$OUT/src" && npm pack --silent ar.js@1.4.10 >/dev/null)
+  mkdir -p "$OUT/src/arjs"
+  tar xzf "$OUT/src/ar.js-1.4.10.tgz" -C "$OUT/src/arjs" \
+    package/three.js/examples/magic-book/videos/magic-book.mp4 \
+    package/data/videos/output_4.mp4 package/data/videos/headtracking.mp4
+  cp "$OUT/src/arjs/package/three.js/examples/magic-book/videos/magic-book.mp4" \
+    "$OUT/src/arjs/package/data/videos/output_4.mp4" \
+    "$OUT/src/arjs/package/data/videos/headtracking.mp4" "$OUT/train_videos_arjs/"
+  echo '{"package": "ar.js", "version": "1.4.10", "registry": "npm", "licence": "MIT (LICENSE.txt)", "files": ["package/three.js/examples/magic-book/videos/magic-book.mp4", "package/data/videos/output_4.mp4", "package/data/videos/headtracking.mp4"]}' \
+    > "$OUT/train_videos_arjs/SOURCES.json"
+fi
 FILM=$(PY="$PY" SRC="$OUT/src" sh configs/bbb_film.sh)
 "$PY" configs/motion_footage_data.py "$FILM" "$OUT/train_videos_v5"
 [ -f "$OUT/train_videos_v5/carphone_pristine.mp4" ] || cp "$SRC/carphone_pristine.mp4" "$OUT/train_videos_v5/"
