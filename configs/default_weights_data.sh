@@ -72,18 +72,15 @@ JSON
 # from the npm package ar.js 1.4.10 (MIT; `npm pack`, nothing installed): magic-book.mp4
 # (a camera over a desk), output_4.mp4 (close-ups of hands and a phone), headtracking.mp4
 # (a webcam, a man moving a card). Not used for evaluation or selection.
+ARJS="package/three.js/examples/magic-book/videos/magic-book.mp4 package/data/videos/output_4.mp4 package/data/videos/headtracking.mp4"
 mkdir -p "$OUT/train_videos_arjs"
-if [ ! -f "$OUT/train_videos_arjs/headtracking.mp4" ]; then
+if [ ! -f "$OUT/train_videos_arjs/SOURCES.json" ]; then
   [ -f "$OUT/src/ar.js-1.4.10.tgz" ] || (cd "$OUT/src" && npm pack --silent ar.js@1.4.10 >/dev/null)
   mkdir -p "$OUT/src/arjs"
-  tar xzf "$OUT/src/ar.js-1.4.10.tgz" -C "$OUT/src/arjs" \
-    package/three.js/examples/magic-book/videos/magic-book.mp4 \
-    package/data/videos/output_4.mp4 package/data/videos/headtracking.mp4
-  cp "$OUT/src/arjs/package/three.js/examples/magic-book/videos/magic-book.mp4" \
-    "$OUT/src/arjs/package/data/videos/output_4.mp4" \
-    "$OUT/src/arjs/package/data/videos/headtracking.mp4" "$OUT/train_videos_arjs/"
-  echo '{"package": "ar.js", "version": "1.4.10", "registry": "npm", "licence": "MIT (LICENSE.txt)", "files": ["package/three.js/examples/magic-book/videos/magic-book.mp4", "package/data/videos/output_4.mp4", "package/data/videos/headtracking.mp4"]}' \
-    > "$OUT/train_videos_arjs/SOURCES.json"
+  tar xzf "$OUT/src/ar.js-1.4.10.tgz" -C "$OUT/src/arjs" $ARJS
+  for clip in $ARJS; do cp "$OUT/src/arjs/$clip" "$OUT/train_videos_arjs/"; done
+  printf '{"package": "ar.js", "version": "1.4.10", "registry": "npm", "licence": "MIT (LICENSE.txt)", "files": ["%s"]}\n' \
+    "$(echo $ARJS | sed 's/ /", "/g')" > "$OUT/train_videos_arjs/SOURCES.json"
 fi
 FILM=$(PY="$PY" SRC="$OUT/src" sh configs/bbb_film.sh)
 "$PY" configs/motion_footage_data.py "$FILM" "$OUT/train_videos_v5"
