@@ -247,6 +247,9 @@ class SpiritNetConfig(DictConfig):
       kernel_widths: U-Net widths of the kernel estimator (docs/design.md §3.6).
       fill_hole_width, fill_hole_blocks, fill_hole_iterations: flow fill-hole
         network (docs/design.md §3.4).
+      fill_hole_global: the fill-hole network also sees its features averaged over the
+        whole picture (`spiritnet_tf.layers.FlowFillHole`'s ``global_context``; not in
+        the paper; False: the bundled weights and the paper).
       synthesis_width, synthesis_blocks: frame synthesis (docs/design.md §3.8).
       resample_from: "previous" (the paper: warp the previous generated frame)
         or "input" (compose backward flows, warp the input once per frame).
@@ -291,6 +294,7 @@ class SpiritNetConfig(DictConfig):
     fill_hole_width: int = checked(64, at_least(1, integer=True))
     fill_hole_blocks: int = checked(3, at_least(0, integer=True))
     fill_hole_iterations: int = checked(1, at_least(1, integer=True))
+    fill_hole_global: bool = False
     synthesis_width: int = checked(64, at_least(1, integer=True))
     synthesis_blocks: int = checked(3, at_least(0, integer=True))
     resample_from: str = checked("previous", one_of(RESAMPLE_MODES))

@@ -323,3 +323,25 @@ def test_bundle_evaluates_a_real_run_and_refuses_weights_that_fail(tiny_spiritne
     assert written["data"]["training"]["train"] == ["run/clips/a.mp4"]  # relative to the checkout
     assert written["data"]["gate_photos"]["p"]["path"] == "photos/p.png"
     assert str(tmp_path) not in manifest_path.read_text()
+
+
+def test_per_video_figures_split_the_held_out_clips_by_video(tiny_spiritnet, tmp_path):
+    """Each video's clips are evaluated alone, named by their ids without ``#k``; the margins
+    are the model's PSNR minus constant velocity's; one video alone gives no breakdown."""
+    from spiritnet_tf.data import synthetic_septuplets, write_septuplets
+    from spiritnet_tf.training.bundle import per_video_figures
+
+    scenes = list(synthetic_septuplets(3, 32, 32, seed=1))
+    first, second = tmp_path / "a.tfrecord", tmp_path / "b.tfrecord"
+    write_septuplets(first, [{**s, "id": f"clips/a.mp4#{k}"} for k, s in enumerate(scenes[:2])])
+    write_septuplets(second, [{**scenes[2], "id": "clips/b.mp4#0"}])
+    models = {"model": tiny_spiritnet}
+    figures = per_video_figures(models, [str(first), str(second)])
+    assert sorted(figures) == ["clips/a.mp4", "clips/b.mp4"]
+    assert [figures[v]["num_samples"] for v in sorted(figures)] == [2, 1]
+    for f in figures.values():
+        assert {"model", "constant-velocity", "copy-frame", "oracle"} <= set(f["psnr"])
+        assert f["margin_over_constant_velocity_db"]["model"] == pytest.approx(
+            f["psnr"]["model"] - f["psnr"]["constant-velocity"])
+    assert figures["clips/a.mp4"]["psnr"] != figures["clips/b.mp4"]["psnr"]
+    assert per_video_figures(models, [str(first)]) == {}

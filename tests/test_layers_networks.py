@@ -99,6 +99,27 @@ def test_fill_hole_starts_as_identity_and_iterates_with_shared_weights(inputs):
         FlowFillHole(iterations=0)
 
 
+def test_fill_hole_global_context_starts_as_identity_and_sees_the_whole_picture(inputs):
+    ctx = ContextExtractor(width=4)(inputs["image"])
+    args = (inputs["flow"], inputs["holes"], inputs["image"], ctx, inputs["z"])
+    layer = FlowFillHole(width=8, num_blocks=1, global_context=True)
+    np.testing.assert_array_equal(layer(*args).numpy(), inputs["flow"])
+    randomise(layer)
+    # A change far away (the last column) moves the flow at the first pixel through the
+    # picture's mean only: the 3x3 convolutions of one block reach 3 pixels.
+    far = inputs["image"].copy()
+    far[:, :, -1] = 1.0 - far[:, :, -1]
+    moved = layer(inputs["flow"], inputs["holes"], far, ctx, inputs["z"]).numpy()
+    assert np.abs(moved[:, 0, 0] - layer(*args).numpy()[:, 0, 0]).max() > 1e-6
+    local = FlowFillHole(width=8, num_blocks=1)
+    local(*args)
+    local.set_weights([v.numpy() for v in layer.weights if "global" not in v.path])
+    np.testing.assert_allclose(
+        local(inputs["flow"], inputs["holes"], far, ctx, inputs["z"]).numpy()[:, 0, 0],
+        local(*args).numpy()[:, 0, 0], atol=1e-6)
+    assert FlowFillHole.from_config(layer.get_config()).global_context is True
+
+
 def test_frame_synthesis_starts_as_identity_and_clips(inputs):
     ctx = np.random.default_rng(1).normal(size=(B, H, W, 5)).astype(np.float32)
     layer = FrameSynthesis(width=8, num_blocks=1)
@@ -135,6 +156,10 @@ def test_residual_block_is_conv_relu_conv_plus_skip():
         (lambda: KernelEstimator(widths=(4, 6)), lambda l, d: l(d["image"], d["z"])),
         (
             lambda: FlowFillHole(width=6, num_blocks=1, iterations=2),
+            lambda l, d: l(d["flow"], d["holes"], d["image"], d["image"], d["z"]),
+        ),
+        (
+            lambda: FlowFillHole(width=6, num_blocks=1, global_context=True),
             lambda l, d: l(d["flow"], d["holes"], d["image"], d["image"], d["z"]),
         ),
         (

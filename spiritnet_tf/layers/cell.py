@@ -143,6 +143,7 @@ class SpiritNetCell(keras.layers.Layer):
             width=config.fill_hole_width,
             num_blocks=config.fill_hole_blocks,
             iterations=config.fill_hole_iterations,
+            global_context=config.fill_hole_global,
         )
         self.synthesis = FrameSynthesis(
             width=config.synthesis_width, num_blocks=config.synthesis_blocks

@@ -20,16 +20,29 @@ class FlowFillHole(keras.layers.Layer):
     channels. The last conv is zero-initialised, so a fresh layer returns ``flow_init``
     unchanged. With ``iterations`` > 1 the same weights are applied again to the updated
     flow (the paper's "iterative" fill-hole); the hole mask stays the DAFI one.
+
+    With ``global_context`` (not in the paper) the stem's features are also averaged over
+    the whole picture, passed through two dense layers (the second zero-initialised, so a
+    fresh layer still returns ``flow_init``) and added back at every pixel: 3x3
+    convolutions alone see a few pixels, and whether the whole picture pans steadily or
+    shakes (which decides whether a flow carries on) is a property of all of it.
     """
 
-    def __init__(self, width=64, num_blocks=3, iterations=1, **kwargs):
+    def __init__(self, width=64, num_blocks=3, iterations=1, global_context=False, **kwargs):
         super().__init__(**kwargs)
         self.width = int(width)
         self.num_blocks = int(num_blocks)
         self.iterations = int(iterations)
+        self.global_context = bool(global_context)
         if self.iterations < 1:
             raise ValueError(f"FlowFillHole: iterations must be >= 1, got {iterations}")
         self.stem = conv2d(self.width, 3, activation="relu", name="stem")
+        self.global_layers = []
+        if self.global_context:
+            self.global_layers = [
+                keras.layers.Dense(self.width, activation="relu", name="global_in"),
+                keras.layers.Dense(self.width, kernel_initializer="zeros", name="global_out"),
+            ]
         self.blocks = [ResidualBlock(self.width, name=f"block{i}") for i in range(self.num_blocks)]
         self.head = conv2d(2, 3, zero_init=True, name="head")
 
@@ -40,6 +53,8 @@ class FlowFillHole(keras.layers.Layer):
         for block in self.blocks:
             block.build(shape)
         self.head.build(shape)
+        for layer in self.global_layers:
+            layer.build((flow_init_shape[0], self.width))
 
     def call(self, flow_init, hole_mask, image, context, z):
         check_rank4(
@@ -53,6 +68,11 @@ class FlowFillHole(keras.layers.Layer):
         flow = flow_init
         for _ in range(self.iterations):
             x = self.stem(concat_channels(flow, hole_mask, image, context, z))
+            if self.global_layers:
+                g = keras.ops.mean(x, axis=(1, 2))
+                for layer in self.global_layers:
+                    g = layer(g)
+                x = x + g[:, None, None, :]
             for block in self.blocks:
                 x = block(x)
             flow = flow + self.head(x)
@@ -67,4 +87,5 @@ class FlowFillHole(keras.layers.Layer):
             "width": self.width,
             "num_blocks": self.num_blocks,
             "iterations": self.iterations,
+            "global_context": self.global_context,
         }

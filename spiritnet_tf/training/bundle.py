@@ -6,7 +6,9 @@
 1. evaluates the run on the held-out clips in prediction mode with
    `spiritnet_tf.training.run.evaluate_weights` (what ``spiritnet evaluate`` runs, called
    as a function; both resampling modes, the copy-frame / constant-velocity / oracle
-   baselines; the report in ``RUN/heldout/``);
+   baselines; the report in ``RUN/heldout/``), and, when the clips come from more than
+   one video, each video alone (`per_video_figures`: a gain on one video must not hide a
+   loss on another; reported, not checked);
 2. animates the gate's real photos (`spiritnet_tf.evaluation.photos`, fetched into
    ``DATA/photos`` when missing) with the run's weights in generation mode, seeds 0-2,
    6 frames, through `spiritnet_tf.animate`, in each resampling mode
@@ -38,7 +40,8 @@ import sys
 from spiritnet_tf.config import (DEFAULT_MANIFEST, DEFAULT_WEIGHTS, REPO, RESAMPLE_MODES,
                                  SpiritNetConfig)
 
-__all__ = ["bundle", "choose_mode", "generation_check", "main", "MANIFEST_PATH"]
+__all__ = ["bundle", "choose_mode", "generation_check", "main", "per_video_figures",
+           "MANIFEST_PATH"]
 
 MANIFEST_PATH = DEFAULT_MANIFEST
 
@@ -111,6 +114,44 @@ def choose_mode(heldout_result, generation):
     return modes, chosen
 
 
+def per_video_figures(models, files, *, batch_size=4, progress=False):
+    """The held-out figures of each video alone, from the cache files of a video source
+    (one ``*.tfrecord`` per video, `spiritnet_tf.data.cache_videos`).
+
+    ``models``: {method name: model}. Returns {video: {"num_samples": n, "psnr": {method:
+    mean PSNR}, "margin_over_constant_velocity_db": {method: its PSNR minus constant
+    velocity's}}} with the baselines among the methods; the video is its clips' id without
+    ``#k``. Empty when the files hold fewer than two videos."""
+    from spiritnet_tf.data import read_septuplets
+    from spiritnet_tf.training.data import _record_ids
+    from spiritnet_tf.training.run import evaluate_model
+
+    videos = {}
+    for path in files:
+        for clip in _record_ids([path]):
+            videos.setdefault(clip.rsplit("#", 1)[0], set()).add(path)
+    if len(videos) < 2:
+        return {}
+    figures = {}
+    for video, paths in sorted(videos.items()):
+        ds = read_septuplets(sorted(paths)).filter(
+            lambda s, video=video: _starts_with(s["id"], video + "#"))
+        result = evaluate_model(models, ds, "prediction", batch_size=batch_size,
+                                progress=progress)
+        psnr = {row["method"]: row["psnr"] for row in result.summary}
+        figures[video] = {"num_samples": result.num_samples, "psnr": psnr,
+                          "margin_over_constant_velocity_db": {
+                              m: psnr[m] - psnr["constant-velocity"] for m in models}}
+    return figures
+
+
+def _starts_with(strings, prefix):
+    """Elementwise ``str.startswith`` of a string tensor (tf.strings has no such op)."""
+    import tensorflow as tf
+
+    return tf.equal(tf.strings.substr(strings, 0, len(prefix.encode())), prefix)
+
+
 def _heldout_source(out):
     """The held-out source record `evaluate_weights` wrote beside its report (its
     videos and clips)."""
@@ -145,6 +186,19 @@ def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, data=None, photo
                                  cache_dir=cache_dir or None, overwrite=True, progress=progress)
     heldout_result = json_dict(result)  # as evaluation.json holds it
     heldout_source = _heldout_source(out)
+    per_video = {}
+    if heldout_source.get("files"):
+        from spiritnet_tf.training.run import load_model
+
+        model = load_model(run_dir, run["config"].get("preset", "small"))
+        per_video = per_video_figures(
+            {f"model ({m})": model.with_config(resample_from=m) for m in RESAMPLE_MODES},
+            heldout_source["files"], progress=progress)
+        for video, f in per_video.items():
+            margins = ", ".join(f"{m} {v:+.2f} dB" for m, v in
+                                f["margin_over_constant_velocity_db"].items())
+            print(f"held out, {os.path.basename(video)} alone ({f['num_samples']} clips): "
+                  f"over constant velocity {margins}", file=sys.stderr)
     if photos is None:
         photos = prepare_photos(data or os.path.join(REPO, "data"))
     generation = {mode: generation_check(weights, mode, photos, progress=progress,
@@ -153,7 +207,8 @@ def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, data=None, photo
     modes, chosen = choose_mode(heldout_result, generation)
     os.makedirs(os.path.join(run_dir, "gate"), exist_ok=True)  # the figures, pass or fail
     with open(os.path.join(run_dir, "gate", "gate.json"), "w") as f:
-        json.dump(portable_json({"modes": modes, "chosen": chosen}), f, indent=2)
+        json.dump(portable_json({"modes": modes, "chosen": chosen, "per_video": per_video}),
+                  f, indent=2)
         f.write("\n")
     if not modes[chosen]["quality_gate"]["passed"] and not force:
         failures = "; ".join(f"{mode}: {', '.join(failed_checks(m['quality_gate']))}"
@@ -187,7 +242,8 @@ def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, data=None, photo
         "heldout": {"data": os.path.abspath(heldout) if os.path.exists(heldout) else heldout,
                     "size": size, "mode": "prediction",
                     "num_samples": heldout_result["num_samples"],
-                    "summary": heldout_result["summary"], "rows": heldout_result["rows"]},
+                    "summary": heldout_result["summary"], "rows": heldout_result["rows"],
+                    "per_video": per_video},
         "commands": _commands(run, run_dir, heldout, repository_relative),
         "training": {k: run.get(k) for k in ("name", "config", "model_config", "loss_setup",
                                              "steps", "samples_seen", "epochs",
