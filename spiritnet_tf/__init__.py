@@ -44,6 +44,25 @@ def require_tensorflow_backend():
             f"{keras.backend.backend()!r}. Set KERAS_BACKEND=tensorflow before importing keras "
             "(or in ~/.keras/keras.json)."
         )
+    _cache_keras_skipsets()
+
+
+def _cache_keras_skipsets():
+    """Makes Keras' saving remember the attribute skip-set of each object type.
+
+    Keras 3.15's ``saving_lib.get_attr_skipset`` stores its result under the key
+    ``saving_attr_skipset_<type>`` but looks it up under ``saving_attr_skiplist_<type>``,
+    so it never finds it: each of the ~400 objects that ``load_weights`` and
+    ``save_weights`` visit in a SpiritNet builds a throwaway ``Layer()`` (a third of
+    ``load_weights``' time for the bundled weights). The set depends on the type alone,
+    so a cache of the function is what Keras meant; a no-op where the function is gone."""
+    import functools
+
+    from keras.src.saving import saving_lib
+
+    skipset = getattr(saving_lib, "get_attr_skipset", None)
+    if skipset is not None and not hasattr(skipset, "cache_info"):
+        saving_lib.get_attr_skipset = functools.cache(skipset)
 
 
 def __getattr__(name):

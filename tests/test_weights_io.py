@@ -146,3 +146,33 @@ def test_pretrained_depth_net_fits_the_architecture_its_manifest_names():
     assert not all(np.array_equal(a, b) for a, b in zip(before, model.depth_net.get_weights()))
     z = model.estimate_depth(tf.random.uniform([1, 64, 96, 3], seed=0)).numpy()
     assert z.shape == (1, 64, 96, 1) and z.min() >= 1e-3 and z.max() <= 1.0 and np.ptp(z) > 0.1
+
+
+def test_keras_saving_builds_each_types_skip_set_once(tiny_spiritnet, tmp_path):
+    """The package caches Keras' per-type attribute skip-set (`spiritnet_tf._cache_keras_skipsets`:
+    Keras 3.15 stores it under another key than it reads), and weights still round-trip."""
+    import keras
+    from keras.src.saving import saving_lib
+
+    import spiritnet_tf
+
+    spiritnet_tf.require_tensorflow_backend()
+    assert saving_lib.get_attr_skipset("Layer") is saving_lib.get_attr_skipset("Layer")
+    made = []
+    original = keras.layers.Layer.__init__
+
+    def counting(self, *args, **kwargs):
+        made.append(type(self).__name__)
+        original(self, *args, **kwargs)
+
+    path = tmp_path / "tiny.weights.h5"
+    tiny_spiritnet.save_weights(path)
+    copy = tiny_spiritnet.with_config()
+    keras.layers.Layer.__init__ = counting
+    try:
+        copy.load_weights(path)
+    finally:
+        keras.layers.Layer.__init__ = original
+    assert made == []  # no throwaway layers while loading
+    for a, b in zip(tiny_spiritnet.weights, copy.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
