@@ -123,12 +123,12 @@ def per_video_figures(models, files, *, batch_size=4, progress=False):
     velocity's}}} with the baselines among the methods; the video is its clips' id without
     ``#k``. Empty when the files hold fewer than two videos."""
     from spiritnet_tf.data import read_septuplets
-    from spiritnet_tf.training.data import _record_ids
+    from spiritnet_tf.training.data import record_ids
     from spiritnet_tf.training.run import evaluate_model
 
     videos = {}
     for path in files:
-        for clip in _record_ids([path]):
+        for clip in record_ids([path]):
             videos.setdefault(clip.rsplit("#", 1)[0], set()).add(path)
     if len(videos) < 2:
         return {}
