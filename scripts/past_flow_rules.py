@@ -24,6 +24,7 @@ step, as the constant-velocity baseline does (`spiritnet_tf.evaluation.baselines
 """
 
 import argparse
+import collections
 import glob
 import os
 
@@ -104,8 +105,7 @@ def fit(files):
 
 
 def held_out(files, median, one, two):
-    rows = {"constant velocity": [], "training median gains": [], "gains from one flow": [],
-            "gains from two flows": [], "true gains": []}
+    rows = collections.defaultdict(list)
     for frames, f in septuplets(files):
         x = np.array(statistics(f[0], f[1]) + [1.0])
         gains = {"constant velocity": np.ones(STEPS), "training median gains": median,
@@ -117,7 +117,7 @@ def held_out(files, median, one, two):
 
 
 def rules(files, limit):
-    rows = {"constant velocity": [], **{name: [] for name in RULES}}
+    rows = collections.defaultdict(list)
     for frames, f in septuplets(files, limit):
         rows["constant velocity"].append(mean_psnr(frames, [f[1]] * STEPS))
         for name, rule in RULES.items():

@@ -336,7 +336,9 @@ def test_per_video_figures_split_the_held_out_clips_by_video(tiny_spiritnet, tmp
     write_septuplets(first, [{**s, "id": f"clips/a.mp4#{k}"} for k, s in enumerate(scenes[:2])])
     write_septuplets(second, [{**scenes[2], "id": "clips/b.mp4#0"}])
     models = {"model": tiny_spiritnet}
-    figures = per_video_figures(models, [str(first), str(second)])
+    files = [str(first), str(second)]
+    clips = ["clips/a.mp4#0", "clips/a.mp4#1", "clips/b.mp4#0"]
+    figures = per_video_figures(models, files, clips)
     assert sorted(figures) == ["clips/a.mp4", "clips/b.mp4"]
     assert [figures[v]["num_samples"] for v in sorted(figures)] == [2, 1]
     for f in figures.values():
@@ -344,4 +346,4 @@ def test_per_video_figures_split_the_held_out_clips_by_video(tiny_spiritnet, tmp
         assert f["margin_over_constant_velocity_db"]["model"] == pytest.approx(
             f["psnr"]["model"] - f["psnr"]["constant-velocity"])
     assert figures["clips/a.mp4"]["psnr"] != figures["clips/b.mp4"]["psnr"]
-    assert per_video_figures(models, [str(first)]) == {}
+    assert per_video_figures(models, [str(first)], clips[:2]) == {}

@@ -114,28 +114,27 @@ def choose_mode(heldout_result, generation):
     return modes, chosen
 
 
-def per_video_figures(models, files, *, batch_size=4, progress=False):
-    """The held-out figures of each video alone, from the cache files of a video source
-    (one ``*.tfrecord`` per video, `spiritnet_tf.data.cache_videos`).
+def per_video_figures(models, files, clips, *, batch_size=4, progress=False):
+    """The held-out figures of each video alone.
 
-    ``models``: {method name: model}. Returns {video: {"num_samples": n, "psnr": {method:
-    mean PSNR}, "margin_over_constant_velocity_db": {method: its PSNR minus constant
-    velocity's}}} with the baselines among the methods; the video is its clips' id without
-    ``#k``. Empty when the files hold fewer than two videos."""
+    ``files``: the source's cache files (``*.tfrecord``); ``clips``: their clip ids
+    (``video#k``, as `spiritnet_tf.training.data.load_source` records them). ``models``:
+    {method name: model}. Returns {video: {"num_samples": n, "psnr": {method: mean PSNR},
+    "margin_over_constant_velocity_db": {method: its PSNR minus constant velocity's}}} with
+    the baselines among the methods. Empty when the clips come from fewer than two videos."""
+    import tensorflow as tf
+
     from spiritnet_tf.data import read_septuplets
-    from spiritnet_tf.training.data import record_ids
     from spiritnet_tf.training.run import evaluate_model
 
-    videos = {}
-    for path in files:
-        for clip in record_ids([path]):
-            videos.setdefault(clip.rsplit("#", 1)[0], set()).add(path)
+    videos = sorted({clip.rsplit("#", 1)[0] for clip in clips})
     if len(videos) < 2:
         return {}
     figures = {}
-    for video, paths in sorted(videos.items()):
-        ds = read_septuplets(sorted(paths)).filter(
-            lambda s, video=video: _starts_with(s["id"], video + "#"))
+    for video in videos:
+        prefix = video + "#"
+        ds = read_septuplets(files).filter(
+            lambda s, prefix=prefix: tf.strings.substr(s["id"], 0, len(prefix.encode())) == prefix)
         result = evaluate_model(models, ds, "prediction", batch_size=batch_size,
                                 progress=progress)
         psnr = {row["method"]: row["psnr"] for row in result.summary}
@@ -143,13 +142,6 @@ def per_video_figures(models, files, *, batch_size=4, progress=False):
                           "margin_over_constant_velocity_db": {
                               m: psnr[m] - psnr["constant-velocity"] for m in models}}
     return figures
-
-
-def _starts_with(strings, prefix):
-    """Elementwise ``str.startswith`` of a string tensor (tf.strings has no such op)."""
-    import tensorflow as tf
-
-    return tf.equal(tf.strings.substr(strings, 0, len(prefix.encode())), prefix)
 
 
 def _heldout_source(out):
@@ -193,7 +185,7 @@ def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, data=None, photo
         model = load_model(run_dir, run["config"].get("preset", "small"))
         per_video = per_video_figures(
             {f"model ({m})": model.with_config(resample_from=m) for m in RESAMPLE_MODES},
-            heldout_source["files"], progress=progress)
+            heldout_source["files"], heldout_source["clips"], progress=progress)
         for video, f in per_video.items():
             margins = ", ".join(f"{m} {v:+.2f} dB" for m, v in
                                 f["margin_over_constant_velocity_db"].items())

@@ -17,8 +17,8 @@ from spiritnet_tf.limits import MAX_TRAINING_FRAMES
 from spiritnet_tf.config import build_config
 from spiritnet_tf.training.config import SourceConfig
 
-__all__ = ["load_source", "record_ids", "septuplet_dataset", "training_samples",
-           "evaluation_samples", "to_generation_mode", "parse_source_spec"]
+__all__ = ["load_source", "septuplet_dataset", "training_samples", "evaluation_samples",
+           "to_generation_mode", "parse_source_spec"]
 
 _KEYS = ("id", "frames", "flows", "depth")
 
@@ -37,7 +37,7 @@ def _tfrecord_files(path):
     return files
 
 
-def record_ids(files):
+def _record_ids(files):
     """The ``id`` of every record in the files (reads only that feature)."""
     spec = {"id": tf.io.FixedLenFeature([], tf.string)}
     ds = tf.data.TFRecordDataset(files).map(lambda r: tf.io.parse_single_example(r, spec)["id"])
@@ -82,7 +82,7 @@ def load_source(source, progress=True):
             files = _tfrecord_files(source.path)
             record.update(path=source.path, with_depth=source.with_depth)
         record["files"] = files
-        ids = record_ids(files)
+        ids = _record_ids(files)
         if not ids:
             raise ValueError(f"{source.type} source {source.path!r} holds no septuplets")
         ds = data.read_septuplets(files, with_depth=source.with_depth)
