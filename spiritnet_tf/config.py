@@ -341,6 +341,10 @@ class LossConfig(DictConfig):
       pixel_norm: "l1" (the default) or "l2": the pixel term as the mean absolute or the
         mean squared difference (`spiritnet_tf.losses.step_weighted_l1`); L2 (PSNR's own
         error) lets a frame blur where its content's place is uncertain.
+      psnr_weight: minus the mean PSNR of the generated frames, one per sample and step
+        (`spiritnet_tf.losses.psnr_loss`, not in the paper): the gate's own
+        metric, in which a nearly right frame counts as much as a far-off one; 0 (the
+        default) leaves it out.
       sharpness_weight: `spiritnet_tf.losses.sharpness_gap` between generated and real
         frames (not in the paper): position-free, it counters the blur that the pixel L1
         teaches the warp kernels (docs/training.md).
@@ -361,6 +365,7 @@ class LossConfig(DictConfig):
     tv_weight: float = checked(0.01, at_least(0))
     pixel_weight: float = checked(0.0, at_least(0))
     pixel_norm: str = checked("l1", one_of(("l1", "l2")))
+    psnr_weight: float = checked(0.0, at_least(0))
     sharpness_weight: float = checked(0.0, at_least(0))
     late_step_weight: float = checked(0.0, at_least(0))
     path_weight: float = checked(0.0, at_least(0))

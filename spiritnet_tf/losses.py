@@ -14,7 +14,7 @@ import tensorflow as tf
 from spiritnet_tf.config import STYLE_LAYERS
 from spiritnet_tf.limits import MIN_INVERSE_DEPTH
 
-__all__ = ["step_weights", "step_weighted_l1", "path_l1", "total_variation", "sharpness_gap",
+__all__ = ["step_weights", "step_weighted_l1", "psnr_loss", "path_l1", "total_variation", "sharpness_gap",
            "scale_invariant_log_depth", "scale_shift_invariant", "gradient_matching", "relative_depth", "edge_following",
            "StyleLoss", "gram_matrix"]
 
@@ -52,6 +52,22 @@ def step_weighted_l1(predicted, target, weights, *, squared=False):
     error = tf.square(error) if squared else tf.abs(error)
     per_step = tf.reduce_mean(error, axis=[0, 2, 3, 4])
     return tf.reduce_mean(per_step * weights)
+
+
+def psnr_loss(predicted, target, *, floor=1e-4):
+    """Minus the mean PSNR (dB, peak 1) of sequences ``[B, T, H, W, C]``: each sample's
+    frame at each step scores ``10 log10(MSE + floor)``, averaged over samples and steps
+    alike (as the evaluation averages them).
+
+    The gate's metric is the mean of per-frame PSNRs, which weighs a frame's error against
+    its own size: the gradient of this term is the squared error's divided by the frame's
+    MSE, so a frame that is nearly right (a steady pan kept at constant velocity) counts
+    as much as one that is far off. ``floor`` (1e-4: 40 dB) caps what a perfect frame
+    earns and keeps that division finite.
+    """
+    error = tf.square(tf.cast(predicted, tf.float32) - tf.cast(target, tf.float32))
+    mse = tf.reduce_mean(error, axis=[2, 3, 4])  # [B, T]
+    return tf.reduce_mean(10.0 * tf.math.log(mse + floor) / tf.math.log(10.0))
 
 
 def path_l1(predicted, target, weights):

@@ -53,7 +53,7 @@ PRESETS = {
 }
 
 # Logged loss terms (each a Keras metric; "loss" is their weighted sum).
-LOSS_TERMS = ("loss", "flow", "path", "pixel", "sharpness", "style", "tv", "depth")
+LOSS_TERMS = ("loss", "flow", "path", "pixel", "psnr", "sharpness", "style", "tv", "depth")
 MULTIPLE = 32  # H, W are padded to a multiple of this inside the model
 INPUT_KEYS = ("image", "flow0", "control", "depth", "mask")
 
@@ -498,7 +498,7 @@ class SpiritNet(keras.Model):
         return list(self._trackers.values())
 
     def _compute_losses(self, x, y, out, training):
-        """Weighted loss terms {"flow", "path", "pixel", "sharpness", "style", "tv", "depth"} and
+        """Weighted loss terms {"flow", "path", "pixel", "psnr", "sharpness", "style", "tv", "depth"} and
         their sum "loss"."""
         cfg = self.loss_config
         steps = losses.step_weights(tf.shape(out["flows"])[1], cfg.late_step_weight)
@@ -507,6 +507,7 @@ class SpiritNet(keras.Model):
             "path": losses.path_l1(out["flows"], y["flows"], steps),
             "pixel": losses.step_weighted_l1(out["frames"], y["frames"], steps,
                                              squared=cfg.pixel_norm == "l2"),
+            "psnr": losses.psnr_loss(out["frames"], y["frames"]),
             "sharpness": losses.sharpness_gap(out["frames"], y["frames"]),
             "tv": losses.total_variation(out["frames"]),
             "style": tf.constant(0.0),
@@ -516,6 +517,7 @@ class SpiritNet(keras.Model):
         total = cfg.flow_weight * terms["flow"] + cfg.style_weight * terms["style"]
         total += cfg.tv_weight * terms["tv"] + cfg.pixel_weight * terms["pixel"]
         total += cfg.sharpness_weight * terms["sharpness"] + cfg.path_weight * terms["path"]
+        total += cfg.psnr_weight * terms["psnr"]
         # Supervised depth: the depth net on the real frames that carry ground truth.
         images, targets = [], []
         if x.get("depth") is not None:

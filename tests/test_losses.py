@@ -30,6 +30,27 @@ def test_step_weighted_l1_matches_numpy():
             > losses.step_weighted_l1(late, 0 * late, equal).numpy())
 
 
+def test_psnr_loss_is_minus_the_mean_psnr_and_weighs_frames_by_their_own_error():
+    target = RNG.uniform(size=(2, 3, 8, 8, 3)).astype(np.float32)
+    predicted = np.clip(target + RNG.normal(scale=0.05, size=target.shape), 0, 1).astype(np.float32)
+    mse = np.square(predicted - target).mean(axis=(2, 3, 4))
+    np.testing.assert_allclose(losses.psnr_loss(predicted, target).numpy(),
+                               np.mean(10 * np.log10(mse + 1e-4)), rtol=1e-5)
+    # Halving the error of one frame gains the same whether that frame was nearly right or
+    # far off (the mean of PSNRs); an L1 or L2 term would care about the far-off one only.
+    errors = np.ones_like(target)
+    errors[0, 0] *= 0.02
+    errors[1, 2] *= 0.4
+    base = losses.psnr_loss(target + errors, target, floor=0.0).numpy()
+    for b, t in ((0, 0), (1, 2)):
+        halved = errors.copy()
+        halved[b, t] *= 0.5
+        gain = base - losses.psnr_loss(target + halved, target, floor=0.0).numpy()
+        np.testing.assert_allclose(gain, 10 * np.log10(4) / 6, rtol=1e-4)
+    # The floor caps what an exact frame earns: 40 dB by default.
+    np.testing.assert_allclose(losses.psnr_loss(target, target).numpy(), -40.0, rtol=1e-6)
+
+
 def test_path_l1_charges_a_bias_that_adds_up():
     target = np.ones((1, 4, 8, 8, 2), np.float32)
     equal = losses.step_weights(4, 0.0)

@@ -187,7 +187,8 @@ def test_pixel_term_and_gradient_clipping_follow_the_config():
     data = synthetic_batches(num=2)
     model = SpiritNet.from_preset("small", clipnorm=0.5, **TINY)
     model.compile(loss_config=dict(pixel_weight=3.0, style_weight=0.0, tv_weight=0.5,
-                                   sharpness_weight=2.0, late_step_weight=1.0, path_weight=0.7))
+                                   sharpness_weight=2.0, late_step_weight=1.0, path_weight=0.7,
+                                   psnr_weight=0.05))
     assert model.optimizer.global_clipnorm == 0.5 and model.depth_optimizer.global_clipnorm == 0.5
     terms = _losses(model, data)
     inputs, targets = data
@@ -204,8 +205,12 @@ def test_pixel_term_and_gradient_clipping_follow_the_config():
     assert terms["path"] == pytest.approx(path, rel=1e-4) and path > 0
     sharpness = float(losses.sharpness_gap(out["frames"], targets["frames"]))
     assert terms["sharpness"] == pytest.approx(sharpness, rel=1e-5) and sharpness > 0
+    # The PSNR term: every sample's frame at every step alike, whatever late_step_weight.
+    mse = np.square(out["frames"].numpy() - targets["frames"]).mean(axis=(2, 3, 4))
+    psnr = float(np.mean(10 * np.log10(mse + 1e-4)))
+    assert terms["psnr"] == pytest.approx(psnr, rel=1e-5) and psnr < 0
     expected = (terms["flow"] + 3.0 * pixel + 2.0 * sharpness + 0.5 * terms["tv"]
-                + 0.7 * path + 0.1 * terms["depth"])
+                + 0.7 * path + 0.1 * terms["depth"] + 0.05 * psnr)
     assert terms["loss"] == pytest.approx(expected, rel=1e-5)
     # pixel_norm "l2": the same steps' weights on the squared difference.
     model.compile(loss_config=dict(pixel_weight=3.0, pixel_norm="l2", style_weight=0.0,
