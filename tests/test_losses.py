@@ -37,7 +37,7 @@ def test_psnr_loss_is_minus_the_mean_psnr_and_weighs_frames_by_their_own_error()
     np.testing.assert_allclose(losses.psnr_loss(predicted, target).numpy(),
                                np.mean(10 * np.log10(mse + 1e-4)), rtol=1e-5)
     # Halving the error of one frame gains the same whether that frame was nearly right or
-    # far off (the mean of PSNRs); an L1 or L2 term would care about the far-off one only.
+    # far off (the mean of PSNRs); an L1 or L2 term gains far more on the far-off one.
     errors = np.ones_like(target)
     errors[0, 0] *= 0.02
     errors[1, 2] *= 0.4
