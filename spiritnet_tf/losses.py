@@ -12,6 +12,7 @@ import keras
 import tensorflow as tf
 
 from spiritnet_tf.config import STYLE_LAYERS
+from spiritnet_tf.evaluation import metrics
 from spiritnet_tf.limits import MIN_INVERSE_DEPTH
 
 __all__ = ["step_weights", "step_weighted_l1", "psnr_loss", "path_l1", "total_variation", "sharpness_gap",
@@ -63,11 +64,10 @@ def psnr_loss(predicted, target, *, floor=1e-4):
     its own size: the gradient of this term is the squared error's divided by the frame's
     MSE, so a frame that is nearly right (a steady pan kept at constant velocity) counts
     as much as one that is far off. ``floor`` (1e-4: 40 dB) caps what a perfect frame
-    earns and keeps that division finite.
+    earns and keeps that division finite. The PSNR is the evaluation's
+    (`spiritnet_tf.evaluation.metrics.psnr`), with ``floor`` added to each MSE.
     """
-    error = tf.square(tf.cast(predicted, tf.float32) - tf.cast(target, tf.float32))
-    mse = tf.reduce_mean(error, axis=[2, 3, 4])  # [B, T]
-    return tf.reduce_mean(10.0 * tf.math.log(mse + floor) / tf.math.log(10.0))
+    return -tf.reduce_mean(metrics.psnr(predicted, target, offset=floor))
 
 
 def path_l1(predicted, target, weights):

@@ -56,10 +56,13 @@ def _float(x):
     return tf.convert_to_tensor(x, tf.float32)
 
 
-def psnr(pred, target):
-    """PSNR in dB of images in [0, 1]: [..., H, W, C] x2 -> [...]."""
+def psnr(pred, target, *, offset=0.0):
+    """PSNR in dB of images in [0, 1]: [..., H, W, C] x2 -> [...].
+
+    ``offset`` is added to each image's MSE (the training term `spiritnet_tf.losses.psnr_loss`
+    uses it to cap what an exact frame earns); the evaluation leaves it at 0."""
     pred, target = _float(pred), _float(target)
-    mse = tf.reduce_mean(tf.square(pred - target), axis=[-3, -2, -1])
+    mse = tf.reduce_mean(tf.square(pred - target), axis=[-3, -2, -1]) + offset
     return 10.0 * tf.math.log(1.0 / tf.maximum(mse, MSE_FLOOR)) / tf.math.log(10.0)
 
 
