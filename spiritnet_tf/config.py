@@ -353,7 +353,8 @@ class LossConfig(DictConfig):
         mean 1 (`spiritnet_tf.losses.step_weights`); 0 (the default) weighs them alike.
       depth_weight: the depth net's supervised loss, applied when a batch carries depth:
         `spiritnet_tf.losses.relative_depth` for the "percentile" depth mapping,
-        `spiritnet_tf.losses.scale_invariant_log_depth` for "max".
+        `spiritnet_tf.losses.scale_invariant_log_depth` for "max". At 0 the term is not
+        computed (no pass of the depth net over the frames) and is logged as 0.
       style_layers: (VGG-19 layer name, weight) pairs, see `STYLE_LAYERS`.
       vgg_weights: path of a VGG-19 ``include_top=False`` weights file, or None
         for random weights (tests; ImageNet weights cannot be downloaded here).

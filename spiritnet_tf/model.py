@@ -511,6 +511,7 @@ class SpiritNet(keras.Model):
             "sharpness": losses.sharpness_gap(out["frames"], y["frames"]),
             "tv": losses.total_variation(out["frames"]),
             "style": tf.constant(0.0),
+            "depth": tf.constant(0.0),
         }
         if self._style_loss is not None:
             terms["style"] = self._style_loss(out["frames"], y["frames"])
@@ -518,7 +519,9 @@ class SpiritNet(keras.Model):
         total += cfg.tv_weight * terms["tv"] + cfg.pixel_weight * terms["pixel"]
         total += cfg.sharpness_weight * terms["sharpness"] + cfg.path_weight * terms["path"]
         total += cfg.psnr_weight * terms["psnr"]
-        # Supervised depth: the depth net on the real frames that carry ground truth.
+        # Supervised depth: the depth net on the real frames that carry ground truth. At
+        # weight 0 it is not computed (logged as 0, like style without a VGG): that pass
+        # over every frame was a quarter of a motion run's training step.
         images, targets = [], []
         if x.get("depth") is not None:
             images.append(x["image"])
@@ -527,7 +530,7 @@ class SpiritNet(keras.Model):
             frames = y["frames"]
             images.append(tf.reshape(frames, tf.concat([[-1], tf.shape(frames)[2:]], 0)))
             targets.append(tf.reshape(y["depth"], tf.concat([[-1], tf.shape(y["depth"])[2:]], 0)))
-        if images:
+        if images and cfg.depth_weight > 0:
             images, targets = tf.concat(images, 0), tf.concat(targets, 0)
             height, width, ph, pw = _padding(images)
             # On the raw output: the normalised, floored z can lose every gradient.

@@ -221,6 +221,24 @@ def test_pixel_term_and_gradient_clipping_follow_the_config():
     assert 0 < squared < pixel  # errors below 1: squaring shrinks them
 
 
+def test_the_depth_term_at_weight_zero_does_not_run_the_depth_net(monkeypatch):
+    """depth_weight 0: no pass of the depth net over the frames (logged as 0); above 0 the
+    same batch runs it once."""
+    keras.utils.set_random_seed(0)
+    data = synthetic_batches(num=2)
+    model = SpiritNet.from_preset("small", depth_every_step=False, **TINY)
+    inputs, targets = data
+    out = model({"image": inputs["image"], "flow0": inputs["flow0"]}, num_frames=STEPS)
+    calls = []
+    log_depth = model.cell.log_depth
+    monkeypatch.setattr(model.cell, "log_depth", lambda *a, **k: calls.append(1) or log_depth(*a, **k))
+    for weight, runs in ((0.0, 0), (0.1, 1)):
+        model.compile(loss_config=dict(LOSSES, style_weight=0.0, depth_weight=weight))
+        terms = model._compute_losses(inputs, targets, out, training=False)
+        assert len(calls) == runs
+        assert (float(terms["depth"]) > 0) == (weight > 0)
+
+
 @pytest.mark.parametrize("depth_loss_only", [False, True])
 def test_depth_loss_only_keeps_the_other_losses_away_from_the_depth_net(depth_loss_only):
     keras.utils.set_random_seed(0)
