@@ -520,7 +520,7 @@ class SpiritNet(keras.Model):
         total += cfg.sharpness_weight * terms["sharpness"] + cfg.path_weight * terms["path"]
         total += cfg.psnr_weight * terms["psnr"]
         # Supervised depth: the depth net on the real frames that carry ground truth. At
-        # weight 0 it is not computed (logged as 0, like style without a VGG): that pass
+        # weight 0 it is not computed (logged as 0, as style is at weight 0): that pass
         # over every frame was a quarter of a motion run's training step.
         images, targets = [], []
         if x.get("depth") is not None:
