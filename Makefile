@@ -78,8 +78,8 @@ motion-figures: ops
 # weights + manifest into the package only if the quality gate passes.
 default-weights: ops
 	PY=$(PY) sh configs/default_weights_data.sh data
-	$(PY) -m spiritnet_tf.cli train --config configs/default_weights_v16.json --out runs/default_weights_v16
-	$(PY) -m spiritnet_tf.training.bundle runs/default_weights_v16 --heldout data/heldout_videos_v6
+	$(PY) -m spiritnet_tf.cli train --config configs/default_weights_v37.json --out runs/default_weights_v37
+	$(PY) -m spiritnet_tf.training.bundle runs/default_weights_v37 --heldout data/heldout_videos_v6
 
 # Real-depth evaluation: scenes with plane + parallax inverse depth, then the bundled weights.
 depth-eval: ops
