@@ -50,11 +50,12 @@ def main(argv=None):
         # The same net frozen (rate 0): no gradient for it, no backward pass through it.
         "once, frozen depth net": ({"depth_every_step": False, "pretrained_depth": True,
                                     "depth_learning_rate": 0.0}, {}),
-        # The motion recipes from configs/default_weights_v16.json on: the frozen net and no
-        # supervised depth term (depth_weight 0).
+        # The motion recipes from configs/default_weights_v16.json on: the frozen net, no
+        # supervised depth term (depth_weight 0) and no style loss (its VGG-19 would
+        # otherwise take most of the step).
         "once, frozen depth net, no depth loss": (
             {"depth_every_step": False, "pretrained_depth": True, "depth_learning_rate": 0.0},
-            {"depth_weight": 0.0}),
+            {"depth_weight": 0.0, "style_weight": 0.0}),
     }
     chosen = args.variant or [name for name in variants
                               if "pretrained" not in name and "frozen" not in name]
