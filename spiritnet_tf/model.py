@@ -522,15 +522,16 @@ class SpiritNet(keras.Model):
         # Supervised depth: the depth net on the real frames that carry ground truth. At
         # weight 0 it is not computed (logged as 0, as style is at weight 0): that pass
         # over every frame was 23 % of the op time of a profiled motion-recipe step.
+        supervised = cfg.depth_weight > 0
         images, targets = [], []
-        if x.get("depth") is not None:
+        if supervised and x.get("depth") is not None:
             images.append(x["image"])
             targets.append(x["depth"])
-        if y.get("depth") is not None:
+        if supervised and y.get("depth") is not None:
             frames = y["frames"]
             images.append(tf.reshape(frames, tf.concat([[-1], tf.shape(frames)[2:]], 0)))
             targets.append(tf.reshape(y["depth"], tf.concat([[-1], tf.shape(y["depth"])[2:]], 0)))
-        if images and cfg.depth_weight > 0:
+        if images:
             images, targets = tf.concat(images, 0), tf.concat(targets, 0)
             height, width, ph, pw = _padding(images)
             # On the raw output: the normalised, floored z can lose every gradient.
@@ -576,7 +577,7 @@ class SpiritNet(keras.Model):
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
             scaled = terms["loss"] / replicas
             if depth_only:
-                depth_loss = self.loss_config.depth_weight * terms.get("depth", tf.constant(0.0)) / replicas
+                depth_loss = self.loss_config.depth_weight * terms["depth"] / replicas
         if depth_only:
             main_grads = tape.gradient(scaled, main_vars)
             depth_grads = [tf.zeros(v.shape, v.dtype) if g is None else g
