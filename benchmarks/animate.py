@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 
-from report import baseline_tree, timings  # this folder is on sys.path (scripts run from it)
+from report import baseline_tree, pin_two_cores, timings  # this folder is on sys.path (scripts run from it)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -60,13 +60,7 @@ def _reset_peak():
 
 
 def _setup():
-    cores = sorted(os.sched_getaffinity(0))[:2]
-    os.sched_setaffinity(0, cores)
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(2)
-    tf.config.threading.set_inter_op_parallelism_threads(2)
-    sys.path.insert(0, CODE)
+    pin_two_cores(CODE)
     from spiritnet_tf.animation import DEFAULT_WEIGHTS, load_model
     from spiritnet_tf.model import SpiritNet
 

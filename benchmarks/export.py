@@ -46,7 +46,7 @@ import sys
 import tempfile
 import time
 
-from report import baseline_tree, timings  # this folder is on sys.path (scripts run from it)
+from report import baseline_tree, pin_two_cores, timings  # this folder is on sys.path (scripts run from it)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -54,16 +54,6 @@ ROOT = os.path.dirname(HERE)
 EXAMPLE = os.path.join(ROOT, "examples", "coffee.jpg")
 # The tree whose spiritnet_tf the cases import: this checkout, or a --baseline commit's.
 CODE = os.environ.get("SPIRITNET_BENCH_CODE", ROOT)
-
-
-def _setup():
-    cores = sorted(os.sched_getaffinity(0))[:2]
-    os.sched_setaffinity(0, cores)
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(2)
-    tf.config.threading.set_inter_op_parallelism_threads(2)
-    sys.path.insert(0, CODE)
 
 
 def _timed(fn, repeats):
@@ -110,7 +100,7 @@ def _diffs(out, reference):
 
 
 def case_export(work, size, frames, onnx=True):
-    _setup()
+    pin_two_cores(CODE)
     import keras
     import numpy as np
 
@@ -161,7 +151,7 @@ def case_export(work, size, frames, onnx=True):
 
 
 def case_keras(work, frames, repeats):
-    _setup()
+    pin_two_cores(CODE)
     import numpy as np
     import tensorflow as tf
 
@@ -220,7 +210,7 @@ def _png(image):
 
 
 def case_savedmodel(work, frames, repeats):
-    _setup()
+    pin_two_cores(CODE)
     import numpy as np
     import tensorflow as tf
 
@@ -245,7 +235,7 @@ def case_savedmodel(work, frames, repeats):
 
 
 def case_tflite(work, frames, repeats):
-    _setup()
+    pin_two_cores(CODE)
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter
 
@@ -265,7 +255,7 @@ def case_tflite(work, frames, repeats):
 
 
 def case_onnx(work, frames, repeats):
-    _setup()
+    pin_two_cores(CODE)
     import numpy as np
     import onnxruntime as ort
 
@@ -287,7 +277,7 @@ def case_onnx(work, frames, repeats):
 
 
 def case_grpc(work, frames, repeats):
-    _setup()
+    pin_two_cores(CODE)
     import numpy as np
 
     from spiritnet_tf.serving import PredictionServer, SpiritNetClient

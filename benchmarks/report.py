@@ -16,6 +16,7 @@ import platform
 import re
 import shutil
 import subprocess
+import sys
 import time
 
 
@@ -61,6 +62,18 @@ def machine_description():
 
     mem = f", {mem_gib:.0f} GiB RAM" if mem_gib else ""
     return f"{cpu}, {os.cpu_count()} cores{mem}, Python {platform.python_version()}, TensorFlow {tf.__version__}"
+
+
+def pin_two_cores(code):
+    """Pins this process to two cores and TensorFlow to two threads per pool (the
+    machines the project targets), then puts ``code``, the tree whose ``spiritnet_tf``
+    is timed (this checkout or a baseline commit's), first on ``sys.path``."""
+    os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:2])
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(2)
+    tf.config.threading.set_inter_op_parallelism_threads(2)
+    sys.path.insert(0, code)
 
 
 def today():
@@ -496,7 +509,6 @@ def write_summary(path, *, machine=None, date=None, headlines=HEADLINES, plots=P
 
 def main(argv=None):
     import argparse
-    import sys
 
     parser = argparse.ArgumentParser(
         description="Summarise docs/benchmarks.md: headline figures with their ratios, charts "
