@@ -1,6 +1,7 @@
 """Shared test set-up: quiet TensorFlow logs, the compiled op library, GPU marker, a tiny model."""
 
 import contextlib
+import fcntl
 import json
 import os
 
@@ -21,8 +22,8 @@ import tensorflow as tf  # noqa: E402
 # listed follow in collection order), so that the two processes finish close together.
 # test_serving.py comes last: its process then runs nothing after the gRPC servers and
 # channels (ffmpeg subprocesses broke after them once; see GRPC_ENABLE_FORK_SUPPORT above).
-# The export and serving files then each export the tiny SavedModel: one unit of both,
-# handed out first, measured slower on a fresh clone (907 s of pytest against 815 s).
+# The export and serving files share one export of the tiny SavedModel per run
+# (`tiny_export`), made by the process that runs test_export_savedmodel.py early on.
 # (xdist's `--dist loadgroup` cannot group files under pytest 9.2: it renames a node's id
 # where pytest no longer reads it.)
 SLOW_FILES = {
@@ -60,11 +61,34 @@ TINY_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
                            "configs", "tiny_test.json")
 
 
+def _made_once(tmp_path_factory, name, make):
+    """The path ``name`` in a folder of this test run, written by ``make(path)`` once.
+
+    Under pytest-xdist the folder is the one above the workers' own temporary folders, so
+    the first worker that needs the file makes it (holding a lock, which the others wait
+    for) and the others read it; a run without workers uses its own temporary folder.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    root = tmp_path_factory.getbasetemp()
+    if worker:
+        root = root.parent
+    path = root / name
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (root / f"{name}.done").exists():
+            make(path)
+            (root / f"{name}.done").touch()
+    return path
+
+
 @pytest.fixture(scope="session")
-def tiny_spiritnet():
+def tiny_spiritnet(tmp_path_factory):
     """A built, randomly initialised SpiritNet with the model config of configs/tiny_test.json.
 
-    Shared by the export and serving tests (read-only: do not train or change it).
+    The same weights in every test process of a run (the first one saves its random
+    initialisation, the others load it), so that the export made once per run
+    (`tiny_export`) matches every process's model. Shared by the export and serving tests
+    (read-only: do not train or change it).
     """
     from spiritnet_tf.model import SpiritNet
 
@@ -73,15 +97,14 @@ def tiny_spiritnet():
     overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in config["model"].items()}
     model = SpiritNet.from_preset(config["preset"], **overrides)
     model.build()
+    model.load_weights(_made_once(tmp_path_factory, "tiny.weights.h5", model.save_weights))
     return model
 
 
 @pytest.fixture(scope="session")
 def tiny_keras(tiny_spiritnet, tmp_path_factory):
     """`tiny_spiritnet` saved as a .keras file, for the command lines that read one (read-only)."""
-    path = tmp_path_factory.mktemp("tiny") / "tiny.keras"
-    tiny_spiritnet.save(path)
-    return path
+    return _made_once(tmp_path_factory, "tiny.keras", tiny_spiritnet.save)
 
 
 # The one SavedModel export of the suite: sizes chosen so that every resize of
@@ -91,18 +114,24 @@ EXPORT_WORKING_SIDE, EXPORT_MAX_OUTPUT_SIDE = 48, 96
 
 @pytest.fixture(scope="session")
 def tiny_export(tiny_keras, tmp_path_factory):
-    """(version folder BASE/1, CLI arguments): `tiny_spiritnet` exported once by
-    `spiritnet_tf.export.savedmodel.main` (the command line), with its warm-up requests. Shared by
-    the export and serving tests, since tracing the export is the slow part (read-only:
-    write other exports elsewhere)."""
+    """(version folder BASE/1, CLI arguments): `tiny_spiritnet` exported once per test run
+    (one process makes it, the others wait for it and read it: `_made_once`) by
+    `spiritnet_tf.export.savedmodel.main` (the command line), with its warm-up requests.
+    Shared by the export and serving tests, since tracing the export is the slow part
+    (read-only: write other exports elsewhere)."""
     from spiritnet_tf.export.savedmodel import main
 
-    out = tmp_path_factory.mktemp("export") / "spiritnet" / "1"
-    args = ["--weights", str(tiny_keras), "--out", str(out),
+    def export(base):
+        assert main(_export_args(tiny_keras, base / "spiritnet" / "1")) == 0
+
+    out = _made_once(tmp_path_factory, "export", export) / "spiritnet" / "1"
+    return out, _export_args(tiny_keras, out)
+
+
+def _export_args(weights, out):
+    return ["--weights", str(weights), "--out", str(out),
             "--working-side", str(EXPORT_WORKING_SIDE),
             "--max-output-side", str(EXPORT_MAX_OUTPUT_SIDE)]
-    assert main(args) == 0
-    return out, args
 
 
 @contextlib.contextmanager

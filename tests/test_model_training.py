@@ -106,9 +106,12 @@ _MIRRORED = """
 import json, sys
 import numpy as np
 import tensorflow as tf
-# Grappler's graph optimisations change no result but cost about a minute on this
-# large graph; this fresh process is the only one affected.
-tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+# The steps run eagerly: tracing the train step once per replica cost 80 s of CPU on
+# 2 cores against 22 s eagerly. What is checked is what the strategy does to the
+# variables and the two optimizers (mirrored variables, gradients summed over the
+# replicas, each optimizer stepping its own variables); the traced train step is the
+# fit test's.
+tf.config.run_functions_eagerly(True)
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras
@@ -116,7 +119,7 @@ from spiritnet_tf import losses
 from spiritnet_tf.model import LOSS_TERMS, SpiritNet
 from test_model_training import LOSSES, dataset
 tiny = json.loads(sys.argv[1])
-STEPS = 3
+STEPS = 1
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 with strategy.scope():
     model = SpiritNet.from_preset("small", pretrained_depth=True, **tiny)
@@ -145,9 +148,10 @@ print(json.dumps({
 
 def test_mirrored_strategy_two_optimizers_pretrained_depth():
     """Under MirroredStrategy over two logical CPUs (fresh process: logical devices must
-    be set before TensorFlow initialises), with a pretrained depth net: no depth weight
-    moves by more than 2 x 1e-7 x steps (Adam's step is bounded by its rate), the
-    batch-norm statistics stay fixed, and the rest of the model moves."""
+    be set before TensorFlow initialises), with a pretrained depth net, one eager step:
+    no depth weight moves by more than 2 x 1e-7 x steps (Adam's step is bounded by its
+    rate) yet some do, the batch-norm statistics stay fixed, and the rest of the model
+    moves."""
     here = os.path.dirname(os.path.abspath(__file__))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     env["PYTHONPATH"] = os.pathsep.join([here, os.path.dirname(here), env.get("PYTHONPATH", "")])
@@ -157,7 +161,7 @@ def test_mirrored_strategy_two_optimizers_pretrained_depth():
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    steps = 3
+    steps = 1
     assert report["replicas"] == 2
     assert report["depth_rate"] == pytest.approx(1e-7)
     assert all(np.isfinite(report["loss"]))
