@@ -132,7 +132,7 @@ main = snapshot(model._main_variables())
 depth = snapshot(model.depth_net.trainable_variables)
 stats = snapshot(model.depth_net.non_trainable_variables)
 # One generated frame per sample: what is checked here is the strategy and the two
-# optimizers; the recurrence over frames is the fit test's (a second frame cost 14 s).
+# optimizers; the recurrence over frames is the fit test's.
 history = model.fit(dataset(batch=2, steps=1), epochs=1, steps_per_epoch=STEPS, verbose=0)
 print(json.dumps({
     "replicas": strategy.num_replicas_in_sync,
