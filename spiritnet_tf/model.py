@@ -17,6 +17,7 @@ import keras
 import tensorflow as tf
 
 from spiritnet_tf import losses
+from spiritnet_tf.optimizers import Adam
 from spiritnet_tf.config import DEFAULT_WEIGHTS, LossConfig, SpiritNetConfig
 from spiritnet_tf.io.images import check_unit_range
 from spiritnet_tf.layers.cell import CellState, SpiritNetCell, SpiritNetRNN
@@ -432,9 +433,9 @@ class SpiritNet(keras.Model):
         """Sets the two optimizers and the loss configuration; call it inside the strategy scope.
 
         Args:
-          optimizer: for everything but the depth net (default Adam at
-            ``config.learning_rate``, 1e-4).
-          depth_optimizer: for the depth net (default Adam at
+          optimizer: for everything but the depth net (default `spiritnet_tf.optimizers.Adam`,
+            Keras's Adam with fused updates, at ``config.learning_rate``, 1e-4).
+          depth_optimizer: for the depth net (default `spiritnet_tf.optimizers.Adam` at
             ``config.depth_learning_rate`` (1e-7) when ``config.pretrained_depth``,
             else at ``config.learning_rate``).
           loss_config: `LossConfig` or its dict (weights, VGG layers, VGG weights path).
@@ -447,7 +448,7 @@ class SpiritNet(keras.Model):
         fails under MirroredStrategy), so the model is built here too.
         """
         if optimizer is None:
-            optimizer = keras.optimizers.Adam(
+            optimizer = Adam(
                 self.config.learning_rate if learning_rate is None else learning_rate,
                 global_clipnorm=self.config.clipnorm,
             )
@@ -457,7 +458,7 @@ class SpiritNet(keras.Model):
                 if self.config.pretrained_depth
                 else self.config.learning_rate
             )
-            depth_optimizer = keras.optimizers.Adam(rate, global_clipnorm=self.config.clipnorm)
+            depth_optimizer = Adam(rate, global_clipnorm=self.config.clipnorm)
         kwargs.pop("loss", None)
         super().compile(optimizer=optimizer, **kwargs)
         if isinstance(loss_config, dict):

@@ -265,6 +265,47 @@ def test_inference_folds_batch_norm_into_the_convolutions_with_the_same_result()
     np.testing.assert_allclose(folded, layers, rtol=1e-4, atol=1e-4 * np.abs(layers).max())
 
 
+@pytest.mark.parametrize("affine", [True, False])
+def test_training_batch_norm_is_fused_with_the_layers_maths_and_statistics(affine):
+    """In training a trainable batch norm runs as one fused op (megadepth's
+    ``_fused_batch_norm``): output, gradients and the moving statistics' update match
+    the Keras layer's own call (biased variance, momentum 0.9), affine or not."""
+    from spiritnet_tf.depth import megadepth
+
+    rng = np.random.default_rng(8)
+    conv = keras.layers.Conv2D(6, 3, padding="same")
+    conv.build((None, 8, 9, 4))
+    norm = megadepth._batch_norm(affine)
+    norm.build((None, 8, 9, 6))
+    for v in norm.weights:
+        v.assign(rng.uniform(0.5, 2.0, v.shape).astype(np.float32))
+    start = [v.numpy() for v in norm.non_trainable_weights]
+    images = tf.constant(rng.normal(1.0, 2.0, (3, 8, 9, 4)).astype(np.float32))
+    weights = tf.range(6.0)
+
+    def run(fn):
+        for v, s in zip(norm.non_trainable_weights, start):
+            v.assign(s)
+        variables = [conv.kernel] + norm.trainable_weights
+        with tf.GradientTape() as tape:
+            out = fn()
+            loss = tf.reduce_sum(out ** 2 * weights)
+        return out.numpy(), tape.gradient(loss, variables), [v.numpy() for v in norm.non_trainable_weights]
+
+    fused, fused_grads, fused_stats = run(lambda: megadepth._conv_norm_relu(images, conv, norm, True))
+    keras_, keras_grads, keras_stats = run(lambda: tf.nn.relu(norm(conv(images), training=True)))
+    assert np.abs(keras_).max() > 0.5
+    np.testing.assert_allclose(fused, keras_, atol=1e-5)
+    assert len(fused_grads) == (3 if affine else 1)
+    for a, b in zip(fused_grads, keras_grads):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * np.abs(b).max())
+    for a, b, s in zip(fused_stats, keras_stats, start):
+        assert not np.allclose(b, s)  # the statistics moved
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    graph = tf.function(lambda x: megadepth._conv_norm_relu(x, conv, norm, True)).get_concrete_function(images).graph
+    assert "FusedBatchNormV3" in {op.type for op in graph.get_operations()}
+
+
 @pytest.mark.parametrize(
     "shape, message",
     [((32, 32, 3), r"\[B, H, W, 3\]"), ((1, 32, 32, 4), r"\[B, H, W, 3\]"), ((1, 40, 32, 3), "height to be a multiple of 16")],

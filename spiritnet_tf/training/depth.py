@@ -264,12 +264,13 @@ def pretrain_depth(depth_net, options=None, progress=True, optimizer=None):
     from tqdm.auto import tqdm
 
     from spiritnet_tf import losses
+    from spiritnet_tf.optimizers import Adam
 
     options = options or DepthPretraining()
     if not depth_net.built:  # a net trained before (or loaded) is trained further
         depth_net.build((None, None, None, 3))
     if optimizer is None:
-        optimizer = keras.optimizers.Adam(options.learning_rate, global_clipnorm=options.clipnorm)
+        optimizer = Adam(options.learning_rate, global_clipnorm=options.clipnorm)
     variables = depth_net.trainable_variables
 
     @tf.function
