@@ -125,7 +125,8 @@ class SpiritNetServable(tf.Module):
                 tf.debugging.assert_less_equal(quality, JPEG_QUALITY_RANGE[1],
                                                message=QUALITY_MESSAGE)]):
             quality = tf.identity(quality)
-        out = self._animate_image_bytes(image, num_frames, seed, edges)
+        # serving_default's traced graph, called (the model is traced once for both).
+        out = self.serving_default(image, num_frames, seed, edges)
         frames = out["frames"]  # [B, T, H, W, 3]
         shape = tf.shape(frames)
         flat = tf.reshape(frames, tf.concat([[-1], shape[2:]], 0))
