@@ -148,6 +148,19 @@ def functions_run_eagerly():
         tf.config.run_functions_eagerly(before)
 
 
+@contextlib.contextmanager
+def grappler_off():
+    """Grappler's graph optimisations off inside the block (restored after): they change
+    no result, and on 2 cores they cost a minute on a training graph and half of a
+    SavedModel server's start (replaying the warm-up requests of the tiny export: 31-37 s
+    with them, 16 s without). For tests of what the graphs compute, not how fast."""
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+    try:
+        yield
+    finally:
+        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": False})
+
+
 @pytest.fixture
 def bundled_manifest(tmp_path, monkeypatch):
     """``install(values)``: writes ``values`` as the bundled weights' MANIFEST.json (a file

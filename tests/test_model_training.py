@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from spiritnet_tf import losses
 from spiritnet_tf.model import LOSS_TERMS, SpiritNet
+from conftest import grappler_off
 from test_model import TINY
 
 # Cheap style loss for tests: random VGG-19 (weights=None), first two blocks.
@@ -64,11 +65,8 @@ def _losses(model, data):
 
 @pytest.fixture
 def no_grappler():
-    """Grappler's graph optimisations change no result but cost about a minute on this
-    large graph on 2 cores: off for the test, restored after."""
-    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
-    yield
-    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": False})
+    with grappler_off():
+        yield
 
 
 def test_fit_cuts_the_loss_and_logs_every_term(no_grappler):

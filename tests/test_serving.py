@@ -28,6 +28,7 @@ import tensorflow as tf
 from PIL import Image
 from tensorflow_serving.apis import prediction_log_pb2
 
+from conftest import grappler_off
 from spiritnet_tf.cli import main
 from spiritnet_tf.limits import MAX_SERVING_FRAMES
 from spiritnet_tf.serving import (
@@ -184,7 +185,7 @@ def spiritnet_base(tiny_export):
 
 @pytest.fixture(scope="module")
 def spiritnet_server(spiritnet_base):
-    with PredictionServer(spiritnet_base, port=0) as running:
+    with grappler_off(), PredictionServer(spiritnet_base, port=0) as running:
         yield running
 
 
