@@ -27,9 +27,9 @@ import tensorflow as tf  # noqa: E402
 # (xdist's `--dist loadgroup` cannot group files under pytest 9.2: it renames a node's id
 # where pytest no longer reads it.)
 SLOW_FILES = {
-    "test_notebooks.py": 240, "test_model_training.py": 230, "test_export_savedmodel.py": 190,
-    "test_training.py": 190, "test_export_mobile.py": 145, "test_model.py": 135,
-    "test_animate.py": 85, "test_bundle.py": 70, "test_ui.py": 65,
+    "test_notebooks.py": 165, "test_export_savedmodel.py": 120, "test_model_training.py": 118,
+    "test_export_mobile.py": 115, "test_training.py": 112, "test_model.py": 92,
+    "test_animate.py": 80, "test_bundle.py": 58, "test_ui.py": 44, "test_weights_io.py": 41,
 }
 LAST_FILE = "test_serving.py"
 
