@@ -15,7 +15,6 @@ given by ``depth_weights``.
 
 import dataclasses
 
-import keras
 import numpy as np
 import tensorflow as tf
 
