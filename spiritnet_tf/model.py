@@ -17,13 +17,13 @@ import keras
 import tensorflow as tf
 
 from spiritnet_tf import losses
-from spiritnet_tf.optimizers import Adam
 from spiritnet_tf.config import DEFAULT_WEIGHTS, LossConfig, SpiritNetConfig
 from spiritnet_tf.io.images import check_unit_range
 from spiritnet_tf.layers.cell import CellState, SpiritNetCell, SpiritNetRNN
 from spiritnet_tf.layers.common import untracked_dict
 from spiritnet_tf.layers.dafr import DAFR
 from spiritnet_tf.limits import MIN_INVERSE_DEPTH, MIN_SIDE
+from spiritnet_tf.optimizers import Adam
 
 __all__ = ["SpiritNet", "PRESETS", "DEFAULT_WEIGHTS"]
 

@@ -28,7 +28,6 @@ import tensorflow as tf
 from PIL import Image
 from tensorflow_serving.apis import prediction_log_pb2
 
-from conftest import grappler_off
 from spiritnet_tf.cli import main
 from spiritnet_tf.limits import MAX_SERVING_FRAMES
 from spiritnet_tf.serving import (
@@ -39,6 +38,8 @@ from spiritnet_tf.serving import (
     latest_version,
 )
 from spiritnet_tf.serving.server import MAX_IMAGES_PER_REQUEST, MAX_REQUEST_PIXELS
+
+from conftest import grappler_off
 
 HEIGHT, WIDTH = 48, 64
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
