@@ -159,11 +159,12 @@ def grappler_off():
     no result, and on 2 cores they cost a minute on a training graph and half of a
     SavedModel server's start (replaying the warm-up requests of the tiny export: 31-37 s
     with them, 16 s without). For tests of what the graphs compute, not how fast."""
+    before = tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer", False)
     tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
     try:
         yield
     finally:
-        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": False})
+        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": before})
 
 
 @pytest.fixture

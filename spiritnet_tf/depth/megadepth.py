@@ -118,9 +118,9 @@ def _conv_norm_relu(x, conv, norm, training):
     affine) are folded into the convolution's kernel and bias, so one conv2d, a bias and
     a ReLU run instead of the two layers' calls: the same maths up to rounding, and far
     fewer eager ops (an eager pass of the small net at 304x448 spent most of its 450 ms
-    in the layers' Python, not in arithmetic). Training keeps the layers (batch
-    statistics, and the statistics' updates), through one fused batch-norm op where the
-    norm is trainable (`_fused_batch_norm`)."""
+    in the layers' Python, not in arithmetic). Training uses batch statistics and updates
+    the moving ones: one fused batch-norm op where the norm is trainable
+    (`_fused_batch_norm`), else the layer itself (a frozen norm: its fixed statistics)."""
     if training is not None and training is not False:
         y = conv(x)
         if norm.trainable and y.dtype == tf.float32:
