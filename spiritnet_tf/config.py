@@ -261,6 +261,9 @@ class SpiritNetConfig(DictConfig):
         ``depth_every_step`` is off).
       clipnorm: clip each optimizer's gradients to this global norm (None: no clipping;
         the free-running recurrence can produce rare huge gradients).
+      ema_momentum: when set (e.g. 0.999), the main optimizer keeps an exponential
+        moving average of the weights it trains (Keras's ``use_ema``) and ``fit`` ends
+        by replacing them with it (None: no average; the bundled weights).
       depth_mapping: how the depth net's output becomes z (`spiritnet_tf.depth.inverse_depth`):
         "percentile" (default: relative inverse depth, 2nd-98th percentiles mapped to
         (0, 1], trained with `spiritnet_tf.losses.relative_depth`) or "max" (exp(-log
@@ -304,6 +307,7 @@ class SpiritNetConfig(DictConfig):
     learning_rate: float = checked(1e-4, above(0))
     depth_learning_rate: float = checked(1e-7, at_least(0))
     clipnorm: float = checked(None, optional(above(0)))
+    ema_momentum: float = checked(None, optional(between(0, 1, high_open=True)))
     depth_loss_only: bool = False
     depth_every_step: bool = True
     depth_mapping: str = checked("percentile", one_of(DEPTH_MAPPINGS))

@@ -434,7 +434,8 @@ class SpiritNet(keras.Model):
 
         Args:
           optimizer: for everything but the depth net (default `spiritnet_tf.optimizers.Adam`,
-            Keras's Adam with fused updates, at ``config.learning_rate``, 1e-4).
+            Keras's Adam with fused updates, at ``config.learning_rate``, 1e-4; with a
+            moving average of the weights when ``config.ema_momentum`` is set).
           depth_optimizer: for the depth net (default `spiritnet_tf.optimizers.Adam` at
             ``config.depth_learning_rate`` (1e-7) when ``config.pretrained_depth``,
             else at ``config.learning_rate``).
@@ -451,6 +452,8 @@ class SpiritNet(keras.Model):
             optimizer = Adam(
                 self.config.learning_rate if learning_rate is None else learning_rate,
                 global_clipnorm=self.config.clipnorm,
+                use_ema=self.config.ema_momentum is not None,
+                ema_momentum=self.config.ema_momentum or 0.99,
             )
         if depth_optimizer is None:
             rate = (

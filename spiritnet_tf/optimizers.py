@@ -27,7 +27,15 @@ class Adam(keras.optimizers.Adam):
     12,000 of the tiny test model's 64,000 graph nodes, all traced in Python and started
     by the runtime before the first step. ``amsgrad`` and sparse gradients
     (``tf.IndexedSlices``) take Keras's own update.
+
+    With ``use_ema``, `finalize_variable_values` (which ``fit`` calls at its end with
+    all of the model's trainable variables) replaces only the variables this optimizer
+    updates with their averages: SpiritNet's depth net has an optimizer of its own.
     """
+
+    def finalize_variable_values(self, var_list):
+        if self.use_ema:
+            self._overwrite_model_variables_with_average_value(self._trainable_variables)
 
     def update_step(self, gradient, variable, learning_rate):
         if self.amsgrad or isinstance(gradient, tf.IndexedSlices):

@@ -186,14 +186,16 @@ def test_a_pretrained_depth_net_at_rate_zero_is_frozen():
     assert max(np.abs(v.numpy() - b).max() for v, b in zip(model._main_variables(), main)) > 1e-5
 
 
-def test_pixel_term_and_gradient_clipping_follow_the_config():
+def test_pixel_term_gradient_clipping_and_moving_average_follow_the_config():
     keras.utils.set_random_seed(0)
     data = synthetic_batches(num=2)
-    model = SpiritNet.from_preset("small", clipnorm=0.5, **TINY)
+    model = SpiritNet.from_preset("small", clipnorm=0.5, ema_momentum=0.9, **TINY)
     model.compile(loss_config=dict(pixel_weight=3.0, style_weight=0.0, tv_weight=0.5,
                                    sharpness_weight=2.0, late_step_weight=1.0, path_weight=0.7,
                                    psnr_weight=0.05))
     assert model.optimizer.global_clipnorm == 0.5 and model.depth_optimizer.global_clipnorm == 0.5
+    assert model.optimizer.use_ema and model.optimizer.ema_momentum == 0.9
+    assert not model.depth_optimizer.use_ema
     terms = _losses(model, data)
     inputs, targets = data
     out = model({"image": inputs["image"], "flow0": inputs["flow0"]}, num_frames=STEPS)

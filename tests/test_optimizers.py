@@ -50,3 +50,25 @@ def test_adam_keeps_keras_config_and_round_trips():
     assert config == keras.optimizers.Adam(3e-4, beta_1=0.8, global_clipnorm=2.0, name="main").get_config()
     again = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
     assert type(again) is Adam and again.get_config() == config
+
+
+def test_moving_average_replaces_only_the_optimizers_own_variables():
+    """``fit`` finalizes with every trainable variable of the model; an optimizer that
+    trains some of them (SpiritNet's main one: not the depth net) averages only those."""
+    mine = [keras.Variable(np.ones(3, np.float32)), keras.Variable(np.zeros(2, np.float32))]
+    other = keras.Variable(np.full(4, 5.0, np.float32))
+    optimizer = Adam(0.1, use_ema=True, ema_momentum=0.5)
+    optimizer.build(mine)
+    start = [v.numpy() for v in mine]
+    averages = [v.numpy() for v in mine]
+    for step in range(4):
+        optimizer.apply_gradients([(tf.ones_like(v), v) for v in mine])
+        momentum = 0.0 if step == 0 else 0.5  # Keras starts the average at the first value
+        averages = [momentum * a + (1 - momentum) * v.numpy() for a, v in zip(averages, mine)]
+    trained = [v.numpy() for v in mine]
+    optimizer.finalize_variable_values([other] + mine)  # the model's order, a stranger first
+    for v, a, t, s in zip(mine, averages, trained, start):
+        assert np.abs(t - s).min() > 0.3  # it trained
+        np.testing.assert_allclose(v.numpy(), a, rtol=1e-6)
+        assert np.abs(v.numpy() - t).min() > 0.05  # the average, not the last value
+    np.testing.assert_array_equal(other.numpy(), 5.0)
