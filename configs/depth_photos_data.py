@@ -13,8 +13,6 @@ import json
 import os
 import sys
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from depth_footage_data import EXCLUDE, SOURCE  # noqa: E402 (one owner of both)

@@ -2,7 +2,6 @@
 its samples in the depth pre-training (`spiritnet_tf.training.depth`)."""
 
 import json
-import os
 
 import numpy as np
 import pytest
