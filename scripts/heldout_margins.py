@@ -1,0 +1,80 @@
+"""Margins over constant velocity on the held-out clips, all clips and each video alone, for
+weight files or for a run's fill-hole net swapped between two checkpoints.
+
+    python scripts/heldout_margins.py FILE [FILE ...] [--heldout-cache data/cache/heldout_v6]
+    python scripts/heldout_margins.py --swap RUN [--early 1] [--late 30]
+
+Prediction mode on the cached held-out septuplets (the bundle step's cache,
+`spiritnet_tf.training.bundle`), both resampling modes; prints the margins in dB,
+"input" and "previous". Weight files load as ``spiritnet evaluate --weights`` loads them
+(a ``.weights.h5`` in a run directory or its ``checkpoints/`` with the run's
+architecture). ``--swap``: checkpoint ``--early``, checkpoint ``--late``, and the two
+hybrids whose fill-hole net (`spiritnet_tf.layers.FlowFillHole`, the only sub-network that
+changes the flows) comes from one checkpoint and every other weight from the other.
+docs/training.md, "Forty-sixth and forty-seventh attempts", quotes the figures.
+"""
+
+import argparse
+import glob
+import json
+import os
+
+from spiritnet_tf.data import read_septuplets
+from spiritnet_tf.io.weights import load_model
+from spiritnet_tf.model import SpiritNet
+from spiritnet_tf.training.bundle import per_video_figures
+from spiritnet_tf.training.run import evaluate_model
+
+
+def hybrid(flows_from, rest_from):
+    """A copy of ``rest_from`` with the fill-hole net of ``flows_from``."""
+    model = SpiritNet(rest_from.config)
+    model.build()
+    model.set_weights(rest_from.get_weights())
+    model.cell.fill_hole.set_weights(flows_from.cell.fill_hole.get_weights())
+    return model
+
+
+def margins(model, files, ids):
+    models = {m: model.with_config(resample_from=m) for m in ("input", "previous")}
+    result = evaluate_model(models, read_septuplets(files), "prediction", batch_size=4,
+                            progress=False)
+    psnr = {row["method"]: row["psnr"] for row in result.summary}
+    row = {"all": {m: psnr[m] - psnr["constant-velocity"] for m in models}}
+    for video, figures in per_video_figures(models, files, ids).items():
+        row[os.path.basename(video)] = figures["margin_over_constant_velocity_db"]
+    return row
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("weights", nargs="*", help="weight files to evaluate")
+    parser.add_argument("--swap", metavar="RUN", help="swap the fill-hole net of RUN's checkpoints")
+    parser.add_argument("--early", type=int, default=1)
+    parser.add_argument("--late", type=int, default=30)
+    parser.add_argument("--heldout-cache", default=os.path.join("data", "cache", "heldout_v6"))
+    args = parser.parse_args(argv)
+    if not args.swap and not args.weights:
+        parser.error("give weight files or --swap RUN")
+    files = sorted(glob.glob(os.path.join(args.heldout_cache, "*.tfrecord")))
+    if not files:
+        raise SystemExit(f"no *.tfrecord in {args.heldout_cache} (the bundle step writes them)")
+    ids = [s["id"].numpy().decode() for s in read_septuplets(files)]
+    if not args.swap:
+        runs = [(path, load_model(path, run_config=True)) for path in args.weights]
+    else:
+        checkpoint = lambda e: load_model(  # noqa: E731
+            os.path.join(args.swap, "checkpoints", f"epoch-{e:03d}.weights.h5"), run_config=True)
+        early, late = checkpoint(args.early), checkpoint(args.late)
+        runs = [(f"epoch {args.early}", early),
+                (f"flows of epoch {args.early}, rendering of epoch {args.late}", hybrid(early, late)),
+                (f"flows of epoch {args.late}, rendering of epoch {args.early}", hybrid(late, early)),
+                (f"epoch {args.late}", late)]
+    for label, model in runs:
+        row = margins(model, files, ids)
+        print(label, json.dumps({k: {m: round(x, 3) for m, x in v.items()} for k, v in row.items()}),
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
