@@ -449,11 +449,12 @@ class SpiritNet(keras.Model):
         fails under MirroredStrategy), so the model is built here too.
         """
         if optimizer is None:
+            average = ({} if self.config.ema_momentum is None else
+                       {"use_ema": True, "ema_momentum": self.config.ema_momentum})
             optimizer = Adam(
                 self.config.learning_rate if learning_rate is None else learning_rate,
                 global_clipnorm=self.config.clipnorm,
-                use_ema=self.config.ema_momentum is not None,
-                ema_momentum=self.config.ema_momentum or 0.99,
+                **average,
             )
         if depth_optimizer is None:
             rate = (

@@ -186,6 +186,16 @@ def test_a_pretrained_depth_net_at_rate_zero_is_frozen():
     assert max(np.abs(v.numpy() - b).max() for v, b in zip(model._main_variables(), main)) > 1e-5
 
 
+@pytest.mark.parametrize("momentum", [None, 0.0])
+def test_moving_average_is_off_by_default_and_keeps_a_zero_momentum(momentum):
+    model = SpiritNet.from_preset("small", ema_momentum=momentum, **TINY)
+    model.compile()
+    assert model.optimizer.use_ema == (momentum is not None)
+    if momentum is not None:
+        assert model.optimizer.ema_momentum == momentum
+    assert not model.depth_optimizer.use_ema
+
+
 def test_pixel_term_gradient_clipping_and_moving_average_follow_the_config():
     keras.utils.set_random_seed(0)
     data = synthetic_batches(num=2)
