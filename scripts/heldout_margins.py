@@ -3,6 +3,7 @@ weight files or for a run's fill-hole net swapped between two checkpoints.
 
     python scripts/heldout_margins.py FILE [FILE ...] [--heldout-cache data/cache/heldout_v6]
     python scripts/heldout_margins.py --swap RUN [--early 1] [--late 30]
+    python scripts/heldout_margins.py --history FILE [FILE ...]   # one frame later, 4 steps
 
 Prediction mode on the cached held-out septuplets (the bundle step's cache,
 `spiritnet_tf.training.bundle`), both resampling modes; prints the margins in dB,
@@ -35,15 +36,15 @@ def hybrid(flows_from, rest_from):
     return model
 
 
-def margins(model, files, ids):
+def margins(model, files, ids, history=None):
     """{"all" or video: {mode: margin in dB}}. The mean PSNR is a mean over septuplets, so
     the margin on all clips is the per-video margins weighted by their septuplet counts:
     each clip is evaluated once (``per_video_figures``; directly when there is one video)."""
     models = {m: model.with_config(resample_from=m) for m in ("input", "previous")}
-    videos = per_video_figures(models, files, ids)
+    videos = per_video_figures(models, files, ids, history=history)
     if not videos:
         result = evaluate_model(models, read_septuplets(files), "prediction", batch_size=4,
-                                progress=False)
+                                progress=False, history=history)
         psnr = {row["method"]: row["psnr"] for row in result.summary}
         return {"all": {m: psnr[m] - psnr["constant-velocity"] for m in models}}
     total = sum(f["num_samples"] for f in videos.values())
@@ -60,6 +61,9 @@ def main(argv=None):
     parser.add_argument("--swap", metavar="RUN", help="swap the fill-hole net of RUN's checkpoints")
     parser.add_argument("--early", type=int, default=1)
     parser.add_argument("--late", type=int, default=30)
+    parser.add_argument("--history", action="store_true",
+                        help="prediction mode one frame later with the flow before flow0 (4 "
+                             "steps), for every model; default: only for flow_history models")
     parser.add_argument("--heldout-cache", default=os.path.join("data", "cache", "heldout_v6"))
     args = parser.parse_args(argv)
     if not args.swap and not args.weights:
@@ -79,7 +83,7 @@ def main(argv=None):
                 (f"flows of epoch {args.late}, rendering of epoch {args.early}", hybrid(late, early)),
                 (f"epoch {args.late}", late)]
     for label, model in runs:
-        row = margins(model, files, ids)
+        row = margins(model, files, ids, history=args.history or None)
         print(label, json.dumps({k: {m: round(x, 3) for m, x in v.items()} for k, v in row.items()}),
               flush=True)
 

@@ -250,6 +250,12 @@ class SpiritNetConfig(DictConfig):
       fill_hole_global: the fill-hole network also sees its features averaged over the
         whole picture (`spiritnet_tf.layers.FlowFillHole`'s ``global_context``; not in
         the paper; False: the bundled weights and the paper).
+      flow_history: the fill-hole network also sees how the flow changed over the last
+        step, ``F_t(x) - F_{t-1}(x + F_t(x))`` (zero for a steady pan, large for a shaking
+        camera; not in the paper). The first step's change needs the flow before flow0
+        (the model's optional "flow_before" input; zero without it), so training in
+        prediction mode then starts one frame later (state0 = (im3, F_{3->2}), 4
+        targets). False: the bundled weights and the paper.
       synthesis_width, synthesis_blocks: frame synthesis (docs/design.md §3.8).
       resample_from: "previous" (the paper: warp the previous generated frame)
         or "input" (compose backward flows, warp the input once per frame).
@@ -298,6 +304,7 @@ class SpiritNetConfig(DictConfig):
     fill_hole_blocks: int = checked(3, at_least(0, integer=True))
     fill_hole_iterations: int = checked(1, at_least(1, integer=True))
     fill_hole_global: bool = False
+    flow_history: bool = False
     synthesis_width: int = checked(64, at_least(1, integer=True))
     synthesis_blocks: int = checked(3, at_least(0, integer=True))
     resample_from: str = checked("previous", one_of(RESAMPLE_MODES))

@@ -19,7 +19,7 @@ import tensorflow as tf
 from spiritnet_tf import losses
 from spiritnet_tf.config import DEFAULT_WEIGHTS, LossConfig, SpiritNetConfig
 from spiritnet_tf.io.images import check_unit_range
-from spiritnet_tf.layers.cell import CellState, SpiritNetCell, SpiritNetRNN
+from spiritnet_tf.layers.cell import CellState, SpiritNetCell, SpiritNetRNN, flow_change
 from spiritnet_tf.layers.common import untracked_dict
 from spiritnet_tf.layers.dafr import DAFR
 from spiritnet_tf.limits import MIN_INVERSE_DEPTH, MIN_SIDE
@@ -56,7 +56,7 @@ PRESETS = {
 # Logged loss terms (each a Keras metric; "loss" is their weighted sum).
 LOSS_TERMS = ("loss", "flow", "path", "pixel", "psnr", "sharpness", "style", "tv", "depth")
 MULTIPLE = 32  # H, W are padded to a multiple of this inside the model
-INPUT_KEYS = ("image", "flow0", "control", "depth", "mask")
+INPUT_KEYS = ("image", "flow0", "flow_before", "control", "depth", "mask")
 
 
 def _padding(x):
@@ -80,7 +80,7 @@ def _pad_inputs(inputs):
     """Checked inputs padded once to multiples of `MULTIPLE` (docs/design.md §2).
 
     Returns ``(padded, height, width)``: ``padded`` has the keys of ``inputs``; the
-    image is reflect-padded, flow0, depth and mask edge-replicated, the mask made
+    image is reflect-padded, the flows, depth and mask edge-replicated, the mask made
     binary (> 0.5) and the depth clipped to [MIN_INVERSE_DEPTH, 1]; control is passed
     on as it is.
     """
@@ -91,8 +91,9 @@ def _pad_inputs(inputs):
         padded["mask"] = tf.cast(_pad_edge(inputs["mask"], ph, pw) > 0.5, tf.float32)
     if "depth" in inputs:
         padded["depth"] = tf.clip_by_value(_pad_edge(inputs["depth"], ph, pw), MIN_INVERSE_DEPTH, 1.0)
-    if "flow0" in inputs:
-        padded["flow0"] = _pad_edge(inputs["flow0"], ph, pw)
+    for key in ("flow0", "flow_before"):
+        if key in inputs:
+            padded[key] = _pad_edge(inputs[key], ph, pw)
     return padded, height, width
 
 
@@ -118,6 +119,10 @@ class SpiritNet(keras.Model):
           H, W >= 32 (padded once to a multiple of 32 inside, cropped back);
         optional "flow0": ``[B, H, W, 2]`` backward flow of state0 (pixels); without
           it DAFR draws one from the inverse depth with ``seed``;
+        optional "flow_before": ``[B, H, W, 2]``, with "flow0" and only for a model
+          with ``config.flow_history``: the backward flow of the frame before state0's
+          (F_{2->1} when state0 is (im3, F_{3->2})); without it the first step sees no
+          change of the flow;
         optional "control": ``[B, C]`` or ``[B, T, C]`` per-step control vectors
           (C = ``config.control_dim``; zeros by default);
         optional "depth": ``[B, H, W, 1]`` inverse depth z (docs/design.md §2) replacing the
@@ -249,7 +254,13 @@ class SpiritNet(keras.Model):
             # the exports (and break the builtins-only TFLite file).
             check_unit_range(image.numpy(), "SpiritNet: 'image'")
         checked = {"image": tf.debugging.assert_all_finite(image, "SpiritNet: 'image' has NaN or inf")}
-        for key, channels in (("flow0", 2), ("depth", 1), ("mask", 1)):
+        if inputs.get("flow_before") is not None:
+            if not self.config.flow_history:
+                raise ValueError("SpiritNet: 'flow_before' is read only by a model with "
+                                 "flow_history (config.flow_history is False)")
+            if inputs.get("flow0") is None:
+                raise ValueError("SpiritNet: 'flow_before' needs 'flow0' (the flow it came before)")
+        for key, channels in (("flow0", 2), ("flow_before", 2), ("depth", 1), ("mask", 1)):
             if inputs.get(key) is None:
                 continue
             x = tf.cast(tf.convert_to_tensor(inputs[key]), tf.float32)
@@ -353,9 +364,14 @@ class SpiritNet(keras.Model):
             z0 = self.cell.estimate_depth(image, training=training)
         zeros1 = tf.zeros_like(image[..., :1])
         mask = padded.get("mask", zeros1)
+        flow = flow0
+        if self.config.flow_history:  # flow0 and its change since the flow before (or zero)
+            before = padded.get("flow_before")
+            change = tf.zeros_like(flow0) if before is None else flow_change(before, flow0)
+            flow = tf.concat([flow0, change], -1)
         return CellState(
             image=image,
-            flow=flow0 * (1.0 - mask),
+            flow=flow * (1.0 - mask),
             source=image,
             source_flow=tf.zeros_like(flow0),
             mask=mask,
@@ -553,7 +569,8 @@ class SpiritNet(keras.Model):
 
     def _forward(self, x, y, training):
         steps = y["frames"].shape[1] or tf.shape(y["frames"])[1]
-        return self({"image": x["image"], "flow0": x["flow0"]}, num_frames=steps, training=training)
+        inputs = {k: x[k] for k in ("image", "flow0", "flow_before") if k in x}
+        return self(inputs, num_frames=steps, training=training)
 
     def _record(self, terms, batch):
         for name, value in terms.items():

@@ -166,6 +166,18 @@ def test_pipeline_prediction_mode_contract(tmp_path):
         no_depth, 2, crop_size=(32, 48), seed=6, deterministic=True)))
     assert not np.array_equal(other[0]["image"], batches[0][0]["image"])
 
+    # With history (a flow_history model): one frame later, the flow before flow0 added.
+    inputs, targets = next(iter(training_pipeline(
+        raw, 1, crop_size=None, flip=False, shuffle=0, repeat=False, deterministic=True,
+        history=True)))
+    np.testing.assert_allclose(inputs["image"][0], first["frames"][2] / 255, atol=1e-6)
+    np.testing.assert_allclose(inputs["flow0"][0], first["flows"][1], atol=1e-2, rtol=1e-3)
+    np.testing.assert_allclose(inputs["flow_before"][0], first["flows"][0], atol=1e-2, rtol=1e-3)
+    np.testing.assert_allclose(targets["frames"][0], first["frames"][3:] / 255, atol=1e-6)
+    np.testing.assert_allclose(targets["flows"][0], first["flows"][2:], atol=1e-2, rtol=1e-3)
+    np.testing.assert_allclose(inputs["depth"][0], first["depth"][2], atol=1e-6)
+    assert targets["depth"].shape[1] == 4
+
     with pytest.raises(ValueError, match="need 'frames' and 'flows'"):
         training_pipeline(raw.map(lambda s: {"frames": s["frames"]}), 2)
     with pytest.raises(tf.errors.InvalidArgumentError, match="smaller than the crop size"):

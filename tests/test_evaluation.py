@@ -237,3 +237,20 @@ def test_evaluate_checks_predictor_outputs():
         evaluate({"wrong": wrong}, _dataset(1))
     with pytest.raises(ValueError, match="mode must be"):
         evaluate(dict(BASELINES), _dataset(1), mode="dreaming")
+
+
+def test_evaluate_hands_the_flow_before_flow0_to_every_predictor_when_the_inputs_carry_it():
+    seen = []
+
+    def model(image, flow0, num_frames, *, teacher_flows=None, flow_before=None):
+        seen.append(None if flow_before is None else np.asarray(flow_before))
+        return constant_velocity(image, flow0, num_frames)
+
+    plain = evaluate({"model": model, **BASELINES}, _dataset(1))
+    samples = [(dict(inputs, flow_before=-inputs["flow0"]), targets)
+               for inputs, targets in _dataset(1)]
+    history = evaluate({"model": model, **BASELINES}, samples)
+    assert seen[0] is None
+    np.testing.assert_array_equal(seen[1], -samples[0][0]["flow0"].numpy())
+    # The baselines ignore it: same figures.
+    assert [r["psnr"] for r in history.summary] == [r["psnr"] for r in plain.summary]

@@ -185,6 +185,8 @@ def test_uint8_image_is_scaled(model):
         ({"image": IMAGE, "flow0": np.zeros((1, 32, 32, 3), np.float32)}, {}, ValueError, "flow0"),
         ({"image": IMAGE, "mask": np.zeros((1, 30, 32, 1), np.float32)}, {}, ValueError, "mask"),
         ({"image": IMAGE, "colour": IMAGE}, {}, ValueError, "unknown input"),
+        ({"image": IMAGE, "flow0": _shift_flow(1.0), "flow_before": _shift_flow(1.0)}, {},
+         ValueError, "flow_before.*flow_history"),
         ({"image": IMAGE}, {"num_frames": 0}, ValueError, "num_frames"),
         ({"image": np.where(IMAGE > 0.5, np.nan, IMAGE)}, {}, tf.errors.InvalidArgumentError, "image.*NaN"),
         ({"image": IMAGE, "flow0": np.full((1, 32, 32, 2), np.inf, np.float32)}, {},
@@ -501,3 +503,43 @@ def test_build_creates_every_weight_without_a_forward_pass(overrides, monkeypatc
     other.build()
     assert [tuple(w.shape) for w in other.weights] == [s for _, s in built]
     np.testing.assert_array_equal(other.depth_net.weights[0].numpy(), model.depth_net.weights[0].numpy())
+
+
+def test_flow_change_is_zero_for_a_steady_pan_and_large_for_a_shake():
+    from spiritnet_tf.layers.cell import flow_change
+
+    pan = _shift_flow(-2.0, (1, 32, 48))
+    np.testing.assert_allclose(flow_change(pan, pan)[:, :, 4:-4], 0.0, atol=1e-5)
+    # The camera reverses: content that moved right now moves left.
+    np.testing.assert_allclose(flow_change(-pan, pan)[:, :, 4:-4], 2 * pan[:, :, 4:-4], atol=1e-5)
+    # The flow before is read where the content was: a before-flow that is 1 px right of
+    # x = 20 and 0 elsewhere matters for the pixel whose flow points there.
+    before = np.zeros((1, 32, 48, 2), np.float32)
+    before[:, :, 18, 0] = 1.0
+    change = flow_change(before, pan).numpy()
+    assert change[0, 5, 20, 0] == pytest.approx(-3.0) and change[0, 5, 18, 0] == pytest.approx(-2.0)
+
+
+def test_flow_history_model_reads_the_flow_before_flow0():
+    """The fill-hole network sees the change of the flow: a steady flow_before gives what no
+    flow_before gives (zero change), a reversed one changes the flows once the network's
+    output layer is not zero; the change moves on with the recurrence (4-channel flow state)."""
+    model = SpiritNet.from_preset("small", resample_from="previous", flow_history=True, **TINY)
+    image = RNG.random((1, 32, 48, 3)).astype(np.float32)
+    flow0 = _shift_flow(-1.5, (1, 32, 48))
+    model({"image": image, "flow0": flow0}, num_frames=1)
+    head = model.cell.fill_hole.head
+    head.kernel.assign(RNG.normal(0, 0.05, head.kernel.shape).astype(np.float32))
+    assert model.cell.state_size[1] == (None, None, 4)
+    # flow, hole, image, context, z, and the change of the flow
+    assert model.cell.fill_hole.stem.kernel.shape[2] == 2 + 1 + 3 + model.cell.context.output_channels + 1 + 2
+    plain = model({"image": image, "flow0": flow0}, num_frames=3)["flows"].numpy()
+    steady = model({"image": image, "flow0": flow0, "flow_before": flow0}, num_frames=3)["flows"].numpy()
+    reversed_ = model({"image": image, "flow0": flow0, "flow_before": -flow0}, num_frames=3)
+    np.testing.assert_allclose(steady[:, :, :, 8:-8], plain[:, :, :, 8:-8], atol=1e-4)
+    assert np.abs(reversed_["flows"].numpy()[:, 0] - plain[:, 0]).max() > 1e-3
+    traced = model.infer({"image": image, "flow0": flow0, "flow_before": -flow0}, num_frames=3,
+                         trace=True)
+    np.testing.assert_allclose(traced["flows"], reversed_["flows"], atol=1e-4)
+    with pytest.raises(ValueError, match="flow_before.*needs 'flow0'"):
+        model({"image": image, "flow_before": flow0}, num_frames=1)

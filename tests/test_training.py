@@ -57,6 +57,8 @@ def test_toml_config(tmp_path):
     (lambda c: c.update(flip=1), "flip: expected bool, got int"),
     (lambda c: c["model"].update(context_width=8.5), "model.context_width: expected int"),
     (lambda c: c.update(num_frames=6), "num_frames must be in 1..5, got 6"),
+    (lambda c: (c.update(num_frames=5), c["model"].update(flow_history=True)),
+     "num_frames: 5 > 4: with model.flow_history"),
     (lambda c: c["train_data"][0].update(type="youtube"),
      "train_data[0].type must be one of 'synthetic', 'videos', 'tfrecord', 'vimeo', got 'youtube'"),
     (lambda c: c["train_data"][0].pop("count"), "a 'synthetic' source needs 'count'"),

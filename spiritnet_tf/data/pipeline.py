@@ -61,25 +61,32 @@ def random_crop_flip(sample, seed, crop_size=None, flip=True):
     return out
 
 
-def to_prediction_mode(sample):
+def to_prediction_mode(sample, history=False):
     """Septuplet dict -> (inputs, targets) for training in prediction mode (docs/design.md §4).
 
-    state0 = (im2, F_{2->1}); targets are im3..im7 and F_{3->2}..F_{7->6}.
+    state0 = (im2, F_{2->1}); targets are im3..im7 and F_{3->2}..F_{7->6}. With
+    ``history`` (a model with ``flow_history``) everything starts one frame later so that
+    the flow before flow0 is known: state0 = (im3, F_{3->2}), ``flow_before`` = F_{2->1},
+    targets im4..im7 and F_{4->3}..F_{7->6}.
     Works on one septuplet (no batch axis); see :func:`training_pipeline` for the contract.
     """
+    first = 2 if history else 1  # index of state0's frame
     frames = tf.image.convert_image_dtype(sample["frames"], tf.float32)  # uint8 -> [0, 1]
     flows = tf.cast(sample["flows"], tf.float32)
-    inputs = {"image": frames[1], "flow0": flows[0]}
-    targets = {"frames": frames[2:], "flows": flows[1:]}
+    inputs = {"image": frames[first], "flow0": flows[first - 1]}
+    if history:
+        inputs["flow_before"] = flows[first - 2]
+    targets = {"frames": frames[first + 1:], "flows": flows[first:]}
     if "depth" in sample:
         depth = tf.cast(sample["depth"], tf.float32)
-        inputs["depth"] = depth[1]
-        targets["depth"] = depth[2:]
+        inputs["depth"] = depth[first]
+        targets["depth"] = depth[first + 1:]
     return inputs, targets
 
 
 def training_pipeline(septuplets, batch_size, crop_size=(256, 448), flip=True, shuffle=256,
-                      repeat=True, seed=0, deterministic=False, drop_remainder=True):
+                      repeat=True, seed=0, deterministic=False, drop_remainder=True,
+                      history=False):
     """Builds the training input pipeline in the model's format.
 
     Args:
@@ -100,6 +107,8 @@ def training_pipeline(septuplets, batch_size, crop_size=(256, 448), flip=True, s
       deterministic: keep element order fixed despite parallel maps (slower);
         with it, the same seed gives the same batches every time.
       drop_remainder: drop a last partial batch.
+      history: start one frame later and add ``inputs["flow_before"]`` = F_{2->1}
+        (:func:`to_prediction_mode`): 4 targets, im4..im7.
 
     Returns:
       tf.data.Dataset of ``(inputs, targets)``, prediction mode (state0 = (im2, F_{2->1})):
@@ -131,7 +140,7 @@ def training_pipeline(septuplets, batch_size, crop_size=(256, 448), flip=True, s
     def augment(index, sample):
         element_seed = tf.stack([tf.cast(seed, tf.int64), index])
         sample = random_crop_flip(sample, element_seed, crop_size, flip)
-        return to_prediction_mode(sample)
+        return to_prediction_mode(sample, history)
 
     ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)

@@ -2,14 +2,15 @@
 
 Every predictor has one signature::
 
-    predict(image, flow0, num_frames, *, teacher_flows=None)
+    predict(image, flow0, num_frames, *, teacher_flows=None, flow_before=None)
         -> {"frames": [B, T, H, W, 3], "flows": [B, T, H, W, 2]}
 
 ``image`` [B, H, W, 3] float in [0, 1] is the first frame I_0; ``flow0`` [B, H, W, 2]
 is the initial backward flow (the teacher's F_{1->0} in prediction mode, the DAFR draw
 in generation mode); ``num_frames`` = T generated frames (the input is not repeated);
 ``teacher_flows`` [B, >=T, H, W, 2] are the teacher's backward flows F_{t->t-1}, used
-only by the oracle. Constant velocity makes frame I_t from I_{t-1} (I_0 = the input)
+only by the oracle; ``flow_before`` [B, H, W, 2], the flow before flow0 (prediction
+mode with history), is read by models with ``flow_history`` and by no baseline. Constant velocity makes frame I_t from I_{t-1} (I_0 = the input)
 and flow F_t: I_t(x) = I_{t-1}(x + F_t(x)), bilinearly; the oracle composes the
 teacher's flows back to the input and warps the input once per frame (fewer
 resamplings, so it stays an upper bound for models that resample the input).
@@ -47,21 +48,21 @@ def warp_sequence(image, flows):
     return tf.stack(frames, axis=1)
 
 
-def copy_frame(image, flow0, num_frames, *, teacher_flows=None):
+def copy_frame(image, flow0, num_frames, *, teacher_flows=None, flow_before=None):
     """Every frame is the input and every flow is zero (the frozen picture)."""
     image, flow0 = _check(image, flow0, num_frames)
     frames = tf.repeat(image[:, None], num_frames, axis=1)
     return {"frames": frames, "flows": tf.zeros_like(frames[..., :2])}
 
 
-def constant_velocity(image, flow0, num_frames, *, teacher_flows=None):
+def constant_velocity(image, flow0, num_frames, *, teacher_flows=None, flow_before=None):
     """Re-applies flow0 unchanged every step: bilinear warp of the previous frame, no DAFI."""
     image, flow0 = _check(image, flow0, num_frames)
     flows = tf.repeat(flow0[:, None], num_frames, axis=1)
     return {"frames": warp_sequence(image, flows), "flows": flows}
 
 
-def oracle(image, flow0, num_frames, *, teacher_flows=None):
+def oracle(image, flow0, num_frames, *, teacher_flows=None, flow_before=None):
     """The teacher's flows, composed back to the input: one bilinear warp of the input per step.
 
     ``G_t = F_t + G_{t-1}(x + F_t(x))`` (``G_0 = 0``), frame t = input warped by ``G_t``.

@@ -146,7 +146,7 @@ def evaluate(predictors, samples, mode="prediction", *, flow0_fn=None, max_batch
 
     Args:
       predictors: dict name -> callable ``(image, flow0, num_frames, *, teacher_flows)``
-        returning ``{"frames": [B,T,H,W,3], "flows": [B,T,H,W,2]}``; e.g.
+        (and ``flow_before``, the flow before flow0, when the inputs carry it) returning ``{"frames": [B,T,H,W,3], "flows": [B,T,H,W,2]}``; e.g.
         ``{"model": wrapped_model, **BASELINES}``. Rows keep this order.
       samples: iterable (a ``tf.data.Dataset`` or a list) of batched ``(inputs,
         targets)`` in the format of the module docstring.
@@ -177,6 +177,9 @@ def evaluate(predictors, samples, mode="prediction", *, flow0_fn=None, max_batch
         else:
             flow0 = flow0_fn(inputs)
         flow0 = tf.convert_to_tensor(flow0, tf.float32)
+        extra = {}  # the flow before flow0 (prediction mode with history), if the batch has it
+        if mode == "prediction" and "flow_before" in inputs:
+            extra["flow_before"] = tf.convert_to_tensor(inputs["flow_before"], tf.float32)
         targets = {k: tf.convert_to_tensor(targets[k], tf.float32) for k in ("frames", "flows")}
         shape = targets["frames"].shape.as_list()
         if steps is None:
@@ -185,7 +188,7 @@ def evaluate(predictors, samples, mode="prediction", *, flow0_fn=None, max_batch
         elif shape[1] != steps:
             raise ValueError(f"every batch must have {steps} target frames, got {shape[1]}")
         for name, predict in predictors.items():
-            out = predict(image, flow0, steps, teacher_flows=targets["flows"])
+            out = predict(image, flow0, steps, teacher_flows=targets["flows"], **extra)
             accumulators[name].add(_check_output(name, out, shape), image, targets)
         count += shape[0]
     if count == 0:

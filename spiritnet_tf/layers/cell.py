@@ -31,7 +31,7 @@ from spiritnet_tf.limits import MIN_INVERSE_DEPTH
 from spiritnet_tf.ops import adaptive_warp
 
 __all__ = ["SpiritNetCell", "SpiritNetRNN", "CellState", "STATE_CHANNELS", "OUTPUT_CHANNELS",
-           "bilinear_kernel"]
+           "bilinear_kernel", "flow_change"]
 
 
 class CellState(NamedTuple):
@@ -43,6 +43,9 @@ class CellState(NamedTuple):
       image: I_t (3), in [0, 1].
       flow: F_t (2), backward flow ``I_t(x) ~ I_{t-1}(x + F_t(x))`` in pixels; for t = 0
         flow0, the backward flow that the first step carries on (DAFR's or the caller's).
+        With ``SpiritNetConfig.flow_history`` 4 channels: F_t, then its change over the
+        last step ``F_t(x) - F_{t-1}(x + F_t(x))`` (for t = 0 from the model's
+        "flow_before", else zero), which the fill-hole network sees.
       source: I_0 (3), the input image; never changes.
       source_flow: G_t (2), composed backward flow from frame t to the input in pixels
         (``G_0 = 0``; stays zero with ``resample_from="previous"``).
@@ -94,6 +97,14 @@ def bilinear_kernel(like):
     """``[B, H, W, 16]`` kernel that makes `adaptive_warp` exact bilinear sampling."""
     taps = tf.constant(BILINEAR_KERNEL, like.dtype)
     return tf.zeros_like(like[..., :1]) + taps
+
+
+def flow_change(before, flow):
+    """How a backward flow changed over one step: ``flow(x) - before(x + flow(x))``
+    ``[B, H, W, 2]``, with ``before`` the previous frame's flow (sampled bilinearly where
+    ``flow`` says the content was). Zero when the motion carries on unchanged (a steady
+    pan); the fill-hole network's input with ``SpiritNetConfig.flow_history``."""
+    return flow - adaptive_warp(before, flow, bilinear_kernel(flow))
 
 
 @keras.saving.register_keras_serializable(package="spiritnet")
@@ -152,6 +163,8 @@ class SpiritNetCell(keras.layers.Layer):
             2, use_bias=False, kernel_initializer="zeros", name="control_to_flow"
         )
         channels = STATE_CHANNELS
+        if config.flow_history:
+            channels = channels._replace(flow=2 * STATE_CHANNELS.flow)
         if config.resample_from == "input":
             channels = channels._replace(source_context=self.context.output_channels)
         self.state_size = [(None, None, c) for c in channels.to_list()]
@@ -164,14 +177,21 @@ class SpiritNetCell(keras.layers.Layer):
             STATE_CHANNELS.image, STATE_CHANNELS.flow, STATE_CHANNELS.depth_override))
         context = self.context.compute_output_shape(image)
         _, holes = self.dafi.compute_output_shape(flow, z)
+        fill_context = context[:-1] + (context[-1] + self._history_channels,)
         for layer, shapes in ((self.depth_net, [image]), (self.context, [image]),
                               (self.kernels, [image, z]),
-                              (self.fill_hole, [flow, holes, image, context, z]),
+                              (self.fill_hole, [flow, holes, image, fill_context, z]),
                               (self.synthesis, [image, context, flow, z]),
                               (self.control, [(None, self.config.control_dim)])):
             if not layer.built:  # `SpiritNet.build` builds the depth net (and context) first
                 layer.build(*shapes)
         self.built = True
+
+    @property
+    def _history_channels(self):
+        """Channels of the flow's change that the fill-hole network sees beside the
+        context (``config.flow_history``), else 0."""
+        return STATE_CHANNELS.flow if self.config.flow_history else 0
 
     def log_depth(self, image, training=False):
         """The depth net's raw log depth ``[B, H, W, 1]`` of ``image`` (a pretrained depth
@@ -247,11 +267,15 @@ class SpiritNetCell(keras.layers.Layer):
         image, flow, source, source_flow = state.image, state.flow, state.source, state.source_flow
         mask, z_override = state.mask, state.depth_override
         keep = 1.0 - mask
+        change = None
+        if self.config.flow_history:
+            flow, change = flow[..., :STATE_CHANNELS.flow], flow[..., STATE_CHANNELS.flow:]
 
         context = self.context(image)
         kernel = self.kernels(image, z)
         flow_init, holes = self.dafi(flow, z)
-        new_flow = self.fill_hole(flow_init, holes, image, context, z)
+        fill_context = context if change is None else tf.concat([context, change], -1)
+        new_flow = self.fill_hole(flow_init, holes, image, fill_context, z)
         new_flow = new_flow + self.control(inputs)[:, None, None, :]
         new_flow = new_flow * keep
 
@@ -274,7 +298,10 @@ class SpiritNetCell(keras.layers.Layer):
         else:  # z of the new frame: z moved like the image, I_{t+1}(x) ~ I_t(x + F(x))
             next_z = tf.maximum(adaptive_warp(z, new_flow, bilinear_kernel(new_flow)),
                                 MIN_INVERSE_DEPTH)
-        new_state = state._replace(image=new_image, flow=new_flow, source_flow=new_source_flow,
+        new_state_flow = new_flow
+        if change is not None:
+            new_state_flow = tf.concat([new_flow, keep * flow_change(flow, new_flow)], -1)
+        new_state = state._replace(image=new_image, flow=new_state_flow, source_flow=new_source_flow,
                                    depth_override=next_z)
         return output, new_state.to_list()
 

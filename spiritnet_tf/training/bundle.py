@@ -114,14 +114,15 @@ def choose_mode(heldout_result, generation):
     return modes, chosen
 
 
-def per_video_figures(models, files, clips, *, batch_size=4, progress=False):
+def per_video_figures(models, files, clips, *, batch_size=4, progress=False, history=None):
     """The held-out figures of each video alone.
 
     ``files``: the source's cache files (``*.tfrecord``); ``clips``: their clip ids
     (``video#k``, as `spiritnet_tf.training.data.load_source` records them). ``models``:
     {method name: model}. Returns {video: {"num_samples": n, "psnr": {method: mean PSNR},
     "margin_over_constant_velocity_db": {method: its PSNR minus constant velocity's}}} with
-    the baselines among the methods. Empty when the clips come from fewer than two videos."""
+    the baselines among the methods. Empty when the clips come from fewer than two videos.
+    ``history``: as `spiritnet_tf.training.evaluate_model`'s."""
     import tensorflow as tf
 
     from spiritnet_tf.data import read_septuplets
@@ -136,7 +137,7 @@ def per_video_figures(models, files, clips, *, batch_size=4, progress=False):
         ds = read_septuplets(files).filter(
             lambda s, prefix=prefix: tf.strings.substr(s["id"], 0, len(prefix.encode())) == prefix)
         result = evaluate_model(models, ds, "prediction", batch_size=batch_size,
-                                progress=progress)
+                                progress=progress, history=history)
         psnr = {row["method"]: row["psnr"] for row in result.summary}
         figures[video] = {"num_samples": result.num_samples, "psnr": psnr,
                           "margin_over_constant_velocity_db": {

@@ -132,7 +132,8 @@ class TrainConfig(CheckedConfig):
       crop: [H, W] random crop of the training samples (None: none; all samples
         must then share one size); validation uses the same crop.
       batch_size: global batch (split across replicas by the strategy).
-      num_frames: generated frames per sample, 1..5 (prediction mode has 5 targets;
+      num_frames: generated frames per sample, 1..5 (1..4 with ``model.flow_history``;
+        prediction mode has 5 targets;
         fewer shortens the unrolled recurrence and its compile time).
       flip: random horizontal and vertical flips.
       shuffle: shuffle buffer (0: none).
@@ -208,6 +209,11 @@ class TrainConfig(CheckedConfig):
         if self.evaluation is not None and not self.validation_data:
             raise ConfigError(f"{where}.evaluation: needs validation_data to evaluate on",
                               where=where)
+        if self.model.get("flow_history") and self.num_frames > MAX_TRAINING_FRAMES - 1:
+            raise ConfigError(
+                f"{where}.num_frames: {self.num_frames} > {MAX_TRAINING_FRAMES - 1}: with "
+                "model.flow_history the samples start one frame later (the flow before "
+                "flow0 comes first), leaving 4 targets", where=where)
         if self.depth_weights is not None and self.depth_pretraining is not None:
             raise ConfigError(f"{where}: give depth_weights or depth_pretraining, not both",
                               where=where)

@@ -138,14 +138,17 @@ def training_samples(septuplets, config, training=True):
 
     Training samples repeat forever with random crops and flips; validation
     samples (``training=False``) repeat too (Keras draws ``validation_steps`` per
-    epoch) with a fixed crop position per sample and no flips.
+    epoch) with a fixed crop position per sample and no flips. A model with
+    ``flow_history`` starts one frame later (`spiritnet_tf.data.to_prediction_mode`),
+    leaving 4 targets.
     """
+    history = config.model_config().flow_history
     ds = data.training_pipeline(
         septuplets, config.batch_size, crop_size=tuple(config.crop) if config.crop else None,
         flip=config.flip and training, shuffle=config.shuffle if training else 0,
-        repeat=True, seed=config.seed if training else config.seed + 1,
+        repeat=True, seed=config.seed if training else config.seed + 1, history=history,
     )
-    if config.num_frames < MAX_TRAINING_FRAMES:
+    if config.num_frames < MAX_TRAINING_FRAMES - int(history):
         ds = ds.map(_limit_frames(config.num_frames))
     return ds
 
@@ -162,16 +165,17 @@ def to_generation_mode(sample):
     return {"image": frames[0], "flow0": flows[0]}, {"frames": frames[1:], "flows": flows}
 
 
-def evaluation_samples(septuplets, mode, batch_size=4, crop=None, seed=0):
+def evaluation_samples(septuplets, mode, batch_size=4, crop=None, seed=0, history=False):
     """One pass of (inputs, targets) batches for `spiritnet_tf.evaluation.evaluate`.
 
-    prediction: state0 = (im2, F_{2->1}), 5 targets; generation: state0 = im1, 6
+    prediction: state0 = (im2, F_{2->1}), 5 targets (with ``history``: state0 = (im3,
+    F_{3->2}), "flow_before" F_{2->1}, 4 targets); generation: state0 = im1, 6
     targets. ``crop`` (H, W): one crop position per sample, drawn from ``seed``.
     """
     if mode == "prediction":
         return data.training_pipeline(septuplets, batch_size, crop_size=crop, flip=False,
                                       shuffle=0, repeat=False, seed=seed, deterministic=True,
-                                      drop_remainder=False)
+                                      drop_remainder=False, history=history)
     ds = septuplets.map(lambda s: {k: s[k] for k in ("frames", "flows")}).enumerate()
     ds = ds.map(lambda i, s: data.random_crop_flip(
         s, tf.stack([tf.cast(seed, tf.int64), i]), crop, flip=False))

@@ -229,25 +229,33 @@ def _dafr_flow0(model, seed):
 
 
 def evaluate_model(model, septuplets, mode, *, batch_size=4, crop=None, seed=0,
-                   max_batches=None, progress=True, name="model"):
+                   max_batches=None, progress=True, name="model", history=None):
     """Evaluates ``model`` and the baselines (docs/design.md §5); returns an `EvaluationResult`.
 
     ``model`` may also be a dict name -> model to evaluate several side by side.
     In generation mode flow0 is drawn once per batch by the (first) model's DAFR with
-    ``seed`` and every predictor, baselines included, starts from it.
+    ``seed`` and every predictor, baselines included, starts from it. ``history``:
+    prediction mode one frame later with the flow before flow0 (`evaluation_samples`),
+    which models with ``flow_history`` read and the others ignore; None: when any of the
+    models has ``flow_history``.
     """
     from tqdm.auto import tqdm
 
     from spiritnet_tf.evaluation import BASELINES, evaluate
 
     models = model if isinstance(model, dict) else {name: model}
+    if history is None:
+        history = any(m.config.flow_history for m in models.values())
     predictors = {}
     for key, m in models.items():
-        def predict(image, flow0, num_frames, *, teacher_flows=None, m=m):
-            return m({"image": image, "flow0": flow0}, num_frames=num_frames)
+        def predict(image, flow0, num_frames, *, teacher_flows=None, flow_before=None, m=m):
+            inputs = {"image": image, "flow0": flow0}
+            if flow_before is not None and m.config.flow_history:
+                inputs["flow_before"] = flow_before
+            return m(inputs, num_frames=num_frames)
         predictors[key] = predict
     predictors.update(BASELINES)
-    samples = evaluation_samples(septuplets, mode, batch_size, crop, seed)
+    samples = evaluation_samples(septuplets, mode, batch_size, crop, seed, history=history)
     samples = tqdm(samples, desc=f"evaluate ({mode})", unit="batch", disable=not progress,
                    total=max_batches)
     flow0_fn = _dafr_flow0(next(iter(models.values())), seed) if mode == "generation" else None
