@@ -82,6 +82,22 @@ def test_generation_mode_baselines_start_from_the_models_dafr_flow(tiny_model):
     assert np.isfinite([r["psnr"] for r in result.rows]).all()
 
 
+def test_a_flow_history_model_is_evaluated_one_frame_later_beside_the_baselines(tiny_model):
+    """Prediction mode for a flow_history model starts at im3 with the flow before flow0
+    (4 steps) for every method; ``history=True`` puts a model without it there too."""
+    septuplets, _ = load_source(parse_source_spec("synthetic:2", height=32, width=32, seed=3))
+    history_model = SpiritNet.from_preset("small", flow_history=True, **TINY)
+    result = evaluate_model({"model": history_model, "plain": tiny_model}, septuplets,
+                            "prediction", batch_size=2, progress=False)
+    assert result.num_frames == 4
+    plain = evaluate_model(tiny_model, septuplets, "prediction", batch_size=2, progress=False,
+                           history=True)
+    psnr = lambda r: {s["method"]: s["psnr"] for s in r.summary}  # noqa: E731
+    for method in ("plain", "constant-velocity", "copy-frame"):
+        assert psnr(result)[method] == pytest.approx(psnr(plain)["model" if method == "plain"
+                                                                 else method], abs=1e-4)
+
+
 def test_bad_data_source_is_named(tmp_path, capsys):
     assert cli.main(["evaluate", "--data", str(tmp_path / "nothing"), "--weights", "none",
                      "--out", str(tmp_path / "e")]) == 1
