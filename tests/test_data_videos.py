@@ -187,3 +187,39 @@ def test_depth_photos_script_takes_frames_outside_the_left_out_ranges(tmp_path):
     from PIL import Image
 
     assert Image.open(out / "bbb_000300.png").size == (448, 336)
+
+
+def test_pan_clips_script_moves_a_window_at_a_constant_velocity_inside_the_picture(tmp_path):
+    """configs/pan_clips_data.py: frame t is the picture's window at start + t * velocity
+    (a whole-pixel velocity here, so frames compare exactly with crops), every window
+    inside the picture, and the clips are recorded."""
+    import importlib.util
+    import json
+
+    from PIL import Image
+
+    path = os.path.join(os.path.dirname(__file__), "..", "configs", "pan_clips_data.py")
+    spec = importlib.util.spec_from_file_location("pan_clips_data", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    picture = (np.random.default_rng(0).random((60, 90, 3)) * 255).astype(np.uint8)
+    clip = script.pan_clip(picture, (20, 30), (3, -1), 5, (4, 10))
+    for t, frame in enumerate(clip):
+        x, y = 4 + 3 * t, 10 - t
+        np.testing.assert_array_equal(frame, picture[y:y + 20, x:x + 30])
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        velocity, start = script.draw_pan(rng, picture.shape, (20, 30), 8, (1, 4))
+        corners = [start + t * velocity for t in (0, 7)]
+        assert all(c.min() >= -1e-9 and c[0] <= 60 + 1e-9 and c[1] <= 40 + 1e-9 for c in corners)
+        assert 0 < np.linalg.norm(velocity) <= 4
+    with pytest.raises(ValueError, match="smaller than"):
+        script.draw_pan(rng, (10, 90, 3), (20, 30), 8, (1, 4))
+
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    Image.fromarray(picture).save(pictures / "a.png")
+    script.main([str(pictures), str(tmp_path / "pans"), "--frames", "6", "--size", "20x30"])
+    assert len(os.listdir(tmp_path / "pans" / "a")) == 6
+    record = json.loads((tmp_path / "pans" / "SOURCES.json").read_text())
+    assert list(record["clips"]) == ["a"] and record["frames"] == 6
