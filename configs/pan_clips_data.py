@@ -83,10 +83,12 @@ def main(argv=None):
         for t, frame in enumerate(pan_clip(picture, size, velocity, args.frames, start)):
             Image.fromarray(frame).save(os.path.join(folder, f"{t:03d}.png"))
         clips[name] = {"picture": os.path.relpath(path), "velocity_px_per_frame": velocity.round(3).tolist()}
-    sources = os.path.join(args.pictures, "SOURCES.json")
+    picture_sources = None
+    if os.path.exists(os.path.join(args.pictures, "SOURCES.json")):
+        with open(os.path.join(args.pictures, "SOURCES.json")) as f:
+            picture_sources = json.load(f)
     with open(os.path.join(args.out, "SOURCES.json"), "w") as f:
-        json.dump({"pictures": os.path.relpath(args.pictures),
-                   "pictures_sources": json.load(open(sources)) if os.path.exists(sources) else None,
+        json.dump({"pictures": os.path.relpath(args.pictures), "pictures_sources": picture_sources,
                    "frames": args.frames, "size": list(size), "speeds": list(speeds),
                    "seed": args.seed, "clips": clips}, f, indent=1)
     print(f"{len(clips)} pan clips in {args.out}")

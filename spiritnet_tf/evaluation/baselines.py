@@ -10,10 +10,11 @@ is the initial backward flow (the teacher's F_{1->0} in prediction mode, the DAF
 in generation mode); ``num_frames`` = T generated frames (the input is not repeated);
 ``teacher_flows`` [B, >=T, H, W, 2] are the teacher's backward flows F_{t->t-1}, used
 only by the oracle; ``flow_before`` [B, H, W, 2], the flow before flow0 (prediction
-mode with history), is read by models with ``flow_history`` and by no baseline. Constant velocity makes frame I_t from I_{t-1} (I_0 = the input)
-and flow F_t: I_t(x) = I_{t-1}(x + F_t(x)), bilinearly; the oracle composes the
-teacher's flows back to the input and warps the input once per frame (fewer
-resamplings, so it stays an upper bound for models that resample the input).
+mode with history), is read by models with ``flow_history`` and by no baseline.
+Constant velocity makes frame I_t from I_{t-1} (I_0 = the input) and flow F_t:
+I_t(x) = I_{t-1}(x + F_t(x)), bilinearly; the oracle composes the teacher's flows back
+to the input and warps the input once per frame (fewer resamplings, so it stays an upper
+bound for models that resample the input).
 
 To evaluate the model with the same code, wrap it into this signature, e.g.
 ``lambda image, flow0, T, teacher_flows=None: model({"image": image, "flow0": flow0},

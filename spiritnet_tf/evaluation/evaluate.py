@@ -146,7 +146,8 @@ def evaluate(predictors, samples, mode="prediction", *, flow0_fn=None, max_batch
 
     Args:
       predictors: dict name -> callable ``(image, flow0, num_frames, *, teacher_flows)``
-        (and ``flow_before``, the flow before flow0, when the inputs carry it) returning ``{"frames": [B,T,H,W,3], "flows": [B,T,H,W,2]}``; e.g.
+        (and ``flow_before``, the flow before flow0, when the inputs carry it) returning
+        ``{"frames": [B,T,H,W,3], "flows": [B,T,H,W,2]}``; e.g.
         ``{"model": wrapped_model, **BASELINES}``. Rows keep this order.
       samples: iterable (a ``tf.data.Dataset`` or a list) of batched ``(inputs,
         targets)`` in the format of the module docstring.
