@@ -250,6 +250,9 @@ class SpiritNetConfig(DictConfig):
       fill_hole_global: the fill-hole network also sees its features averaged over the
         whole picture (`spiritnet_tf.layers.FlowFillHole`'s ``global_context``; not in
         the paper; False: the bundled weights and the paper).
+      fill_hole_gain: with ``fill_hole_global``, the fill-hole network also scales the
+        flow by one learned factor per picture (`spiritnet_tf.layers.FlowFillHole`'s
+        ``global_gain``; not in the paper; False: the bundled weights and the paper).
       flow_history: the fill-hole network also sees how the flow changed over the last
         step, ``F_t(x) - F_{t-1}(x + F_t(x))`` (zero for a steady pan, large for a shaking
         camera; not in the paper). The first step's change needs the flow before flow0
@@ -304,6 +307,7 @@ class SpiritNetConfig(DictConfig):
     fill_hole_blocks: int = checked(3, at_least(0, integer=True))
     fill_hole_iterations: int = checked(1, at_least(1, integer=True))
     fill_hole_global: bool = False
+    fill_hole_gain: bool = False
     flow_history: bool = False
     synthesis_width: int = checked(64, at_least(1, integer=True))
     synthesis_blocks: int = checked(3, at_least(0, integer=True))

@@ -120,6 +120,24 @@ def test_fill_hole_global_context_starts_as_identity_and_sees_the_whole_picture(
     assert FlowFillHole.from_config(layer.get_config()).global_context is True
 
 
+def test_fill_hole_global_gain_scales_each_pictures_flow_by_one_factor(inputs):
+    ctx = ContextExtractor(width=4)(inputs["image"])
+    args = (inputs["flow"], inputs["holes"], inputs["image"], ctx, inputs["z"])
+    layer = FlowFillHole(width=8, num_blocks=1, global_context=True, global_gain=True)
+    np.testing.assert_array_equal(layer(*args).numpy(), inputs["flow"])  # factor 1 at first
+    randomise(layer)
+    layer.head.kernel.assign(np.zeros(layer.head.kernel.shape, np.float32))
+    layer.head.bias.assign(np.zeros(layer.head.bias.shape, np.float32))
+    out = layer(*args).numpy()
+    ratio = out / inputs["flow"]
+    for b in range(B):  # one factor for the whole picture, in (0, 2), not 1
+        assert np.ptp(ratio[b]) < 1e-4 and 0 < ratio[b].mean() < 2
+    assert np.abs(ratio.mean() - 1) > 1e-4
+    assert FlowFillHole.from_config(layer.get_config()).global_gain is True
+    with pytest.raises(ValueError, match="global_gain needs global_context"):
+        FlowFillHole(width=8, global_gain=True)
+
+
 def test_frame_synthesis_starts_as_identity_and_clips(inputs):
     ctx = np.random.default_rng(1).normal(size=(B, H, W, 5)).astype(np.float32)
     layer = FrameSynthesis(width=8, num_blocks=1)

@@ -155,6 +155,7 @@ class SpiritNetCell(keras.layers.Layer):
             num_blocks=config.fill_hole_blocks,
             iterations=config.fill_hole_iterations,
             global_context=config.fill_hole_global,
+            global_gain=config.fill_hole_gain,
         )
         self.synthesis = FrameSynthesis(
             width=config.synthesis_width, num_blocks=config.synthesis_blocks

@@ -26,16 +26,28 @@ class FlowFillHole(keras.layers.Layer):
     fresh layer still returns ``flow_init``) and added back at every pixel: 3x3
     convolutions alone see a few pixels, and whether the whole picture pans steadily or
     shakes (which decides whether a flow carries on) is a property of all of it.
+
+    With ``global_gain`` (needs ``global_context``; not in the paper) the flow is also
+    scaled by one factor per picture, ``1 + tanh(g)`` with ``g`` a zero-initialised dense
+    layer of that average, before the residual is added: how much of a flow carries on is
+    then one multiplication, which a few ReLU convolutions can only approximate.
     """
 
-    def __init__(self, width=64, num_blocks=3, iterations=1, global_context=False, **kwargs):
+    def __init__(self, width=64, num_blocks=3, iterations=1, global_context=False,
+                 global_gain=False, **kwargs):
         super().__init__(**kwargs)
         self.width = int(width)
         self.num_blocks = int(num_blocks)
         self.iterations = int(iterations)
         self.global_context = bool(global_context)
+        self.global_gain = bool(global_gain)
         if self.iterations < 1:
             raise ValueError(f"FlowFillHole: iterations must be >= 1, got {iterations}")
+        if self.global_gain and not self.global_context:
+            raise ValueError("FlowFillHole: global_gain needs global_context")
+        self.gain = None
+        if self.global_gain:
+            self.gain = keras.layers.Dense(1, kernel_initializer="zeros", name="global_gain")
         self.stem = conv2d(self.width, 3, activation="relu", name="stem")
         self.global_layers = []
         if self.global_context:
@@ -55,6 +67,8 @@ class FlowFillHole(keras.layers.Layer):
         self.head.build(shape)
         for layer in self.global_layers:
             layer.build((flow_init_shape[0], self.width))
+        if self.gain is not None:
+            self.gain.build((flow_init_shape[0], self.width))
 
     def call(self, flow_init, hole_mask, image, context, z):
         check_rank4(
@@ -69,10 +83,12 @@ class FlowFillHole(keras.layers.Layer):
         for _ in range(self.iterations):
             x = self.stem(concat_channels(flow, hole_mask, image, context, z))
             if self.global_layers:
-                g = keras.ops.mean(x, axis=(1, 2))
+                g = summary = keras.ops.mean(x, axis=(1, 2))
                 for layer in self.global_layers:
                     g = layer(g)
                 x = x + g[:, None, None, :]
+                if self.gain is not None:  # one factor per picture, 1 at initialisation
+                    flow = flow * (1.0 + keras.ops.tanh(self.gain(summary)))[:, None, None, :]
             for block in self.blocks:
                 x = block(x)
             flow = flow + self.head(x)
@@ -88,4 +104,5 @@ class FlowFillHole(keras.layers.Layer):
             "num_blocks": self.num_blocks,
             "iterations": self.iterations,
             "global_context": self.global_context,
+            "global_gain": self.global_gain,
         }
