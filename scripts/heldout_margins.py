@@ -7,7 +7,8 @@ weight files or for a run's fill-hole net swapped between two checkpoints.
 
 Prediction mode on the cached held-out septuplets (the bundle step's cache,
 `spiritnet_tf.training.bundle`), both resampling modes; prints the margins in dB,
-"input" and "previous". Weight files load as ``spiritnet evaluate --weights`` loads them
+"input" and "previous", and each video's |flow| ratio to the teacher's ("previous" and
+constant velocity's; "input" moves the same flows). Weight files load as ``spiritnet evaluate --weights`` loads them
 (a ``.weights.h5`` in a run directory or its ``checkpoints/`` with the run's
 architecture). ``--swap``: checkpoint ``--early``, checkpoint ``--late``, and the two
 hybrids whose fill-hole net (`spiritnet_tf.layers.FlowFillHole`, the only sub-network that
@@ -51,7 +52,10 @@ def margins(model, files, ids, history=None):
     row = {"all": {m: sum(f["num_samples"] * f["margin_over_constant_velocity_db"][m]
                           for f in videos.values()) / total for m in models}}
     for video, figures in videos.items():
-        row[os.path.basename(video)] = figures["margin_over_constant_velocity_db"]
+        name = os.path.basename(video)
+        row[name] = figures["margin_over_constant_velocity_db"]
+        row[f"{name} flow ratio"] = {m: figures["flow_ratio"][m]
+                                     for m in ("previous", "constant-velocity")}
     return row
 
 

@@ -345,5 +345,7 @@ def test_per_video_figures_split_the_held_out_clips_by_video(tiny_spiritnet, tmp
         assert {"model", "constant-velocity", "copy-frame", "oracle"} <= set(f["psnr"])
         assert f["margin_over_constant_velocity_db"]["model"] == pytest.approx(
             f["psnr"]["model"] - f["psnr"]["constant-velocity"])
+        assert f["flow_ratio"]["oracle"] == pytest.approx(1.0)
+        assert f["flow_ratio"]["copy-frame"] == 0.0
     assert figures["clips/a.mp4"]["psnr"] != figures["clips/b.mp4"]["psnr"]
     assert per_video_figures(models, [str(first)], clips[:2]) == {}

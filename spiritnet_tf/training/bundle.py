@@ -120,6 +120,7 @@ def per_video_figures(models, files, clips, *, batch_size=4, progress=False, his
     ``files``: the source's cache files (``*.tfrecord``); ``clips``: their clip ids
     (``video#k``, as `spiritnet_tf.training.data.load_source` records them). ``models``:
     {method name: model}. Returns {video: {"num_samples": n, "psnr": {method: mean PSNR},
+    "flow_ratio": {method: mean |flow| / |teacher flow|},
     "margin_over_constant_velocity_db": {method: its PSNR minus constant velocity's}}} with
     the baselines among the methods. Empty when the clips come from fewer than two videos.
     ``history``: as `spiritnet_tf.training.evaluate_model`'s."""
@@ -140,6 +141,7 @@ def per_video_figures(models, files, clips, *, batch_size=4, progress=False, his
                                 progress=progress, history=history)
         psnr = {row["method"]: row["psnr"] for row in result.summary}
         figures[video] = {"num_samples": result.num_samples, "psnr": psnr,
+                          "flow_ratio": {row["method"]: row["flow_ratio"] for row in result.summary},
                           "margin_over_constant_velocity_db": {
                               m: psnr[m] - psnr["constant-velocity"] for m in models}}
     return figures
