@@ -11,6 +11,7 @@ __all__ = [
     "MAX_ANIMATION_FRAMES",
     "MAX_SERVING_FRAMES",
     "MAX_TRAINING_FRAMES",
+    "training_frames",
     "MIN_SIDE",
     "MAX_PIXELS",
     "MAX_REMAP_SIDE",
@@ -39,6 +40,13 @@ the graph), the dev gRPC server and ``spiritnet predict``."""
 MAX_TRAINING_FRAMES = 5
 """Generated frames per training sample: prediction mode starts from im2 of a
 septuplet and has the 5 targets im3..im7 (docs/design.md §4)."""
+
+
+def training_frames(history=False):
+    """The targets a training sample holds: `MAX_TRAINING_FRAMES`, one fewer for a model
+    with ``flow_history``, whose samples start one frame later (the flow before flow0
+    comes first; `spiritnet_tf.data.to_prediction_mode`)."""
+    return MAX_TRAINING_FRAMES - int(bool(history))
 
 # --------------------------------------------------------------------- pictures
 MIN_SIDE = 32

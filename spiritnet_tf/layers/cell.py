@@ -22,7 +22,7 @@ from spiritnet_tf.config import SpiritNetConfig
 from spiritnet_tf.depth import MegaDepth, inverse_depth
 from spiritnet_tf.layers.common import untracked_dict
 from spiritnet_tf.layers.context import ContextExtractor
-from spiritnet_tf.ops.flow import BILINEAR_KERNEL
+from spiritnet_tf.ops.flow import bilinear_warp
 from spiritnet_tf.layers.dafi import DAFI
 from spiritnet_tf.layers.fill_hole import FlowFillHole
 from spiritnet_tf.layers.kernels import KernelEstimator
@@ -31,7 +31,7 @@ from spiritnet_tf.limits import MIN_INVERSE_DEPTH
 from spiritnet_tf.ops import adaptive_warp
 
 __all__ = ["SpiritNetCell", "SpiritNetRNN", "CellState", "STATE_CHANNELS", "OUTPUT_CHANNELS",
-           "bilinear_kernel", "flow_change"]
+           "flow_change"]
 
 
 class CellState(NamedTuple):
@@ -93,18 +93,12 @@ STATE_CHANNELS = CellState(image=3, flow=2, source=3, source_flow=2, mask=1, dep
 OUTPUT_CHANNELS = 8
 
 
-def bilinear_kernel(like):
-    """``[B, H, W, 16]`` kernel that makes `adaptive_warp` exact bilinear sampling."""
-    taps = tf.constant(BILINEAR_KERNEL, like.dtype)
-    return tf.zeros_like(like[..., :1]) + taps
-
-
 def flow_change(before, flow):
     """How a backward flow changed over one step: ``flow(x) - before(x + flow(x))``
     ``[B, H, W, 2]``, with ``before`` the previous frame's flow (sampled bilinearly where
     ``flow`` says the content was). Zero when the motion carries on unchanged (a steady
     pan); the fill-hole network's input with ``SpiritNetConfig.flow_history``."""
-    return flow - adaptive_warp(before, flow, bilinear_kernel(flow))
+    return flow - bilinear_warp(before, flow)
 
 
 @keras.saving.register_keras_serializable(package="spiritnet")
@@ -284,7 +278,7 @@ class SpiritNetCell(keras.layers.Layer):
             warp_source, warp_context, warp_flow = image, context, new_flow
             new_source_flow = source_flow
         else:
-            carried = adaptive_warp(source_flow, new_flow, bilinear_kernel(new_flow))
+            carried = bilinear_warp(source_flow, new_flow)
             new_source_flow = (new_flow + carried) * keep
             warp_source, warp_context, warp_flow = source, state.source_context, new_source_flow
         warped = adaptive_warp(warp_source, warp_flow, kernel)
@@ -297,8 +291,7 @@ class SpiritNetCell(keras.layers.Layer):
         if self.config.depth_every_step:
             next_z = tf.zeros_like(z_override)
         else:  # z of the new frame: z moved like the image, I_{t+1}(x) ~ I_t(x + F(x))
-            next_z = tf.maximum(adaptive_warp(z, new_flow, bilinear_kernel(new_flow)),
-                                MIN_INVERSE_DEPTH)
+            next_z = tf.maximum(bilinear_warp(z, new_flow), MIN_INVERSE_DEPTH)
         new_state_flow = new_flow
         if change is not None:
             new_state_flow = tf.concat([new_flow, keep * flow_change(flow, new_flow)], -1)

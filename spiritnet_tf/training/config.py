@@ -43,7 +43,7 @@ from spiritnet_tf.config import (
     optional,
     rule,
 )
-from spiritnet_tf.limits import MAX_TRAINING_FRAMES, MIN_SIDE
+from spiritnet_tf.limits import MAX_TRAINING_FRAMES, MIN_SIDE, training_frames
 
 __all__ = ["ConfigError", "SourceConfig", "EvaluationConfig", "TrainConfig", "load_config",
            "parse_config", "SOURCE_TYPES", "STRATEGIES"]
@@ -209,9 +209,9 @@ class TrainConfig(CheckedConfig):
         if self.evaluation is not None and not self.validation_data:
             raise ConfigError(f"{where}.evaluation: needs validation_data to evaluate on",
                               where=where)
-        if self.model.get("flow_history") and self.num_frames > MAX_TRAINING_FRAMES - 1:
+        if self.num_frames > training_frames(self.model.get("flow_history")):
             raise ConfigError(
-                f"{where}.num_frames: {self.num_frames} > {MAX_TRAINING_FRAMES - 1}: with "
+                f"{where}.num_frames: {self.num_frames} > {training_frames(True)}: with "
                 "model.flow_history the samples start one frame later (the flow before "
                 "flow0 comes first), leaving 4 targets", where=where)
         if self.depth_weights is not None and self.depth_pretraining is not None:

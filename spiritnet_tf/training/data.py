@@ -13,7 +13,7 @@ import os
 import tensorflow as tf
 
 from spiritnet_tf import data
-from spiritnet_tf.limits import MAX_TRAINING_FRAMES
+from spiritnet_tf.limits import training_frames
 from spiritnet_tf.config import build_config
 from spiritnet_tf.training.config import SourceConfig
 
@@ -148,7 +148,7 @@ def training_samples(septuplets, config, training=True):
         flip=config.flip and training, shuffle=config.shuffle if training else 0,
         repeat=True, seed=config.seed if training else config.seed + 1, history=history,
     )
-    if config.num_frames < MAX_TRAINING_FRAMES - int(history):
+    if config.num_frames < training_frames(history):
         ds = ds.map(_limit_frames(config.num_frames))
     return ds
 
