@@ -10,7 +10,9 @@ the model; the model's own flows rendered the way constant velocity renders its 
 bilinear warp of the previous frame each step, `spiritnet_tf.evaluation.baselines`), so
 that only the flows differ from constant velocity; constant velocity damped by a fixed
 factor per step (flow0 times a^t at step t+1); and the baselines. Prints the mean PSNR,
-EPE and last-frame sharpness ratio of each, then the PSNR per step.
+EPE and last-frame sharpness ratio of each, then the PSNR per step. A model with
+``flow_history`` is evaluated one frame later, with the flow before flow0, as
+`spiritnet_tf.training.evaluate_model` does.
 """
 
 import argparse
@@ -40,27 +42,33 @@ def main():
 
     last = {}  # the model's output for the batch being evaluated: one run serves both predictors
 
-    def model_frames(image, flow0, steps, teacher_flows=None):
+    history = model.config.flow_history  # then one frame later, with the flow before flow0
+
+    def model_frames(image, flow0, steps, teacher_flows=None, flow_before=None):
         # `evaluate` gives every predictor the same tensors of a batch (held here, so
         # that a later batch's tensors cannot be mistaken for them).
         if last.get("image") is not image or last.get("flow0") is not flow0:
             last.update(image=image, flow0=flow0)
-            last["out"] = model({"image": image, "flow0": flow0}, num_frames=steps)
+            inputs = {"image": image, "flow0": flow0}
+            if history:
+                inputs["flow_before"] = flow_before
+            last["out"] = model(inputs, num_frames=steps)
         return last["out"]
 
-    def model_flows(image, flow0, steps, teacher_flows=None):
-        flows = model_frames(image, flow0, steps)["flows"]
+    def model_flows(image, flow0, steps, teacher_flows=None, flow_before=None):
+        flows = model_frames(image, flow0, steps, flow_before=flow_before)["flows"]
         return {"frames": warp_sequence(image, flows), "flows": flows}
 
     def damped(factor):
-        def predict(image, flow0, steps, teacher_flows=None):
+        def predict(image, flow0, steps, teacher_flows=None, flow_before=None):
             flows = tf.stack([flow0 * factor ** t for t in range(steps)], axis=1)
             return {"frames": warp_sequence(image, flows), "flows": flows}
         return predict
 
     predictors = {"model": model_frames, "model's flows, rendered like constant velocity": model_flows,
                   **{f"constant velocity damped {a}": damped(a) for a in DAMPING}, **BASELINES}
-    result = evaluate(predictors, evaluation_samples(septuplets, "prediction", 4, None, 0), "prediction")
+    result = evaluate(predictors, evaluation_samples(septuplets, "prediction", 4, None, 0, history=history),
+                      "prediction")
     for row in result.summary:
         print(f"{row['method']:50s} PSNR {row['psnr']:.3f} dB, EPE {row['epe']:.3f} px, "
               f"last-frame sharpness {row['sharpness_ratio']:.2f}")
