@@ -234,6 +234,8 @@ def test_bundle_installs_weights_that_pass_and_lists_every_clip_and_photo(fake_r
     # the run's model section, which `bundled_overrides` applies when they are loaded
     assert json.loads(manifest.read_text())["model"] == {"depth_side": 64, "depth_every_step": False}
     assert json.loads(manifest.read_text())["dafi_holes"] == "fill"  # what the gate measured
+    # the held-out protocol: one frame later only for flow_history weights
+    assert json.loads(manifest.read_text())["heldout"]["one_frame_later"] is False
 
 
 def _tiny_run(folder, model):

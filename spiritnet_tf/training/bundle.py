@@ -236,6 +236,9 @@ def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, data=None, photo
                                  for name, path in photos.items()}},
         "heldout": {"data": os.path.abspath(heldout) if os.path.exists(heldout) else heldout,
                     "size": size, "mode": "prediction",
+                    # flow_history weights are evaluated one frame later, with the flow
+                    # before flow0 (`spiritnet_tf.training.evaluate_model`).
+                    "one_frame_later": bool(run["config"].get("model", {}).get("flow_history")),
                     "num_samples": heldout_result["num_samples"],
                     "summary": heldout_result["summary"], "rows": heldout_result["rows"],
                     "per_video": per_video},
