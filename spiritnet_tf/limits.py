@@ -48,6 +48,7 @@ def training_frames(history=False):
     comes first; `spiritnet_tf.data.to_prediction_mode`)."""
     return MAX_TRAINING_FRAMES - int(bool(history))
 
+
 # --------------------------------------------------------------------- pictures
 MIN_SIDE = 32
 """Smallest image side accepted anywhere (photos, the model's input, the working size,

@@ -213,7 +213,7 @@ class TrainConfig(CheckedConfig):
             raise ConfigError(
                 f"{where}.num_frames: {self.num_frames} > {training_frames(True)}: with "
                 "model.flow_history the samples start one frame later (the flow before "
-                "flow0 comes first), leaving 4 targets", where=where)
+                f"flow0 comes first), leaving {training_frames(True)} targets", where=where)
         if self.depth_weights is not None and self.depth_pretraining is not None:
             raise ConfigError(f"{where}: give depth_weights or depth_pretraining, not both",
                               where=where)
