@@ -13,11 +13,11 @@ import os
 import sys
 
 import numpy as np
-import tensorflow as tf
 
 from spiritnet_tf.data import read_septuplets
 from spiritnet_tf.data.pipeline import training_pipeline
 from spiritnet_tf.layers.cell import flow_change
+from spiritnet_tf.training.bundle import septuplets_by_video
 
 
 def change_ratios(septuplets):
@@ -38,10 +38,7 @@ def main(caches):
         if not files:
             raise SystemExit(f"no *.tfrecord in {cache}")
         ids = [s["id"].numpy().decode() for s in read_septuplets(files)]
-        for video in sorted({c.rsplit("#", 1)[0] for c in ids}):
-            prefix = (video + "#").encode()
-            ds = read_septuplets(files).filter(
-                lambda s, p=prefix: tf.strings.substr(s["id"], 0, len(p)) == p)
+        for video, ds in septuplets_by_video(files, ids):
             r = change_ratios(ds)
             print(f"{os.path.basename(video)}: {len(r)} septuplets, median {np.median(r):.2f}, "
                   f"quartiles {np.percentile(r, 25):.2f}-{np.percentile(r, 75):.2f}", flush=True)

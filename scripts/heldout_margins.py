@@ -8,11 +8,12 @@ weight files or for a run's fill-hole net swapped between two checkpoints.
 Prediction mode on the cached held-out septuplets (the bundle step's cache,
 `spiritnet_tf.training.bundle`), both resampling modes; prints the margins in dB,
 "input" and "previous", and each video's |flow| ratio to the teacher's ("previous" and
-constant velocity's; "input" moves the same flows). Weight files load as ``spiritnet evaluate --weights`` loads them
-(a ``.weights.h5`` in a run directory or its ``checkpoints/`` with the run's
-architecture). ``--swap``: checkpoint ``--early``, checkpoint ``--late``, and the two
-hybrids whose fill-hole net (`spiritnet_tf.layers.FlowFillHole`, the only sub-network that
-changes the flows) comes from one checkpoint and every other weight from the other.
+constant velocity's; "input" moves the same flows). Weight files load as ``spiritnet
+evaluate --weights`` loads them (a ``.weights.h5`` in a run directory or its
+``checkpoints/`` with the run's architecture). ``--swap``: checkpoint ``--early``,
+checkpoint ``--late``, and the two hybrids whose fill-hole net
+(`spiritnet_tf.layers.FlowFillHole`, the only sub-network that changes the flows) comes
+from one checkpoint and every other weight from the other.
 docs/training.md, "Forty-sixth and forty-seventh attempts", quotes the figures.
 """
 

@@ -582,8 +582,9 @@ class SpiritNet(keras.Model):
 
         inputs: {"image" [B,H,W,3], "flow0" [B,H,W,2], optional "depth" [B,H,W,1] (z of
         the image), optional "flow_before" [B,H,W,2] (``config.flow_history``)}; targets:
-        {"frames" [B,T,H,W,3], "flows" [B,T,H,W,2], optional "depth" [B,T,H,W,1]}. T comes from targets["frames"]. Ground-truth depth
-        supervises the depth net on the real frames; it is not fed to the recurrence.
+        {"frames" [B,T,H,W,3], "flows" [B,T,H,W,2], optional "depth" [B,T,H,W,1]}. T
+        comes from targets["frames"]. Ground-truth depth supervises the depth net on the
+        real frames; it is not fed to the recurrence.
         """
         x, y = data[0], data[1]
         # A pretrained depth net at rate 0 is frozen: no gradient is taken for it at all

@@ -114,6 +114,21 @@ def choose_mode(heldout_result, generation):
     return modes, chosen
 
 
+def septuplets_by_video(files, clips):
+    """``[(video, septuplets)]``, sorted by video: the cached septuplets of ``files`` split
+    by the video their clip ids (``video#k``, ``clips``) name."""
+    import tensorflow as tf
+
+    from spiritnet_tf.data import read_septuplets
+
+    out = []
+    for video in sorted({clip.rsplit("#", 1)[0] for clip in clips}):
+        prefix = (video + "#").encode()
+        out.append((video, read_septuplets(files).filter(
+            lambda s, prefix=prefix: tf.strings.substr(s["id"], 0, len(prefix)) == prefix)))
+    return out
+
+
 def per_video_figures(models, files, clips, *, batch_size=4, progress=False, history=None):
     """The held-out figures of each video alone.
 
@@ -124,19 +139,13 @@ def per_video_figures(models, files, clips, *, batch_size=4, progress=False, his
     "margin_over_constant_velocity_db": {method: its PSNR minus constant velocity's}}} with
     the baselines among the methods. Empty when the clips come from fewer than two videos.
     ``history``: as `spiritnet_tf.training.evaluate_model`'s."""
-    import tensorflow as tf
-
-    from spiritnet_tf.data import read_septuplets
     from spiritnet_tf.training.run import evaluate_model
 
-    videos = sorted({clip.rsplit("#", 1)[0] for clip in clips})
+    videos = septuplets_by_video(files, clips)
     if len(videos) < 2:
         return {}
     figures = {}
-    for video in videos:
-        prefix = video + "#"
-        ds = read_septuplets(files).filter(
-            lambda s, prefix=prefix: tf.strings.substr(s["id"], 0, len(prefix.encode())) == prefix)
+    for video, ds in videos:
         result = evaluate_model(models, ds, "prediction", batch_size=batch_size,
                                 progress=progress, history=history)
         psnr = {row["method"]: row["psnr"] for row in result.summary}
@@ -212,6 +221,7 @@ def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, data=None, photo
                          "are kept (--force installs these anyway)")
     os.makedirs(os.path.dirname(DEFAULT_WEIGHTS), exist_ok=True)
     shutil.copyfile(weights, DEFAULT_WEIGHTS)
+    recorded = SpiritNetConfig.from_recorded(run.get("model_config") or {})  # what was measured
     manifest = {
         "weights": os.path.basename(DEFAULT_WEIGHTS),
         "sha256": _sha256(DEFAULT_WEIGHTS),
@@ -225,7 +235,7 @@ def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, data=None, photo
         "dafr": DAFRConfig.coerce(run.get("model_config", {}).get("dafr") or None).to_dict(),
         "depth_mapping": _depth_mapping(run["config"]),
         # What DAFI wrote into its holes when the gate measured them.
-        "dafi_holes": SpiritNetConfig.from_recorded(run.get("model_config") or {}).dafi_holes,
+        "dafi_holes": recorded.dafi_holes,
         "resample_from_choice": "the mode with the higher held-out mean PSNR among those "
                                 "passing the quality gate",
         "quality_gate": modes[chosen]["quality_gate"],
@@ -238,7 +248,7 @@ def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, data=None, photo
                     "size": size, "mode": "prediction",
                     # flow_history weights are evaluated one frame later, with the flow
                     # before flow0 (`spiritnet_tf.training.evaluate_model`).
-                    "one_frame_later": bool(run["config"].get("model", {}).get("flow_history")),
+                    "one_frame_later": recorded.flow_history,
                     "num_samples": heldout_result["num_samples"],
                     "summary": heldout_result["summary"], "rows": heldout_result["rows"],
                     "per_video": per_video},
