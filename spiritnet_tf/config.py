@@ -10,7 +10,7 @@ import os
 
 __all__ = ["ConfigError", "CheckedConfig", "Rule", "one_of", "at_least", "above", "between",
            "optional", "rule", "ordered_pair", "checked", "build_config", "SpiritNetConfig",
-           "LossConfig", "RESAMPLE_MODES", "DEPTH_MAPPINGS", "DAFI_HOLES", "RECORDED_DEFAULTS", "STYLE_LAYERS",
+           "LossConfig", "RESAMPLE_MODES", "DEPTH_MAPPINGS", "DAFI_HOLES", "WARP_OUTSIDE", "RECORDED_DEFAULTS", "STYLE_LAYERS",
            "REPO", "DEFAULT_WEIGHTS", "DEFAULT_MANIFEST", "bundled_overrides", "EDGES", "DEFAULT_EDGES",
            "DEFAULT_MAX_ZOOM", "check_edges"]
 
@@ -23,6 +23,7 @@ DEFAULT_MANIFEST = os.path.join(os.path.dirname(DEFAULT_WEIGHTS), "MANIFEST.json
 RESAMPLE_MODES = ("previous", "input")
 DEPTH_MAPPINGS = ("max", "percentile")  # how spiritnet_tf.depth.inverse_depth makes z
 DAFI_HOLES = ("zero", "fill")  # what spiritnet_tf.layers.DAFI writes into its holes
+WARP_OUTSIDE = ("copy", "clamp")  # what the model's warps show where a sample falls outside
 # What a recorded model config (a run's manifest, a saved .keras model, the bundled
 # manifest) made before a field existed was made with: `SpiritNetConfig.from_recorded`.
 RECORDED_DEFAULTS = {"dafi_holes": "zero"}
@@ -291,6 +292,13 @@ class SpiritNetConfig(DictConfig):
       dafi_holes: what DAFI writes where no flow lands (`spiritnet_tf.layers.DAFI`):
         "fill" (default: the flow around the hole, `spiritnet_tf.layers.dafi.fill_holes`)
         or "zero" (the paper; the weights bundled before the option, `bundled_overrides`).
+      warp_outside: what the model's warps of the image and the context features show
+        where a sample point ``p + F(p)`` falls outside the picture: "copy" (default; the
+        warp op's rule, the paper and every weight file trained before the option: the
+        pixel itself, so a pan repeats stale pixels along the edge it uncovers) or
+        "clamp" (the nearest edge pixel, `spiritnet_tf.ops.flow.clamp_to_frame`). The
+        flows themselves are not changed; `animate`'s "zoom" edges keep every sample
+        inside, so there it changes nothing.
       depth_loss_only: the depth net learns from the supervised depth loss alone (the
         flow and image losses do not reach it). Trained end to end from scratch, the
         small preset's inverse depth collapsed onto the 1e-3 floor everywhere (no
@@ -324,6 +332,7 @@ class SpiritNetConfig(DictConfig):
     depth_mapping: str = checked("percentile", one_of(DEPTH_MAPPINGS))
     depth_side: int = checked(None, optional(at_least(32, integer=True)))
     dafi_holes: str = checked("fill", one_of(DAFI_HOLES))
+    warp_outside: str = checked("copy", one_of(WARP_OUTSIDE))
 
     @classmethod
     def from_recorded(cls, values):

@@ -22,7 +22,7 @@ from spiritnet_tf.config import SpiritNetConfig
 from spiritnet_tf.depth import MegaDepth, inverse_depth
 from spiritnet_tf.layers.common import untracked_dict
 from spiritnet_tf.layers.context import ContextExtractor
-from spiritnet_tf.ops.flow import bilinear_warp
+from spiritnet_tf.ops.flow import bilinear_warp, clamp_to_frame
 from spiritnet_tf.layers.dafi import DAFI
 from spiritnet_tf.layers.fill_hole import FlowFillHole
 from spiritnet_tf.layers.kernels import KernelEstimator
@@ -281,8 +281,9 @@ class SpiritNetCell(keras.layers.Layer):
             carried = bilinear_warp(source_flow, new_flow)
             new_source_flow = (new_flow + carried) * keep
             warp_source, warp_context, warp_flow = source, state.source_context, new_source_flow
-        warped = adaptive_warp(warp_source, warp_flow, kernel)
-        warped_context = adaptive_warp(warp_context, warp_flow, kernel)
+        sample_flow = clamp_to_frame(warp_flow) if self.config.warp_outside == "clamp" else warp_flow
+        warped = adaptive_warp(warp_source, sample_flow, kernel)
+        warped_context = adaptive_warp(warp_context, sample_flow, kernel)
         new_image = self.synthesis(warped, warped_context, warp_flow, z)
         new_image = mask * source + keep * new_image
         residual = keep * (new_image - warped)

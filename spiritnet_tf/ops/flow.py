@@ -4,6 +4,8 @@
 * `bilinear_warp`: backward warp ``out(p) = image(p + flow(p))``, copying the pixel itself
   where ``p + flow(p)`` falls outside the picture (the warp op's rule, docs/design.md).
 * `compose_flows`: per-step backward flows ``F_t`` -> flows ``G_t`` back to the input.
+* `clamp_to_frame`: a backward flow whose sample points are moved to the nearest point of
+  the picture, so that a warp repeats the edge instead of copying the pixel itself.
 """
 
 import numpy as np
@@ -11,7 +13,7 @@ import tensorflow as tf
 
 from spiritnet_tf.ops.warp import adaptive_warp
 
-__all__ = ["BILINEAR_KERNEL", "BILINEAR_TAPS", "bilinear_warp", "compose_flows"]
+__all__ = ["BILINEAR_KERNEL", "BILINEAR_TAPS", "bilinear_warp", "clamp_to_frame", "compose_flows"]
 
 # The 4x4 kernel (row-major) that makes `spiritnet_tf.ops.adaptive_warp` exact bilinear
 # sampling: 1 on the centre 2x2 taps, 0 elsewhere.
@@ -55,3 +57,19 @@ def compose_flows(flows):
     composed = tf.scan(lambda previous, flow: flow + bilinear_warp(previous, flow), steps,
                        initializer=tf.zeros_like(steps[0]))
     return tf.transpose(composed, [1, 0, 2, 3, 4])
+
+
+def clamp_to_frame(flow):
+    """``flow`` [..., H, W, 2] with each sample point ``q = p + flow(p)`` clamped to the
+    picture, ``[0, W - 1] x [0, H - 1]``: warped with it, a pixel whose point lies outside
+    shows the nearest edge pixel (clamp-to-edge) instead of itself (the warp op's copy
+    rule, docs/design.md §3.7). Points inside are unchanged, an infinite flow goes to the
+    edge, a NaN stays NaN (the warp then copies). The model's ``warp_outside="clamp"`` renders with it.
+    """
+    flow = tf.convert_to_tensor(flow, tf.float32)
+    shape = tf.shape(flow)
+    h, w = shape[-3], shape[-2]
+    ys, xs = tf.meshgrid(tf.range(h), tf.range(w), indexing="ij")
+    grid = tf.cast(tf.stack([xs, ys], -1), tf.float32)  # [H, W, 2] as (x, y)
+    upper = tf.cast(tf.stack([w - 1, h - 1]), tf.float32)
+    return tf.clip_by_value(grid + flow, 0.0, upper) - grid
