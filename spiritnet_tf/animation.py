@@ -135,6 +135,9 @@ class Animation:
       image: float32 [H, W, 3] in [0, 1], the photo as loaded.
       residuals: the model's synthesis residuals as given (None if not given).
       edges: "zoom" or "extend" (`spiritnet_tf.fullres`).
+      warp_outside: the model's rule for samples outside the picture
+        (`spiritnet_tf.config.SpiritNetConfig.warp_outside`), which the full-size
+        frames follow.
       zoom: the centred zoom s >= 1 of every frame (1 with "extend").
       crop: (top, left, height, width) in the photo's pixels (pixel i spans [i, i + 1)):
         the part of the photo the frames show.
@@ -154,7 +157,8 @@ class Animation:
     """
 
     def __init__(self, image, working_frames, flows, depth, *, loop="none", mask=None,
-                 residuals=None, edges=DEFAULT_EDGES, max_zoom=DEFAULT_MAX_ZOOM):
+                 residuals=None, edges=DEFAULT_EDGES, max_zoom=DEFAULT_MAX_ZOOM,
+                 warp_outside="copy"):
         if loop not in _writers.LOOP_MODES:
             raise ValueError(f"unknown loop mode {loop!r}; choose one of {', '.join(_writers.LOOP_MODES)}")
         import tensorflow as tf
@@ -170,6 +174,8 @@ class Animation:
         self.depth = depth
         self.loop = loop
         self.edges = edges
+        self.warp_outside = warp_outside
+        self._clamp = warp_outside == "clamp"
         self.num_frames = len(flows)
         self.size = image.shape[:2]
         self.working_size = working_frames.shape[1:3]
@@ -190,7 +196,8 @@ class Animation:
             self._residuals = tf.constant(np.asarray(residuals, np.float32)[None])
         else:  # against the bilinear warp: the model's frames exactly at the working size
             self._residuals = fullres.model_residuals(
-                tf.constant(working_frames[:1]), tf.constant(working_frames[None, 1:]), self._composed)
+                tf.constant(working_frames[:1]), tf.constant(working_frames[None, 1:]),
+                self._composed, clamp=self._clamp)
         self._mask = None
         if mask is not None:  # [H, W] bool at the output: the static pixels, zoomed
             self._mask = fullres.resample(mask[None], self.size, zoom).numpy()[0, ..., 0] > 0.5
@@ -210,7 +217,7 @@ class Animation:
             rows = (start, min(height, start + band))
             out[rows[0]:rows[1]] = fullres.frame(
                 self._photo, composed, residual, self._zoom, self._scale, sharp=self._upscaled,
-                warp=opencv_warp, rows=rows)[0]
+                warp=opencv_warp, rows=rows, clamp=self._clamp)[0]
         return out
 
     def frame(self, t):
@@ -436,4 +443,4 @@ def animate(image, num_frames=6, seed=0, *, weights=None, direction=None, magnit
     working_frames = np.concatenate([small[None], frames])
     return Animation(full, working_frames, flows, np.asarray(z, np.float32), loop=loop, mask=full_mask,
                      residuals=np.asarray(out["residuals"][0], np.float32), edges=edges,
-                     max_zoom=max_zoom)
+                     max_zoom=max_zoom, warp_outside=model.config.warp_outside)

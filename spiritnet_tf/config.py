@@ -296,7 +296,9 @@ class SpiritNetConfig(DictConfig):
         where a sample point ``p + F(p)`` falls outside the picture: "copy" (default; the
         warp op's rule, the paper and every weight file trained before the option: the
         pixel itself, so a pan repeats stale pixels along the edge it uncovers) or
-        "clamp" (the nearest edge pixel, `spiritnet_tf.ops.flow.clamp_to_frame`). The
+        "clamp" (the nearest edge pixel, `spiritnet_tf.ops.flow.clamp_to_frame`). Both
+        rules apply at the edges of the model's grid, whose bottom and right are
+        reflect-padded to a multiple of 32 (`spiritnet_tf.model.MULTIPLE`). The
         flows themselves are not changed; `animate`'s "zoom" edges keep every sample
         inside, so there it changes nothing.
       depth_loss_only: the depth net learns from the supervised depth loss alone (the

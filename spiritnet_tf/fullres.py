@@ -16,7 +16,9 @@ H x W is
   (1 unless the zoom alone cannot keep the samples inside, see `fit_zoom`).
 * ``warp`` is one backward warp of the full-size input photo: Lanczos-4 when the photo is
   larger than the working size (sharper than bilinear or bicubic sub-pixel shifts), else
-  bilinear. Samples outside the picture copy the pixel itself (the warp op's rule).
+  bilinear. Samples outside the picture copy the pixel itself (the warp op's rule), or,
+  for a model with ``warp_outside="clamp"`` (``clamp=True`` here), are moved to the
+  nearest point of the photo (the nearest edge pixel, as the model renders them).
 * ``R_t``: the model's synthesis residual when the photo is larger than the working size
   or the motion was scaled down; otherwise ``M_t - bilinear(I0, G_t)`` at the working size,
   so that without zoom the formula gives back the model's frames exactly.
@@ -33,7 +35,7 @@ TFLite and ONNX files always return "extend" frames; a host applies the crop wit
 import tensorflow as tf
 
 from spiritnet_tf.config import DEFAULT_EDGES, DEFAULT_MAX_ZOOM, EDGES
-from spiritnet_tf.ops.flow import bilinear_warp, compose_flows
+from spiritnet_tf.ops.flow import bilinear_warp, clamp_to_frame, compose_flows
 from spiritnet_tf.ops.warp import lanczos_warp
 
 __all__ = ["EDGES", "DEFAULT_EDGES", "DEFAULT_MAX_ZOOM", "fit_zoom", "crop_box", "resample",
@@ -86,12 +88,14 @@ def resample(field, size, zoom=None, rows=None):
     return _lerp(_lerp(field, uy, 1), ux, 2)
 
 
-def sample_flow(composed, size, zoom, motion_scale, rows=None):
+def sample_flow(composed, size, zoom, motion_scale, rows=None, clamp=False):
     """``Z_t`` [B, H, W, 2]: backward flow of output frame t into the photo, in its pixels.
 
     ``composed``: ``G_t`` [B, h, w, 2] in working-size pixels, or None for frame 0;
     ``size``: (H, W) of the photo; ``zoom``, ``motion_scale``: [B] (`fit_zoom`);
-    ``rows`` ``(start, stop)``: only those output rows, [B, stop - start, W, 2].
+    ``rows`` ``(start, stop)``: only those output rows, [B, stop - start, W, 2];
+    ``clamp``: every sample point moved to the nearest point of the photo (the model's
+    ``warp_outside="clamp"``).
     """
     height, width = size[0], size[1]
     xs, _ = _positions(width, width, zoom)
@@ -102,12 +106,20 @@ def sample_flow(composed, size, zoom, motion_scale, rows=None):
         dy = dy[:, rows[0]:rows[1]]
     zeros = tf.zeros(tf.stack([tf.shape(zoom)[0], tf.shape(dy)[1], width]))
     out = tf.stack([zeros + dx[:, None, :], zeros + dy[:, :, None]], axis=-1)
-    if composed is None:
-        return out
-    shape = tf.shape(composed)
-    scale = tf.stack([tf.cast(width, tf.float32) / tf.cast(shape[2], tf.float32),
-                      tf.cast(height, tf.float32) / tf.cast(shape[1], tf.float32)])
-    return out + motion_scale[:, None, None, None] * resample(composed, size, zoom, rows) * scale
+    if composed is not None:
+        shape = tf.shape(composed)
+        scale = tf.stack([tf.cast(width, tf.float32) / tf.cast(shape[2], tf.float32),
+                          tf.cast(height, tf.float32) / tf.cast(shape[1], tf.float32)])
+        out += motion_scale[:, None, None, None] * resample(composed, size, zoom, rows) * scale
+    if clamp:
+        first = 0 if rows is None else rows[0]
+        grid_x = tf.range(tf.cast(width, tf.float32))[None, None, :]
+        grid_y = tf.cast(first, tf.float32) + tf.range(tf.cast(tf.shape(dy)[1], tf.float32))[None, :, None]
+        out = tf.stack([
+            tf.clip_by_value(out[..., 0] + grid_x, 0.0, tf.cast(width - 1, tf.float32)) - grid_x,
+            tf.clip_by_value(out[..., 1] + grid_y, 0.0, tf.cast(height - 1, tf.float32)) - grid_y,
+        ], axis=-1)
+    return out
 
 
 def _fits(composed, size, zoom, motion_scale):
@@ -298,12 +310,13 @@ def crop_box(zoom, size):
     return tf.stack([top, left, height, width], axis=-1)
 
 
-def model_residuals(small, model_frames, composed):
+def model_residuals(small, model_frames, composed, clamp=False):
     """``M_t - bilinear(I0, G_t)`` [B, T, h, w, 3]: the residual that gives back the
-    model's frames exactly at the working size (``small`` [B, h, w, 3])."""
+    model's frames exactly at the working size (``small`` [B, h, w, 3]); with ``clamp``
+    the warp's samples are clamped to the picture (`frame`'s ``clamp``)."""
     steps = tf.shape(composed)[1]
     repeated = tf.repeat(small[:, None], steps, axis=1)
-    return model_frames - bilinear_warp(repeated, composed)
+    return model_frames - bilinear_warp(repeated, clamp_to_frame(composed) if clamp else composed)
 
 
 def _warp_tf(image, flow, sharp):
@@ -312,7 +325,8 @@ def _warp_tf(image, flow, sharp):
     return tf.cond(sharp, lambda: lanczos_warp(image, flow), lambda: bilinear_warp(image, flow))
 
 
-def frame(photo, composed, residual, zoom, motion_scale, *, sharp, warp=None, rows=None):
+def frame(photo, composed, residual, zoom, motion_scale, *, sharp, warp=None, rows=None,
+          clamp=False):
     """One output frame [B, H, W, 3] float32 (not clipped): the module docstring's formula.
 
     ``photo`` [B, H, W, 3] in [0, 1] (a tensor, or a NumPy array for a host ``warp``);
@@ -323,13 +337,14 @@ def frame(photo, composed, residual, zoom, motion_scale, *, sharp, warp=None, ro
     ``(start, stop)`` only those output rows are made ([B, stop - start, W, 3], the same
     values as that band of the whole frame: `animate` makes large frames band by band to
     bound its memory), which needs a host ``warp`` (``flow`` then holds those rows and
-    ``first_row`` is ``start``).
+    ``first_row`` is ``start``). ``clamp``: samples outside the photo show its nearest
+    edge pixel (a model with ``warp_outside="clamp"``) instead of the pixel itself.
     """
     size = photo.shape[1:3] if hasattr(photo, "__array_interface__") else tf.shape(photo)[1:3]
     if rows is not None and warp is None:
         raise ValueError("fullres.frame: rows need a host warp (the TensorFlow warp makes "
                          "whole frames)")
-    flow = sample_flow(composed, size, zoom, motion_scale, rows)
+    flow = sample_flow(composed, size, zoom, motion_scale, rows, clamp=clamp)
     if warp is None:
         out = _warp_tf(photo, flow, sharp)
     else:
@@ -340,12 +355,13 @@ def frame(photo, composed, residual, zoom, motion_scale, *, sharp, warp=None, ro
 
 
 def frames(photo, small, model_frames, flows, synthesis, *, edges=DEFAULT_EDGES,
-           max_zoom=DEFAULT_MAX_ZOOM):
+           max_zoom=DEFAULT_MAX_ZOOM, clamp=False):
     """The SavedModel's full-resolution output, all frames at once (graph-friendly).
 
     Args: ``photo`` [B, H, W, 3] and ``small`` [B, h, w, 3] (the model's input) in [0, 1];
     the model's ``model_frames``, ``flows`` and ``synthesis`` residuals [B, T, h, w, C];
-    ``edges`` a string tensor or str ("zoom" / "extend").
+    ``edges`` a string tensor or str ("zoom" / "extend"); ``clamp``: the model's
+    ``warp_outside`` is "clamp" (`frame`).
 
     Returns a dict: ``frames`` uint8 [B, T, H, W, 3], ``first_frame`` uint8 [B, H, W, 3]
     (frame 0: the photo, zoomed like the others), ``crop`` [B, 4] (`crop_box`),
@@ -367,14 +383,14 @@ def frames(photo, small, model_frames, flows, synthesis, *, edges=DEFAULT_EDGES,
     def formula():  # frame 0 [B, H, W, 3] and the others [T, B, H, W, 3], uint8
         exact = (~upscaled) & (motion_scale >= 1.0)  # [B]: the model's frames are given back
         residuals = tf.where(exact[:, None, None, None, None],
-                             model_residuals(small, model_frames, composed), synthesis)
+                             model_residuals(small, model_frames, composed, clamp), synthesis)
         # Frame 0 (no motion, no residual) goes through the same warp as the others: one trace.
         steps = tf.concat([tf.zeros_like(composed[:, :1]), composed], axis=1)
         residuals = tf.concat([tf.zeros_like(residuals[:, :1]), residuals], axis=1)
 
         def one(t):
             return to_uint8(frame(photo, steps[:, t], residuals[:, t], zoom, motion_scale,
-                                  sharp=upscaled))
+                                  sharp=upscaled, clamp=clamp))
 
         out = tf.map_fn(one, tf.range(tf.shape(steps)[1]),
                         fn_output_signature=tf.TensorSpec([None, None, None, 3], tf.uint8))

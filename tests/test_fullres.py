@@ -175,3 +175,34 @@ def test_bad_edges_and_max_zoom_are_refused():
         check_edges("crop")
     with pytest.raises(ValueError, match="max_zoom.*>= 1"):
         check_edges("zoom", 0.9)
+
+
+def test_clamp_rule_at_full_resolution_shows_the_edge_and_gives_back_the_model_frames():
+    """A model with ``warp_outside="clamp"``: with "extend" edges the full-size frames show
+    the photo's edge where samples fall outside (not the pixel itself), and at the working
+    size the formula still gives back the model's frames exactly."""
+    from spiritnet_tf.ops.flow import bilinear_warp, clamp_to_frame
+
+    rng = np.random.default_rng(3)
+    photo = rng.random((1, 2 * H, 2 * W, 3)).astype(np.float32)
+    composed = tf.constant(_constant(3.0, 0.0)[:, 0])  # 6 px at full size, to the right
+    one = tf.ones([1])
+    for rows in (None, (5, 17)):
+        flow = fullres.sample_flow(composed, (2 * H, 2 * W), one, one, rows, clamp=True).numpy()
+        x = flow[..., 0] + np.arange(2 * W)
+        assert x.max() == pytest.approx(2 * W - 1) and x.min() >= 0
+    out = fullres.frame(photo, composed, None, one, one, sharp=False, clamp=True).numpy()
+    np.testing.assert_allclose(out[0, :, -5:], np.repeat(photo[0, :, -1:], 5, 1), atol=1e-5)
+    copy = fullres.frame(photo, composed, None, one, one, sharp=False).numpy()
+    np.testing.assert_allclose(copy[0, :, -5:], photo[0, :, -5:], atol=1e-5)
+    np.testing.assert_allclose(out[0, :, :-7], copy[0, :, :-7], atol=1e-5)
+    # Working size, no zoom: the model's frames come back (frames 1-3 of constant 3 px flows).
+    small = photo[:, ::2, ::2]
+    flows = _constant(3.0, 0.0)
+    model_frames = bilinear_warp(tf.repeat(small[:, None], 3, 1),
+                                 clamp_to_frame(tf.constant(np.cumsum(flows, 1))))
+    model_frames += 0.01 * rng.random(model_frames.shape).astype(np.float32)
+    residuals = fullres.model_residuals(small, model_frames, tf.constant(np.cumsum(flows, 1)), clamp=True)
+    back = fullres.frame(small, tf.constant(np.cumsum(flows, 1))[:, 2], residuals[:, 2], one, one,
+                         sharp=False, clamp=True)
+    np.testing.assert_allclose(back, model_frames[:, 2], atol=1e-5)

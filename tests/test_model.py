@@ -543,3 +543,29 @@ def test_flow_history_model_reads_the_flow_before_flow0():
     np.testing.assert_allclose(traced["flows"], reversed_["flows"], atol=1e-4)
     with pytest.raises(ValueError, match="flow_before.*needs 'flow0'"):
         model({"image": image, "flow_before": flow0}, num_frames=1)
+
+
+def test_warp_outside_clamp_repeats_the_edge_and_changes_nothing_inside():
+    """``warp_outside="clamp"``: a pan that uncovers the right edge shows the edge column
+    there (the copy rule shows the pixel itself); elsewhere both rules give the same frames,
+    and the flows are not changed."""
+    from spiritnet_tf.ops.flow import clamp_to_frame
+
+    flow = np.zeros((1, 4, 5, 2), np.float32)
+    flow[0, 1, 2] = (4.0, -3.0)  # q = (6, -2): clamped to (4, 0)
+    flow[0, 2, 1] = (0.5, 0.5)  # inside: unchanged
+    clamped = clamp_to_frame(flow).numpy()
+    np.testing.assert_allclose(clamped[0, 1, 2], (2.0, -1.0))
+    np.testing.assert_allclose(clamped[0, 2, 1], (0.5, 0.5))
+    copy = SpiritNet.from_preset("small", resample_from="previous", **TINY)
+    clamp = copy.with_config(warp_outside="clamp")
+    image = RNG.random((1, 32, 64, 3)).astype(np.float32)  # a multiple of 32: no padding
+    inputs = {"image": image, "flow0": _shift_flow(3.0, (1, 32, 64))}  # content moves left
+    a, b = copy(inputs, num_frames=1), clamp(inputs, num_frames=1)
+    np.testing.assert_array_equal(a["flows"].numpy(), b["flows"].numpy())
+    np.testing.assert_allclose(a["frames"][:, :, :, :60], b["frames"][:, :, :, :60], atol=1e-5)
+    # The untrained model is the bilinear warp: the last 3 columns sample outside.
+    np.testing.assert_allclose(b["frames"][0, 0, :, -3:], np.repeat(image[0, :, -1:], 3, 1), atol=1e-5)
+    np.testing.assert_allclose(a["frames"][0, 0, :, -3:], image[0, :, -3:], atol=1e-5)
+    with pytest.raises(ValueError, match="warp_outside"):
+        SpiritNetConfig(warp_outside="mirror")

@@ -171,7 +171,8 @@ def animation_figures(anim):
     figures["last_frame_sharpness_ratio"] = float(metrics.sharpness_ratio(
         last[None].astype(np.float32) / 255, first[None].astype(np.float32) / 255)[0])
     seamless = Animation(anim.image, anim.working_frames, anim.flows, anim.depth, loop="seamless",
-                         residuals=anim.residuals, edges=anim.edges)
+                         residuals=anim.residuals, edges=anim.edges,
+                         warp_outside=anim.warp_outside)
     figures["closing_step_ratio"] = closing_step_ratio(
         np.stack([seamless.frame(t) for t in seamless.frame_order()]))
     return figures

@@ -186,7 +186,7 @@ class SpiritNetServable(tf.Module):
             inputs["flow0"] = _shrink(flow0, small_size) * scale
         out = self.model(inputs, num_frames=num_frames, seed=seed, return_residuals=True)
         result = fullres.frames(full, small, out["frames"], out["flows"], out["residuals"],
-                                edges=edges)
+                                edges=edges, clamp=self.model.config.warp_outside == "clamp")
         return {**result, "flows": out["flows"]}
 
 
