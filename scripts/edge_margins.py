@@ -38,14 +38,10 @@ def _psnr(squared_error, weight=None):
 
 
 def _outside(composed):
-    """[B, T, H, W] 1.0 where the source of a pixel, ``x + G_t(x)``, lies outside."""
-    shape = tf.shape(composed)
-    ys, xs = tf.meshgrid(tf.range(shape[-3]), tf.range(shape[-2]), indexing="ij")
-    x = tf.cast(xs, tf.float32) + composed[..., 0]
-    y = tf.cast(ys, tf.float32) + composed[..., 1]
-    inside = ((x >= 0) & (x <= tf.cast(shape[-2] - 1, tf.float32))
-              & (y >= 0) & (y <= tf.cast(shape[-3] - 1, tf.float32)))
-    return 1.0 - tf.cast(inside, tf.float32)
+    """[B, T, H, W] 1.0 where the source of a pixel, ``x + G_t(x)``, lies outside (more than
+    1e-3 px: clamping moves it; float rounding moves the others by less)."""
+    moved = tf.abs(clamp_to_frame(composed) - composed)
+    return tf.cast(tf.reduce_any(moved > 1e-3, -1), tf.float32)
 
 
 def figures(model, septuplets):

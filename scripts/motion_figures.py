@@ -81,7 +81,8 @@ def main(argv=None):
             for seed in SEEDS:
                 anim = spiritnet_tf.animate(path, FRAMES, seed, weights=model)  # edges "zoom"
                 extend = Animation(anim.image, anim.working_frames, anim.flows, anim.depth,
-                                   residuals=anim.residuals, edges="extend")
+                                   residuals=anim.residuals, edges="extend",
+                                   warp_outside=anim.warp_outside)
                 figures["zoom"].append(motion_figures(anim))
                 figures["extend"].append(motion_figures(extend))
                 if seed == 0 and rule.startswith("new"):

@@ -112,13 +112,7 @@ def sample_flow(composed, size, zoom, motion_scale, rows=None, clamp=False):
                           tf.cast(height, tf.float32) / tf.cast(shape[1], tf.float32)])
         out += motion_scale[:, None, None, None] * resample(composed, size, zoom, rows) * scale
     if clamp:
-        first = 0 if rows is None else rows[0]
-        grid_x = tf.range(tf.cast(width, tf.float32))[None, None, :]
-        grid_y = tf.cast(first, tf.float32) + tf.range(tf.cast(tf.shape(dy)[1], tf.float32))[None, :, None]
-        out = tf.stack([
-            tf.clip_by_value(out[..., 0] + grid_x, 0.0, tf.cast(width - 1, tf.float32)) - grid_x,
-            tf.clip_by_value(out[..., 1] + grid_y, 0.0, tf.cast(height - 1, tf.float32)) - grid_y,
-        ], axis=-1)
+        out = clamp_to_frame(out, size, 0 if rows is None else rows[0])
     return out
 
 

@@ -281,9 +281,9 @@ class SpiritNetCell(keras.layers.Layer):
             carried = bilinear_warp(source_flow, new_flow)
             new_source_flow = (new_flow + carried) * keep
             warp_source, warp_context, warp_flow = source, state.source_context, new_source_flow
-        sample_flow = clamp_to_frame(warp_flow) if self.config.warp_outside == "clamp" else warp_flow
-        warped = adaptive_warp(warp_source, sample_flow, kernel)
-        warped_context = adaptive_warp(warp_context, sample_flow, kernel)
+        render_flow = clamp_to_frame(warp_flow) if self.config.warp_outside == "clamp" else warp_flow
+        warped = adaptive_warp(warp_source, render_flow, kernel)
+        warped_context = adaptive_warp(warp_context, render_flow, kernel)
         new_image = self.synthesis(warped, warped_context, warp_flow, z)
         new_image = mask * source + keep * new_image
         residual = keep * (new_image - warped)

@@ -59,17 +59,21 @@ def compose_flows(flows):
     return tf.transpose(composed, [1, 0, 2, 3, 4])
 
 
-def clamp_to_frame(flow):
+def clamp_to_frame(flow, size=None, first_row=0):
     """``flow`` [..., H, W, 2] with each sample point ``q = p + flow(p)`` clamped to the
     picture, ``[0, W - 1] x [0, H - 1]``: warped with it, a pixel whose point lies outside
     shows the nearest edge pixel (clamp-to-edge) instead of itself (the warp op's copy
     rule, docs/design.md §3.7). Points inside are unchanged, an infinite flow goes to the
-    edge, a NaN stays NaN (the warp then copies). The model's ``warp_outside="clamp"`` renders with it.
+    edge, a NaN stays NaN (the warp then copies). The model's ``warp_outside="clamp"``
+    renders with it. ``size`` (H', W') and ``first_row``: the flow holds rows
+    ``first_row ..`` of a picture of that size (a band of a frame, `spiritnet_tf.fullres`);
+    default: the whole picture, the flow's own size.
     """
     flow = tf.convert_to_tensor(flow, tf.float32)
     shape = tf.shape(flow)
     h, w = shape[-3], shape[-2]
-    ys, xs = tf.meshgrid(tf.range(h), tf.range(w), indexing="ij")
+    height, width = (h, w) if size is None else (size[0], size[1])
+    ys, xs = tf.meshgrid(tf.range(h) + first_row, tf.range(w), indexing="ij")
     grid = tf.cast(tf.stack([xs, ys], -1), tf.float32)  # [H, W, 2] as (x, y)
-    upper = tf.cast(tf.stack([w - 1, h - 1]), tf.float32)
+    upper = tf.cast(tf.stack([width - 1, height - 1]), tf.float32)
     return tf.clip_by_value(grid + flow, 0.0, upper) - grid
