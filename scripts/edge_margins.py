@@ -22,17 +22,17 @@ import numpy as np
 import tensorflow as tf
 
 from spiritnet_tf.data import read_septuplets
-from spiritnet_tf.evaluation.baselines import warp_sequence
+from spiritnet_tf.evaluation.baselines import constant_velocity, warp_sequence
+from spiritnet_tf.evaluation.metrics import psnr
 from spiritnet_tf.io.weights import load_model
 from spiritnet_tf.ops.flow import clamp_to_frame, compose_flows
 from spiritnet_tf.training.bundle import septuplets_by_video
 from spiritnet_tf.training.data import evaluation_samples
 
 
-def _psnr(squared_error, weight=None):
-    """PSNR [B] of per-pixel squared errors [B, H, W], over the pixels where ``weight`` is 1."""
-    if weight is None:
-        weight = tf.ones_like(squared_error)
+def _psnr_where(squared_error, weight):
+    """PSNR [B] of per-pixel squared errors [B, H, W] over the pixels where ``weight`` is 1
+    (`spiritnet_tf.evaluation.metrics.psnr` on part of the picture)."""
     mse = tf.reduce_sum(squared_error * weight, [1, 2]) / tf.reduce_sum(weight, [1, 2])
     return -10.0 * np.log10(mse.numpy())
 
@@ -56,20 +56,18 @@ def figures(model, septuplets):
         if history:
             feed["flow_before"] = inputs["flow_before"]
         out = model(feed, num_frames=steps)
-        cv_flows = tf.repeat(flow0[:, None], steps, axis=1)
-        cv = warp_sequence(image, cv_flows)
-        cv_clamp = warp_sequence(image, clamp_to_frame(cv_flows))
+        cv = constant_velocity(image, flow0, steps)
+        frames = {"model": out["frames"], "cv": cv["frames"],
+                  "cv_clamp": warp_sequence(image, clamp_to_frame(cv["flows"]))}
         outside_model = _outside(compose_flows(out["flows"]))
-        outside_cv = _outside(compose_flows(cv_flows))
+        outside_cv = _outside(compose_flows(cv["flows"]))
         for t in range(steps):
-            error = {name: tf.reduce_mean((frames[:, t] - truth[:, t]) ** 2, -1)
-                     for name, frames in (("model", out["frames"]), ("cv", cv),
-                                          ("cv_clamp", cv_clamp))}
+            for name, predicted in frames.items():
+                rows[name].append(psnr(predicted[:, t], truth[:, t]).numpy())
             inside = (1.0 - outside_model[:, t]) * (1.0 - outside_cv[:, t])
-            for name in ("model", "cv", "cv_clamp"):
-                rows[name].append(_psnr(error[name]))
-            rows["model_inside"].append(_psnr(error["model"], inside))
-            rows["cv_inside"].append(_psnr(error["cv"], inside))
+            for name in ("model", "cv"):
+                error = tf.reduce_mean((frames[name][:, t] - truth[:, t]) ** 2, -1)
+                rows[f"{name}_inside"].append(_psnr_where(error, inside))
             rows["outside_model"].append(tf.reduce_mean(outside_model[:, t], [1, 2]).numpy())
             rows["outside_cv"].append(tf.reduce_mean(outside_cv[:, t], [1, 2]).numpy())
     mean = {k: float(np.mean(np.concatenate(v))) for k, v in rows.items()}

@@ -175,7 +175,6 @@ class Animation:
         self.loop = loop
         self.edges = edges
         self.warp_outside = warp_outside
-        self._clamp = warp_outside == "clamp"
         self.num_frames = len(flows)
         self.size = image.shape[:2]
         self.working_size = working_frames.shape[1:3]
@@ -197,7 +196,7 @@ class Animation:
         else:  # against the bilinear warp: the model's frames exactly at the working size
             self._residuals = fullres.model_residuals(
                 tf.constant(working_frames[:1]), tf.constant(working_frames[None, 1:]),
-                self._composed, clamp=self._clamp)
+                self._composed, clamp=warp_outside == "clamp")
         self._mask = None
         if mask is not None:  # [H, W] bool at the output: the static pixels, zoomed
             self._mask = fullres.resample(mask[None], self.size, zoom).numpy()[0, ..., 0] > 0.5
@@ -217,7 +216,7 @@ class Animation:
             rows = (start, min(height, start + band))
             out[rows[0]:rows[1]] = fullres.frame(
                 self._photo, composed, residual, self._zoom, self._scale, sharp=self._upscaled,
-                warp=opencv_warp, rows=rows, clamp=self._clamp)[0]
+                warp=opencv_warp, rows=rows, clamp=self.warp_outside == "clamp")[0]
         return out
 
     def frame(self, t):
