@@ -260,6 +260,10 @@ class SpiritNetConfig(DictConfig):
         (the model's optional "flow_before" input; zero without it), so training in
         prediction mode then starts one frame later (state0 = (im3, F_{3->2}), 4
         targets). False: the bundled weights and the paper.
+      synthesis_history: with ``flow_history``, the frame synthesis also sees that change
+        (the one the step's fill-hole network saw), moved to the new frame with the
+        step's flow: where the motion is erratic the synthesis may render softly, where
+        it carries on sharply (not in the paper; False: the bundled weights and the paper).
       synthesis_width, synthesis_blocks: frame synthesis (docs/design.md §3.8).
       resample_from: "previous" (the paper: warp the previous generated frame)
         or "input" (compose backward flows, warp the input once per frame).
@@ -319,6 +323,7 @@ class SpiritNetConfig(DictConfig):
     fill_hole_global: bool = False
     fill_hole_gain: bool = False
     flow_history: bool = False
+    synthesis_history: bool = False
     synthesis_width: int = checked(64, at_least(1, integer=True))
     synthesis_blocks: int = checked(3, at_least(0, integer=True))
     resample_from: str = checked("previous", one_of(RESAMPLE_MODES))
@@ -347,6 +352,16 @@ class SpiritNetConfig(DictConfig):
         if isinstance(self.kernel_widths, (list, tuple)):
             self.kernel_widths = tuple(int(w) if _number(w) else w for w in self.kernel_widths)
         super().__post_init__()
+
+    def validate(self, where=None):
+        super().validate(where)
+        if self.synthesis_history and not self.flow_history:
+            where = where or type(self).__name__
+            raise ConfigError(f"{where}.synthesis_history needs flow_history (the change it "
+                              f"shows is the flow history's)", where=where,
+                              field="synthesis_history", allowed="False without flow_history",
+                              value=True)
+        return self
 
 
 @dataclasses.dataclass

@@ -545,6 +545,31 @@ def test_flow_history_model_reads_the_flow_before_flow0():
         model({"image": image, "flow_before": flow0}, num_frames=1)
 
 
+def test_synthesis_history_shows_the_flow_change_to_the_synthesis():
+    """``synthesis_history``: the frame synthesis sees the flow's change as two more
+    channels; a steady flow_before renders like no flow_before, a reversed one renders
+    differently once the synthesis head is not zero (the flows then do not change: the
+    fill-hole head stays zero); without ``flow_history`` the option is refused."""
+    model = SpiritNet.from_preset("small", resample_from="input", flow_history=True,
+                                  synthesis_history=True, **TINY)
+    image = RNG.random((1, 32, 48, 3)).astype(np.float32)
+    flow0 = _shift_flow(-1.5, (1, 32, 48))
+    model({"image": image, "flow0": flow0}, num_frames=1)
+    context = model.cell.context.output_channels
+    assert model.cell.synthesis.stem.kernel.shape[2] == 3 + context + 2 + 2 + 1
+    head = model.cell.synthesis.head
+    head.kernel.assign(RNG.normal(0, 0.05, head.kernel.shape).astype(np.float32))
+    plain = model({"image": image, "flow0": flow0}, num_frames=2)
+    steady = model({"image": image, "flow0": flow0, "flow_before": flow0}, num_frames=2)
+    reversed_ = model({"image": image, "flow0": flow0, "flow_before": -flow0}, num_frames=2)
+    np.testing.assert_allclose(steady["frames"][:, :, 8:-8, 8:-8], plain["frames"][:, :, 8:-8, 8:-8],
+                               atol=1e-4)
+    np.testing.assert_allclose(reversed_["flows"], plain["flows"], atol=1e-5)
+    assert np.abs(reversed_["frames"].numpy()[:, 0] - plain["frames"].numpy()[:, 0]).max() > 1e-3
+    with pytest.raises(ValueError, match="synthesis_history needs flow_history"):
+        SpiritNetConfig(synthesis_history=True)
+
+
 def test_warp_outside_clamp_repeats_the_edge_and_changes_nothing_inside():
     """``warp_outside="clamp"``: a pan that uncovers the right edge shows the edge column
     there (the copy rule shows the pixel itself); elsewhere both rules give the same frames,

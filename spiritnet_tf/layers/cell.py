@@ -173,10 +173,12 @@ class SpiritNetCell(keras.layers.Layer):
         context = self.context.compute_output_shape(image)
         _, holes = self.dafi.compute_output_shape(flow, z)
         fill_context = context[:-1] + (context[-1] + self._history_channels,)
+        synthesis_context = context[:-1] + (
+            context[-1] + (self._history_channels if self.config.synthesis_history else 0),)
         for layer, shapes in ((self.depth_net, [image]), (self.context, [image]),
                               (self.kernels, [image, z]),
                               (self.fill_hole, [flow, holes, image, fill_context, z]),
-                              (self.synthesis, [image, context, flow, z]),
+                              (self.synthesis, [image, synthesis_context, flow, z]),
                               (self.control, [(None, self.config.control_dim)])):
             if not layer.built:  # `SpiritNet.build` builds the depth net (and context) first
                 layer.build(*shapes)
@@ -284,6 +286,8 @@ class SpiritNetCell(keras.layers.Layer):
         render_flow = clamp_to_frame(warp_flow) if self.config.warp_outside == "clamp" else warp_flow
         warped = adaptive_warp(warp_source, render_flow, kernel)
         warped_context = adaptive_warp(warp_context, render_flow, kernel)
+        if self.config.synthesis_history:  # the change seen this step, on the new frame
+            warped_context = tf.concat([warped_context, bilinear_warp(change, new_flow)], -1)
         new_image = self.synthesis(warped, warped_context, warp_flow, z)
         new_image = mask * source + keep * new_image
         residual = keep * (new_image - warped)
