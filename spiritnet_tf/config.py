@@ -358,7 +358,7 @@ class SpiritNetConfig(DictConfig):
         if self.synthesis_history and not self.flow_history:
             where = where or type(self).__name__
             raise ConfigError(f"{where}.synthesis_history needs flow_history (the change it "
-                              f"shows is the flow history's)", where=where,
+                              "shows is the flow history's)", where=where,
                               field="synthesis_history", allowed="False without flow_history",
                               value=True)
         return self
