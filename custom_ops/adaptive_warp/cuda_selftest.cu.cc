@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <initializer_list>
 #include <random>
 #include <vector>
 
@@ -55,6 +56,36 @@ static std::vector<float> ToHost(const float* dev, size_t n) {
   return host;
 }
 
+// Random inputs of the op for P pixels of C channels: image and grad_out in [0, 1) and
+// [-0.5, 0.5), flows ~ N(0, 3 px), kernel taps ~ N(0, 1), drawn in that order from seed 0.
+struct Inputs {
+  std::vector<float> image, flow, kernel, grad_out;
+};
+
+static Inputs RandomInputs(size_t P, int C) {
+  std::mt19937 rng(0);
+  std::uniform_real_distribution<float> unit(0.f, 1.f);
+  std::normal_distribution<float> normal(0.f, 3.f);
+  Inputs in{std::vector<float>(P * C), std::vector<float>(P * 2), std::vector<float>(P * 16),
+            std::vector<float>(P * C)};
+  for (auto& v : in.image) v = unit(rng);
+  for (auto& v : in.flow) v = normal(rng);
+  for (auto& v : in.kernel) v = normal(rng) / 3.f;
+  for (auto& v : in.grad_out) v = unit(rng) - 0.5f;
+  return in;
+}
+
+// False (and a message) when any of the device buffers could not be allocated.
+static bool Allocated(std::initializer_list<const float*> buffers) {
+  for (const float* b : buffers) {
+    if (!b) {
+      std::fprintf(stderr, "cudaMalloc failed (is there a GPU?)\n");
+      return false;
+    }
+  }
+  return true;
+}
+
 static float MaxDiff(const std::vector<float>& a, const std::vector<float>& b) {
   float worst = 0.f;
   for (size_t i = 0; i < a.size(); ++i) worst = std::fmax(worst, std::fabs(a[i] - b[i]));
@@ -86,19 +117,14 @@ static float MedianMs(F call) {
 static int Bench() {
   const int B = 4, H = 256, W = 448, C = 67;
   const size_t P = static_cast<size_t>(B) * H * W;
-  std::mt19937 rng(0);
-  std::uniform_real_distribution<float> unit(0.f, 1.f);
-  std::normal_distribution<float> normal(0.f, 3.f);
-  std::vector<float> image(P * C), flow(P * 2), kernel(P * 16);
-  for (auto& v : image) v = unit(rng);
-  for (auto& v : flow) v = normal(rng);
-  for (auto& v : kernel) v = normal(rng) / 3.f;
-  float *d_image = ToDevice(image), *d_flow = ToDevice(flow), *d_kernel = ToDevice(kernel),
-        *d_grad_out = ToDevice(image), *d_out = ToDevice(image), *d_g_image = ToDevice(image),
-        *d_g_flow = ToDevice(flow), *d_g_kernel = ToDevice(kernel);
-  if (!d_image || !d_flow || !d_kernel || !d_grad_out || !d_out || !d_g_image || !d_g_flow ||
-      !d_g_kernel) {
-    std::fprintf(stderr, "cudaMalloc failed (is there a GPU?)\n");
+  const Inputs in = RandomInputs(P, C);
+  // grad_out is a copy of the image here, as in the timings of docs/benchmarks.md.
+  float *d_image = ToDevice(in.image), *d_flow = ToDevice(in.flow),
+        *d_kernel = ToDevice(in.kernel), *d_grad_out = ToDevice(in.image),
+        *d_out = ToDevice(in.image), *d_g_image = ToDevice(in.image),
+        *d_g_flow = ToDevice(in.flow), *d_g_kernel = ToDevice(in.kernel);
+  if (!Allocated({d_image, d_flow, d_kernel, d_grad_out, d_out, d_g_image, d_g_flow,
+                  d_g_kernel})) {
     return 2;
   }
   const char* err = nullptr;
@@ -139,14 +165,9 @@ int main(int argc, char** argv) {
   if (argc > 1 && std::strcmp(argv[1], "--bench") == 0) return Bench();
   const int B = 2, H = 37, W = 61, C = 19;
   const size_t P = static_cast<size_t>(B) * H * W;
-  std::mt19937 rng(0);
-  std::uniform_real_distribution<float> unit(0.f, 1.f);
-  std::normal_distribution<float> normal(0.f, 3.f);
-  std::vector<float> image(P * C), flow(P * 2), kernel(P * 16), grad_out(P * C);
-  for (auto& v : image) v = unit(rng);
-  for (auto& v : flow) v = normal(rng);
-  for (auto& v : kernel) v = normal(rng) / 3.f;
-  for (auto& v : grad_out) v = unit(rng) - 0.5f;
+  Inputs in = RandomInputs(P, C);
+  const std::vector<float> &image = in.image, &kernel = in.kernel, &grad_out = in.grad_out;
+  std::vector<float>& flow = in.flow;
   flow[0] = NAN;      // copy branch: non-finite flow
   flow[2] = 1e30f;    // copy branch: far outside
   flow[4] = INFINITY;
@@ -172,9 +193,8 @@ int main(int argc, char** argv) {
         *d_grad_out = ToDevice(grad_out), *d_out = ToDevice(out),
         *d_g_image = ToDevice(g_image), *d_g_flow = ToDevice(g_flow),
         *d_g_kernel = ToDevice(g_kernel);
-  if (!d_image || !d_flow || !d_kernel || !d_grad_out || !d_out || !d_g_image || !d_g_flow ||
-      !d_g_kernel) {
-    std::fprintf(stderr, "cudaMalloc failed (is there a GPU?)\n");
+  if (!Allocated({d_image, d_flow, d_kernel, d_grad_out, d_out, d_g_image, d_g_flow,
+                  d_g_kernel})) {
     return 2;
   }
   const char* err =
