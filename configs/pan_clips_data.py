@@ -1,15 +1,18 @@
-"""Steady camera pans over still pictures, as frame folders for the "videos" source: motion
-that carries on by construction (docs/training.md, "Fiftieth and fifty-first attempts").
+"""Camera moves over still pictures, as frame folders for the "videos" source: steady pans,
+motion that carries on by construction (docs/training.md, "Fiftieth and fifty-first
+attempts"), or hand-held shake, motion that turns back (``--motion shake``, "Seventy-eighth
+attempts").
 
-Each picture gives one clip: a window of ``--size`` (H x W) sliding over it at a constant
-velocity (speed drawn from ``--speeds``, direction mostly horizontal, as cameras pan),
-resampled bilinearly (`cv2.warpAffine`), ``--frames`` frames written as PNGs into
-``OUT/<picture name>/``, with OUT/SOURCES.json recording the pictures, each clip's
-velocity and the seed. The teacher flows are computed later by the videos source, as
-for real footage, so their noise is the same kind.
+Each picture gives one clip: a window of ``--size`` (H x W) moving over it, resampled
+bilinearly (`cv2.warpAffine`), ``--frames`` frames written as PNGs into
+``OUT/<picture name>/``, with OUT/SOURCES.json recording the pictures, each clip's motion
+and the seed. A pan moves at a constant velocity (speed drawn from ``--speeds``, direction
+mostly horizontal, as cameras pan); a shake follows a sum of three sines per axis (periods
+4-16 frames, peak speed drawn from ``--speeds``) on a slow drift. The teacher flows are
+computed later by the videos source, as for real footage, so their noise is the same kind.
 
     python configs/pan_clips_data.py PICTURES OUT [--frames 24] [--size 160x224]
-        [--speeds 1,4] [--seed 0]
+        [--speeds 1,4] [--motion pan|shake] [--seed 0]
 """
 
 import argparse
@@ -20,15 +23,15 @@ import os
 import numpy as np
 
 
-def pan_clip(picture, size, velocity, frames, start):
-    """``frames`` uint8 frames [H, W, 3]: the window of ``size`` whose top-left corner is at
-    ``start + t * velocity`` (x, y in pixels) in frame t, sampled bilinearly from ``picture``."""
+def pan_clip(picture, size, corners):
+    """One uint8 frame [H, W, 3] per row of ``corners`` ([frames, 2], x, y in pixels): the
+    window of ``size`` whose top-left corner is there, sampled bilinearly from ``picture``.
+    A pan's corners are ``start + t * velocity``."""
     import cv2
 
     height, width = size
     clip = []
-    for t in range(frames):
-        x, y = np.asarray(start, float) + t * np.asarray(velocity, float)
+    for x, y in np.asarray(corners, float):
         shift = np.float32([[1, 0, -x], [0, 1, -y]])
         clip.append(cv2.warpAffine(picture, shift, (width, height), flags=cv2.INTER_LINEAR,
                                    borderMode=cv2.BORDER_REFLECT))
@@ -54,6 +57,30 @@ def draw_pan(rng, picture_shape, size, frames, speeds):
     return velocity, np.array(start)
 
 
+def draw_shake(rng, picture_shape, size, frames, speeds):
+    """Top-left corners [frames, 2] (x, y) of a hand-held camera's window inside the picture:
+    per axis a sum of three sines (periods uniform in 4-16 frames, random phases, the peak
+    speed of the sum uniform in ``speeds`` px per frame) plus a drift of at most 0.5 px per
+    frame, shrunk where the picture leaves too little room and placed at random inside it."""
+    room = np.array([picture_shape[1] - size[1], picture_shape[0] - size[0]], float)
+    if (room < 0).any():
+        raise ValueError(f"a picture of {picture_shape[1]}x{picture_shape[0]} is smaller than "
+                         f"the {size[1]}x{size[0]} window")
+    t = np.arange(frames, dtype=float)[:, None]
+    periods = rng.uniform(4, 16, (3, 2))
+    weights = rng.dirichlet(np.ones(3), 2).T
+    path = rng.uniform(-0.5, 0.5, 2) * t
+    for k in range(3):
+        path = path + weights[k] * periods[k] / (2 * np.pi) * np.sin(
+            2 * np.pi * t / periods[k] + rng.uniform(0, 2 * np.pi, 2))
+    peak = np.abs(np.diff(path, axis=0)).max(axis=0)
+    path = path * rng.uniform(*speeds) / max(peak.max(), 1e-9)
+    path = path - path.min(axis=0)
+    span = path.max(axis=0)
+    path = path * np.minimum(1.0, room / np.maximum(span, 1e-9))
+    return path + rng.uniform(0, 1, 2) * (room - path.max(axis=0))
+
+
 def main(argv=None):
     from PIL import Image
     from tqdm.auto import tqdm
@@ -64,6 +91,7 @@ def main(argv=None):
     parser.add_argument("--frames", type=int, default=24)
     parser.add_argument("--size", default="160x224", help="H x W of the window")
     parser.add_argument("--speeds", default="1,4", help="lowest,highest speed in px per frame")
+    parser.add_argument("--motion", choices=("pan", "shake"), default="pan")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     size = tuple(int(v) for v in args.size.lower().split("x"))
@@ -76,13 +104,19 @@ def main(argv=None):
     clips = {}
     for path in tqdm(pictures, desc="pans", unit="clip"):
         picture = np.asarray(Image.open(path).convert("RGB"))
-        velocity, start = draw_pan(rng, picture.shape, size, args.frames, speeds)
+        if args.motion == "pan":
+            velocity, start = draw_pan(rng, picture.shape, size, args.frames, speeds)
+            corners = start + np.arange(args.frames)[:, None] * velocity
+            motion = {"velocity_px_per_frame": velocity.round(3).tolist()}
+        else:
+            corners = draw_shake(rng, picture.shape, size, args.frames, speeds)
+            motion = {"corners_px": corners.round(3).tolist()}
         name = os.path.splitext(os.path.basename(path))[0]
         folder = os.path.join(args.out, name)
         os.makedirs(folder, exist_ok=True)
-        for t, frame in enumerate(pan_clip(picture, size, velocity, args.frames, start)):
+        for t, frame in enumerate(pan_clip(picture, size, corners)):
             Image.fromarray(frame).save(os.path.join(folder, f"{t:03d}.png"))
-        clips[name] = {"picture": os.path.relpath(path), "velocity_px_per_frame": velocity.round(3).tolist()}
+        clips[name] = {"picture": os.path.relpath(path), **motion}
     picture_sources = None
     if os.path.exists(os.path.join(args.pictures, "SOURCES.json")):
         with open(os.path.join(args.pictures, "SOURCES.json")) as f:
@@ -90,8 +124,8 @@ def main(argv=None):
     with open(os.path.join(args.out, "SOURCES.json"), "w") as f:
         json.dump({"pictures": os.path.relpath(args.pictures), "pictures_sources": picture_sources,
                    "frames": args.frames, "size": list(size), "speeds": list(speeds),
-                   "seed": args.seed, "clips": clips}, f, indent=1)
-    print(f"{len(clips)} pan clips in {args.out}")
+                   "motion": args.motion, "seed": args.seed, "clips": clips}, f, indent=1)
+    print(f"{len(clips)} {args.motion} clips in {args.out}")
 
 
 if __name__ == "__main__":

@@ -189,10 +189,11 @@ def test_depth_photos_script_takes_frames_outside_the_left_out_ranges(tmp_path):
     assert Image.open(out / "bbb_000300.png").size == (448, 336)
 
 
-def test_pan_clips_script_moves_a_window_at_a_constant_velocity_inside_the_picture(tmp_path):
-    """configs/pan_clips_data.py: frame t is the picture's window at start + t * velocity
-    (a whole-pixel velocity here, so frames compare exactly with crops), every window
-    inside the picture, and the clips are recorded."""
+def test_pan_clips_script_moves_a_window_inside_the_picture(tmp_path):
+    """configs/pan_clips_data.py: frame t is the picture's window at its corner (a pan's
+    start + t * velocity; whole pixels here, so frames compare exactly with crops), every
+    window of a pan or a shake inside the picture, a shake's speed within its range and
+    turning back, and the clips are recorded."""
     import importlib.util
     import json
 
@@ -203,7 +204,7 @@ def test_pan_clips_script_moves_a_window_at_a_constant_velocity_inside_the_pictu
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     picture = (np.random.default_rng(0).random((60, 90, 3)) * 255).astype(np.uint8)
-    clip = script.pan_clip(picture, (20, 30), (3, -1), 5, (4, 10))
+    clip = script.pan_clip(picture, (20, 30), np.array([4, 10]) + np.arange(5)[:, None] * [3, -1])
     for t, frame in enumerate(clip):
         x, y = 4 + 3 * t, 10 - t
         np.testing.assert_array_equal(frame, picture[y:y + 20, x:x + 30])
@@ -213,8 +214,16 @@ def test_pan_clips_script_moves_a_window_at_a_constant_velocity_inside_the_pictu
         corners = [start + t * velocity for t in (0, 7)]
         assert all(c.min() >= -1e-9 and c[0] <= 60 + 1e-9 and c[1] <= 40 + 1e-9 for c in corners)
         assert 0 < np.linalg.norm(velocity) <= 4
-    with pytest.raises(ValueError, match="smaller than"):
-        script.draw_pan(rng, (10, 90, 3), (20, 30), 8, (1, 4))
+    for _ in range(50):
+        corners = script.draw_shake(rng, picture.shape, (20, 30), 24, (1, 4))
+        assert corners.shape == (24, 2)
+        assert corners.min() >= -1e-9 and (corners.max(axis=0) <= [60 + 1e-9, 40 + 1e-9]).all()
+        steps = np.diff(corners, axis=0)
+        assert 0 < np.abs(steps).max() <= 4 + 1e-9
+        assert ((steps[1:] * steps[:-1]) < 0).any()  # some axis reverses: it shakes
+    for draw in (script.draw_pan, script.draw_shake):
+        with pytest.raises(ValueError, match="smaller than"):
+            draw(rng, (10, 90, 3), (20, 30), 8, (1, 4))
 
     pictures = tmp_path / "pictures"
     pictures.mkdir()
@@ -223,3 +232,7 @@ def test_pan_clips_script_moves_a_window_at_a_constant_velocity_inside_the_pictu
     assert len(os.listdir(tmp_path / "pans" / "a")) == 6
     record = json.loads((tmp_path / "pans" / "SOURCES.json").read_text())
     assert list(record["clips"]) == ["a"] and record["frames"] == 6
+    script.main([str(pictures), str(tmp_path / "shakes"), "--frames", "6", "--size", "20x30",
+                 "--motion", "shake"])
+    record = json.loads((tmp_path / "shakes" / "SOURCES.json").read_text())
+    assert record["motion"] == "shake" and len(record["clips"]["a"]["corners_px"]) == 6
