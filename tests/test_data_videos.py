@@ -221,7 +221,13 @@ def test_pan_clips_script_moves_a_window_inside_the_picture(tmp_path):
         steps = np.diff(corners, axis=0)
         assert 0 < np.abs(steps).max() <= 4 + 1e-9
         assert ((steps[1:] * steps[:-1]) < 0).any()  # some axis reverses: it shakes
-    for draw in (script.draw_pan, script.draw_shake):
+    for _ in range(50):
+        corners = script.draw_ramp(rng, picture.shape, (20, 30), 8, (1, 4))
+        assert corners.min() >= -1e-9 and (corners.max(axis=0) <= [60 + 1e-9, 40 + 1e-9]).all()
+        speeds = np.linalg.norm(np.diff(corners, axis=0), axis=1)
+        assert 0 < speeds.max() <= 4 + 1e-9
+        np.testing.assert_allclose(np.diff(speeds, 2), 0, atol=1e-9)  # the speed ramps linearly
+    for draw in (script.draw_pan, script.draw_shake, script.draw_ramp):
         with pytest.raises(ValueError, match="smaller than"):
             draw(rng, (10, 90, 3), (20, 30), 8, (1, 4))
 
