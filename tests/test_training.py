@@ -279,6 +279,42 @@ def test_mixed_sources_keep_depth_for_the_samples_that_have_it(tmp_path):
         assert s["depth"].shape == (7, 64, 64, 1) and not s["depth"].any()
 
 
+def test_mix_sources_draws_every_source_throughout_in_proportion_to_its_size(tmp_path):
+    """Without a seed the sources come one after another, each file in order; with one, an
+    endless, reproducible stream draws each sample from a source in proportion to its size
+    (6 against 2 septuplets here), its clips interleaved, so every stretch sees both."""
+    from spiritnet_tf import data
+    from spiritnet_tf.training.data import septuplet_dataset
+
+    rng = np.random.default_rng(0)
+
+    def clip(path, name, count):
+        data.write_septuplets(str(path), [
+            {"id": f"{name}#{k}", "frames": rng.integers(0, 255, (7, 16, 16, 3), np.uint8),
+             "flows": np.zeros((6, 16, 16, 2), np.float32)} for k in range(count)])
+
+    for folder, names in (("a", ("a0", "a1", "a2")), ("b", ("b0",))):
+        (tmp_path / folder).mkdir()
+        for name in names:
+            clip(tmp_path / folder / f"{name}.tfrecord", name, 2)
+    sources = [{"type": "tfrecord", "path": str(tmp_path / "a")},
+               {"type": "tfrecord", "path": str(tmp_path / "b")}]
+
+    def ids(ds, n):
+        return [i.decode() for i in ds.map(lambda s: s["id"]).take(n).as_numpy_iterator()]
+
+    in_order, _ = septuplet_dataset(sources, progress=False)
+    assert ids(in_order, 100) == ["a0#0", "a0#1", "a1#0", "a1#1", "a2#0", "a2#1", "b0#0", "b0#1"]
+    mixed = ids(septuplet_dataset(sources, progress=False, mix_seed=3)[0], 400)
+    assert mixed == ids(septuplet_dataset(sources, progress=False, mix_seed=3)[0], 400)
+    assert mixed != ids(septuplet_dataset(sources, progress=False, mix_seed=4)[0], 400)
+    assert 0.15 < np.mean([i.startswith("b") for i in mixed]) < 0.35  # 2 of 8
+    for stretch in (mixed[:40], mixed[-40:]):
+        assert {i.split("#")[0] for i in stretch} == {"a0", "a1", "a2", "b0"}
+    from_a = [i.split("#")[0] for i in mixed if i.startswith("a")]
+    assert from_a[0] != from_a[1]  # a's clips interleaved, not one file after another
+
+
 def test_depth_pretraining_learns_depth_and_starts_the_run(tmp_path, monkeypatch):
     from spiritnet_tf.depth import MegaDepth
     from spiritnet_tf.model import SpiritNet

@@ -66,12 +66,15 @@ def write_septuplets(path, samples):
     return count
 
 
-def read_septuplets(files, with_depth=False, num_parallel_reads=None):
+def read_septuplets(files, with_depth=False, num_parallel_reads=None, shuffle_files=None):
     """A tf.data.Dataset of septuplet dicts read from TFRecord files written here.
 
     Args:
       files: a path or list of paths.
       with_depth: read the ``"depth"`` feature (every record must have it).
+      shuffle_files: None reads the files one after another, in the order given; a seed
+        reads them in a new random order on each pass, up to 8 at a time, one record from
+        each in turn (consecutive septuplets then come from different clips).
     """
     if isinstance(files, (str, bytes)) or hasattr(files, "__fspath__"):
         files = [files]
@@ -105,5 +108,10 @@ def read_septuplets(files, with_depth=False, num_parallel_reads=None):
             out["depth"] = raw("depth", tf.float32, [NUM_FRAMES, h, w, 1])
         return out
 
-    ds = tf.data.TFRecordDataset(files, num_parallel_reads=num_parallel_reads)
+    if shuffle_files is None:
+        ds = tf.data.TFRecordDataset(files, num_parallel_reads=num_parallel_reads)
+    else:
+        ds = tf.data.Dataset.from_tensor_slices(files).shuffle(
+            len(files), seed=shuffle_files, reshuffle_each_iteration=True).interleave(
+            tf.data.TFRecordDataset, cycle_length=min(len(files), 8), block_length=1)
     return ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE)

@@ -137,6 +137,11 @@ class TrainConfig(CheckedConfig):
         fewer shortens the unrolled recurrence and its compile time).
       flip: random horizontal and vertical flips.
       shuffle: shuffle buffer (0: none).
+      mix_sources: False reads the training sources one after another (with a shuffle
+        buffer smaller than the data, a run then sees them in stretches, its last
+        epochs mostly the last sources); True draws each sample from a source picked in
+        proportion to its size, every source's files in a new order on each pass
+        (`spiritnet_tf.training.septuplet_dataset`).
       epochs, steps_per_epoch: training length (steps = epochs x steps_per_epoch).
       validation_steps: validation batches per epoch (0: no validation).
       seed: seeds Keras (weights) and the data pipeline.
@@ -176,6 +181,7 @@ class TrainConfig(CheckedConfig):
     num_frames: int = checked(5, between(1, MAX_TRAINING_FRAMES, integer=True))
     flip: bool = True
     shuffle: int = checked(256, at_least(0, integer=True))
+    mix_sources: bool = False
     epochs: int = checked(10, at_least(1, integer=True))
     steps_per_epoch: int = checked(100, at_least(1, integer=True))
     validation_steps: int = checked(0, at_least(0, integer=True))

@@ -44,12 +44,15 @@ def _record_ids(files):
     return [i.decode() for i in ds.as_numpy_iterator()]
 
 
-def load_source(source, progress=True):
+def load_source(source, progress=True, shuffle_files=None):
     """One source -> (dataset of septuplet dicts, record dict for the manifest).
 
     The record names the source (type, paths, options) and lists its ``clips``:
     the sample ids (synthetic scenes, video cuts ``file#k``, record ids) or, for
-    Vimeo-90K, the split and its size.
+    Vimeo-90K, the split and its size. ``shuffle_files``: a seed reads the files of a
+    videos or tfrecord source in a new order on each pass, interleaved
+    (`spiritnet_tf.data.read_septuplets`; not with ``take``, whose first samples would
+    then change).
     """
     if isinstance(source, dict):
         source = SourceConfig(**source)
@@ -85,7 +88,8 @@ def load_source(source, progress=True):
         ids = _record_ids(files)
         if not ids:
             raise ValueError(f"{source.type} source {source.path!r} holds no septuplets")
-        ds = data.read_septuplets(files, with_depth=source.with_depth)
+        ds = data.read_septuplets(files, with_depth=source.with_depth, shuffle_files=(
+            shuffle_files if source.take is None else None))
         if source.take is not None:
             ids = ids[:source.take]
             ds = ds.take(source.take)
@@ -105,26 +109,52 @@ def _with_zero_depth(sample):
     return {**sample, "depth": tf.zeros_like(frames[..., :1], tf.float32)}
 
 
-def septuplet_dataset(sources, progress=True):
-    """Several sources -> one dataset (concatenated, in order) and their records.
+def _source_size(ds, record):
+    if isinstance(record.get("clips"), list):
+        return len(record["clips"])
+    size = int(ds.cardinality())
+    if size < 0:
+        raise ValueError(f"mix_sources needs the size of every source; the {record['type']} "
+                         "source's is unknown")
+    return size
+
+
+def septuplet_dataset(sources, progress=True, mix_seed=None):
+    """Several sources -> one dataset and their records.
+
+    ``mix_seed`` None: the sources one after another, in order (one pass). A seed: an
+    endless stream in which each sample comes from a source drawn at random in
+    proportion to its size (`tf.data.Dataset.sample_from_datasets`), every source
+    repeating and read in a new, interleaved order of its files on each pass, so that
+    every stretch of a run sees all sources (a shuffle buffer smaller than the data
+    cannot do that for sources one after another: the run's last epochs would see
+    mostly the last sources).
 
     Sizes may differ (crop them). When some sources have depth and others not, the
     others get all-zero depth maps (z = 0: no ground truth, ignored by the depth
     loss), so a mixed batch still supervises the depth net on the samples that have it.
     """
-    loaded = [load_source(s, progress) for s in sources]
+    loaded = [load_source(s, progress, shuffle_files=mix_seed) for s in sources]
     if not loaded:
         raise ValueError("no data sources given")
     # Every key all sources have, and depth when any has it.
     keys = [k for k in _KEYS
             if (any if k == "depth" else all)(k in ds.element_spec for ds, _ in loaded)]
-    combined = None
+    parts = []
     for ds, _ in loaded:
         if "depth" in keys and "depth" not in ds.element_spec:
             ds = ds.map(_with_zero_depth)
-        ds = ds.map(lambda s: {k: s[k] for k in keys})
-        combined = ds if combined is None else combined.concatenate(ds)
-    return combined, [r for _, r in loaded]
+        parts.append(ds.map(lambda s: {k: s[k] for k in keys}))
+    records = [r for _, r in loaded]
+    if mix_seed is None:
+        combined = parts[0]
+        for ds in parts[1:]:
+            combined = combined.concatenate(ds)
+        return combined, records
+    sizes = [_source_size(ds, r) for (ds, _), r in zip(loaded, records)]
+    weights = [n / sum(sizes) for n in sizes]
+    return tf.data.Dataset.sample_from_datasets(
+        [ds.repeat() for ds in parts], weights=weights, seed=mix_seed), records
 
 
 def _limit_frames(num_frames):

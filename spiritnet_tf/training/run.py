@@ -334,7 +334,8 @@ def train(config, out_dir, *, strategy="default", overwrite=False, progress=True
     path = lambda *p: os.path.join(out_dir, *p)  # noqa: E731
 
     keras.utils.set_random_seed(config.seed)
-    train_septuplets, train_records = septuplet_dataset(config.sources("train_data"), progress)
+    train_septuplets, train_records = septuplet_dataset(
+        config.sources("train_data"), progress, mix_seed=config.seed if config.mix_sources else None)
     train_ds = training_samples(train_septuplets, config, training=True)
     val_ds, val_records, val_septuplets = None, [], None
     if config.validation_data:
