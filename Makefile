@@ -78,8 +78,10 @@ motion-figures: ops
 # weights + manifest into the package only if the quality gate passes.
 default-weights: ops
 	PY=$(PY) sh configs/default_weights_data.sh data
-	$(PY) -m spiritnet_tf.cli train --config configs/default_weights_v37.json --out runs/default_weights_v37
-	$(PY) -m spiritnet_tf.training.bundle runs/default_weights_v37 --heldout data/heldout_videos_v6
+	PY=$(PY) sh configs/depth_photos_data.sh data/depth_photos
+	$(PY) configs/pan_clips_data.py data/depth_photos data/train_pans
+	$(PY) -m spiritnet_tf.cli train --config configs/default_weights_v72.json --out runs/default_weights_v72
+	$(PY) -m spiritnet_tf.training.bundle runs/default_weights_v72 --heldout data/heldout_videos_v6
 
 # Real-depth evaluation: scenes with plane + parallax inverse depth, then the bundled weights.
 depth-eval: ops

@@ -1,7 +1,8 @@
 """Camera moves over still pictures, as frame folders for the "videos" source: steady pans,
 motion that carries on by construction (docs/training.md, "Fiftieth and fifty-first
 attempts"), or hand-held shake, motion that turns back (``--motion shake``), or pans whose
-velocity changes steadily (``--motion ramp``; "Seventy-eighth to eighty-first attempts").
+velocity changes steadily (``--motion ramp``; "Seventy-eighth to eighty-seventh
+attempts").
 
 Each picture gives one clip: a window of ``--size`` (H x W) moving over it, resampled
 bilinearly (`cv2.warpAffine`), ``--frames`` frames written as PNGs into
@@ -128,7 +129,7 @@ def main(argv=None):
         raise SystemExit(f"no .png/.jpg pictures in {args.pictures}")
     rng = np.random.default_rng(args.seed)
     clips = {}
-    for path in tqdm(pictures, desc="pans", unit="clip"):
+    for path in tqdm(pictures, desc=args.motion, unit="clip"):
         picture = np.asarray(Image.open(path).convert("RGB"))
         if args.motion == "pan":
             velocity, start = draw_pan(rng, picture.shape, size, args.frames, speeds)
