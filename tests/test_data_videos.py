@@ -192,8 +192,8 @@ def test_depth_photos_script_takes_frames_outside_the_left_out_ranges(tmp_path):
 def test_pan_clips_script_moves_a_window_inside_the_picture(tmp_path):
     """configs/pan_clips_data.py: frame t is the picture's window at its corner (a pan's
     start + t * velocity; whole pixels here, so frames compare exactly with crops), every
-    window of a pan or a shake inside the picture, a shake's speed within its range and
-    turning back, and the clips are recorded."""
+    window of a pan, a shake or a ramp inside the picture, a shake's speed within its range
+    and turning back, a ramp's speed changing linearly, and the clips are recorded."""
     import importlib.util
     import json
 
