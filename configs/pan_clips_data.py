@@ -1,7 +1,7 @@
 """Camera moves over still pictures, as frame folders for the "videos" source: steady pans,
 motion that carries on by construction (docs/training.md, "Fiftieth and fifty-first
 attempts"), or hand-held shake, motion that turns back (``--motion shake``), or pans whose
-velocity changes steadily (``--motion ramp``; "Seventy-eighth to eighty-seventh
+velocity changes steadily (``--motion ramp``; "Seventy-eighth to eighty-ninth
 attempts").
 
 Each picture gives one clip: a window of ``--size`` (H x W) moving over it, resampled
