@@ -151,7 +151,7 @@ def septuplet_dataset(sources, progress=True, mix_seed=None):
         for ds in parts[1:]:
             combined = combined.concatenate(ds)
         return combined, records
-    sizes = [_source_size(ds, r) for (ds, _), r in zip(loaded, records)]
+    sizes = [_source_size(ds, record) for ds, record in loaded]
     weights = [n / sum(sizes) for n in sizes]
     return tf.data.Dataset.sample_from_datasets(
         [ds.repeat() for ds in parts], weights=weights, seed=mix_seed), records
