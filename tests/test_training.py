@@ -465,3 +465,60 @@ def test_decay_to_makes_the_main_learning_rate_a_cosine_over_the_run(tmp_path, m
         train(config, str(tmp_path / "run"), progress=False)
     assert seen["rate"] == pytest.approx(0.0001, rel=1e-5)
     assert seen["depth"] == pytest.approx(0.001, rel=1e-5)  # the depth net's stays
+
+
+def test_distill_script_replaces_the_target_frames_by_the_teachers_mean(tmp_path, tiny_spiritnet,
+                                                                        tiny_keras):
+    """configs/distill_data.py: every n-th septuplet of a file is written with its frames
+    before state0's and its flows as they were, and its target frames the mean of the
+    teachers' predictions from state0 (rounded to uint8); a written file is kept on a rerun."""
+    import importlib.util
+    import types
+
+    from spiritnet_tf import data
+    from spiritnet_tf.data.pipeline import to_prediction_mode
+
+    path = os.path.join(os.path.dirname(__file__), "..", "configs", "distill_data.py")
+    spec = importlib.util.spec_from_file_location("distill_data", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    rng = np.random.default_rng(0)
+    samples = [{"id": f"clip#{k}", "frames": rng.integers(0, 255, (7, 32, 32, 3), np.uint8),
+                "flows": rng.normal(0, 1, (6, 32, 32, 2)).astype(np.float32)} for k in range(3)]
+    source = str(tmp_path / "clip.tfrecord")
+    data.write_septuplets(source, samples)
+    other = tiny_spiritnet.with_config()  # a second teacher: the same net, other weights
+    other.set_weights([w + rng.normal(0, 0.05, w.shape).astype(w.dtype) for w in other.get_weights()])
+    teachers = [tiny_spiritnet, other]
+    target = str(tmp_path / "out.tfrecord")
+    assert script.distill_file(teachers, source, target, every=2) == 2
+    written = list(data.read_septuplets(target).as_numpy_iterator())
+    assert [s["id"].decode() for s in written] == ["clip#0", "clip#2"]
+    first = 1  # the tiny model has no flow_history: state0 = (im2, F_{2->1}), 5 targets
+    stored = list(data.read_septuplets(source).as_numpy_iterator())  # flows stored as float16
+    items = [to_prediction_mode(s)[0] for s in stored[::2]]
+    inputs = {k: tf.stack([item[k] for item in items]) for k in items[0]}
+    predictions = [m.infer(inputs, num_frames=5, trace=True)["frames"].numpy() for m in teachers]
+    assert np.abs(predictions[0] - predictions[1]).max() > 2 / 255  # the teachers differ
+    mean = np.clip((predictions[0] + predictions[1]) / 2, 0, 1) * 255
+    for k, (sample, new) in enumerate(zip(samples[::2], written)):
+        np.testing.assert_array_equal(new["frames"][:first + 1], sample["frames"][:first + 1])
+        np.testing.assert_allclose(new["flows"], sample["flows"].astype(np.float16), atol=1e-6)
+        assert np.abs(new["frames"][first + 1:].astype(float) - mean[k]).max() <= 0.5 + 1e-3
+    assert not os.path.exists(target + ".part")
+    with_history = types.SimpleNamespace(config=types.SimpleNamespace(flow_history=True))
+    with pytest.raises(ValueError, match="flow_history"):
+        script.distill_file([tiny_spiritnet, with_history], source, str(tmp_path / "x.tfrecord"))
+
+    config = _tiny()  # the command: synthetic sources skipped, the others distilled
+    config["train_data"].append({"type": "tfrecord", "path": source})
+    (tmp_path / "student.json").write_text(json.dumps(config))
+    out = tmp_path / "distilled"
+    command = [str(tmp_path / "student.json"), str(out), str(tiny_keras), "--every", "3"]
+    script.main(command)
+    assert sorted(os.listdir(out)) == ["SOURCES.json", "source1"]
+    written = out / "source1" / "clip.tfrecord"
+    assert [s["id"] for s in data.read_septuplets(str(written)).as_numpy_iterator()] == [b"clip#0"]
+    before = written.stat().st_mtime_ns
+    script.main(command)  # resumed: the file written is kept
+    assert written.stat().st_mtime_ns == before
