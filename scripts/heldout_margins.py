@@ -4,6 +4,7 @@ weight files or for a run's fill-hole net swapped between two checkpoints.
     python scripts/heldout_margins.py FILE [FILE ...] [--heldout-cache data/cache/heldout_v6]
     python scripts/heldout_margins.py --swap RUN [--early 1] [--late 30]
     python scripts/heldout_margins.py --history FILE [FILE ...]   # one frame later, 4 steps
+    python scripts/heldout_margins.py --history --ensemble frames|flows FILE FILE [...]
 
 Prediction mode on the cached held-out septuplets (the bundle step's cache,
 `spiritnet_tf.training.bundle`), both resampling modes; prints the margins in dB,
@@ -15,12 +16,18 @@ checkpoint ``--late``, and the two hybrids whose fill-hole net
 (`spiritnet_tf.layers.FlowFillHole`, the only sub-network that changes the flows) comes
 from one checkpoint and every other weight from the other.
 docs/training.md, "Forty-sixth and forty-seventh attempts", quotes the figures.
+``--ensemble``: the files as one predictor, "frames" the mean of each model's frames and
+flows (each runs its own recurrence), "flows" the first model with its flows at each step
+the mean of every model's fill-hole net (each on its own context features); docs/training.md,
+"Ninetieth to ninety-fourth attempts".
 """
 
 import argparse
 import glob
 import json
 import os
+
+import tensorflow as tf
 
 from spiritnet_tf.data import read_septuplets
 from spiritnet_tf.io.weights import load_model
@@ -38,11 +45,50 @@ def hybrid(flows_from, rest_from):
     return model
 
 
+class FrameEnsemble:
+    """The mean frames and flows of several models, each running its own recurrence."""
+
+    def __init__(self, models):
+        self.models = models
+        self.config = models[0].config
+
+    def __call__(self, inputs, num_frames):
+        outputs = [m(inputs, num_frames=num_frames) for m in self.models]
+        return {k: tf.add_n([o[k] for o in outputs]) / len(outputs) for k in ("frames", "flows")}
+
+
+def flow_ensemble(models):
+    """The first of ``models`` with the mean of every model's fill-hole net as its new flow
+    (each net on its own model's context of the step's image, the flow's change beside it
+    as the step passes it)."""
+    nets = [(m.cell.context, m.cell.fill_hole) for m in models]
+    history = models[0].config.flow_history
+
+    def fill(flow_init, holes, image, fill_context, z):
+        change = [fill_context[..., -2:]] if history else []
+        return tf.add_n([net(flow_init, holes, image, tf.concat([context(image)] + change, -1), z)
+                         for context, net in nets]) / len(nets)
+
+    object.__setattr__(models[0].cell, "fill_hole", fill)  # not tracked: no weights of its own
+    return models[0]
+
+
+def ensemble_margins(models, kind, files, ids, history=None):
+    """`margins` of ``models`` (SpiritNets of one architecture) as one ``kind`` ensemble."""
+    combined = {}
+    for mode in ("input", "previous"):
+        copies = [m.with_config(resample_from=mode) for m in models]
+        combined[mode] = FrameEnsemble(copies) if kind == "frames" else flow_ensemble(copies)
+    return margins(combined, files, ids, history=history)
+
+
 def margins(model, files, ids, history=None):
-    """{"all" or video: {mode: margin in dB}}. The mean PSNR is a mean over septuplets, so
+    """{"all" or video: {mode: margin in dB}} of a SpiritNet in both resampling modes, or of
+    {mode: predictor} as given (`ensemble_margins`). The mean PSNR is a mean over septuplets, so
     the margin on all clips is the per-video margins weighted by their septuplet counts:
     each clip is evaluated once (``per_video_figures``; directly when there is one video)."""
-    models = {m: model.with_config(resample_from=m) for m in ("input", "previous")}
+    models = model if isinstance(model, dict) else {
+        m: model.with_config(resample_from=m) for m in ("input", "previous")}
     videos = per_video_figures(models, files, ids, history=history)
     if not videos:
         result = evaluate_model(models, read_septuplets(files), "prediction", batch_size=4,
@@ -69,6 +115,8 @@ def main(argv=None):
     parser.add_argument("--history", action="store_true",
                         help="prediction mode one frame later with the flow before flow0 (4 "
                              "steps), for every model; default: only for flow_history models")
+    parser.add_argument("--ensemble", choices=("frames", "flows"),
+                        help="evaluate the weight files as one ensemble of this kind")
     parser.add_argument("--heldout-cache", default=os.path.join("data", "cache", "heldout_v6"))
     args = parser.parse_args(argv)
     if not args.swap and not args.weights:
@@ -77,6 +125,12 @@ def main(argv=None):
     if not files:
         raise SystemExit(f"no *.tfrecord in {args.heldout_cache} (the bundle step writes them)")
     ids = [s["id"].numpy().decode() for s in read_septuplets(files)]
+    if args.ensemble:
+        models = [load_model(path, run_config=True) for path in args.weights]
+        row = ensemble_margins(models, args.ensemble, files, ids, history=args.history or None)
+        print(f"{args.ensemble} ensemble of {len(models)}",
+              json.dumps({k: {m: round(x, 3) for m, x in v.items()} for k, v in row.items()}))
+        return
     if not args.swap:
         runs = [(path, load_model(path, run_config=True)) for path in args.weights]
     else:
