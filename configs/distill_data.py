@@ -1,6 +1,6 @@
 """Ensemble targets for distillation: copies of a training config's septuplets whose target
 frames are the mean of several trained models' predictions instead of the real frames
-(docs/training.md, "Ninetieth to ...").
+(docs/training.md, "Ninetieth to ninety-sixth attempts").
 
 For each ``videos`` or ``tfrecord`` source of CONFIG (synthetic sources are skipped: a
 student config keeps them as they are), every ``--every``-th septuplet of each of its
@@ -10,10 +10,12 @@ frame later for models with ``flow_history``), every teacher predicts the target
 same state0 (`SpiritNet.infer`, each in the resampling mode its run recorded), and the
 septuplet is written to ``OUT/source<k>/<file name>`` with its target frames replaced by
 the teachers' mean (rounded to uint8); the frames before state0's, the flows (the flow
-term's teacher flows) and the ids stay. A student config reads ``OUT/source<k>`` as a
-``tfrecord`` source. Files already written are kept, so an interrupted run resumes.
+term's teacher flows) and the ids stay (depth, where a source has it, is not copied). A
+student config reads ``OUT/source<k>`` as a ``tfrecord`` source. Files already written are
+kept, so an interrupted run resumes; OUT/SOURCES.json records the config, the teachers and
+``--every``.
 
-    python configs/distill_data.py CONFIG OUT TEACHER.weights.h5 [TEACHER ...] [--every 2]
+    python configs/distill_data.py CONFIG OUT TEACHER.weights.h5 [TEACHER ...] [--every 3]
 """
 
 import argparse
@@ -65,9 +67,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("config", help="the training config whose sources are distilled")
     parser.add_argument("out", help="folder for source<k>/ of the distilled records")
-    parser.add_argument("teachers", nargs="+", help="teacher .weights.h5 files of runs")
-    parser.add_argument("--every", type=int, default=1, help="distil every n-th septuplet of each file")
+    parser.add_argument("teachers", nargs="+",
+                        help="teachers' weights (a run's .weights.h5, or a .keras file)")
+    parser.add_argument("--every", type=int, default=1,
+                        help="distil every n-th septuplet of each file (default 1: all)")
     args = parser.parse_args(argv)
+    if args.every < 1:
+        parser.error(f"--every must be 1 or more, got {args.every}")
 
     from spiritnet_tf.io.weights import load_model
     from spiritnet_tf.training.config import load_config

@@ -467,11 +467,12 @@ def test_decay_to_makes_the_main_learning_rate_a_cosine_over_the_run(tmp_path, m
     assert seen["depth"] == pytest.approx(0.001, rel=1e-5)  # the depth net's stays
 
 
-def test_distill_script_replaces_the_target_frames_by_the_teachers_mean(tmp_path, tiny_spiritnet,
-                                                                        tiny_keras):
+def test_distill_script_replaces_the_target_frames_by_the_teachers_mean(tmp_path, capsys,
+                                                                        tiny_spiritnet, tiny_keras):
     """configs/distill_data.py: every n-th septuplet of a file is written with its frames
     before state0's and its flows as they were, and its target frames the mean of the
-    teachers' predictions from state0 (rounded to uint8); a written file is kept on a rerun."""
+    teachers' predictions from state0 (rounded to uint8); the command skips synthetic
+    sources, keeps a written file on a rerun and refuses --every below 1."""
     import importlib.util
     import types
 
@@ -522,3 +523,6 @@ def test_distill_script_replaces_the_target_frames_by_the_teachers_mean(tmp_path
     before = written.stat().st_mtime_ns
     script.main(command)  # resumed: the file written is kept
     assert written.stat().st_mtime_ns == before
+    with pytest.raises(SystemExit):
+        script.main(command[:-1] + ["0"])
+    assert "--every must be 1 or more, got 0" in capsys.readouterr().err
