@@ -19,7 +19,7 @@ docs/training.md, "Forty-sixth and forty-seventh attempts", quotes the figures.
 ``--ensemble``: the files as one predictor, "frames" the mean of each model's frames and
 flows (each runs its own recurrence), "flows" the first model with its flows at each step
 the mean of every model's fill-hole net (each on its own context features); docs/training.md,
-"Ninetieth to ninety-fourth attempts".
+"Ninetieth to ninety-sixth attempts".
 """
 
 import argparse
