@@ -41,19 +41,18 @@ def distill_file(models, source, target, every=1, batch_size=4):
     if len(history) != 1:
         raise ValueError("teachers must agree on flow_history (they start from one state0)")
     history = history.pop()
-    first = 2 if history else 1  # state0's frame, as to_prediction_mode takes it
+    septuplets = read_septuplets(source).shard(every, 0)
+    # (septuplet, inputs, targets) as training takes them; the targets are its last frames
+    samples_in = septuplets.map(lambda s: (s, *to_prediction_mode(s, history=history)))
 
     def samples():
-        for batch in read_septuplets(source).shard(every, 0).batch(batch_size):
-            items = [to_prediction_mode({k: v[i] for k, v in batch.items()}, history=history)[0]
-                     for i in range(len(batch["id"]))]
-            inputs = {k: tf.stack([item[k] for item in items]) for k in items[0]}
-            steps = batch["frames"].shape[1] - first - 1
+        for batch, inputs, targets in samples_in.batch(batch_size):
+            steps = targets["frames"].shape[1]
             mean = tf.add_n([m.infer(inputs, num_frames=steps, trace=True)["frames"]
                              for m in models]) / len(models)
             mean = np.round(np.clip(mean.numpy(), 0.0, 1.0) * 255.0).astype(np.uint8)
             for i, frames in enumerate(batch["frames"].numpy()):
-                frames[first + 1:] = mean[i]
+                frames[-steps:] = mean[i]
                 yield {"id": batch["id"][i].numpy().decode(), "frames": frames,
                        "flows": batch["flows"][i].numpy()}
 

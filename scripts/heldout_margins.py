@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from spiritnet_tf.data import read_septuplets
 from spiritnet_tf.io.weights import load_model
+from spiritnet_tf.layers.cell import STATE_CHANNELS
 from spiritnet_tf.model import SpiritNet
 from spiritnet_tf.training.bundle import per_video_figures
 from spiritnet_tf.training.run import evaluate_model
@@ -65,7 +66,7 @@ def flow_ensemble(models):
     history = models[0].config.flow_history
 
     def fill(flow_init, holes, image, fill_context, z):
-        change = [fill_context[..., -2:]] if history else []
+        change = [fill_context[..., -STATE_CHANNELS.flow:]] if history else []
         return tf.add_n([net(flow_init, holes, image, tf.concat([context(image)] + change, -1), z)
                          for context, net in nets]) / len(nets)
 

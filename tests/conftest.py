@@ -57,8 +57,23 @@ def warp_library():
     return library
 
 
-TINY_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                           "configs", "tiny_test.json")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_script(relative_path):
+    """A script of the repository that is not a package module (``configs/...``,
+    ``scripts/...``, ``benchmarks/...``: a path relative to the repository's root), imported
+    as a module named after its file, so that tests call its functions."""
+    import importlib.util
+
+    name = os.path.splitext(os.path.basename(relative_path))[0]
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, relative_path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+TINY_CONFIG = os.path.join(REPO, "configs", "tiny_test.json")
 
 
 def _made_once(tmp_path_factory, name, make):

@@ -1,17 +1,14 @@
 """scripts/average_checkpoints.py: the mean of a run's per-epoch checkpoint files."""
 
-import importlib.util
 import os
 
 import h5py
 import numpy as np
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_spec = importlib.util.spec_from_file_location(
-    "average_checkpoints", os.path.join(REPO, "scripts", "average_checkpoints.py"))
-average_checkpoints = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(average_checkpoints)
+from conftest import load_script
+
+average_checkpoints = load_script(os.path.join("scripts", "average_checkpoints.py"))
 
 
 def _checkpoint(path, kernel, step):

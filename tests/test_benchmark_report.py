@@ -4,24 +4,14 @@ Runs on small made-up benchmark files, and reads (without writing) the real
 docs/benchmarks.md to check that every headline figure is still found in its tables.
 """
 
-import importlib.util
 import os
 
 import pytest
 from PIL import Image
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import REPO, load_script
 
-
-def _load_report():
-    spec = importlib.util.spec_from_file_location(
-        "benchmark_report", os.path.join(REPO, "benchmarks", "report.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-report = _load_report()
+report = load_script(os.path.join("benchmarks", "report.py"))
 
 MADE_UP = """# Benchmarks
 

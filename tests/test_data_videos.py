@@ -12,6 +12,8 @@ from spiritnet_tf import cli
 from spiritnet_tf.data import CorruptInputError, read_septuplets
 from spiritnet_tf.data.videos import cache_videos, find_sources, video_septuplets
 
+from conftest import load_script
+
 H, W = 48, 64
 
 
@@ -146,12 +148,7 @@ def test_find_shots_cuts_where_one_frame_changes_a_lot_and_not_during_a_pan():
 
 
 def test_motion_clips_script_splits_shots_at_dissolves():
-    import importlib.util
-
-    path = os.path.join(os.path.dirname(__file__), "..", "configs", "motion_footage_data.py")
-    spec = importlib.util.spec_from_file_location("motion_footage_data", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script(os.path.join("configs", "motion_footage_data.py"))
     shots = [(0, 100), (120, 200), (300, 310)]
     assert script.split_at(shots, [(150, 160), (300, 400)]) == [(0, 100), (120, 149), (161, 200)]
     assert script.split_at(shots, [(95, 125)]) == [(0, 94), (126, 200), (300, 310)]
@@ -194,15 +191,11 @@ def test_pan_clips_script_moves_a_window_inside_the_picture(tmp_path):
     start + t * velocity; whole pixels here, so frames compare exactly with crops), every
     window of a pan, a shake or a ramp inside the picture, a shake's speed within its range
     and turning back, a ramp's speed changing linearly, and the clips are recorded."""
-    import importlib.util
     import json
 
     from PIL import Image
 
-    path = os.path.join(os.path.dirname(__file__), "..", "configs", "pan_clips_data.py")
-    spec = importlib.util.spec_from_file_location("pan_clips_data", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script(os.path.join("configs", "pan_clips_data.py"))
     picture = (np.random.default_rng(0).random((60, 90, 3)) * 255).astype(np.uint8)
     clip = script.pan_clip(picture, (20, 30), np.array([4, 10]) + np.arange(5)[:, None] * [3, -1])
     for t, frame in enumerate(clip):

@@ -14,7 +14,7 @@ import tensorflow as tf
 from spiritnet_tf import cli
 from spiritnet_tf.training import ConfigError, load_config, septuplet_dataset, train, training_samples
 
-from conftest import functions_run_eagerly
+from conftest import functions_run_eagerly, load_script
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 TINY = os.path.join(CONFIGS, "tiny_test.json")
@@ -473,16 +473,12 @@ def test_distill_script_replaces_the_target_frames_by_the_teachers_mean(tmp_path
     before state0's and its flows as they were, and its target frames the mean of the
     teachers' predictions from state0 (rounded to uint8); the command skips synthetic
     sources, keeps a written file on a rerun and refuses --every below 1."""
-    import importlib.util
     import types
 
     from spiritnet_tf import data
     from spiritnet_tf.data.pipeline import to_prediction_mode
 
-    path = os.path.join(os.path.dirname(__file__), "..", "configs", "distill_data.py")
-    spec = importlib.util.spec_from_file_location("distill_data", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script(os.path.join("configs", "distill_data.py"))
     rng = np.random.default_rng(0)
     samples = [{"id": f"clip#{k}", "frames": rng.integers(0, 255, (7, 32, 32, 3), np.uint8),
                 "flows": rng.normal(0, 1, (6, 32, 32, 2)).astype(np.float32)} for k in range(3)]
