@@ -305,6 +305,12 @@ class SpiritNetConfig(DictConfig):
         reflect-padded to a multiple of 32 (`spiritnet_tf.model.MULTIPLE`). The
         flows themselves are not changed; `animate`'s "zoom" edges keep every sample
         inside, so there it changes nothing.
+      members: how many recurrences the model runs and averages (an ensemble, K; default 1).
+        K cells of this architecture, each trained alone and joined afterwards
+        (`spiritnet_tf.training.ensemble`), share the depth net, z0 and DAFR's flow0; each
+        runs its own recurrence from the same first state, and the model's frames, flows
+        and residuals are their mean at every step. Costs K times the cell's time and
+        weights; such a model is not trained as a whole (``compile`` refuses it).
       depth_loss_only: the depth net learns from the supervised depth loss alone (the
         flow and image losses do not reach it). Trained end to end from scratch, the
         small preset's inverse depth collapsed onto the 1e-3 floor everywhere (no
@@ -340,6 +346,7 @@ class SpiritNetConfig(DictConfig):
     depth_side: int = checked(None, optional(at_least(32, integer=True)))
     dafi_holes: str = checked("fill", one_of(DAFI_HOLES))
     warp_outside: str = checked("copy", one_of(WARP_OUTSIDE))
+    members: int = checked(1, at_least(1, integer=True))
 
     @classmethod
     def from_recorded(cls, values):

@@ -97,6 +97,12 @@ def _pad_inputs(inputs):
     return padded, height, width
 
 
+def _mean(outputs):
+    """The mean of the cells' outputs (an ensemble's, `SpiritNetConfig.members`); one
+    cell's output as it is."""
+    return outputs[0] if len(outputs) == 1 else tf.add_n(outputs) / float(len(outputs))
+
+
 def _results(out, height, width, return_residuals):
     """``call``'s result dict from the stacked cell outputs [B, T, H', W', 8] (padded)."""
     out = out[:, :, :height, :width]
@@ -137,7 +143,9 @@ class SpiritNet(keras.Model):
         zero on static pixels), which full-resolution output adds (docs/design.md §6).
 
     Returns:
-      {"frames": ``[B, T, H, W, 3]`` in [0, 1], "flows": ``[B, T, H, W, 2]``}.
+      {"frames": ``[B, T, H, W, 3]`` in [0, 1], "flows": ``[B, T, H, W, 2]``}; for an
+      ensemble (``config.members`` > 1) the mean of its members' (and of their residuals),
+      each member running its own recurrence from the one state0.
 
     Raises:
       ValueError: unknown keys, wrong rank/channels/sizes, non-float images;
@@ -154,6 +162,11 @@ class SpiritNet(keras.Model):
         self.dafr = DAFR(dict(config.dafr) or None)
         self.cell = SpiritNetCell(config, name="cell")
         self.rnn = SpiritNetRNN(self.cell, return_sequences=True, name="rnn")
+        # An ensemble's other members (config.members): cells sharing the first one's depth net.
+        self.member_cells = [SpiritNetCell(config, depth_net=self.cell.depth_net, name=f"cell_{k}")
+                             for k in range(1, config.members)]
+        self.member_rnns = [SpiritNetRNN(cell, return_sequences=True, name=f"rnn_{k}")
+                            for k, cell in enumerate(self.member_cells, 1)]
         self.loss_config = LossConfig()
         self._trackers = {
             name: keras.metrics.Mean(name=name) for name in LOSS_TERMS
@@ -193,9 +206,10 @@ class SpiritNet(keras.Model):
         image = (None, None, None, 3)
         if not self.depth_net.built:  # (e.g. weights loaded into it first)
             self.depth_net.build(image)
-        if self.config.resample_from == "input" and not self.cell.context.built:
-            self.cell.context.build(image)
-        self.rnn.build((None, None, self.config.control_dim))  # builds the cell
+        for cell, rnn in zip(self.cells, self.rnns):
+            if self.config.resample_from == "input" and not cell.context.built:
+                cell.context.build(image)
+            rnn.build((None, None, self.config.control_dim))  # builds the cell
         self.built = True
 
     def build_from_config(self, config):
@@ -226,6 +240,17 @@ class SpiritNet(keras.Model):
     @property
     def depth_net(self):
         return self.cell.depth_net
+
+    @property
+    def cells(self):
+        """The cells of the recurrences the model averages: ``[cell]``, or an ensemble's
+        ``config.members`` cells (one depth net between them)."""
+        return [self.cell, *self.member_cells]
+
+    @property
+    def rnns(self):
+        """The RNN of each of `cells`."""
+        return [self.rnn, *self.member_rnns]
 
     # ------------------------------------------------------------------ inference
     def _check_inputs(self, inputs):
@@ -286,15 +311,16 @@ class SpiritNet(keras.Model):
         return checked
 
     def _traced(self, key, trace):
-        """The traced functions {"depth", "step"} (`infer`) if calls with shapes ``key``
-        should use them under ``trace`` (True, False or "auto": from the second call
-        with the same key), else None. Kept with the model in an `untracked_dict`."""
+        """The traced functions {"depth", "steps": one per cell} (`infer`) if calls with
+        shapes ``key`` should use them under ``trace`` (True, False or "auto": from the
+        second call with the same key), else None. Kept with the model in an
+        `untracked_dict`."""
         if trace not in (True, False, "auto"):
             raise ValueError(f"SpiritNet: trace must be True, False or 'auto', got {trace!r}")
         traced = untracked_dict(self, "_traced_functions")
         if not traced:
             traced.update(seen={}, depth=tf.function(self.cell.estimate_depth),
-                          step=tf.function(self.cell.step))
+                          steps=[tf.function(cell.step) for cell in self.cells])
         seen = traced["seen"].get(key, 0)
         traced["seen"][key] = seen + 1
         if trace is False or (trace == "auto" and not seen):
@@ -353,8 +379,18 @@ class SpiritNet(keras.Model):
                           mask=padded.get("mask"))
         return flow0, z0
 
+    def _initial_states(self, padded, seed, direction, magnitude, training):
+        """The first `CellState` of each of `cells` from padded inputs (`_pad_inputs`): one
+        state0 (depth, DAFR's flow0), with each cell's own context of the source in
+        "input" mode."""
+        state = self._initial_state(padded, seed, direction, magnitude, training)
+        if state.source_context is None:
+            return [state] * len(self.cells)
+        return [state] + [state._replace(source_context=cell.context(state.source))
+                          for cell in self.member_cells]
+
     def _initial_state(self, padded, seed, direction, magnitude, training):
-        """The first `CellState` from padded inputs (`_pad_inputs`)."""
+        """The first `CellState` (of the first cell) from padded inputs (`_pad_inputs`)."""
         image = padded["image"]
         z0 = padded.get("depth")
         flow0 = padded.get("flow0")
@@ -386,9 +422,10 @@ class SpiritNet(keras.Model):
         if isinstance(num_frames, int) and num_frames < 1:
             raise ValueError(f"SpiritNet: num_frames must be >= 1, got {num_frames}")
         padded, height, width = _pad_inputs(inputs)
-        state = self._initial_state(padded, seed, direction, magnitude, training)
+        states = self._initial_states(padded, seed, direction, magnitude, training)
         control = self._controls(inputs, num_frames)
-        out = self.rnn(control, initial_state=state.to_list(), training=training)
+        out = _mean([rnn(control, initial_state=state.to_list(), training=training)
+                     for rnn, state in zip(self.rnns, states)])
         return _results(out, height, width, return_residuals)
 
     def _controls(self, inputs, num_frames):
@@ -430,17 +467,21 @@ class SpiritNet(keras.Model):
         self.build()
         inputs = self._check_inputs(inputs)
         padded, height, width = _pad_inputs(inputs)
-        state = self._initial_state(padded, seed, direction, magnitude, training=False)
+        states = self._initial_states(padded, seed, direction, magnitude, training=False)
         control = self._controls(inputs, num_frames)
-        key = tuple(tuple(x.shape) for x in state.to_list()) + (tuple(control.shape[::2]),)
+        key = tuple(tuple(x.shape) for x in states[0].to_list()) + (tuple(control.shape[::2]),)
         traced = self._traced(key, trace)
-        estimate, step = (traced["depth"], traced["step"]) if traced else (None, self.cell.step)
+        estimate, steps = ((traced["depth"], traced["steps"]) if traced
+                           else (None, [cell.step for cell in self.cells]))
         outputs = []
         for t in range(num_frames):
-            z = self.cell.step_depth(state, estimate=estimate)
-            output, states = step(control[:, t], state.to_list(), z)
-            state = CellState.from_list(states)
-            outputs.append(output)
+            step_outputs = []
+            for k, (cell, step) in enumerate(zip(self.cells, steps)):
+                z = cell.step_depth(states[k], estimate=estimate)
+                output, new_states = step(control[:, t], states[k].to_list(), z)
+                states[k] = CellState.from_list(new_states)
+                step_outputs.append(output)
+            outputs.append(_mean(step_outputs))
         return _results(tf.stack(outputs, axis=1), height, width, return_residuals)
 
     # ------------------------------------------------------------------ training
@@ -463,7 +504,16 @@ class SpiritNet(keras.Model):
 
         Both optimizers are built here (docs/design.md §9: a lazily built second optimizer
         fails under MirroredStrategy), so the model is built here too.
+
+        Raises:
+          ValueError for an ensemble (``config.members`` > 1): its members are trained
+            one at a time and joined (`spiritnet_tf.training.ensemble`).
         """
+        if self.config.members > 1:
+            raise ValueError(
+                f"SpiritNet: an ensemble of {self.config.members} members is not trained as a "
+                "whole; train each member alone (members=1) and join their weights with "
+                "`python -m spiritnet_tf.training.ensemble`")
         if optimizer is None:
             average = ({} if self.config.ema_momentum is None else
                        {"use_ema": True, "ema_momentum": self.config.ema_momentum})

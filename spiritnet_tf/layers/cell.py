@@ -116,6 +116,8 @@ class SpiritNetCell(keras.layers.Layer):
       config: `spiritnet_tf.config.SpiritNetConfig` (or its dict); architecture,
         ``resample_from`` and ``pretrained_depth`` (depth net then always runs in
         inference mode with its batch norms frozen: statistics and parameters fixed).
+      depth_net: the depth net to use, shared with another cell (the members of an
+        ensemble, ``SpiritNetConfig.members``); None (default): a new one of ``config``.
 
     Call:
       inputs: ``[B, control_dim]`` control vector of this step (zeros by default).
@@ -134,11 +136,11 @@ class SpiritNetCell(keras.layers.Layer):
       Static-mask pixels keep the input image and zero flow (and zero residual).
     """
 
-    def __init__(self, config=None, **kwargs):
+    def __init__(self, config=None, depth_net=None, **kwargs):
         super().__init__(**kwargs)
         self.config = config = SpiritNetConfig.coerce(config)
         self.output_size = (None, None, OUTPUT_CHANNELS)
-        self.depth_net = depth_net_for(config)
+        self.depth_net = depth_net_for(config) if depth_net is None else depth_net
         if config.pretrained_depth:
             self.depth_net.freeze_batch_norm()
         self.context = ContextExtractor(width=config.context_width)
