@@ -17,9 +17,10 @@ checkpoint ``--late``, and the two hybrids whose fill-hole net
 from one checkpoint and every other weight from the other.
 docs/training.md, "Forty-sixth and forty-seventh attempts", quotes the figures.
 ``--ensemble``: the files as one predictor, "frames" the mean of each model's frames and
-flows (each runs its own recurrence), "flows" the first model with its flows at each step
-the mean of every model's fill-hole net (each on its own context features); docs/training.md,
-"Ninetieth to ninety-sixth attempts".
+flows (each runs its own recurrence: the ensemble model of
+`spiritnet_tf.training.ensemble.join_models`), "flows" the first model with its flows at
+each step the mean of every model's fill-hole net (each on its own context features);
+docs/training.md, "Ninetieth to ninety-sixth attempts".
 """
 
 import argparse
@@ -34,6 +35,7 @@ from spiritnet_tf.io.weights import load_model
 from spiritnet_tf.layers.cell import STATE_CHANNELS
 from spiritnet_tf.model import SpiritNet
 from spiritnet_tf.training.bundle import per_video_figures
+from spiritnet_tf.training.ensemble import join_models
 from spiritnet_tf.training.run import evaluate_model
 
 
@@ -44,18 +46,6 @@ def hybrid(flows_from, rest_from):
     model.set_weights(rest_from.get_weights())
     model.cell.fill_hole.set_weights(flows_from.cell.fill_hole.get_weights())
     return model
-
-
-class FrameEnsemble:
-    """The mean frames and flows of several models, each running its own recurrence."""
-
-    def __init__(self, models):
-        self.models = models
-        self.config = models[0].config
-
-    def __call__(self, inputs, num_frames):
-        outputs = [m(inputs, num_frames=num_frames) for m in self.models]
-        return {k: tf.add_n([o[k] for o in outputs]) / len(outputs) for k in ("frames", "flows")}
 
 
 def flow_ensemble(models):
@@ -79,7 +69,7 @@ def ensemble_margins(models, kind, files, ids, history=None):
     combined = {}
     for mode in ("input", "previous"):
         copies = [m.with_config(resample_from=mode) for m in models]
-        combined[mode] = FrameEnsemble(copies) if kind == "frames" else flow_ensemble(copies)
+        combined[mode] = join_models(copies) if kind == "frames" else flow_ensemble(copies)
     return margins(combined, files, ids, history=history)
 
 

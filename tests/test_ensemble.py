@@ -1,0 +1,128 @@
+"""Ensembles (`SpiritNetConfig.members`): the members' mean, joining runs, saving, errors."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from spiritnet_tf.io.weights import load_model
+from spiritnet_tf.model import SpiritNet
+from spiritnet_tf.training.ensemble import join_models, join_runs, main
+
+TINY = dict(depth_width=0.0625, context_width=8, kernel_widths=(4, 8, 8, 8), fill_hole_width=8,
+            fill_hole_blocks=1, synthesis_width=8, synthesis_blocks=1)
+# The recipe of the bundled ensemble (depth once, carried; the flow's change seen), and the
+# paper's rule (the shared depth net runs on every member's own frames).
+RECIPE = dict(resample_from="input", flow_history=True, synthesis_history=True,
+              depth_every_step=False, warp_outside="clamp")
+PAPER_RULE = dict(resample_from="previous")
+IMAGE = np.random.default_rng(0).random((1, 32, 64, 3)).astype(np.float32)
+
+
+def _members(count, seed=0, **overrides):
+    """``count`` tiny models of one configuration with the first one's depth net and DAFR
+    and their own other weights (a random initialisation's networks start as identities,
+    so every member's are moved apart)."""
+    rng = np.random.default_rng(seed)
+    models = []
+    for _ in range(count):
+        model = SpiritNet.from_preset("small", **TINY, **overrides)
+        model.build()
+        depth = {id(v) for v in model.depth_net.weights}
+        for v in model.cell.weights:
+            if id(v) not in depth and v.trainable:
+                v.assign(v.numpy() + rng.normal(0, 0.05, v.shape).astype(np.float32))
+        if models:
+            model.depth_net.set_weights(models[0].depth_net.get_weights())
+            model.dafr.set_weights(models[0].dafr.get_weights())
+        models.append(model)
+    return models
+
+
+@pytest.mark.parametrize("overrides", [RECIPE, PAPER_RULE], ids=["recipe", "paper-rule"])
+def test_an_ensemble_gives_the_mean_of_its_members(overrides):
+    """Frames, flows and residuals of the joined model are the members' means, through
+    ``call`` and through ``infer`` (eager and traced), from one DAFR flow0 and one depth."""
+    members = _members(2, **overrides)
+    ensemble = join_models(members)
+    assert ensemble.config.members == 2 and len(ensemble.cells) == 2
+    assert ensemble.member_cells[0].depth_net is ensemble.depth_net  # one depth net
+    kwargs = dict(num_frames=3, seed=5, return_residuals=True)
+    alone = [m.infer(IMAGE, trace=False, **kwargs) for m in members]
+    assert np.abs(alone[0]["frames"].numpy() - alone[1]["frames"].numpy()).max() > 0.05  # they differ
+    for what, got in (("call", ensemble(IMAGE, **kwargs)),
+                      ("infer eager", ensemble.infer(IMAGE, trace=False, **kwargs)),
+                      ("infer traced", ensemble.infer(IMAGE, trace=True, **kwargs))):
+        for key in ("frames", "flows", "residuals"):
+            np.testing.assert_allclose(got[key].numpy(), (alone[0][key] + alone[1][key]).numpy() / 2,
+                                       atol=1e-5, err_msg=f"{what}: {key}")
+
+
+def _fake_run(folder, model, seed, data=None):
+    """A finished run directory as `spiritnet train` leaves one (the parts joining reads)."""
+    os.makedirs(folder)
+    model.save_weights(os.path.join(folder, "model.weights.h5"))
+    overrides = {k: list(v) if isinstance(v, tuple) else v for k, v in {**TINY, **RECIPE}.items()}
+    manifest = {"name": os.path.basename(folder), "steps": 10,
+                "config": {"preset": "small", "model": overrides, "seed": seed},
+                "model_config": model.config.to_dict(), "data": data or {"train": ["clip#0"]},
+                "command": f"spiritnet train --out {folder}", "git_revision": "abc"}
+    with open(os.path.join(folder, "manifest.json"), "w") as f:
+        json.dump(manifest, f)
+    return folder
+
+
+def test_joined_runs_load_as_one_model_and_record_their_members(tmp_path, capsys):
+    """The joined run directory loads (its .keras model, or its .weights.h5 with the run's
+    architecture) as the ensemble of its runs, and its manifest names every member."""
+    members = _members(3, **RECIPE)
+    runs = [_fake_run(str(tmp_path / f"run{k}"), m, seed=k) for k, m in enumerate(members)]
+    out = tmp_path / "ensemble"
+    assert main([str(out), *runs]) == 0
+    assert "3 members (run0, run1, run2)" in capsys.readouterr().out
+    want = join_models(members).infer(IMAGE, num_frames=2, seed=1)["frames"].numpy()
+    for path in (out, out / "model.weights.h5"):
+        model = load_model(str(path), run_config=True)
+        assert model.config.members == 3
+        np.testing.assert_allclose(model.infer(IMAGE, num_frames=2, seed=1)["frames"].numpy(),
+                                   want, atol=1e-6, err_msg=str(path))
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config"]["model"]["members"] == 3 and manifest["model_config"]["members"] == 3
+    assert [m["seed"] for m in manifest["members"]] == [0, 1, 2]
+    assert all(len(m["weights_sha256"]) == 64 for m in manifest["members"])
+    assert manifest["data"] == {"train": ["clip#0"]}
+
+    with pytest.raises(SystemExit, match="not empty"):  # never replaced without --force
+        main([str(out), *runs])
+    assert main([str(out), *runs[:2], "--force"]) == 0
+    assert load_model(str(out), run_config=True).config.members == 2
+
+
+def test_joining_refuses_what_cannot_be_one_ensemble(tmp_path):
+    a, b = _members(2, **RECIPE)
+    with pytest.raises(ValueError, match="at least two"):
+        join_models([a])
+    other_depth = SpiritNet.from_preset("small", **TINY, **RECIPE)
+    other_depth.build()
+    other_depth.depth_net.set_weights([w + 0.1 for w in a.depth_net.get_weights()])
+    with pytest.raises(ValueError, match="model 1's depth_net differs"):
+        join_models([a, other_depth])
+    other_config = SpiritNet.from_preset("small", **TINY, **PAPER_RULE)
+    with pytest.raises(ValueError, match=r"differs from model 0's in \['flow_history'"):
+        join_models([a, other_config])
+    with pytest.raises(ValueError, match="ensemble already"):
+        join_models([join_models([a, b]), a])
+    with pytest.raises(ValueError, match="not trained as a whole"):
+        join_models([a, b]).compile()
+
+    runs = [_fake_run(str(tmp_path / "a"), a, 0), _fake_run(str(tmp_path / "b"), b, 1, {"x": 1})]
+    with pytest.raises(ValueError, match="other data"):
+        join_runs(runs, str(tmp_path / "out"))
+    os.remove(os.path.join(runs[1], "model.weights.h5"))
+    with pytest.raises(FileNotFoundError, match="model.weights.h5: missing"):
+        join_runs(runs, str(tmp_path / "out"))
+    with pytest.raises(ValueError, match="one of the runs"):
+        join_runs(runs, runs[0], force=True)
+    assert not os.path.exists(tmp_path / "out")
