@@ -74,14 +74,20 @@ ui-picture: ops test-tools
 motion-figures: ops
 	$(PY) scripts/motion_figures.py
 
-# The default weights: prepare the clips, train, evaluate on held-out clips and copy
-# weights + manifest into the package only if the quality gate passes.
+# The default weights: prepare the clips, train the six members of the ensemble (one
+# recipe, six seeds; a rerun resumes an interrupted run and skips finished ones), join them, evaluate on held-out
+# clips and copy weights + manifest into the package only if the quality gate passes.
+MEMBERS := 72 73 76 77 88 89
 default-weights: ops
 	PY=$(PY) sh configs/default_weights_data.sh data
 	PY=$(PY) sh configs/depth_photos_data.sh data/depth_photos
 	$(PY) configs/pan_clips_data.py data/depth_photos data/train_pans
-	$(PY) -m spiritnet_tf.cli train --config configs/default_weights_v72.json --out runs/default_weights_v72
-	$(PY) -m spiritnet_tf.training.bundle runs/default_weights_v72 --heldout data/heldout_videos_v6
+	for v in $(MEMBERS); do [ -f runs/default_weights_v$$v/manifest.json ] || \
+	  $(PY) -m spiritnet_tf.cli train --config configs/default_weights_v$$v.json --out runs/default_weights_v$$v || exit 1; \
+	done
+	$(PY) -m spiritnet_tf.training.ensemble runs/default_weights_ensemble --force \
+	  $(foreach v,$(MEMBERS),runs/default_weights_v$(v))
+	$(PY) -m spiritnet_tf.training.bundle runs/default_weights_ensemble --heldout data/heldout_videos_v6
 
 # Real-depth evaluation: scenes with plane + parallax inverse depth, then the bundled weights.
 depth-eval: ops

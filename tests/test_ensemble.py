@@ -93,6 +93,11 @@ def test_joined_runs_load_as_one_model_and_record_their_members(tmp_path, capsys
     assert [m["seed"] for m in manifest["members"]] == [0, 1, 2]
     assert all(len(m["weights_sha256"]) == 64 for m in manifest["members"])
     assert manifest["data"] == {"train": ["clip#0"]}
+    from spiritnet_tf.training.bundle import _commands  # the bundled manifest's recipe
+
+    commands = _commands(manifest, str(out), "held", lambda p: p)
+    assert commands[-5:-1] == [*(f"spiritnet train --out {r}" for r in runs), manifest["command"]]
+    assert manifest["command"].startswith("python -m spiritnet_tf.training.ensemble ")
 
     with pytest.raises(SystemExit, match="not empty"):  # never replaced without --force
         main([str(out), *runs])

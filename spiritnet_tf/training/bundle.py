@@ -63,12 +63,18 @@ def _sha256(path):
 
 def _commands(run, run_dir, heldout, relative):
     """The commands that made these weights: the data, the run's own ``spiritnet train``
-    command line (as its manifest records it) and this bundle step, paths relative to the
-    repository."""
+    command line (as its manifest records it; for an ensemble each member's, then the
+    command that joined them, `spiritnet_tf.training.ensemble`) and this bundle step, paths
+    relative to the repository."""
     rel = lambda p: relative(os.path.abspath(p))  # noqa: E731
-    argv = (run.get("command") or "").split()[1:]  # without the program's path
-    train = " ".join(["spiritnet"] + argv) if argv else "spiritnet train (command not recorded)"
-    return ["make default-weights", "sh configs/default_weights_data.sh data", train,
+
+    def train(record):
+        argv = [relative(a) if os.path.isabs(a) else a  # without the program's path
+                for a in (record.get("command") or "").split()[1:]]
+        return " ".join(["spiritnet"] + argv) if argv else "spiritnet train (command not recorded)"
+
+    made = [train(m) for m in run["members"]] + [run["command"]] if run.get("members") else [train(run)]
+    return ["make default-weights", "sh configs/default_weights_data.sh data", *made,
             f"python -m spiritnet_tf.training.bundle {rel(run_dir)} --heldout {rel(heldout)}"]
 
 
@@ -198,6 +204,7 @@ def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, data=None, photo
         per_video = per_video_figures(
             {f"model ({m})": model.with_config(resample_from=m) for m in RESAMPLE_MODES},
             heldout_source["files"], heldout_source["clips"], progress=progress)
+        per_video = {repository_relative(video): f for video, f in per_video.items()}
         for video, f in per_video.items():
             margins = ", ".join(f"{m} {v:+.2f} dB" for m, v in
                                 f["margin_over_constant_velocity_db"].items())
