@@ -131,3 +131,18 @@ def test_joining_refuses_what_cannot_be_one_ensemble(tmp_path):
     with pytest.raises(ValueError, match="one of the runs"):
         join_runs(runs, runs[0], force=True)
     assert not os.path.exists(tmp_path / "out")
+
+
+def test_an_ensemble_exports_to_tflite_and_matches_keras(tmp_path):
+    """The exports trace ``call``: an ensemble's TFLite file gives its members' mean."""
+    from spiritnet_tf.export.mobile import main_tflite
+    from test_export_mobile import _assert_close, _inputs, _keras, _run_tflite
+
+    ensemble = join_models(_members(2, **RECIPE))
+    ensemble.save(tmp_path / "ensemble.keras")
+    out = tmp_path / "ensemble.tflite"
+    assert main_tflite(["--weights", str(tmp_path / "ensemble.keras"), "--out", str(out),
+                        "--height", "64", "--width", "96", "--frames", "2"]) == 0
+    image, flow0 = _inputs(64, 96)
+    got, _ = _run_tflite(out, image, flow0)
+    _assert_close(got, _keras(ensemble, image, flow0))
