@@ -81,6 +81,9 @@ def add_parser(subparsers):
                    help=f"long side the model runs at (default {DEFAULT_WORKING_SIDE})")
     p.add_argument("--weights", metavar="W",
                    help=".keras model or .weights.h5 file (default: the bundled weights)")
+    p.add_argument("--members", type=ranged(int, 1), metavar="K",
+                   help="run only the first K members of an ensemble (the bundled weights "
+                        "hold 6): faster, not what their quality gate measured (default: all)")
     p.add_argument("--resample-from", choices=RESAMPLE_MODES, default=None,
                    help="warp the previous frame or the input each step (default: the model's)")
     p.add_argument("--save-flows", action="store_true",
@@ -222,6 +225,11 @@ def _run(args):
     if ready:
         # One model for every photo; weights that do not fit fail here, before any photo.
         model = animation.load_model(args.weights, resample_from=args.resample_from)
+        if args.members is not None:
+            try:
+                model = model.first_members(args.members)
+            except ValueError as e:
+                raise ValueError(f"--members {args.members}: {e}") from None
     for photo, output in ready:
         try:
             anim = animation.animate(

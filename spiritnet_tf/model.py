@@ -227,6 +227,40 @@ class SpiritNet(keras.Model):
         copy.set_weights(self.get_weights())
         return copy
 
+    def first_members(self, count):
+        """This model keeping its first ``count`` members (`SpiritNetConfig.members`): the
+        model itself when ``count`` is all of them, else a new one (``count`` 1: a plain
+        model with the first member's weights). Fewer members run faster (each costs about
+        one cell's time) but are not what an ensemble's gate measured.
+
+        Raises ValueError unless 1 <= ``count`` <= ``config.members``."""
+        members = self.config.members
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= members:
+            raise ValueError(f"members must be a whole number from 1 to {members} (the "
+                             f"model's), got {count!r}")
+        if count == members:
+            return self
+        self.build()
+        return self.with_member_cells(self.cells[:count])
+
+    def with_member_cells(self, cells):
+        """A new model of this one's configuration with ``len(cells)`` members, member k
+        carrying the weights of ``cells[k]`` (`SpiritNetCell` s of this architecture, built),
+        the depth net and DAFR this model's (`spiritnet_tf.training.ensemble.join_models`,
+        `first_members`)."""
+        self.build()
+        model = type(self)(dataclasses.replace(self.config, members=len(cells)))
+        model.build()
+        model.dafr.set_weights(self.dafr.get_weights())
+        model.depth_net.set_weights(self.depth_net.get_weights())
+        shared = {id(v) for v in model.depth_net.weights}
+        for cell, source_cell in zip(model.cells, cells):
+            # Same architecture, same build order: the variables pair up one to one.
+            for target, source in zip(cell.weights, source_cell.weights):
+                if id(target) not in shared:
+                    target.assign(source)
+        return model
+
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable, "config": self.config.to_dict()}
 

@@ -5,7 +5,6 @@ import os
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from spiritnet_tf.io.weights import load_model
 from spiritnet_tf.model import SpiritNet
@@ -146,3 +145,39 @@ def test_an_ensemble_exports_to_tflite_and_matches_keras(tmp_path):
     image, flow0 = _inputs(64, 96)
     got, _ = _run_tflite(out, image, flow0)
     _assert_close(got, _keras(ensemble, image, flow0))
+
+
+def test_first_members_run_the_first_members_alone(tmp_path, capsys):
+    """``first_members(k)``: the ensemble of the first k members (k = 1: the first model
+    itself), through the API and ``spiritnet animate --members``; out of range: an error."""
+    from PIL import Image
+
+    from spiritnet_tf import animation
+    from spiritnet_tf.cli import main as cli
+
+    members = _members(3, **RECIPE)
+    ensemble = join_models(members)
+    assert ensemble.first_members(3) is ensemble
+    kwargs = dict(num_frames=2, seed=4, trace=False)
+    alone = [m.infer(IMAGE, **kwargs)["frames"].numpy() for m in members[:2]]
+    one, two = ensemble.first_members(1), ensemble.first_members(2)
+    assert (one.config.members, one.member_cells, two.config.members) == (1, [], 2)
+    np.testing.assert_allclose(one.infer(IMAGE, **kwargs)["frames"].numpy(), alone[0], atol=1e-6)
+    np.testing.assert_allclose(two.infer(IMAGE, **kwargs)["frames"].numpy(),
+                               (alone[0] + alone[1]) / 2, atol=1e-6)
+    for bad in (0, 4, 1.0, True):
+        with pytest.raises(ValueError, match="whole number from 1 to 3"):
+            ensemble.first_members(bad)
+    assert animation.load_model(ensemble, members=1).config.members == 1
+
+    path = tmp_path / "ensemble.keras"
+    ensemble.save(path)
+    photo = tmp_path / "p.png"
+    Image.fromarray((np.random.default_rng(1).random((40, 60, 3)) * 255).astype(np.uint8)).save(photo)
+    assert cli(["animate", str(photo), "-o", str(tmp_path / "p.gif"), "--weights", str(path),
+                "--frames", "2", "--members", "4"]) != 0
+    assert "--members 4: members must be a whole number from 1 to 3" in capsys.readouterr().err
+    assert not (tmp_path / "p.gif").exists()
+    assert cli(["animate", str(photo), "-o", str(tmp_path / "p.gif"), "--weights", str(path),
+                "--frames", "2", "--members", "1"]) == 0
+    assert (tmp_path / "p.gif").exists()

@@ -229,7 +229,8 @@ def weights_path(weights):
     return path
 
 
-def load_model(weights=None, *, preset=DEFAULT_PRESET, resample_from=None, run_config=False):
+def load_model(weights=None, *, preset=DEFAULT_PRESET, resample_from=None, run_config=False,
+               members=None):
     """The SpiritNet that ``weights`` names (module docstring), loaded once per file.
 
     Args:
@@ -238,6 +239,8 @@ def load_model(weights=None, *, preset=DEFAULT_PRESET, resample_from=None, run_c
       preset: the preset whose architecture a ``.weights.h5`` file fits.
       resample_from: None (keep the model's) or ``"previous"`` / ``"input"``
         (docs/design.md §3.9); a different mode gives a copy with the same weights.
+      members: None (all of the model's) or how many of an ensemble's members to keep,
+        the first ones (``SpiritNet.first_members``: faster, not what the gate measured).
       run_config: a ``.weights.h5`` file inside a run directory (or its
         ``checkpoints/``) gets the architecture that the run's ``manifest.json`` or
         ``config.json`` records (``spiritnet evaluate``, the bundle step); ``preset``
@@ -251,14 +254,19 @@ def load_model(weights=None, *, preset=DEFAULT_PRESET, resample_from=None, run_c
     from spiritnet_tf.model import SpiritNet
 
     if isinstance(weights, SpiritNet):
-        return with_resample(weights, resample_from)
+        return _with_members(with_resample(weights, resample_from), members)
     if weights is None or (isinstance(weights, str) and weights == "default"):
         path = weights_path(bundled_weights())
     else:
         path = weights_path(weights)
     stat = os.stat(path)
-    return _load_cached(os.path.realpath(path), stat.st_size, stat.st_mtime_ns, preset,
-                        resample_from, bool(run_config))
+    return _with_members(_load_cached(os.path.realpath(path), stat.st_size, stat.st_mtime_ns,
+                                      preset, resample_from, bool(run_config)), members)
+
+
+def _with_members(model, members):
+    """``model`` with its first ``members`` members (None: all of them)."""
+    return model if members is None else model.first_members(members)
 
 
 @functools.lru_cache(maxsize=2)

@@ -54,8 +54,6 @@ def join_models(models):
     """
     import dataclasses
 
-    from spiritnet_tf.model import SpiritNet
-
     models = list(models)
     if len(models) < 2:
         raise ValueError(f"an ensemble needs at least two models, got {len(models)}")
@@ -73,17 +71,7 @@ def join_models(models):
                                  getattr(models[0], part).get_weights()):
                 raise ValueError(f"model {k}'s {part} differs from model 0's; an ensemble keeps "
                                  "one (train the members with the same frozen depth net)")
-    ensemble = SpiritNet(dataclasses.replace(first, members=len(models)))
-    ensemble.build()
-    ensemble.dafr.set_weights(models[0].dafr.get_weights())
-    shared = {id(v) for v in ensemble.depth_net.weights}
-    for cell, model in zip(ensemble.cells, models):
-        # Same architecture, same build order: the variables pair up one to one.
-        for target, source in zip(cell.weights, model.cell.weights):
-            if id(target) in shared and cell is not ensemble.cell:
-                continue  # the shared depth net: the first model's (checked equal above)
-            target.assign(source)
-    return ensemble
+    return models[0].with_member_cells([model.cell for model in models])
 
 
 def _member_record(run_dir, run, relative):
