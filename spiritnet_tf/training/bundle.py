@@ -40,7 +40,7 @@ import sys
 from spiritnet_tf.config import (DEFAULT_MANIFEST, DEFAULT_WEIGHTS, REPO, RESAMPLE_MODES,
                                  SpiritNetConfig)
 
-__all__ = ["bundle", "choose_mode", "generation_check", "main", "per_video_figures",
+__all__ = ["bundle", "choose_mode", "data_sources", "depth_net_record", "generation_check", "main", "per_video_figures",
            "MANIFEST_PATH"]
 
 MANIFEST_PATH = DEFAULT_MANIFEST
@@ -162,6 +162,40 @@ def per_video_figures(models, files, clips, *, batch_size=4, progress=False, his
     return figures
 
 
+def data_sources(folders, root=REPO):
+    """{folder: its ``SOURCES.json``} for each of ``folders`` (absolute, or relative to
+    ``root``, the repository) that holds one: what the data scripts record of the data
+    they wrote (package, version, registry, licence, the parts taken), so that the manifest
+    names every source with its version and licence."""
+    sources = {}
+    for folder in folders:
+        record = os.path.join(folder if os.path.isabs(folder) else os.path.join(root, folder),
+                              "SOURCES.json")
+        if folder not in sources and os.path.isfile(record):
+            with open(record) as f:
+                sources[folder] = json.load(f)
+    return sources
+
+
+def depth_net_record(depth_weights, root=REPO):
+    """What the depth weights a run started from (``depth_weights``, absolute or relative
+    to ``root``) record in the ``MANIFEST.json`` beside them: ``{"weights" (the path),
+    "training_data", "evaluation"}`` (their sources with versions and licences, and their
+    real-depth evaluation, ``spiritnet evaluate-depth``); None without such a manifest."""
+    if not depth_weights:
+        return None
+    path = depth_weights if os.path.isabs(depth_weights) else os.path.join(root, depth_weights)
+    manifest = os.path.join(os.path.dirname(path), "MANIFEST.json")
+    if not os.path.isfile(manifest):
+        return None
+    with open(manifest) as f:
+        record = json.load(f)
+    if record.get("weights") != os.path.basename(path):
+        return None
+    return {"weights": depth_weights, "training_data": record.get("training_data"),
+            "evaluation": record.get("evaluation")}
+
+
 def _heldout_source(out):
     """The held-out source record `evaluate_weights` wrote beside its report (its
     videos and clips)."""
@@ -184,6 +218,7 @@ def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, data=None, photo
     from spiritnet_tf.evaluation.photos import PHOTOS, prepare_photos
     from spiritnet_tf.layers.dafr import DAFRConfig
     from spiritnet_tf.training.cli import parse_size
+    from spiritnet_tf.training import run as run_module
     from spiritnet_tf.training.run import evaluate_weights, portable_json, repository_relative
 
     run_dir = os.path.abspath(run_dir)
@@ -247,8 +282,14 @@ def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, data=None, photo
                                 "passing the quality gate",
         "quality_gate": modes[chosen]["quality_gate"],
         "modes": modes,
-        # Every clip and photo used for training or selection.
+        # Every clip and photo used for training or selection, and the record of each data
+        # folder's sources (package, version, licence).
         "data": {"training": run.get("data"), "heldout": heldout_source,
+                 "sources": data_sources(repository_relative(
+                     [s["path"] for s in (run.get("data") or {}).get("train", [])
+                      if isinstance(s, dict) and s.get("path")]
+                     + [os.path.abspath(heldout)]), root=run_module.REPO),
+                 "depth_net": depth_net_record(run.get("depth_weights"), root=run_module.REPO),
                  "gate_photos": {name: {"path": os.path.abspath(path), "source": PHOTOS.get(name)}
                                  for name, path in photos.items()}},
         "heldout": {"data": os.path.abspath(heldout) if os.path.exists(heldout) else heldout,
