@@ -40,8 +40,8 @@ import sys
 from spiritnet_tf.config import (DEFAULT_MANIFEST, DEFAULT_WEIGHTS, REPO, RESAMPLE_MODES,
                                  SpiritNetConfig)
 
-__all__ = ["bundle", "choose_mode", "data_sources", "depth_net_record", "generation_check", "main", "per_video_figures",
-           "MANIFEST_PATH"]
+__all__ = ["bundle", "choose_mode", "data_sources", "depth_net_record", "file_sha256",
+           "generation_check", "main", "per_video_figures", "MANIFEST_PATH"]
 
 MANIFEST_PATH = DEFAULT_MANIFEST
 
@@ -53,7 +53,8 @@ def _depth_mapping(config):
     return config.get("model", {}).get("depth_mapping", PRESETS[config["preset"]].depth_mapping)
 
 
-def _sha256(path):
+def file_sha256(path):
+    """The SHA-256 hex digest of the file ``path`` (the manifests' checksums)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -266,7 +267,7 @@ def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, data=None, photo
     recorded = SpiritNetConfig.from_recorded(run.get("model_config") or {})  # what was measured
     manifest = {
         "weights": os.path.basename(DEFAULT_WEIGHTS),
-        "sha256": _sha256(DEFAULT_WEIGHTS),
+        "sha256": file_sha256(DEFAULT_WEIGHTS),
         "bytes": os.path.getsize(DEFAULT_WEIGHTS),
         "preset": run["config"]["preset"],
         "resample_from": chosen,

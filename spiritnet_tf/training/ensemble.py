@@ -20,22 +20,15 @@ manifest is the first member's, with ``members`` set in the model's configuratio
 import argparse
 import copy
 import datetime
-import hashlib
 import json
 import os
 import sys
 
 import numpy as np
 
+from spiritnet_tf.training.bundle import file_sha256
+
 __all__ = ["join_models", "join_runs", "main"]
-
-
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _same_weights(a, b):
@@ -79,7 +72,7 @@ def _member_record(run_dir, run, relative):
     return {"run": relative(os.path.abspath(run_dir)), "name": run.get("name"),
             "seed": (run.get("config") or {}).get("seed"), "git_revision": run.get("git_revision"),
             "steps": run.get("steps"), "command": run.get("command"),
-            "final_losses": run.get("final_losses"), "weights_sha256": _sha256(weights)}
+            "final_losses": run.get("final_losses"), "weights_sha256": file_sha256(weights)}
 
 
 def join_runs(run_dirs, out, *, force=False):
