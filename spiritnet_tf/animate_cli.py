@@ -237,7 +237,7 @@ def _run(args):
                 magnitude=args.magnitude, mask=args.mask, depth=args.depth,
                 inverse_depth=args.inverse_depth, working_side=args.working_side,
                 loop=args.loop, max_pixels=args.max_pixels, edges=args.edges,
-                max_zoom=args.max_zoom)
+                max_zoom=args.max_zoom, progress=True)
             written = anim.save(output, fps=args.fps, overwrite=args.overwrite,
                                 save_flows=args.save_flows, save_depth=args.save_depth,
                                 progress=True)

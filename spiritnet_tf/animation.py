@@ -357,7 +357,8 @@ def _check_number(name, value, minimum=None, integer=False):
 def animate(image, num_frames=6, seed=0, *, weights=None, direction=None, magnitude=1.0,
             mask=None, depth=None, inverse_depth=None, working_side=DEFAULT_WORKING_SIDE,
             loop="none", preset=DEFAULT_PRESET, resample_from=None, members=None,
-            max_pixels=MAX_PIXELS, edges=DEFAULT_EDGES, max_zoom=DEFAULT_MAX_ZOOM):
+            max_pixels=MAX_PIXELS, edges=DEFAULT_EDGES, max_zoom=DEFAULT_MAX_ZOOM,
+            progress=False):
     """Animates one photo; returns an `Animation` (frames at the photo's resolution).
 
     Args:
@@ -388,6 +389,8 @@ def animate(image, num_frames=6, seed=0, *, weights=None, direction=None, magnit
         photo; if that is not enough the motion is scaled down to fit (the result's
         ``motion_scale`` < 1). "extend": no crop; content from outside the photo shows as
         repeated border pixels. See `spiritnet_tf.fullres`.
+      progress: show a tqdm progress bar over the model's steps (one per generated
+        frame; the frames at the photo's resolution are made later, as they are saved).
 
     Raises:
       ImageInputError / ValueError with a message naming the problem; FileNotFoundError
@@ -439,8 +442,19 @@ def animate(image, num_frames=6, seed=0, *, weights=None, direction=None, magnit
         inputs["mask"] = _images.load_mask(mask, size=small_size, max_pixels=max_pixels)[None]
         full_mask = _images.load_mask(mask, size=(height, width), max_pixels=max_pixels)
 
-    out = model.infer(inputs, num_frames=num_frames, seed=seed, direction=direction,
-                      magnitude=magnitude, return_residuals=True)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        name = os.path.basename(image) if isinstance(image, (str, os.PathLike)) else "photo"
+        bar = tqdm(total=num_frames, unit="frame", desc=f"{name}: model")
+    try:
+        out = model.infer(inputs, num_frames=num_frames, seed=seed, direction=direction,
+                          magnitude=magnitude, return_residuals=True,
+                          progress=None if bar is None else lambda t, total: bar.update(1))
+    finally:
+        if bar is not None:
+            bar.close()
     frames = np.asarray(out["frames"][0], np.float32)
     flows = np.asarray(out["flows"][0], np.float32)
     working_frames = np.concatenate([small[None], frames])

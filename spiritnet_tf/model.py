@@ -473,7 +473,7 @@ class SpiritNet(keras.Model):
         return control
 
     def infer(self, inputs, num_frames=6, seed=0, direction=None, magnitude=1.0,
-              return_residuals=False, trace="auto"):
+              return_residuals=False, trace="auto", progress=None):
         """``call`` for inference (``training=False``) from eager code, with the recurrence
         traced once per input shape and kept: what `spiritnet_tf.animate` runs.
 
@@ -492,6 +492,9 @@ class SpiritNet(keras.Model):
         pass 0.24-0.29 s, a compiled one 0.07-0.12 s: docs/benchmarks.md), so a
         one-photo command line does not pay for it; a second photo of the same working
         size, or a server, does. Inside a ``tf.function`` this is ``call``.
+
+        ``progress``: None, or a callable called as ``progress(t, num_frames)`` after
+        the t-th generated frame (t = 1..num_frames) is made, e.g. to move a progress bar.
         """
         if not tf.executing_eagerly():
             return self(inputs, num_frames=num_frames, seed=seed, direction=direction,
@@ -516,6 +519,8 @@ class SpiritNet(keras.Model):
                 states[k] = CellState.from_list(new_states)
                 step_outputs.append(output)
             outputs.append(_mean(step_outputs))
+            if progress is not None:
+                progress(t + 1, num_frames)
         return _results(tf.stack(outputs, axis=1), height, width, return_residuals)
 
     # ------------------------------------------------------------------ training

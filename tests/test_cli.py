@@ -9,8 +9,9 @@ import pytest
 
 from spiritnet_tf import cli
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXAMPLE = os.path.join(ROOT, "examples", "coffee.jpg")
+from conftest import REPO
+
+EXAMPLE = os.path.join(REPO, "examples", "coffee.jpg")
 
 
 def _env(**changes):
@@ -22,7 +23,7 @@ def _env(**changes):
 
 def _python(code, **env):
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=ROOT, env=_env(**env), timeout=300)
+                          cwd=REPO, env=_env(**env), timeout=300)
 
 
 def test_help_and_argument_errors_do_not_import_tensorflow():
@@ -103,13 +104,14 @@ def test_cli_stderr_holds_no_tensorflow_log_line(tmp_path):
     run = subprocess.run(
         [sys.executable, "-m", "spiritnet_tf.cli", "animate", EXAMPLE, "-o", str(out),
          "--frames", "1", "--working-side", "48"],
-        capture_output=True, text=True, cwd=ROOT, env=_env(), timeout=300)
+        capture_output=True, text=True, cwd=REPO, env=_env(), timeout=300)
     assert run.returncode == 0, run.stderr
     assert out.exists() and "wrote" in run.stdout
     lines = [line for line in run.stderr.replace("\r", "\n").splitlines() if line.strip()]
     assert not [line for line in lines if cli.TF_LOG_LINE.match(line)], run.stderr
-    # What is left is the progress bar of the one output.
-    assert all(line.startswith("coffee.gif:") for line in lines), run.stderr
+    # What is left is the progress bars: the model's steps, then the one output's frames.
+    assert all(line.startswith(("coffee.jpg: model:", "coffee.gif:")) for line in lines), run.stderr
+    assert any(line.startswith("coffee.jpg: model: 100%") and "1/1" in line for line in lines), run.stderr
 
 
 def test_verbose_keeps_tensorflow_logs(tmp_path):
@@ -118,6 +120,6 @@ def test_verbose_keeps_tensorflow_logs(tmp_path):
     argv = [sys.executable, "-m", "spiritnet_tf.cli", "data", "synthetic", "1", "--height", "32",
             "--width", "32"]
     verbose = subprocess.run(argv + ["--out", str(tmp_path / "a"), "--verbose"],
-                             capture_output=True, text=True, cwd=ROOT, env=_env(), timeout=300)
+                             capture_output=True, text=True, cwd=REPO, env=_env(), timeout=300)
     assert verbose.returncode == 0, verbose.stderr
     assert [line for line in verbose.stderr.splitlines() if cli.TF_LOG_LINE.match(line)]

@@ -393,8 +393,11 @@ def test_infer_gives_call_s_results_eager_and_traced(model_input):
         runs = [("eager", False), ("auto, first call: eager", "auto"),
                 ("auto, second call: traced", "auto"), ("traced", True)]
         for what, trace in runs:
-            got = model_input.infer(inputs, num_frames=2, seed=3, return_residuals=True, trace=trace)
+            calls = []  # the progress hook: after each generated frame
+            got = model_input.infer(inputs, num_frames=2, seed=3, return_residuals=True, trace=trace,
+                                    progress=lambda t, total: calls.append((t, total)))
             assert sorted(got) == ["flows", "frames", "residuals"], what
+            assert calls == [(1, 2), (2, 2)], what
             for key in got:
                 np.testing.assert_allclose(got[key].numpy(), want[key].numpy(), atol=1e-5, err_msg=what)
     traced = model_input._traced_functions
