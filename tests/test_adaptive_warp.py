@@ -15,6 +15,8 @@ import tensorflow as tf
 from spiritnet_tf import ops
 from spiritnet_tf.ops import warp as aw
 
+from conftest import REPO
+
 BILINEAR = np.zeros(16, np.float32)
 BILINEAR[[5, 6, 9, 10]] = 1.0  # centre 2x2 taps of the 4x4 window
 
@@ -533,7 +535,7 @@ def test_ops_library_was_built():
     assert os.path.exists(os.path.join(aw._LIBRARY_DIR, aw._CPU_LIBRARY))
     if shutil.which("nvcc"):
         assert os.path.exists(os.path.join(aw._LIBRARY_DIR, aw._GPU_LIBRARY))
-        selftest = os.path.join(os.path.dirname(__file__), "..", "custom_ops", "build")
+        selftest = os.path.join(REPO, "custom_ops", "build")
         assert os.path.exists(os.path.join(selftest, "adaptive_warp_cuda_selftest"))
 
 

@@ -23,7 +23,9 @@ from spiritnet_tf.cli import main
 from spiritnet_tf.io import load_image, to_uint8
 from spiritnet_tf.limits import MAX_ANIMATION_FRAMES, MAX_REMAP_SIDE
 
-EXAMPLE = os.path.join(os.path.dirname(__file__), os.pardir, "examples", "coffee.jpg")
+from conftest import REPO
+
+EXAMPLE = os.path.join(REPO, "examples", "coffee.jpg")
 WS = 64  # working side of most runs: the example is 600x400, the model runs at 64x43
 
 

@@ -21,7 +21,8 @@ from spiritnet_tf import animation
 from spiritnet_tf.cli import main
 from spiritnet_tf.io import writers
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import REPO
+
 
 
 def _photo(path, height=40, width=60, seed=0):
@@ -257,8 +258,8 @@ def test_signal_during_a_write_leaves_no_file(tmp_path, signum, status, output):
     script.write_text(_SLOW_CLI)
     proc = subprocess.Popen(
         [sys.executable, str(script), "animate", photo, "-o", str(target), "--frames", "20",
-         "--overwrite"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": ROOT},  # this checkout's package, not another install
+         "--overwrite"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": REPO},  # this checkout's package, not another install
         # A shell's background job inherits SIGINT ignored, and Python then keeps it so.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:

@@ -15,7 +15,9 @@ from spiritnet_tf.layers.dafr import DAFRConfig
 from spiritnet_tf.training.config import EvaluationConfig, SourceConfig, TrainConfig
 from spiritnet_tf.training.depth import DepthPretraining
 
-PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "spiritnet_tf")
+from conftest import REPO
+
+PACKAGE = os.path.join(REPO, "spiritnet_tf")
 
 # class -> (required arguments, bad field, bad value, words of the allowed values)
 CASES = {

@@ -12,7 +12,7 @@ from spiritnet_tf import cli
 from spiritnet_tf.data import CorruptInputError, read_septuplets
 from spiritnet_tf.data.videos import cache_videos, find_sources, video_septuplets
 
-from conftest import load_script
+from conftest import REPO, load_script
 
 H, W = 48, 64
 
@@ -174,7 +174,7 @@ def test_depth_photos_script_takes_frames_outside_the_left_out_ranges(tmp_path):
             (rng.random((48, 64, 3)) * 255).astype(np.uint8)
         writer.send(frame)
     writer.close()
-    script = os.path.join(os.path.dirname(__file__), "..", "configs", "depth_photos_data.py")
+    script = os.path.join(REPO, "configs", "depth_photos_data.py")
     out = tmp_path / "photos"
     subprocess.run([sys.executable, script, video, str(out), "--every", "50"], check=True,
                    capture_output=True, text=True)

@@ -14,6 +14,8 @@ from spiritnet_tf.depth import HourglassLevel, InceptionBlock, MegaDepth, invers
 from spiritnet_tf.depth import keylist
 from spiritnet_tf.depth.convert import convert, load_state_dict, official_keys
 
+from conftest import REPO
+
 
 def _trainable_count(model):
     return sum(int(np.prod(v.shape)) for v in model.trainable_weights)
@@ -364,8 +366,7 @@ def test_depth_mapping_is_a_config_choice_and_old_bundled_weights_keep_max(
     expected = inverse_depth(model.cell.log_depth(image), "percentile")
     np.testing.assert_allclose(z.numpy(), expected.numpy(), atol=1e-6)
     import json
-    with open(os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs",
-                           "default_weights.json")) as f:
+    with open(os.path.join(REPO, "configs", "default_weights.json")) as f:
         assert json.load(f)["model"]["depth_mapping"] == "max"
 
 

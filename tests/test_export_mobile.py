@@ -19,7 +19,8 @@ import pytest
 
 from spiritnet_tf.export.mobile import initial_flow, main_onnx, main_tflite, tflite_operators
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import REPO
+
 HEIGHT, WIDTH, FRAMES = 64, 96, 2
 F16_HEIGHT, F16_WIDTH, F16_FRAMES = 48, 80, 1
 

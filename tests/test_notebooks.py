@@ -17,7 +17,8 @@ import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 from nbclient import NotebookClient
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import REPO
+
 NOTEBOOK_DIR = os.path.join(REPO, "notebooks")
 NOTEBOOKS = ["01_animate.ipynb", "02_train_with_model_fit.ipynb", "03_export_and_serve.ipynb"]
 KERNEL = "python3"

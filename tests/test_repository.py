@@ -9,7 +9,8 @@ import os
 import re
 import subprocess
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import REPO
+
 
 # Built from pieces so that this file does not match its own patterns.
 _PARENT = re.escape("." + "./")
@@ -21,12 +22,12 @@ OUTSIDE_REFERENCES = {
 
 
 def _tracked_text_files():
-    listing = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True)
+    listing = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True)
     for path in listing.stdout.decode().split("\0"):
         if not path:
             continue
         try:
-            with open(os.path.join(ROOT, path), encoding="utf-8") as f:
+            with open(os.path.join(REPO, path), encoding="utf-8") as f:
                 yield path, f.read()
         except (UnicodeDecodeError, FileNotFoundError, IsADirectoryError):
             continue  # binary files (weights, pictures); deleted but not yet staged

@@ -39,11 +39,10 @@ from spiritnet_tf.serving import (
 )
 from spiritnet_tf.serving.server import MAX_IMAGES_PER_REQUEST, MAX_REQUEST_PIXELS
 
-from conftest import grappler_off
+from conftest import REPO, grappler_off
 
 HEIGHT, WIDTH = 48, 64
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The message of the real export's check (spiritnet_tf/export/savedmodel.py), mirrored by the fixture.
 FLOW0_SIZE_MESSAGE = "animate_tensor: image [B,H,W,3] and flow0 [B,H,W,2] differ in batch or size"
 

@@ -14,9 +14,9 @@ import tensorflow as tf
 from spiritnet_tf import cli
 from spiritnet_tf.training import ConfigError, load_config, septuplet_dataset, train, training_samples
 
-from conftest import functions_run_eagerly, load_script
+from conftest import REPO, functions_run_eagerly, load_script
 
-CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+CONFIGS = os.path.join(REPO, "configs")
 TINY = os.path.join(CONFIGS, "tiny_test.json")
 from spiritnet_tf.model import LOSS_TERMS
 
