@@ -12,6 +12,7 @@ to the next step; teacher flows appear only in state0 and in the loss.
 """
 
 import dataclasses
+import functools
 
 import keras
 import tensorflow as tf
@@ -344,22 +345,38 @@ class SpiritNet(keras.Model):
             checked["control"] = tf.debugging.assert_all_finite(c, "SpiritNet: 'control' has NaN or inf")
         return checked
 
-    def _traced(self, key, trace):
-        """The traced functions {"depth", "steps": one per cell} (`infer`) if calls with
-        shapes ``key`` should use them under ``trace`` (True, False or "auto": from the
-        second call with the same key), else None. Kept with the model in an
+    def _traced(self, key, trace, first=False):
+        """The traced functions {"depth", "step"} (`infer`) if calls with shapes ``key``
+        should use them under ``trace`` (True, False or "auto": from the second call with
+        the same key, or from the first with ``first``), else None. "step" is
+        `_member_step`, one trace for every member. Kept with the model in an
         `untracked_dict`."""
         if trace not in (True, False, "auto"):
             raise ValueError(f"SpiritNet: trace must be True, False or 'auto', got {trace!r}")
         traced = untracked_dict(self, "_traced_functions")
         if not traced:
             traced.update(seen={}, depth=tf.function(self.cell.estimate_depth),
-                          steps=[tf.function(cell.step) for cell in self.cells])
+                          step=tf.function(self._member_step))
         seen = traced["seen"].get(key, 0)
         traced["seen"][key] = seen + 1
-        if trace is False or (trace == "auto" and not seen):
+        if trace is False or (trace == "auto" and not seen and not first):
             return None
         return traced
+
+    def _step_variables(self, cell):
+        """The variables ``cell``'s step reads: all of its own but the shared depth net's,
+        in build order (the same order in every member: one architecture)."""
+        shared = {id(v) for v in self.depth_net.weights}
+        return [v for v in cell.weights if id(v) not in shared]
+
+    def _member_step(self, control, states, z, weights):
+        """`SpiritNetCell.step` of the member whose `_step_variables` hold ``weights``: the
+        first cell's step with its variables read as ``weights`` (`keras.StatelessScope`),
+        so that one trace serves every member of an ensemble (six traces of a cell cost
+        more than one eager run of the six)."""
+        mapping = list(zip(self._step_variables(self.cell), weights, strict=True))
+        with keras.StatelessScope(state_mapping=mapping):
+            return self.cell.step(control, states, z)
 
     def estimate_depth(self, image, training=False, trace=False):
         """Inverse depth z of ``image`` from the model's depth net, at the image's size.
@@ -481,7 +498,7 @@ class SpiritNet(keras.Model):
         some operations); ``num_frames`` must be a Python int. The T steps run as a
         Python loop over two ``tf.function`` s traced once per shape and kept with the
         model, the depth net (`SpiritNetCell.estimate_depth`) and the rest of the step
-        (`SpiritNetCell.step`), so eager dispatch is paid once per operation of the graph
+        (`SpiritNetCell.step`, run by `_member_step` for each member), so eager dispatch is paid once per operation of the graph
         instead of once per operation per step; the first step takes the given or DAFR's
         depth without running the depth net (`SpiritNetCell.step_depth`).
 
@@ -491,7 +508,11 @@ class SpiritNet(keras.Model):
         small depth net at 256x448 a first compiled call took about 1.7 s, an eager
         pass 0.24-0.29 s, a compiled one 0.07-0.12 s: docs/benchmarks.md), so a
         one-photo command line does not pay for it; a second photo of the same working
-        size, or a server, does. Inside a ``tf.function`` this is ``call``.
+        size, or a server, does. An ensemble (``config.members`` > 1) traces its steps
+        from the first call: one trace serves every member (`_member_step`), and the
+        members' eager steps cost more than that trace (six members at 448x320, 6
+        frames, 2 cores: 18.9-20.5 s eager, 11.9 s traced on the first call, 10.6 s
+        later). Inside a ``tf.function`` this is ``call``.
 
         ``progress``: None, or a callable called as ``progress(t, num_frames)`` after
         the t-th generated frame (t = 1..num_frames) is made, e.g. to move a progress bar.
@@ -507,9 +528,13 @@ class SpiritNet(keras.Model):
         states = self._initial_states(padded, seed, direction, magnitude, training=False)
         control = self._controls(inputs, num_frames)
         key = tuple(tuple(x.shape) for x in states[0].to_list()) + (tuple(control.shape[::2]),)
-        traced = self._traced(key, trace)
-        estimate, steps = ((traced["depth"], traced["steps"]) if traced
-                           else (None, [cell.step for cell in self.cells]))
+        traced = self._traced(key, trace, first=len(self.cells) > 1)
+        if traced:
+            estimate = traced["depth"]
+            steps = [functools.partial(traced["step"], weights=[v.value for v in self._step_variables(cell)])
+                     for cell in self.cells]
+        else:
+            estimate, steps = None, [cell.step for cell in self.cells]
         outputs = []
         for t in range(num_frames):
             step_outputs = []

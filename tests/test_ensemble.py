@@ -57,6 +57,16 @@ def test_an_ensemble_gives_the_mean_of_its_members(overrides):
         for key in ("frames", "flows", "residuals"):
             np.testing.assert_allclose(got[key].numpy(), (alone[0][key] + alone[1][key]).numpy() / 2,
                                        atol=1e-5, err_msg=f"{what}: {key}")
+    step = ensemble._traced_functions["step"]
+    assert step.experimental_get_tracing_count() == 1  # one trace for both members
+    # "auto" traces an ensemble's steps from a shape's first call (a single model's from
+    # its second): a new shape, one more trace, the same results as eager.
+    smaller = IMAGE[:, :, :32]  # another padded shape (multiples of 32)
+    want = ensemble.infer(smaller, trace=False, **kwargs)
+    got = ensemble.infer(smaller, **kwargs)
+    assert step.experimental_get_tracing_count() == 2
+    for key in ("frames", "flows", "residuals"):
+        np.testing.assert_allclose(got[key].numpy(), want[key].numpy(), atol=1e-5, err_msg=key)
 
 
 def _fake_run(folder, model, seed, data=None):

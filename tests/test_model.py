@@ -401,7 +401,7 @@ def test_infer_gives_call_s_results_eager_and_traced(model_input):
             for key in got:
                 np.testing.assert_allclose(got[key].numpy(), want[key].numpy(), atol=1e-5, err_msg=what)
     traced = model_input._traced_functions
-    assert traced["steps"][0].experimental_get_tracing_count() == 1  # both input sets: one shape
+    assert traced["step"].experimental_get_tracing_count() == 1  # both input sets: one shape
     np.testing.assert_allclose(model_input.estimate_depth(image, trace=True).numpy(), z, atol=1e-6)
 
 
