@@ -498,9 +498,10 @@ class SpiritNet(keras.Model):
         some operations); ``num_frames`` must be a Python int. The T steps run as a
         Python loop over two ``tf.function`` s traced once per shape and kept with the
         model, the depth net (`SpiritNetCell.estimate_depth`) and the rest of the step
-        (`SpiritNetCell.step`, run by `_member_step` for each member), so eager dispatch is paid once per operation of the graph
-        instead of once per operation per step; the first step takes the given or DAFR's
-        depth without running the depth net (`SpiritNetCell.step_depth`).
+        (`SpiritNetCell.step`, run by `_member_step` for each member), so eager dispatch
+        is paid once per operation of the graph instead of once per operation per step;
+        the first step takes the given or DAFR's depth without running the depth net
+        (`SpiritNetCell.step_depth`).
 
         ``trace``: True (trace now), False (eager: exactly ``call``'s operations) or
         "auto" (the default): a shape's first call runs eagerly and later calls with the
@@ -511,8 +512,8 @@ class SpiritNet(keras.Model):
         size, or a server, does. An ensemble (``config.members`` > 1) traces its steps
         from the first call: one trace serves every member (`_member_step`), and the
         members' eager steps cost more than that trace (six members at 448x320, 6
-        frames, 2 cores: 18.9-20.5 s eager, 11.9 s traced on the first call, 10.6 s
-        later). Inside a ``tf.function`` this is ``call``.
+        frames, 2 cores: 18.9-20.5 s eager, 11.9-13.1 s traced on the first call,
+        10.5-10.9 s later). Inside a ``tf.function`` this is ``call``.
 
         ``progress``: None, or a callable called as ``progress(t, num_frames)`` after
         the t-th generated frame (t = 1..num_frames) is made, e.g. to move a progress bar.
@@ -531,7 +532,8 @@ class SpiritNet(keras.Model):
         traced = self._traced(key, trace, first=len(self.cells) > 1)
         if traced:
             estimate = traced["depth"]
-            steps = [functools.partial(traced["step"], weights=[v.value for v in self._step_variables(cell)])
+            steps = [functools.partial(traced["step"],
+                                       weights=[v.value for v in self._step_variables(cell)])
                      for cell in self.cells]
         else:
             estimate, steps = None, [cell.step for cell in self.cells]
