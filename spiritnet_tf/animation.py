@@ -446,8 +446,9 @@ def animate(image, num_frames=6, seed=0, *, weights=None, direction=None, magnit
     if progress:
         from tqdm import tqdm
 
-        name = os.path.basename(image) if isinstance(image, (str, os.PathLike)) else "photo"
-        bar = tqdm(total=num_frames, unit="frame", desc=f"{name}: model")
+        named = isinstance(image, (str, os.PathLike))  # a file: its name, as the save bar
+        bar = tqdm(total=num_frames, unit="frame",
+                   desc=f"{os.path.basename(image)}: model" if named else "model")
     try:
         out = model.infer(inputs, num_frames=num_frames, seed=seed, direction=direction,
                           magnitude=magnitude, return_residuals=True,

@@ -148,7 +148,9 @@ class _Animator:
         return self._model
 
     def __call__(self, editor, direction, random_direction, magnitude, frames, loop, edges,
-                 output, fps, seed):
+                 output, fps, seed, progress=False):
+        """One animation from the page's values; ``progress``: tqdm bars over the model's
+        steps and the frames written (the page shows them: `build_app`)."""
         import numpy as np
 
         from spiritnet_tf import animation
@@ -171,14 +173,14 @@ class _Animator:
             anim = animation.animate(
                 photo, frames, seed, weights=self.model(), direction=direction,
                 magnitude=magnitude, mask=mask, working_side=self.working_side,
-                loop=loop, max_pixels=self.max_pixels, edges=edges)
+                loop=loop, max_pixels=self.max_pixels, edges=edges, progress=progress)
             folder = tempfile.mkdtemp(prefix="animation-", dir=self.out_root)
             preview = os.path.join(folder, "spiritnet.gif")
-            anim.save(preview, fps=fps)
+            anim.save(preview, fps=fps, progress=progress)
             download = preview
             if OUTPUT_FORMATS[output] != ".gif":
                 download = os.path.join(folder, "spiritnet" + OUTPUT_FORMATS[output])
-                anim.save(download, fps=fps)
+                anim.save(download, fps=fps, progress=progress)
         except (ImageInputError, ValueError, OSError) as e:
             raise gr.Error(str(e)) from None
         height, width = anim.size
@@ -252,9 +254,16 @@ def build_app(*, weights=None, working_side=None, max_pixels=None, out_root=None
                                    elem_id="preview")
                 download = gr.File(label="Download", interactive=False, elem_id="download")
                 note = gr.Markdown(elem_id="note")
+        def animate(editor, direction, random_direction, magnitude, frames, loop, edges,
+                    output, fps, seed, progress=gr.Progress(track_tqdm=True)):
+            # Gradio passes the tracker; animate's tqdm bars (the model's steps, the
+            # frames written) then show on the page.
+            return animator(editor, direction, random_direction, magnitude, frames, loop,
+                            edges, output, fps, seed, progress=True)
+
         direction.release(lambda: False, None, random_direction)  # the dial was used
-        button.click(animator, [editor, direction, random_direction, magnitude, frames, loop,
-                                edges, output, fps, seed], [preview, download, note])
+        button.click(animate, [editor, direction, random_direction, magnitude, frames, loop,
+                               edges, output, fps, seed], [preview, download, note])
     app._spiritnet_out_root = animator.out_root
     return app
 

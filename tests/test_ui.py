@@ -106,6 +106,32 @@ def test_page_action_refuses_bad_requests(tmp_path):
     assert action._model is None and os.listdir(tmp_path) == []
 
 
+def test_page_shows_the_progress_of_animate(tmp_path, monkeypatch):
+    """Animate's handler asks Gradio for a tracker of tqdm bars and turns on animate's
+    bars (the model's steps, then the frames written), which the page then shows."""
+    _require_gradio()
+    import inspect
+
+    from spiritnet_tf import animation, ui
+
+    gr = ui._import_gradio()
+    app = ui.build_app(out_root=str(tmp_path))
+    handler = next(f.fn for f in app.fns.values() if f.name == "animate")
+    tracker = inspect.signature(handler).parameters["progress"].default
+    assert isinstance(tracker, gr.Progress) and tracker.track_tqdm
+    seen = {}
+
+    def recording_animate(*args, **kwargs):
+        seen.update(kwargs)
+        raise ValueError("stopped by the test")
+
+    monkeypatch.setattr(animation, "animate", recording_animate)
+    photo = {"background": np.full((64, 96, 4), 255, np.uint8), "layers": []}
+    with pytest.raises(gr.Error, match="stopped by the test"):
+        handler(photo, 0, True, 1, 6, "none", "zoom", "GIF", 8, 0)
+    assert seen["progress"] is True
+
+
 def test_ui_port_in_use(capsys):
     _require_gradio()
     from spiritnet_tf import cli
