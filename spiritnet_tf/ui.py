@@ -254,6 +254,7 @@ def build_app(*, weights=None, working_side=None, max_pixels=None, out_root=None
                                    elem_id="preview")
                 download = gr.File(label="Download", interactive=False, elem_id="download")
                 note = gr.Markdown(elem_id="note")
+
         def animate(editor, direction, random_direction, magnitude, frames, loop, edges,
                     output, fps, seed, progress=gr.Progress(track_tqdm=True)):
             # Gradio passes the tracker; animate's tqdm bars (the model's steps, the
