@@ -170,8 +170,7 @@ def data_sources(folders, root=REPO):
     names every source with its version and licence."""
     sources = {}
     for folder in folders:
-        record = os.path.join(folder if os.path.isabs(folder) else os.path.join(root, folder),
-                              "SOURCES.json")
+        record = os.path.join(root, folder, "SOURCES.json")  # an absolute folder as it is
         if folder not in sources and os.path.isfile(record):
             with open(record) as f:
                 sources[folder] = json.load(f)
@@ -185,7 +184,7 @@ def depth_net_record(depth_weights, root=REPO):
     real-depth evaluation, ``spiritnet evaluate-depth``); None without such a manifest."""
     if not depth_weights:
         return None
-    path = depth_weights if os.path.isabs(depth_weights) else os.path.join(root, depth_weights)
+    path = os.path.join(root, depth_weights)  # an absolute path as it is
     manifest = os.path.join(os.path.dirname(path), "MANIFEST.json")
     if not os.path.isfile(manifest):
         return None
@@ -220,7 +219,8 @@ def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, data=None, photo
     from spiritnet_tf.layers.dafr import DAFRConfig
     from spiritnet_tf.training.cli import parse_size
     from spiritnet_tf.training import run as run_module
-    from spiritnet_tf.training.run import evaluate_weights, portable_json, repository_relative
+    from spiritnet_tf.training.run import (evaluate_weights, repository_relative,
+                                           write_portable_json)
 
     run_dir = os.path.abspath(run_dir)
     with open(os.path.join(run_dir, "manifest.json")) as f:
@@ -253,10 +253,8 @@ def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, data=None, photo
                   for mode in RESAMPLE_MODES}
     modes, chosen = choose_mode(heldout_result, generation)
     os.makedirs(os.path.join(run_dir, "gate"), exist_ok=True)  # the figures, pass or fail
-    with open(os.path.join(run_dir, "gate", "gate.json"), "w") as f:
-        json.dump(portable_json({"modes": modes, "chosen": chosen, "per_video": per_video}),
-                  f, indent=2)
-        f.write("\n")
+    write_portable_json(os.path.join(run_dir, "gate", "gate.json"),
+                        {"modes": modes, "chosen": chosen, "per_video": per_video})
     if not modes[chosen]["quality_gate"]["passed"] and not force:
         failures = "; ".join(f"{mode}: {', '.join(failed_checks(m['quality_gate']))}"
                              for mode, m in modes.items())
@@ -307,11 +305,7 @@ def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, data=None, photo
                                              "final_losses", "git_revision", "versions",
                                              "started", "finished", "evaluation")},
     }
-    manifest = portable_json(manifest)  # no machine's paths
-    with open(MANIFEST_PATH, "w") as f:
-        json.dump(manifest, f, indent=2, default=str)
-        f.write("\n")
-    return manifest
+    return write_portable_json(MANIFEST_PATH, manifest)  # no machine's paths
 
 
 def main(argv=None):

@@ -87,7 +87,7 @@ def join_runs(run_dirs, out, *, force=False):
       different data.
     """
     from spiritnet_tf.io.weights import load_model
-    from spiritnet_tf.training.run import portable_json, repository_relative
+    from spiritnet_tf.training.run import repository_relative, write_portable_json
 
     run_dirs = [os.path.abspath(r) for r in run_dirs]
     out = os.path.abspath(out)
@@ -121,11 +121,7 @@ def join_runs(run_dirs, out, *, force=False):
     manifest["command"] = " ".join(["python -m spiritnet_tf.training.ensemble"] + [
         repository_relative(p) for p in (out, *run_dirs)])
     manifest["finished"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    manifest = portable_json(manifest)
-    with open(os.path.join(out, "manifest.json"), "w") as f:
-        json.dump(manifest, f, indent=2)
-        f.write("\n")
-    return manifest
+    return write_portable_json(os.path.join(out, "manifest.json"), manifest)
 
 
 def main(argv=None):

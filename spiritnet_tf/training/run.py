@@ -45,7 +45,8 @@ from spiritnet_tf.training.config import STRATEGIES, TrainConfig
 from spiritnet_tf.training.data import evaluation_samples, septuplet_dataset, training_samples
 
 __all__ = ["train", "evaluate_model", "evaluate_weights", "make_strategy", "STRATEGIES",
-           "check_run_dir", "prepare_run_dir", "load_model", "repository_relative", "portable_json"]
+           "check_run_dir", "prepare_run_dir", "load_model", "repository_relative", "portable_json",
+           "write_portable_json"]
 
 # The checkout this package runs from: manifests record paths inside it relative to it.
 MANIFEST = "manifest.json"
@@ -82,6 +83,19 @@ def portable_json(value):
     with `repository_relative` paths: what run manifests, the bundled ``MANIFEST.json`` and
     the gate's figures are written as, so that they read the same on every machine."""
     return repository_relative(json.loads(json.dumps(value, default=str)))
+
+
+def write_portable_json(path, value):
+    """Writes `portable_json` of ``value`` to ``path`` (indented, a final newline) through a
+    ``.partial`` file renamed over it, so that a reader never sees half a file; returns
+    what was written. The one writer of run manifests, the bundled ``MANIFEST.json``, the
+    gate's figures and a joined ensemble's manifest."""
+    value = portable_json(value)
+    with open(path + ".partial", "w") as f:
+        json.dump(value, f, indent=2)
+        f.write("\n")
+    os.replace(path + ".partial", path)
+    return value
 
 
 def make_strategy(name):
@@ -433,12 +447,10 @@ def train(config, out_dir, *, strategy="default", overwrite=False, progress=True
                         "markdown": "evaluation/evaluation.md", "plot": "evaluation/evaluation.png"},
             "quality_gate": {name: quality_gate(result, name) for name in models},
         }
-    manifest = portable_json(manifest)  # no machine's paths
-    if chief:
-        with open(path(MANIFEST) + ".partial", "w") as f:
-            json.dump(manifest, f, indent=2, default=str)
-            f.write("\n")
-        os.replace(path(MANIFEST) + ".partial", path(MANIFEST))
+    if chief:  # no machine's paths, in the file and in what is returned
+        manifest = write_portable_json(path(MANIFEST), manifest)
+    else:
+        manifest = portable_json(manifest)
     shutil.rmtree(path("backup"), ignore_errors=True)
     return manifest
 
