@@ -20,13 +20,17 @@ PAPER_RULE = dict(resample_from="previous")
 IMAGE = np.random.default_rng(0).random((1, 32, 64, 3)).astype(np.float32)
 
 
+_MADE = {}  # (overrides, seed) -> (random generator, the models made so far)
+
+
 def _members(count, seed=0, **overrides):
     """``count`` tiny models of one configuration with the first one's depth net and DAFR
     and their own other weights (a random initialisation's networks start as identities,
-    so every member's are moved apart)."""
-    rng = np.random.default_rng(seed)
-    models = []
-    for _ in range(count):
+    so every member's are moved apart). Made once per configuration for the module (a
+    model costs seconds to build): the tests join and run them, never change them."""
+    rng, models = _MADE.setdefault((tuple(sorted(overrides.items())), seed),
+                                   (np.random.default_rng(seed), []))
+    while len(models) < count:
         model = SpiritNet.from_preset("small", **TINY, **overrides)
         model.build()
         depth = {id(v) for v in model.depth_net.weights}
@@ -37,7 +41,7 @@ def _members(count, seed=0, **overrides):
             model.depth_net.set_weights(models[0].depth_net.get_weights())
             model.dafr.set_weights(models[0].dafr.get_weights())
         models.append(model)
-    return models
+    return models[:count]
 
 
 @pytest.mark.parametrize("overrides", [RECIPE, PAPER_RULE], ids=["recipe", "paper-rule"])
@@ -182,6 +186,12 @@ def test_first_members_run_the_first_members_alone(tmp_path, capsys):
 
     path = tmp_path / "ensemble.keras"
     ensemble.save(path)
+    # From a file, the smaller model is made once (as the file is loaded once).
+    two_loaded = load_model(str(path), members=2)
+    assert two_loaded.config.members == 2 and load_model(str(path), members=2) is two_loaded
+    assert load_model(str(path)).config.members == 3
+    with pytest.raises(ValueError, match="whole number from 1 to 3"):
+        load_model(str(path), members=True)
     photo = tmp_path / "p.png"
     Image.fromarray((np.random.default_rng(1).random((40, 60, 3)) * 255).astype(np.uint8)).save(photo)
     assert cli(["animate", str(photo), "-o", str(tmp_path / "p.gif"), "--weights", str(path),

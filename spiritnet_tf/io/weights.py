@@ -240,7 +240,8 @@ def load_model(weights=None, *, preset=DEFAULT_PRESET, resample_from=None, run_c
       resample_from: None (keep the model's) or ``"previous"`` / ``"input"``
         (docs/design.md §3.9); a different mode gives a copy with the same weights.
       members: None (all of the model's) or how many of an ensemble's members to keep,
-        the first ones (``SpiritNet.first_members``: faster, not what the gate measured).
+        the first ones (``SpiritNet.first_members``: faster, not what the gate measured);
+        from a file, also made once per file and count.
       run_config: a ``.weights.h5`` file inside a run directory (or its
         ``checkpoints/``) gets the architecture that the run's ``manifest.json`` or
         ``config.json`` records (``spiritnet evaluate``, the bundle step); ``preset``
@@ -260,13 +261,23 @@ def load_model(weights=None, *, preset=DEFAULT_PRESET, resample_from=None, run_c
     else:
         path = weights_path(weights)
     stat = os.stat(path)
-    return _with_members(_load_cached(os.path.realpath(path), stat.st_size, stat.st_mtime_ns,
-                                      preset, resample_from, bool(run_config)), members)
+    key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns, preset, resample_from,
+           bool(run_config))
+    return _load_cached(*key) if members is None else _first_members_cached(*key, members)
 
 
 def _with_members(model, members):
     """``model`` with its first ``members`` members (None: all of them)."""
     return model if members is None else model.first_members(members)
+
+
+@functools.lru_cache(maxsize=2, typed=True)  # typed: members True is refused, not 1
+def _first_members_cached(path, size, mtime_ns, preset, resample_from, run_config, members):
+    """`_load_cached`'s model with its first ``members`` members, also made once per file
+    (building the smaller model costs about as much as loading: a server or a page that
+    is asked for fewer members again and again, or a process animating many photos,
+    pays it once)."""
+    return _load_cached(path, size, mtime_ns, preset, resample_from, run_config).first_members(members)
 
 
 @functools.lru_cache(maxsize=2)
