@@ -44,7 +44,8 @@ from spiritnet_tf.io import images as _images
 from spiritnet_tf.io import weights as _weights
 from spiritnet_tf.io import writers as _writers
 from spiritnet_tf.limits import MAX_ANIMATION_FRAMES as MAX_FRAMES  # public name kept
-from spiritnet_tf.limits import MAX_PIXELS, MAX_REMAP_SIDE, MIN_SIDE
+from spiritnet_tf.limits import MAX_PIXELS, MAX_REMAP_SIDE, MIN_SIDE, TRIM_AFTER_PIXELS
+from spiritnet_tf.memory import release_freed_memory
 
 __all__ = ["animate", "Animation", "load_model", "DEFAULT_WEIGHTS", "MAX_FRAMES", "check_outputs"]
 
@@ -240,7 +241,11 @@ class Animation:
             if self._first is None:
                 self._first = self.image if self.zoom == 1.0 else self._warped(0)
             out[self._mask] = self._first[self._mask]
-        return _writers.to_uint8(out)
+        frame = _writers.to_uint8(out)
+        if out.shape[0] * out.shape[1] >= TRIM_AFTER_PIXELS:
+            del out
+            release_freed_memory()  # the bands' temporaries, before the next frame's
+        return frame
 
     def iter_frames(self):
         """Yields the T+1 frames (uint8 [H, W, 3], input first) one at a time."""
@@ -459,6 +464,9 @@ def animate(image, num_frames=6, seed=0, *, weights=None, direction=None, magnit
     frames = np.asarray(out["frames"][0], np.float32)
     flows = np.asarray(out["flows"][0], np.float32)
     working_frames = np.concatenate([small[None], frames])
+    residuals = np.asarray(out["residuals"][0], np.float32)
+    del out
+    release_freed_memory()  # the run's tensors (about 300 MB at 448 px): before the frames
     return Animation(full, working_frames, flows, np.asarray(z, np.float32), loop=loop, mask=full_mask,
-                     residuals=np.asarray(out["residuals"][0], np.float32), edges=edges,
+                     residuals=residuals, edges=edges,
                      max_zoom=max_zoom, warp_outside=model.config.warp_outside)

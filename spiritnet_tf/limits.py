@@ -92,7 +92,8 @@ MAX_REQUEST_PIXELS = 100_000_000
 headers (``spiritnet serve --max-request-pixels``)."""
 
 TRIM_AFTER_PIXELS = 4_000_000
-"""Dev-server requests at least this large give freed memory back to the system after."""
+"""Dev-server requests, and each full-resolution frame of `spiritnet_tf.animate` photos,
+at least this large give freed memory back to the system after (`spiritnet_tf.memory`)."""
 
 STOP_GRACE_SECONDS = 10.0
 """How long the dev server's calls in flight may run on after SIGTERM or Ctrl-C

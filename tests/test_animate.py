@@ -297,6 +297,28 @@ def test_frames_made_band_by_band_equal_whole_frames(model, monkeypatch):
     monkeypatch.setattr(animation, "BAND_PIXELS", 200 * 7)  # 7-row bands, the last one 3
     for t in range(4):
         np.testing.assert_array_equal(anim.frame(t), whole[t])
+    # Freed memory goes back to the system after the model's run, and after each frame
+    # of a photo of at least TRIM_AFTER_PIXELS (the 4000x3000 command line's peak
+    # 1,940-1,995 -> 1,441 MiB, docs/benchmarks.md); the frames stay the same.
+    calls = []
+    monkeypatch.setattr(animation, "release_freed_memory", lambda: calls.append(1) or True)
+    again = animate_api(photo, 3, 1, weights=model, working_side=WS, mask=mask, loop="seamless",
+                        magnitude=3.0)
+    assert len(calls) == 1
+    again.frame(2)
+    assert len(calls) == 1  # 200x150 is below the limit
+    monkeypatch.setattr(animation, "TRIM_AFTER_PIXELS", 200 * 150)
+    np.testing.assert_array_equal(again.frame(2), whole[2])
+    assert len(calls) == 2
+
+
+def test_release_freed_memory_calls_glibc():
+    """`spiritnet_tf.memory`: glibc's malloc_trim is found on these Linux machines (the
+    machines the suite runs on use glibc) and called."""
+    from spiritnet_tf import memory
+
+    assert memory.malloc_trim() is not None
+    assert memory.release_freed_memory() is True
 
 
 def test_working_size_equal_to_photo_gives_model_frames(model):

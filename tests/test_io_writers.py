@@ -221,3 +221,25 @@ def test_contact_sheet_tiles_frames_in_rows():
     assert (sheet[50:, 100:] == 255).all()  # the short row is padded with white
     with pytest.raises(ValueError, match=r"\[N, H, W, 3\]"):
         contact_sheet(np.zeros((0, 4, 4, 3), np.uint8))
+
+
+def test_to_uint8_converts_band_by_band_as_one_conversion(monkeypatch):
+    """Float frames become uint8 a band of rows at a time (no full-size float temporary):
+    the same values as clipping and rounding the whole frame, NaN or inf refused in any
+    band, uint8 passed through."""
+    from spiritnet_tf.io import writers
+
+    monkeypatch.setattr(writers, "_CONVERT_VALUES", 50 * 3 * 4)  # bands of 4 rows
+    frame = np.random.default_rng(0).uniform(-0.2, 1.2, (37, 50, 3))  # float64, 10 bands
+    got = writers.to_uint8(frame)
+    assert got.dtype == np.uint8 and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, np.rint(np.clip(frame, 0, 1) * 255).astype(np.uint8))
+    assert got.min() == 0 and got.max() == 255
+    for bad in (np.nan, np.inf):
+        broken = frame.astype(np.float32)
+        broken[35, 7, 1] = bad  # in the last band
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            writers.to_uint8(broken)
+    assert writers.to_uint8(got) is not None and (writers.to_uint8(got) == got).all()
+    with pytest.raises(ValueError, match=r"must be \[H, W, 3\]"):
+        writers.to_uint8(frame[..., :2])

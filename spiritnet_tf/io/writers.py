@@ -150,8 +150,14 @@ def live_photo_video(path):
     return base + (".MOV" if extension.isupper() else ".mov")
 
 
+_CONVERT_VALUES = 1 << 20  # float values converted at a time by `to_uint8` (4 MiB of float32)
+
+
 def to_uint8(frame, name="frame"):
-    """[H, W, 3] float in [0, 1] (clipped, rounded) or uint8 -> contiguous uint8 [H, W, 3]."""
+    """[H, W, 3] float in [0, 1] (clipped, rounded) or uint8 -> contiguous uint8 [H, W, 3].
+
+    A float frame is converted a band of rows at a time, so that a full-resolution frame
+    (137 MiB of float32 at 4000x3000) needs no float temporary of its own size."""
     frame = np.asarray(frame)
     if frame.ndim != 3 or frame.shape[-1] != 3:
         raise ValueError(f"{name} must be [H, W, 3], got shape {frame.shape}")
@@ -159,12 +165,17 @@ def to_uint8(frame, name="frame"):
         return np.ascontiguousarray(frame)
     if not np.issubdtype(frame.dtype, np.floating):
         raise ValueError(f"{name} must be float in [0, 1] or uint8, got {frame.dtype}")
-    if not np.all(np.isfinite(frame)):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    scaled = np.clip(frame, 0.0, 1.0)  # one temporary full-size copy, then in place
-    scaled *= 255.0
-    np.rint(scaled, out=scaled)
-    return scaled.astype(np.uint8)
+    out = np.empty(frame.shape, np.uint8)
+    rows = max(1, _CONVERT_VALUES // max(1, frame.shape[1] * 3))
+    for start in range(0, frame.shape[0], rows):
+        band = frame[start:start + rows]
+        if not np.isfinite(band).all():
+            raise ValueError(f"{name} contains NaN or infinite values")
+        scaled = np.clip(band, 0.0, 1.0)  # a band-sized copy, then in place
+        scaled *= 255.0
+        np.rint(scaled, out=scaled)
+        out[start:start + rows] = scaled
+    return out
 
 
 def apply_loop(frames, mode="none", *, close_loop=None):

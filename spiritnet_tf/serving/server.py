@@ -53,9 +53,6 @@ at once and gives the calls in flight ``grace`` seconds to finish; gRPC cancels 
 still running after that.
 """
 
-import ctypes
-import ctypes.util
-
 import io
 import logging
 import os
@@ -89,6 +86,7 @@ from spiritnet_tf.limits import (  # the serving limits, re-exported
 )
 from spiritnet_tf.serving import DEFAULT_HOST, DEFAULT_PORT, MODEL_NAME
 from spiritnet_tf.io.images import ImageInputError, check_unit_range
+from spiritnet_tf.memory import malloc_trim
 
 __all__ = [
     "PredictionServer",
@@ -160,17 +158,6 @@ def onednn_memory_pool():
         return False
 
 
-def _load_malloc_trim():
-    """glibc's ``malloc_trim`` as a Python callable, or None (another C library)."""
-    name = ctypes.util.find_library("c")
-    try:
-        trim = ctypes.CDLL(name).malloc_trim
-    except (OSError, AttributeError, TypeError):
-        return None
-    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
-    return trim
-
-
 class _MemoryReturner:
     """Hands freed heap memory back to the system shortly after large requests.
 
@@ -182,7 +169,7 @@ class _MemoryReturner:
     """
 
     def __init__(self, delay=0.5):
-        self._trim = _load_malloc_trim()
+        self._trim = malloc_trim()
         self._delay = delay
         self._lock = threading.Lock()
         self._timer = None
