@@ -225,9 +225,10 @@ def _run(args):
     if ready:
         # One model for every photo; weights that do not fit fail here, before any photo.
         model = animation.load_model(args.weights, resample_from=args.resample_from)
-        if args.members is not None:
+        if args.members is not None:  # (made once per file and count: `load_model`)
             try:
-                model = model.first_members(args.members)
+                model = animation.load_model(args.weights, resample_from=args.resample_from,
+                                             members=args.members)
             except ValueError as e:
                 raise ValueError(f"--members {args.members}: {e}") from None
     for photo, output in ready:
