@@ -18,8 +18,9 @@ import tensorflow as tf  # noqa: E402
 
 # `make test` runs the suite in two processes (pytest-xdist, `-n 2 --dist loadfile
 # --no-loadscope-reorder`): each file is one unit of work, and the units are handed out in
-# the order below, longest first (seconds of a whole run on 2 cores, 2026-12-03; files not
-# listed follow in collection order), so that the two processes finish close together.
+# the order below, longest first (seconds of a whole run on the 2-core AMD EPYC machine,
+# 2026-12-05; files not listed follow in collection order), so that the two processes
+# finish close together.
 # test_serving.py comes last: its process then runs nothing after the gRPC servers and
 # channels (ffmpeg subprocesses broke after them once; see GRPC_ENABLE_FORK_SUPPORT above).
 # The export and serving files share one export of the tiny SavedModel per run
@@ -27,9 +28,10 @@ import tensorflow as tf  # noqa: E402
 # (xdist's `--dist loadgroup` cannot group files under pytest 9.2: it renames a node's id
 # where pytest no longer reads it.)
 SLOW_FILES = {
-    "test_notebooks.py": 165, "test_export_savedmodel.py": 120, "test_model_training.py": 118,
-    "test_export_mobile.py": 115, "test_training.py": 112, "test_model.py": 92,
-    "test_animate.py": 80, "test_bundle.py": 58, "test_ui.py": 44, "test_weights_io.py": 41,
+    "test_notebooks.py": 194, "test_training.py": 155, "test_ensemble.py": 154,
+    "test_model_training.py": 151, "test_export_savedmodel.py": 133, "test_export_mobile.py": 108,
+    "test_model.py": 103, "test_animate.py": 98, "test_bundle.py": 86, "test_weights_io.py": 47,
+    "test_fullres.py": 42, "test_ui.py": 40, "test_animate_cli.py": 35,
 }
 LAST_FILE = "test_serving.py"
 
