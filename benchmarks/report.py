@@ -272,6 +272,12 @@ HEADLINES = (
              Cell(_first_column("3000x2000, peak RSS"), "Figure", 0),
              "RSS with the model loaded", Cell(_first_column("3000x2000, peak RSS"), "Figure", 1),
              "share"),
+    Headline("animate", "`spiritnet animate` of a 4000x3000 photo: peak RSS of the process",
+             Cell(_first_column("`spiritnet animate big.jpg -o out.mp4`, 4000x3000: peak RSS"),
+                  "this code"),
+             "the code before (the base commit)",
+             Cell(_first_column("`spiritnet animate big.jpg -o out.mp4`, 4000x3000: peak RSS"),
+                  "base commit"), "share"),
     Headline("training", "Training step, `small`, 128x128, batch 2, 5 frames, depth net once "
              "(CPU time)", Cell({"Depth net": "once"}, "CPU time per step"),
              "the depth net every step", Cell({"Depth net": "every step"}, "CPU time per step")),
