@@ -240,6 +240,6 @@ def test_to_uint8_converts_band_by_band_as_one_conversion(monkeypatch):
         broken[35, 7, 1] = bad  # in the last band
         with pytest.raises(ValueError, match="NaN or infinite"):
             writers.to_uint8(broken)
-    assert writers.to_uint8(got) is not None and (writers.to_uint8(got) == got).all()
+    np.testing.assert_array_equal(writers.to_uint8(got), got)
     with pytest.raises(ValueError, match=r"must be \[H, W, 3\]"):
         writers.to_uint8(frame[..., :2])
