@@ -242,8 +242,8 @@ class Animation:
                 self._first = self.image if self.zoom == 1.0 else self._warped(0)
             out[self._mask] = self._first[self._mask]
         frame = _writers.to_uint8(out)
-        if out.shape[0] * out.shape[1] >= TRIM_AFTER_PIXELS:
-            del out
+        del out
+        if self.size[0] * self.size[1] >= TRIM_AFTER_PIXELS:
             release_freed_memory()  # the bands' temporaries, before the next frame's
         return frame
 

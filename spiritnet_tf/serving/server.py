@@ -86,7 +86,7 @@ from spiritnet_tf.limits import (  # the serving limits, re-exported
 )
 from spiritnet_tf.serving import DEFAULT_HOST, DEFAULT_PORT, MODEL_NAME
 from spiritnet_tf.io.images import ImageInputError, check_unit_range
-from spiritnet_tf.memory import malloc_trim
+from spiritnet_tf.memory import malloc_trim, release_freed_memory
 
 __all__ = [
     "PredictionServer",
@@ -169,13 +169,12 @@ class _MemoryReturner:
     """
 
     def __init__(self, delay=0.5):
-        self._trim = malloc_trim()
         self._delay = delay
         self._lock = threading.Lock()
         self._timer = None
 
     def after_large_request(self):
-        if self._trim is None:
+        if malloc_trim() is None:  # (looked up once)
             return
         with self._lock:
             if self._timer is None:
@@ -186,7 +185,7 @@ class _MemoryReturner:
     def _run(self):
         with self._lock:
             self._timer = None
-        self._trim(0)
+        release_freed_memory()
 
     def close(self):
         with self._lock:
