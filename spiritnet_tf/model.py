@@ -355,8 +355,8 @@ class SpiritNet(keras.Model):
             raise ValueError(f"SpiritNet: trace must be True, False or 'auto', got {trace!r}")
         traced = untracked_dict(self, "_traced_functions")
         if not traced:
-            traced.update(seen={}, depth=tf.function(self.cell.estimate_depth),
-                          step=tf.function(self._member_step))
+            traced.update(seen={}, depth=tf.function(self.cell.estimate_depth, autograph=False),
+                          step=tf.function(self._member_step, autograph=False))
         seen = traced["seen"].get(key, 0)
         traced["seen"][key] = seen + 1
         if trace is False or (trace == "auto" and not seen and not first):

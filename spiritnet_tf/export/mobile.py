@@ -90,7 +90,7 @@ def mobile_function(model, height=DEFAULT_HEIGHT, width=DEFAULT_WIDTH,
     signature = [tf.TensorSpec([1, height, width, 3], tf.float32, name="image"),
                  tf.TensorSpec([1, height, width, 2], tf.float32, name="flow0")]
 
-    @tf.function(input_signature=signature)
+    @tf.function(input_signature=signature, autograph=False)
     def animate(image, flow0):
         out = model({"image": image, "flow0": flow0}, num_frames=num_frames)
         return {"frames": tf.identity(out["frames"], name="frames"),

@@ -106,10 +106,14 @@ class SpiritNetServable(tf.Module):
         self.max_output_side = max_output_side
 
     # ------------------------------------------------------------------ signatures
+    # autograph=False here and on the package's other tf.functions: their code branches
+    # on Python values only (tf.cond where a tensor decides), and AutoGraph's conversion
+    # of everything they call cost about 4 s of the first trace of serving_default.
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image"),
                                   tf.TensorSpec([], tf.int32, name="num_frames"),
                                   tf.TensorSpec([], tf.int64, name="seed"),
-                                  tf.TensorSpec([], tf.string, name="edges")])
+                                  tf.TensorSpec([], tf.string, name="edges")],
+                 autograph=False)
     def serving_default(self, image, num_frames, seed, edges):
         return self._animate_image_bytes(image, num_frames, seed, edges)
 
@@ -117,7 +121,8 @@ class SpiritNetServable(tf.Module):
                                   tf.TensorSpec([], tf.int32, name="num_frames"),
                                   tf.TensorSpec([], tf.int64, name="seed"),
                                   tf.TensorSpec([], tf.string, name="edges"),
-                                  tf.TensorSpec([], tf.int32, name="quality")])
+                                  tf.TensorSpec([], tf.int32, name="quality")],
+                 autograph=False)
     def encoded(self, image, num_frames, seed, edges, quality):
         with tf.control_dependencies([
                 tf.debugging.assert_greater_equal(quality, JPEG_QUALITY_RANGE[0],
@@ -148,7 +153,8 @@ class SpiritNetServable(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="image"),
                                   tf.TensorSpec([None, None, None, 2], tf.float32, name="flow0"),
-                                  tf.TensorSpec([], tf.int32, name="num_frames")])
+                                  tf.TensorSpec([], tf.int32, name="num_frames")],
+                 autograph=False)
     def animate_tensor(self, image, flow0, num_frames):
         tf.debugging.assert_equal(
             tf.shape(image)[:3], tf.shape(flow0)[:3],

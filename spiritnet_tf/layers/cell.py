@@ -223,7 +223,7 @@ class SpiritNetCell(keras.layers.Layer):
             return fn
         functions = untracked_dict(self, "_training_functions")
         if key not in functions:
-            functions[key] = tf.function(fn)
+            functions[key] = tf.function(fn, autograph=False)
         return functions[key]
 
     def estimate_depth(self, image, training=False):
