@@ -287,9 +287,11 @@ class SpiritNetConfig(DictConfig):
         is about this many pixels (each side rounded to a multiple of 32, at least 32) and
         its output is resized bilinearly back: the net then sees the whole photo at the
         scale it was trained at (its receptive field covers it), whatever the working
-        size. None (default; the bundled weights and the paper preset): at the image's size.
-      depth_every_step: True (default; the paper and the bundled weights): every step runs
-        the depth net on its frame. False: the depth net runs once per sequence, on the
+        size (the bundled weights: 128, their manifest's `bundled_overrides`). None
+        (default; the paper preset): at the image's size.
+      depth_every_step: True (default; the paper): every step runs the depth net on its
+        frame. False (the bundled weights, their manifest's `bundled_overrides`; the
+        tests' tiny configuration): the depth net runs once per sequence, on the
         input (z0, which DAFR also uses), and each step carries z to its new frame by
         warping it bilinearly with the step's flow, as the image is moved (a training step
         then runs the depth net once per sample instead of once per generated frame).
