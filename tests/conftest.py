@@ -19,8 +19,8 @@ import tensorflow as tf  # noqa: E402
 # `make test` runs the suite in two processes (pytest-xdist, `-n 2 --dist loadfile
 # --no-loadscope-reorder`): each file is one unit of work, and the units are handed out in
 # the order below, longest first (seconds of a whole run on the 2-core AMD EPYC machine,
-# 2026-12-05, after the AutoGraph change; files not listed follow in collection order), so that the two processes
-# finish close together.
+# 2026-12-05, after the AutoGraph change; files not listed follow in collection order),
+# so that the two processes finish close together.
 # test_serving.py comes last: its process then runs nothing after the gRPC servers and
 # channels (ffmpeg subprocesses broke after them once; see GRPC_ENABLE_FORK_SUPPORT above).
 # The export and serving files share one export of the tiny SavedModel per run
