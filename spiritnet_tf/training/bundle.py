@@ -234,11 +234,12 @@ def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, data=None, photo
     heldout_source = _heldout_source(out)
     per_video = {}
     if heldout_source.get("files"):
+        from spiritnet_tf.io.weights import with_resample
         from spiritnet_tf.training.run import load_model
 
         model = load_model(run_dir, run["config"].get("preset", "small"))
         per_video = per_video_figures(
-            {f"model ({m})": model.with_config(resample_from=m) for m in RESAMPLE_MODES},
+            {f"model ({m})": with_resample(model, m) for m in RESAMPLE_MODES},
             heldout_source["files"], heldout_source["clips"], progress=progress)
         per_video = {repository_relative(video): f for video, f in per_video.items()}
         for video, f in per_video.items():

@@ -434,7 +434,10 @@ def train(config, out_dir, *, strategy="default", overwrite=False, progress=True
     evaluation = config.evaluation_config()
     if evaluation is not None:
         modes = evaluation.resample_from or [model.config.resample_from]
-        models = {f"model ({m})": model.with_config(resample_from=m) for m in modes}
+        from spiritnet_tf.io.weights import with_resample
+
+        # The model itself for its own mode (a copy costs a model's construction).
+        models = {f"model ({m})": with_resample(model, m) for m in modes}
         result = evaluate_model(models, val_septuplets, evaluation.mode,
                                 batch_size=config.batch_size,
                                 crop=tuple(config.crop) if config.crop else None,
@@ -477,7 +480,7 @@ def evaluate_weights(weights, data, out, *, mode="prediction", preset="small", r
     ``--weights`` for a missing, corrupt or foreign weights file.
     """
     from spiritnet_tf.evaluation import write_report
-    from spiritnet_tf.io.weights import RANDOM, weights_path
+    from spiritnet_tf.io.weights import RANDOM, weights_path, with_resample
     from spiritnet_tf.io.writers import check_output_parent
     from spiritnet_tf.training.data import load_source, parse_source_spec
 
@@ -498,7 +501,7 @@ def evaluate_weights(weights, data, out, *, mode="prediction", preset="small", r
     septuplets, record = load_source(source, progress=progress)
     model = load_model(weights, preset)
     if resample_from:
-        models = {f"model ({m})": model.with_config(resample_from=m) for m in resample_from}
+        models = {f"model ({m})": with_resample(model, m) for m in resample_from}
     else:
         models = {"model": model}
     result = evaluate_model(models, septuplets, mode, batch_size=batch_size, crop=crop, seed=seed,
