@@ -240,6 +240,9 @@ class SpiritNetConfig(DictConfig):
     Attributes:
       depth_preset: MegaDepth preset name ("small" or "paper") of the depth net.
       depth_width: MegaDepth width multiplier overriding the preset's (None: the preset's).
+      depth_levels: nested hourglass levels of the depth net, 1 to 4 (4: the official
+        layout, which converted official weights need; the tests' tiny configuration
+        keeps one, for speed).
       pretrained_depth: True when the depth net carries converted official
         weights: it is then trained at ``depth_learning_rate`` (1e-7, the paper)
         with batch norm frozen (inference mode); False (default bundled model):
@@ -321,6 +324,7 @@ class SpiritNetConfig(DictConfig):
 
     depth_preset: str = "small"
     depth_width: float = checked(None, optional(above(0)))
+    depth_levels: int = checked(4, between(1, 4, integer=True))
     pretrained_depth: bool = False
     context_width: int = checked(64, at_least(1, integer=True))
     kernel_widths: tuple = checked((16, 32, 64, 128), rule(

@@ -19,8 +19,8 @@ import tensorflow as tf  # noqa: E402
 # `make test` runs the suite in two processes (pytest-xdist, `-n 2 --dist loadfile
 # --no-loadscope-reorder`): each file is one unit of work, and the units are handed out in
 # the order below, longest first (seconds of a whole run on the 2-core AMD EPYC machine,
-# 2026-12-05, after the AutoGraph change; files not listed follow in collection order),
-# so that the two processes finish close together.
+# 2026-12-05, with the tiny configuration's one-level depth net; files not listed follow
+# in collection order), so that the two processes finish close together.
 # test_serving.py comes last: its process then runs nothing after the gRPC servers and
 # channels (ffmpeg subprocesses broke after them once; see GRPC_ENABLE_FORK_SUPPORT above).
 # The export and serving files share one export of the tiny SavedModel per run
@@ -28,11 +28,11 @@ import tensorflow as tf  # noqa: E402
 # (xdist's `--dist loadgroup` cannot group files under pytest 9.2: it renames a node's id
 # where pytest no longer reads it.)
 SLOW_FILES = {
-    "test_notebooks.py": 177, "test_ensemble.py": 135, "test_model_training.py": 133,
-    "test_training.py": 125, "test_export_savedmodel.py": 109, "test_model.py": 107,
-    "test_export_mobile.py": 103, "test_animate.py": 102, "test_bundle.py": 70,
-    "test_fullres.py": 48, "test_weights_io.py": 47, "test_ui.py": 45, "test_animate_cli.py": 37,
-    "test_adaptive_warp.py": 35,
+    "test_notebooks.py": 145, "test_animate.py": 94, "test_export_mobile.py": 68,
+    "test_export_savedmodel.py": 67, "test_ensemble.py": 66, "test_model_training.py": 61,
+    "test_training.py": 60, "test_model.py": 48, "test_animate_cli.py": 46,
+    "test_fullres.py": 44, "test_bundle.py": 40, "test_ui.py": 39, "test_depth.py": 38,
+    "test_weights_io.py": 30, "test_adaptive_warp.py": 18,
 }
 LAST_FILE = "test_serving.py"
 
@@ -77,6 +77,12 @@ def load_script(relative_path):
 
 
 TINY_CONFIG = os.path.join(REPO, "configs", "tiny_test.json")
+with open(TINY_CONFIG) as _file:
+    _TINY_MODEL = json.load(_file)["model"]
+# The tiny architecture of configs/tiny_test.json (widths, a one-level depth net), for the
+# tests that build their own models and pick their own rules on top of it.
+TINY = {k: tuple(v) if isinstance(v, list) else v for k, v in _TINY_MODEL.items()
+        if k not in ("depth_every_step", "learning_rate")}
 
 
 def _made_once(tmp_path_factory, name, make):
@@ -115,10 +121,10 @@ def tiny_spiritnet(tmp_path_factory):
     from spiritnet_tf.model import SpiritNet
 
     with open(TINY_CONFIG) as f:
-        config = json.load(f)
-    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in config["model"].items()}
+        preset = json.load(f)["preset"]
+    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in _TINY_MODEL.items()}
     keras.utils.set_random_seed(0)
-    model = SpiritNet.from_preset(config["preset"], **overrides)
+    model = SpiritNet.from_preset(preset, **overrides)
     model.build()
     model.load_weights(_made_once(tmp_path_factory, "tiny.weights.h5", model.save_weights))
     return model

@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from spiritnet_tf.config import SpiritNetConfig
 from spiritnet_tf.depth import HourglassLevel, InceptionBlock, MegaDepth, inverse_depth
 from spiritnet_tf.depth import keylist
 from spiritnet_tf.depth.convert import convert, load_state_dict, official_keys
+from spiritnet_tf.layers.cell import depth_net_for
 
 from conftest import REPO
 
@@ -173,6 +175,8 @@ def test_converter_errors_name_the_problem(paper_model, state_dict, monkeypatch,
 
     with pytest.raises(ValueError, match="paper configuration"):
         load_state_dict(MegaDepth.from_preset("small"), state_dict)
+    with pytest.raises(ValueError, match="paper configuration.*levels=3"):
+        load_state_dict(MegaDepth(levels=3), state_dict)
 
     checkpoint = tmp_path / "best_generalization_net_G.pth"
     checkpoint.write_bytes(b"not read")
@@ -223,6 +227,43 @@ def test_blocks_round_trip_through_get_config():
     assert block.get_config()["branches"] == [[[1, 8]], [[1, 32], [3, 8]], [[1, 32], [7, 8]], [[1, 32], [11, 8]]]
     assert InceptionBlock.from_config(block.get_config()).branches == block.branches
     assert MegaDepth.from_config(model.get_config()).width_multiplier == 0.5
+
+
+def test_fewer_levels_keep_the_outer_ones_and_round_trip(tmp_path):
+    full = MegaDepth(width_multiplier=0.125)
+    full.build((None, 32, 32, 3))
+    counts = {}
+    for levels in (1, 2, 3):
+        model = MegaDepth(width_multiplier=0.125, levels=levels)
+        kept, expected = model.hourglass.level_config(), full.hourglass.level_config()
+        for _ in range(levels - 1):
+            kept, expected = kept["inner"], expected["inner"]
+        assert kept["inner"] is None and expected["inner"] is not None
+        assert {k: v for k, v in kept.items() if k != "inner"} == {
+            k: v for k, v in expected.items() if k != "inner"}
+        model.build((None, 32, 32, 3))
+        counts[levels] = model.count_params()
+    assert counts[1] < counts[2] < counts[3] < full.count_params()
+    # The input needs a multiple of 2**levels only: 24x40 runs through three levels.
+    model = MegaDepth(width_multiplier=0.125, levels=3)
+    images = np.random.default_rng(6).uniform(size=(1, 24, 40, 3)).astype(np.float32)
+    out = model(images).numpy()
+    assert out.shape == (1, 24, 40, 1) and np.all(np.isfinite(out))
+    with pytest.raises(ValueError, match="with 4 levels needs the image height to be a multiple of 16"):
+        full(images)
+    path = str(tmp_path / "three_levels.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert loaded.levels == 3 and loaded.hourglass.inner.inner.inner is None
+    np.testing.assert_array_equal(loaded(images).numpy(), out)
+    # The configuration's field reaches the depth net; the default is the official four.
+    assert depth_net_for(SpiritNetConfig(depth_levels=2)).levels == 2
+    assert depth_net_for(SpiritNetConfig()).levels == 4
+    for bad in (0, 5, 2.0):
+        with pytest.raises(ValueError, match="levels"):
+            MegaDepth(levels=bad)
+        with pytest.raises(ValueError, match="depth_levels"):
+            SpiritNetConfig(depth_levels=bad)
 
 
 def test_frozen_batch_norm_keeps_statistics_and_leaves_convs_trainable():

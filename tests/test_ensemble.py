@@ -10,8 +10,8 @@ from spiritnet_tf.io.weights import load_model
 from spiritnet_tf.model import SpiritNet
 from spiritnet_tf.training.ensemble import join_models, join_runs, main
 
-TINY = dict(depth_width=0.0625, context_width=8, kernel_widths=(4, 8, 8, 8), fill_hole_width=8,
-            fill_hole_blocks=1, synthesis_width=8, synthesis_blocks=1)
+from conftest import TINY
+
 # The recipe of the bundled ensemble (depth once, carried; the flow's change seen), and the
 # paper's rule (the shared depth net runs on every member's own frames).
 RECIPE = dict(resample_from="input", flow_history=True, synthesis_history=True,

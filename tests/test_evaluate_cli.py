@@ -11,8 +11,8 @@ from spiritnet_tf import cli
 from spiritnet_tf.model import SpiritNet
 from spiritnet_tf.training import evaluate_model, load_source, parse_source_spec
 
-TINY = dict(depth_width=0.0625, context_width=8, kernel_widths=(4, 8, 8, 8), fill_hole_width=8,
-            fill_hole_blocks=1, synthesis_width=8, synthesis_blocks=1)
+from conftest import TINY
+
 METHODS = ["model", "copy-frame", "constant-velocity", "oracle"]
 
 

@@ -330,3 +330,40 @@ def test_dafi_scatter_add_matches_keras_in_onnxruntime():
             got = dict(zip(names, session.run(None, {"flow": flow, "z": z})))
             np.testing.assert_array_equal(got["holes"], expected["holes"])
             np.testing.assert_allclose(got["next_flow"], expected["next_flow"], atol=1e-4)
+
+
+# ---------------------------------------------------------------------- the whole hourglass
+
+
+def test_the_four_level_hourglass_matches_keras_in_onnxruntime():
+    """The tiny configuration's depth net keeps one hourglass level (configs/tiny_test.json,
+    for speed); the official layout's four, with the average pooling of the inner two and
+    the nearest-neighbour upsampling back from 1/16, go through tf2onnx here, alone
+    (inference mode: batch norms folded into the convolutions), against Keras. (The
+    bundled model's four levels go through the SavedModel and TFLite exports in
+    notebooks/03_export_and_serve.ipynb, compared with Keras there.)"""
+    import onnxruntime as ort
+    import tensorflow as tf
+    import tf2onnx
+
+    from spiritnet_tf.depth import MegaDepth
+    from spiritnet_tf.export.mobile import DEFAULT_OPSET
+
+    net = MegaDepth(width_multiplier=0.0625)
+    assert net.levels == 4
+    images = np.random.default_rng(7).random((2, 32, 48, 3), dtype=np.float32)
+    net(images, training=True)  # batch-norm statistics away from their initial values
+    image = images[:1]
+    expected = net(image).numpy()
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 32, 48, 3], tf.float32, name="image")],
+                 autograph=False)
+    def depth(image):
+        return {"log_depth": tf.identity(net(image), name="log_depth")}
+
+    proto, _ = tf2onnx.convert.from_function(depth, input_signature=depth.input_signature,
+                                             opset=DEFAULT_OPSET)
+    assert {"AveragePool", "MaxPool"} <= {node.op_type for node in proto.graph.node}
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"image": image})[0]
+    np.testing.assert_allclose(got, expected, atol=1e-4)

@@ -8,16 +8,8 @@ from spiritnet_tf.config import SpiritNetConfig
 from spiritnet_tf.layers.cell import STATE_CHANNELS, CellState, SpiritNetCell, SpiritNetRNN
 from spiritnet_tf.model import SpiritNet
 
-# Tiny widths so every test stays fast on 2 CPU cores.
-TINY = dict(
-    depth_width=0.0625,
-    context_width=8,
-    kernel_widths=(4, 8, 8, 8),
-    fill_hole_width=8,
-    fill_hole_blocks=1,
-    synthesis_width=8,
-    synthesis_blocks=1,
-)
+from conftest import TINY
+
 RNG = np.random.default_rng(0)
 IMAGE = RNG.random((1, 32, 32, 3)).astype(np.float32)
 

@@ -13,8 +13,7 @@ import tensorflow as tf
 
 from spiritnet_tf import losses
 from spiritnet_tf.model import LOSS_TERMS, SpiritNet
-from conftest import grappler_off
-from test_model import TINY
+from conftest import TINY, grappler_off
 
 # Cheap style loss for tests: random VGG-19 (weights=None), first two blocks.
 LOSSES = dict(style_layers=(("block1_conv1", 0.5), ("block2_conv1", 0.5)), vgg_weights=None)

@@ -317,12 +317,13 @@ def test_mix_sources_draws_every_source_throughout_in_proportion_to_its_size(tmp
 
 def test_depth_pretraining_learns_depth_and_starts_the_run(tmp_path, monkeypatch):
     from spiritnet_tf.depth import MegaDepth
+    from spiritnet_tf.layers.cell import depth_net_for
     from spiritnet_tf.model import SpiritNet
     from spiritnet_tf.training import run
     from spiritnet_tf.training.depth import DepthPretraining, pretrain_depth
 
     keras.utils.set_random_seed(0)
-    net = MegaDepth.from_preset("small", width_multiplier=0.0625)
+    net = MegaDepth.from_preset("small", width_multiplier=0.0625, levels=1)
     losses = pretrain_depth(net, DepthPretraining(steps=40, batch_size=4, count=2, height=64,
                                                   width=64, learning_rate=3e-3, scenes="layers",
                                                   loss="scale_invariant_log"),
@@ -350,7 +351,7 @@ def test_depth_pretraining_learns_depth_and_starts_the_run(tmp_path, monkeypatch
     # Given depth_weights instead, the run starts from that file, without a stage.
     given = load_config(_write(tmp_path, {**_tiny(), "depth_weights": weights}, "given.json"))
     assert run._initial_depth(given, model, path, False) == (weights, None)
-    saved = MegaDepth.from_preset("small", width_multiplier=0.0625)
+    saved = depth_net_for(config.model_config())
     saved.build((None, None, None, 3))
     saved.load_weights(weights)
     for a, b in zip(model.depth_net.get_weights(), saved.get_weights()):

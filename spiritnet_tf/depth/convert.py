@@ -146,7 +146,8 @@ def load_state_dict(model, state_dict):
     if [(k, s) for k, s, _, _ in layout] != list(expected.items()):
         raise ValueError(
             "the official weights fit only the paper configuration: got a MegaDepth with "
-            f"width_multiplier={model.width_multiplier} (use MegaDepth.from_preset('paper'))"
+            f"width_multiplier={model.width_multiplier}, levels={model.levels} "
+            "(use MegaDepth.from_preset('paper'))"
         )
     for key, _, variable, to_keras in layout:
         if variable is not None:

@@ -20,6 +20,10 @@ state-dict names (see ``official_keys.txt`` and ``keylist.py``).
 With ``width_multiplier=w`` every channel count c becomes ``max(1, round(c * w))``
 (the layout stays the same); ``w = 1`` is the official network with 5,357,153
 parameters (trainable ones; batch-norm statistics are not counted, as in PyTorch).
+With ``levels=L`` below 4 only the outer L hourglass levels are kept (the L-th has no
+inner level; every level maps C channels to C, so nothing else changes): a shallower
+net for quick tests (the tests' tiny configuration uses one level), which the official
+weights do not fit.
 """
 
 import keras
@@ -71,13 +75,18 @@ def _scale_inception(branches, w):
     return [[(k, _scale_channels(f, w)) for k, f in branch] for branch in branches]
 
 
-def _scale_level(level, w):
-    if level is None:
+LEVELS = 4  # nested hourglass levels of the official network
+
+
+def _scale_level(level, w, levels=LEVELS):
+    """``level``'s configuration with channels scaled by ``w``, keeping ``levels`` levels
+    (this one and ``levels - 1`` inner ones)."""
+    if level is None or levels < 1:
         return None
     return dict(
         pool=level["pool"],
         down=[_scale_inception(b, w) for b in level["down"]],
-        inner=_scale_level(level["inner"], w),
+        inner=_scale_level(level["inner"], w, levels - 1),
         up=[_scale_inception(b, w) for b in level["up"]],
         skip=[_scale_inception(b, w) for b in level["skip"]],
         skip_first=level["skip_first"],
@@ -283,14 +292,16 @@ class HourglassLevel(keras.layers.Layer):
         return {**super().get_config(), **self.level_config()}
 
 
-def _check_images_shape(shape):
+def _check_images_shape(shape, levels):
     shape = tuple(shape)
     if len(shape) != 4 or shape[-1] != 3:
         raise ValueError(f"MegaDepth expects images of shape [B, H, W, 3], got {shape}")
+    multiple = 2**levels
     for axis, name in ((1, "height"), (2, "width")):
-        if shape[axis] is not None and shape[axis] % 16:
+        if shape[axis] is not None and shape[axis] % multiple:
             raise ValueError(
-                f"MegaDepth needs the image {name} to be a multiple of 16, got {shape[axis]} (shape {shape})"
+                f"MegaDepth with {levels} levels needs the image {name} to be a multiple of "
+                f"{multiple}, got {shape[axis]} (shape {shape})"
             )
 
 
@@ -301,24 +312,29 @@ class MegaDepth(keras.Model):
     Args:
       width_multiplier: scales every channel count (1.0 = the official network,
         5,357,153 parameters; see ``PRESETS``).
+      levels: nested hourglass levels kept, 1 to 4 (4, the default, is the official
+        layout; fewer keep the outer ones, for quick tests).
 
     Call: ``images`` [B,H,W,3] float32 RGB in [0, 1] (no mean subtraction, as in the
-    official demo), H and W multiples of 16 -> log depth [B,H,W,1] (up to an unknown
-    scale: larger = farther). Use ``inverse_depth`` to get z. ``training`` switches batch
+    official demo), H and W multiples of 2**levels (16) -> log depth [B,H,W,1] (up to an
+    unknown scale: larger = farther). Use ``inverse_depth`` to get z. ``training`` switches batch
     norm to batch statistics; with ``trainable=False`` batch norm stays in inference mode.
     In inference (``training`` None or False) every batch norm is folded into the
     convolution before it (``_conv_norm_relu``): the same result up to float rounding.
     """
 
-    def __init__(self, width_multiplier=1.0, **kwargs):
+    def __init__(self, width_multiplier=1.0, levels=LEVELS, **kwargs):
         super().__init__(**kwargs)
         if not width_multiplier > 0:
             raise ValueError(f"width_multiplier must be > 0, got {width_multiplier!r}")
+        if isinstance(levels, bool) or not isinstance(levels, int) or not 1 <= levels <= LEVELS:
+            raise ValueError(f"levels must be an integer from 1 to {LEVELS}, got {levels!r}")
         self.width_multiplier = float(width_multiplier)
+        self.levels = int(levels)
         w = self.width_multiplier
         self.stem_conv = keras.layers.Conv2D(_scale_channels(_STEM_FILTERS, w), 7, padding="same")
         self.stem_norm = _batch_norm(affine=True)
-        self.hourglass = HourglassLevel(**_scale_level(_LEVEL1, w))
+        self.hourglass = HourglassLevel(**_scale_level(_LEVEL1, w, self.levels))
         self.head = keras.layers.Conv2D(1, 3, padding="same")
 
     @classmethod
@@ -347,13 +363,13 @@ class MegaDepth(keras.Model):
                 layer.trainable = not frozen
 
     def build(self, input_shape):
-        _check_images_shape(input_shape)
+        _check_images_shape(input_shape, self.levels)
         shape = _build_chain([self.stem_conv, self.stem_norm, self.hourglass, self.head], input_shape)
         self.built = True
         return shape
 
     def call(self, images, training=None):
-        _check_images_shape(images.shape)
+        _check_images_shape(images.shape, self.levels)
         x = _conv_norm_relu(images, self.stem_conv, self.stem_norm, training)
         x = self.hourglass(x, training=training)
         return self.head(x)
@@ -370,7 +386,8 @@ class MegaDepth(keras.Model):
         yield "4", self.head
 
     def get_config(self):
-        return {**super().get_config(), "width_multiplier": self.width_multiplier}
+        return {**super().get_config(), "width_multiplier": self.width_multiplier,
+                "levels": self.levels}
 
 
 # Floor on p98 - p2 of the net's relative inverse depth d (the percentile mapping): a

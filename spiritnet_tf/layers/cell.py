@@ -103,9 +103,9 @@ def flow_change(before, flow):
 
 @keras.saving.register_keras_serializable(package="spiritnet")
 def depth_net_for(config):
-    """A new, unbuilt depth net of a `SpiritNetConfig` (preset and width)."""
+    """A new, unbuilt depth net of a `SpiritNetConfig` (preset, width and levels)."""
     options = {} if config.depth_width is None else {"width_multiplier": config.depth_width}
-    return MegaDepth.from_preset(config.depth_preset, **options)
+    return MegaDepth.from_preset(config.depth_preset, levels=config.depth_levels, **options)
 
 
 class SpiritNetCell(keras.layers.Layer):
