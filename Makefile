@@ -59,7 +59,8 @@ test: ops test-tools
 # Every benchmark script rewrites its own section of docs/benchmarks.md; then
 # report.py writes the summary at its top (headline figures and their ratios to
 # their baselines) and the charts docs/benchmarks-*.png from those sections.
-BENCHMARKS := $(filter-out benchmarks/report.py,$(wildcard benchmarks/*.py))
+# benchmarks/suite.py (the whole test suite, 8-13 minutes a run here) runs on its own.
+BENCHMARKS := $(filter-out benchmarks/report.py benchmarks/suite.py,$(wildcard benchmarks/*.py))
 bench: ops
 	@for b in $(BENCHMARKS); do echo "== $$b"; $(PY) $$b --markdown docs/benchmarks.md || exit 1; done
 	$(PY) benchmarks/report.py --markdown docs/benchmarks.md

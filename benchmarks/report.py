@@ -25,8 +25,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def baseline_tree(revision, folder):
     """The files of commit ``revision`` of this repository in ``folder`` (``git archive``),
-    with this checkout's compiled op libraries copied in: the code before a change, for
-    the benchmarks' ``--baseline`` side-by-side runs."""
+    with this checkout's compiled op libraries (and CUDA self-test build, if any) copied
+    in: the code before a change, for the benchmarks' ``--baseline`` side-by-side runs."""
     os.makedirs(folder)
     archive = subprocess.run(["git", "-C", ROOT, "archive", "--format=tar", revision],
                              check=True, capture_output=True).stdout
@@ -35,6 +35,9 @@ def baseline_tree(revision, folder):
     for name in os.listdir(ops):
         if name.endswith(".so"):
             shutil.copy2(os.path.join(ops, name), os.path.join(folder, "spiritnet_tf", "ops"))
+    build = os.path.join(ROOT, "custom_ops", "build")
+    if os.path.isdir(build):
+        shutil.copytree(build, os.path.join(folder, "custom_ops", "build"))
     return folder
 
 

@@ -162,3 +162,47 @@ def test_every_headline_is_found_in_docs_benchmarks():
     assert summary is not None, "docs/benchmarks.md has no summary: run benchmarks/report.py"
     for _, name in [("", f"benchmarks-{p[0]}.png") for p in report.PLOTS] + [("", "benchmarks-ratios.png")]:
         assert f"({name})" in summary and os.path.exists(os.path.join(REPO, "docs", name)), name
+
+
+def test_suite_benchmark_reads_pytest_output_and_the_makefile(monkeypatch):
+    """benchmarks/suite.py: figures parsed from pytest's ``-q --durations=0`` output, the
+    test processes taken from the Makefile, and its table read by the summary."""
+    monkeypatch.syspath_prepend(os.path.join(REPO, "benchmarks"))
+    suite = load_script(os.path.join("benchmarks", "suite.py"))
+    with open(os.path.join(REPO, "Makefile")) as f:
+        assert f"PYTEST_PROCESSES ?= {' '.join(suite.pytest_processes())}\n" in f.read()
+    output = """....s.F
+============================= slowest durations ==============================
+12.50s call     tests/test_a.py::test_one[x]
+2.00s setup    tests/test_a.py::test_one[x]
+0.50s call     tests/test_b.py::test_two
+(3 durations < 0.005s hidden.  Use -vv to show these durations.)
+=========================== short test summary info ============================
+SKIPPED [1] tests/test_b.py:9: no GPU
+1 failed, 5 passed, 1 skipped, 2 warnings in 20.25s
+"""
+    figures = suite.parse_output(output)
+    assert figures["counts"] == {"failed": 1, "passed": 5, "skipped": 1}
+    assert figures["seconds"] == 20.25 and figures["summed"] == pytest.approx(15.0)
+    assert figures["files"] == {"test_a.py": 14.5, "test_b.py": 0.5}
+    assert suite.slow_files(figures["files"], at_least=1.0) == {"test_a.py": 14}
+
+    def fake_run(command, **kwargs):  # the import check finds this checkout; pytest fails
+        stdout = os.path.join(REPO, "spiritnet_tf", "__init__.py") if "-c" in command else "ImportError"
+        return type("Done", (), {"stdout": stdout, "stderr": "", "returncode": 4})()
+
+    monkeypatch.setattr(suite.subprocess, "run", fake_run)
+    with pytest.raises(SystemExit, match="no pytest summary"):
+        suite.run_suite(REPO)
+    with pytest.raises(SystemExit, match="would import spiritnet_tf from"):
+        suite.run_suite(os.path.join(REPO, "tests"))
+    results = {side: {**figures, "wall": wall, "cpu": 30.0, "returncode": 0}
+               for side, wall in (("base", 30.0), ("this", 20.0))}
+    text = suite.markdown(results, baseline="abc1234", this="def5678", load=["0.1", "1.9"])
+    doc = f"<!-- suite:begin -->\n{text}\n<!-- suite:end -->\n"
+    cell = report._first_column("pytest, process start to exit: wall")
+    headline = [report.Headline("suite", "suite", report.Cell(cell, "this code"), "base",
+                                report.Cell(cell, "base commit"))]
+    row = report.headline_rows(doc, headline)[0]
+    assert (row["value"], row["baseline"]) == ((20000.0, "ms"), (30000.0, "ms"))
+    assert "1.50x faster" in text and "| 5 / 1 / 1 / 0 |" in text
