@@ -3,7 +3,7 @@
     python benchmarks/suite.py --markdown docs/benchmarks.md
     python benchmarks/suite.py --baseline 1349736 --markdown docs/benchmarks.md
 
-Runs ``SPIRITNET_REQUIRE_OPS=1 python -m pytest -q -rs -p no:cacheprovider --durations=0``
+Runs ``SPIRITNET_REQUIRE_OPS=1 python -m pytest -q -rfEs -p no:cacheprovider --durations=0``
 with the test processes of the Makefile's ``PYTEST_PROCESSES`` (read from the Makefile,
 so the two cannot drift apart), in a fresh process of this Python. Nothing is set up: the
 ``.venv`` and the compiled ops must exist (``make test`` once). Figures: pytest's wall
@@ -13,8 +13,9 @@ passed, failed and skipped tests, and the summed durations per file (the figures
 tests/conftest.py's ``SLOW_FILES`` orders the files by: printed ready to paste).
 
 ``--baseline REV`` runs the suite of commit REV (its own tests; ``git archive`` into a
-temporary folder with this checkout's compiled ops and CUDA self-test copied in, and
-PYTHONPATH and the working folder pointing at it) and then this checkout's, one after
+temporary folder made a git repository of the commit's files, with this checkout's
+compiled ops and CUDA self-test copied in, and PYTHONPATH and the working folder
+pointing at it) and then this checkout's, one after
 the other in the same run; ``--this-first`` swaps the order. One run per side takes 8-13
 minutes on 2 cores: it is not part of ``make bench``. Do not run it beside other work:
 the suite uses both cores.
@@ -34,6 +35,7 @@ from report import ROOT, baseline_tree, machine_description, today, update_secti
 
 _DURATION = re.compile(r"^([\d.]+)s (?:setup|call|teardown)\s+(tests/[^:\s]+)::", re.M)
 _COUNT = re.compile(r"(\d+) (passed|failed|skipped|errors?|xfailed|xpassed)")
+_FAILED = re.compile(r"^(?:FAILED|ERROR) (\S+)", re.M)
 _FINAL = re.compile(r"^=*\s*(\d+ (?:passed|failed|skipped|errors?).*) in ([\d.]+)s", re.M)
 
 
@@ -48,7 +50,8 @@ def pytest_processes(makefile=os.path.join(ROOT, "Makefile")):
 
 def parse_output(text):
     """{"counts": {"passed": n, ...}, "seconds": pytest's own total, "summed": seconds,
-    "files": {file: summed seconds}} from pytest's ``-q --durations=0`` output."""
+    "files": {file: summed seconds}, "failed": [test ids]} from pytest's ``-q -rfEs
+    --durations=0`` output."""
     files = collections.Counter()
     for seconds, path in _DURATION.findall(text):
         files[os.path.basename(path)] += float(seconds)
@@ -58,7 +61,7 @@ def parse_output(text):
         for number, kind in _COUNT.findall(final[-1][0]):
             counts["errors" if kind.startswith("error") else kind] = int(number)
     return {"counts": counts, "seconds": float(final[-1][1]) if final else None,
-            "summed": sum(files.values()), "files": dict(files)}
+            "summed": sum(files.values()), "files": dict(files), "failed": _FAILED.findall(text)}
 
 
 def run_suite(tree):
@@ -69,7 +72,7 @@ def run_suite(tree):
                            cwd=tree, env=env, capture_output=True, text=True).stdout.strip()
     if not os.path.realpath(found).startswith(os.path.realpath(tree) + os.sep):
         raise SystemExit(f"the suite in {tree} would import spiritnet_tf from {found!r}")
-    command = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+    command = [sys.executable, "-m", "pytest", "-q", "-rfEs", "-p", "no:cacheprovider",
                "--durations=0", *pytest_processes()]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
@@ -82,6 +85,16 @@ def run_suite(tree):
         sys.stderr.write(done.stdout[-3000:] + done.stderr[-3000:])
         raise SystemExit(f"no pytest summary from the suite in {tree} (exit {done.returncode})")
     return {**figures, "wall": wall, "cpu": cpu, "returncode": done.returncode}
+
+
+def as_repository(tree):
+    """Makes ``tree`` (a `baseline_tree`, which has no ``.git``) a git repository whose
+    tracked files are its commit's (its own .gitignore keeps the copied builds out), for
+    the tests that list the tracked files (tests/test_repository.py)."""
+    git = ["git", "-C", tree, "-c", "user.name=suite", "-c", "user.email=suite@localhost"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "baseline"]):
+        subprocess.run(git + args, check=True, capture_output=True)
+    return tree
 
 
 def _counts(figures):
@@ -98,7 +111,7 @@ def markdown(results, *, baseline, this, load):
         "",
         f"Measured {today()} on {machine_description()}; load average (1/5/15 min) at the "
         f"start: {load[0]}, at the end: {load[1]}. The command of `make test` "
-        f"(`pytest -q -rs --durations=0 {' '.join(pytest_processes())}`, "
+        f"(`pytest -q -rfEs --durations=0 {' '.join(pytest_processes())}`, "
         "SPIRITNET_REQUIRE_OPS=1), each side's own tests.",
     ]
     if baseline:
@@ -115,6 +128,10 @@ def markdown(results, *, baseline, this, load):
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines.append("| tests passed / failed / skipped / errors | "
                  + " | ".join(_counts(results[s]) for s in sides) + (" | |" if baseline else " |"))
+    for side in sides:
+        if results[side]["failed"]:
+            lines.append(f"\nFailed in {names[side]}: " + ", ".join(
+                f"`{test}`" for test in results[side]["failed"]) + ".")
     files = sorted(results["this"]["files"], key=lambda f: -results["this"]["files"][f])
     lines += ["", "Per file, summed test durations (s), largest first in this code:", "",
               "| file | " + " | ".join(names[s] for s in sides) + " |",
@@ -146,7 +163,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as work:
         trees = {"this": ROOT}
         if args.baseline:
-            trees["base"] = baseline_tree(args.baseline, os.path.join(work, "base"))
+            trees["base"] = as_repository(baseline_tree(args.baseline, os.path.join(work, "base")))
         order = sorted(trees, key=lambda side: (side == "base") == args.this_first)
         for side in order:
             print(f"running the suite of {side} ({trees[side]})", flush=True)

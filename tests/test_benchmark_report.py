@@ -178,6 +178,7 @@ def test_suite_benchmark_reads_pytest_output_and_the_makefile(monkeypatch):
 0.50s call     tests/test_b.py::test_two
 (3 durations < 0.005s hidden.  Use -vv to show these durations.)
 =========================== short test summary info ============================
+FAILED tests/test_b.py::test_three - AssertionError: assert 1 == 2
 SKIPPED [1] tests/test_b.py:9: no GPU
 1 failed, 5 passed, 1 skipped, 2 warnings in 20.25s
 """
@@ -185,6 +186,7 @@ SKIPPED [1] tests/test_b.py:9: no GPU
     assert figures["counts"] == {"failed": 1, "passed": 5, "skipped": 1}
     assert figures["seconds"] == 20.25 and figures["summed"] == pytest.approx(15.0)
     assert figures["files"] == {"test_a.py": 14.5, "test_b.py": 0.5}
+    assert figures["failed"] == ["tests/test_b.py::test_three"]
     assert suite.slow_files(figures["files"], at_least=1.0) == {"test_a.py": 14}
 
     def fake_run(command, **kwargs):  # the import check finds this checkout; pytest fails
@@ -206,3 +208,4 @@ SKIPPED [1] tests/test_b.py:9: no GPU
     row = report.headline_rows(doc, headline)[0]
     assert (row["value"], row["baseline"]) == ((20000.0, "ms"), (30000.0, "ms"))
     assert "1.50x faster" in text and "| 5 / 1 / 1 / 0 |" in text
+    assert "Failed in base commit: `tests/test_b.py::test_three`." in text
