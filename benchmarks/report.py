@@ -267,6 +267,11 @@ HEADLINES = (
              "the code before (the base commit)",
              Cell(_first_column("`spiritnet animate examples/coffee.jpg -o out.gif`: CPU"), "base commit"),
              target=2.0),
+    Headline("suite", "`make test`'s pytest, the whole suite, process start to exit (wall; "
+             "item 1 of issue 17: at most 12 minutes)",
+             Cell(_first_column("pytest, process start to exit: wall"), "this code"),
+             "the code before (the base commit)",
+             Cell(_first_column("pytest, process start to exit: wall"), "base commit")),
     Headline("animate", "3000x2000 photo: all 7 full-resolution frames (streamed)",
              Cell(_first_column("3000x2000, compute all 7"), "Figure"),
              "the model run (`animate` at 448x299, 6 frames)",

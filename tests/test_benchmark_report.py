@@ -202,9 +202,7 @@ SKIPPED [1] tests/test_b.py:9: no GPU
                for side, wall in (("base", 30.0), ("this", 20.0))}
     text = suite.markdown(results, baseline="abc1234", this="def5678", load=["0.1", "1.9"])
     doc = f"<!-- suite:begin -->\n{text}\n<!-- suite:end -->\n"
-    cell = report._first_column("pytest, process start to exit: wall")
-    headline = [report.Headline("suite", "suite", report.Cell(cell, "this code"), "base",
-                                report.Cell(cell, "base commit"))]
+    headline = [h for h in report.HEADLINES if h.section == "suite"]
     row = report.headline_rows(doc, headline)[0]
     assert (row["value"], row["baseline"]) == ((20000.0, "ms"), (30000.0, "ms"))
     assert "1.50x faster" in text and "| 5 / 1 / 1 / 0 |" in text
