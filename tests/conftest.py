@@ -79,10 +79,11 @@ def load_script(relative_path):
 TINY_CONFIG = os.path.join(REPO, "configs", "tiny_test.json")
 with open(TINY_CONFIG) as _file:
     _TINY_MODEL = json.load(_file)["model"]
-# The tiny architecture of configs/tiny_test.json (widths, a one-level depth net), for the
-# tests that build their own models and pick their own rules on top of it.
+# The tiny architecture of configs/tiny_test.json (its widths and one-level depth net, the
+# depth net at the image's own size), for the tests that build their own models and pick
+# their own rules on top of it.
 TINY = {k: tuple(v) if isinstance(v, list) else v for k, v in _TINY_MODEL.items()
-        if k not in ("depth_every_step", "learning_rate")}
+        if k not in ("depth_side", "depth_every_step", "learning_rate")}
 
 
 def _made_once(tmp_path_factory, name, make):
