@@ -78,11 +78,13 @@ def load_script(relative_path):
 
 TINY_CONFIG = os.path.join(REPO, "configs", "tiny_test.json")
 with open(TINY_CONFIG) as _file:
-    _TINY_MODEL = json.load(_file)["model"]
+    _TINY = json.load(_file)
+# Its model fields as `SpiritNet.from_preset` overrides (JSON lists as tuples).
+_TINY_MODEL = {k: tuple(v) if isinstance(v, list) else v for k, v in _TINY["model"].items()}
 # The tiny architecture of configs/tiny_test.json (its widths and one-level depth net, the
 # depth net at the image's own size), for the tests that build their own models and pick
 # their own rules on top of it.
-TINY = {k: tuple(v) if isinstance(v, list) else v for k, v in _TINY_MODEL.items()
+TINY = {k: v for k, v in _TINY_MODEL.items()
         if k not in ("depth_side", "depth_every_step", "learning_rate")}
 
 
@@ -121,11 +123,8 @@ def tiny_spiritnet(tmp_path_factory):
 
     from spiritnet_tf.model import SpiritNet
 
-    with open(TINY_CONFIG) as f:
-        preset = json.load(f)["preset"]
-    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in _TINY_MODEL.items()}
     keras.utils.set_random_seed(0)
-    model = SpiritNet.from_preset(preset, **overrides)
+    model = SpiritNet.from_preset(_TINY["preset"], **_TINY_MODEL)
     model.build()
     model.load_weights(_made_once(tmp_path_factory, "tiny.weights.h5", model.save_weights))
     return model
