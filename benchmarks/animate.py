@@ -102,6 +102,22 @@ def case_latency(repeats, frames):
     }
 
 
+def case_fit_zoom(repeats, frames):
+    """`fullres.fit_zoom` (the "zoom" edges rule: both of its searches) on fixed flows of
+    ``frames`` frames at 448x299 for a 600x400 photo, as `animate` of the example asks."""
+    import numpy as np
+
+    pin_two_cores(CODE)
+    from spiritnet_tf import fullres
+
+    y, x = np.mgrid[0:299, 0:448].astype(np.float32)
+    field = np.stack([6.0 + 0.01 * (x - 223.5), 2.0 + 0.01 * (y - 149.0)], -1)  # a pan, spreading
+    composed = np.stack([(t + 1) * field for t in range(frames)])[None]  # [1, T, h, w, 2]
+    result = fullres.fit_zoom(composed, (400, 600))  # warm-up
+    times = timings(lambda: fullres.fit_zoom(composed, (400, 600)), repeats)
+    return {"fit_zoom_s": times, "zoom": float(result[0][0]), "motion_scale": float(result[1][0])}
+
+
 def case_fullres(frames, working_side):
     import cv2
 
@@ -193,10 +209,11 @@ def _side_by_side(args, work):
     photo = cv2.imread(EXAMPLE)
     cv2.imwrite(big, cv2.resize(photo, (4000, 3000), interpolation=cv2.INTER_CUBIC),
                 [cv2.IMWRITE_JPEG_QUALITY, 95])
-    results = {case: {"base": [], "this": []} for case in ("latency", "cli", "import", "big")}
+    results = {case: {"base": [], "this": []} for case in ("latency", "fit_zoom", "cli", "import", "big")}
     order = ("base", "this")
     for side in order:
         results["latency"][side].append(_run_case("latency", args, sides[side]))
+        results["fit_zoom"][side].append(_run_case("fit_zoom", args, sides[side]))
     for round_ in range(args.rounds):
         for side in order if round_ % 2 == 0 else order[::-1]:  # alternate who goes first
             code = sides[side]
@@ -218,7 +235,7 @@ def _comparison_lines(args, results):
 
     def row(what, key, case, unit="ms"):
         values = {side: [r[key] for r in results[case][side]] for side in ("base", "this")}
-        if case == "latency":  # one process per side, its own repeats
+        if case in ("latency", "fit_zoom"):  # one process per side, its own repeats
             values = {side: results[case][side][0][key] for side in ("base", "this")}
         if unit == "MiB":
             ratio = max(values["this"]) / max(values["base"])
@@ -247,6 +264,8 @@ def _comparison_lines(args, results):
             "animate_s", "latency"),
         row(f"`animate`, {w}x{h} photo, {args.frames} frames, warm: CPU time, median (min) of {n}",
             "animate_cpu_s", "latency"),
+        row(f"`fullres.fit_zoom` (edges \"zoom\": both searches), flows of {args.frames} frames at "
+            f"448x299 for a 600x400 photo: wall, median (min) of {n}", "fit_zoom_s", "fit_zoom"),
         row(f"`spiritnet animate examples/coffee.jpg -o out.gif` (600x400, {args.frames} frames), "
             f"process start to exit: wall, median (min) of {rounds}", "wall_s", "cli"),
         row(f"`spiritnet animate examples/coffee.jpg -o out.gif`: CPU time (user + system), of {rounds}",
@@ -273,10 +292,13 @@ def main():
                         help="also measure commit REV (git archive of this repository) side by side")
     parser.add_argument("--rounds", type=int, default=3,
                         help="runs per side of the command-line and import cases (--baseline)")
-    parser.add_argument("--case", choices=("latency", "fullres"), help=argparse.SUPPRESS)
+    parser.add_argument("--case", choices=("latency", "fit_zoom", "fullres"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case == "latency":
         print(json.dumps({**case_latency(args.repeats, args.frames), "code": _code()}))
+        return
+    if args.case == "fit_zoom":
+        print(json.dumps({**case_fit_zoom(args.repeats, args.frames), "code": _code()}))
         return
     if args.case == "fullres":
         print(json.dumps({**case_fullres(args.frames, 448), "code": _code()}))

@@ -43,6 +43,9 @@ __all__ = ["EDGES", "DEFAULT_EDGES", "DEFAULT_MAX_ZOOM", "fit_zoom", "crop_box",
 
 MARGIN = 1e-3  # px: every zoomed sample stays this far inside the photo's outermost pixel centres
 _SEARCH_STEPS = 14  # bisection steps of fit_zoom (2^-14 of the interval)
+# Halvings answered per call of `_FitCheck` (`_bisect`): the zoom's questions are cheap
+# (127 candidates, two calls); the motion scale's resample every sample per candidate.
+_ZOOM_LEVELS, _MOTION_LEVELS = 7, 2
 
 
 def _positions(n_out, n_in, zoom):
@@ -189,6 +192,14 @@ class _FitCheck:
         raw = [self._repeat(ones * p) for p in self.points]
         self._raw = raw
         self._outside_full = self._outside(raw[1][:, None, :], raw[0][:, :, None], self._values, 1.0)
+        # For 0 <= m <= 1 a point's x + m u lies between x (m = 0) and x + u (m = 1), in
+        # float32 too (each rounding is monotone in m), so only points outside at m = 0
+        # or m = 1 can be outside at any m: a scaled-down motion's questions test just
+        # those (`_suspects`: [P, 3] indices into [B*N, ny, nx], their values, x and y).
+        still = self._outside(raw[1][:, None, :], raw[0][:, :, None], tf.zeros_like(self._values), 1.0)
+        index = tf.where(tf.maximum(self._outside_full, still) > 0.0)
+        self._suspects = (index, tf.gather_nd(self._values, index),
+                          tf.gather_nd(raw[1], index[:, ::2]), tf.gather_nd(raw[0], index[:, :2]))
 
     def _repeat(self, p):
         return tf.repeat(p, self.steps, axis=0)
@@ -205,45 +216,115 @@ class _FitCheck:
         return 1.0 - tf.cast(self._inside(xs, ys, values, m), tf.float32)
 
     def __call__(self, zoom, motion_scale=None):
-        """[B] bool: `_fits` (composed, size, zoom, motion_scale); ``motion_scale`` None
-        is the full motion (ones), answered from the kept test of the unclamped points."""
+        """`_fits` (composed, size, zoom, motion_scale), for K candidates at once.
+
+        ``zoom`` [B] -> [B] bool, or [B, K] -> [B, K] (candidate k of item b: one
+        question each, answered as `_fits` answers it); ``motion_scale`` None (the full
+        motion, answered from the kept test of the unclamped points) or of ``zoom``'s
+        shape, within [0, 1] (tested on the points that can be outside, `__init__`).
+        Asking K questions in one call costs little more than one: eager code is
+        dominated by the dispatch of these few hundred small operations.
+        """
+        single = zoom.shape.rank == 1
+        zoom = zoom[:, None] if single else zoom  # [B, K]
+        candidates = tf.shape(zoom)[1]
         clamped, kept = [], []
-        ones = tf.ones(tf.stack([self.batch, 1]))
+        ones = tf.ones(tf.stack([self.batch, candidates, 1]))
         for x, centre in zip(self.points, self.centres):
-            x = ones * x  # [B, n] (clip_by_value does not broadcast its input)
-            half = centre / zoom[:, None]
+            x = ones * x  # [B, K, n] (clip_by_value does not broadcast its input)
+            half = centre / zoom[:, :, None]
             low, high = centre - half, centre + half
-            clamped.append(self._repeat(tf.clip_by_value(x, low, high)))  # [B*N, n]: _fits' points
+            clamped.append(self._repeat(tf.clip_by_value(x, low, high)))  # [B*N, K, n]: _fits' points
             kept.append(self._repeat((x >= low) & (x <= high)))  # where clamping changes nothing
         (ys, xs), (keep_y, keep_x) = clamped, kept
         if motion_scale is None:
-            m, outside = 1.0, self._outside_full
-        else:
-            m = self._repeat(motion_scale[:, None])[:, :, None]  # [B*N, 1, 1]
-            outside = self._outside(self._raw[1][:, None, :], self._raw[0][:, :, None], self._values, m)
-        # Points inside the crop (the unclamped points' values): none outside the photo.
-        # Counted as keep_y . outside . keep_x (exact: counts below 2^24).
-        per_row = tf.linalg.matvec(outside, tf.cast(keep_x, tf.float32))  # [B*N, ny]
-        ok = tf.reduce_sum(per_row * tf.cast(keep_y, tf.float32), axis=1) == 0.0
+            m = 1.0
+            # Points inside the crop (the unclamped points' values): none outside the photo.
+            # Counted as keep_y . outside . keep_x (exact: counts below 2^24).
+            per_row = tf.linalg.matvec(self._outside_full[:, None], tf.cast(keep_x, tf.float32))
+            ok = tf.reduce_sum(per_row * tf.cast(keep_y, tf.float32), axis=2) == 0.0  # [B*N, K]
+        else:  # (0 <= m <= 1) the same test on the points that can be outside (`__init__`)
+            motion_scale = motion_scale[:, None] if single else motion_scale
+            m = self._repeat(motion_scale)[:, :, None, None]  # [B*N, K, 1, 1]
+            index, values, xs_p, ys_p = self._suspects
+            item = index[:, 0]
+            inside = self._inside(xs_p[:, None], ys_p[:, None], values[:, None],
+                                  tf.gather(m[:, :, 0, 0], item))  # [P, K]
+            kept_p = (tf.gather_nd(tf.transpose(keep_x, [0, 2, 1]), index[:, ::2])  # keep_x[b, :, j]
+                      & tf.gather_nd(tf.transpose(keep_y, [0, 2, 1]), index[:, :2]))
+            bad = tf.cast(kept_p & ~inside, tf.float32)
+            ok = tf.math.unsorted_segment_sum(bad, item, tf.shape(keep_x)[0]) == 0.0  # [B*N, K]
+        # The edges, one question per row of a [B*N*K, ...] batch.
+        flat_k = lambda t: tf.reshape(t, tf.concat([[-1], tf.shape(t)[2:]], 0))  # noqa: E731
+        m_k = m if motion_scale is None else flat_k(m)  # [B*N*K, 1, 1]
+        last = [tf.shape(ys)[2] - 1, tf.shape(xs)[2] - 1]
         # The first and last row (points clamped onto the top and bottom edges), every column.
-        edge_y = tf.gather(ys, [0, tf.shape(ys)[1] - 1], axis=1)  # [B*N, 2]
-        rows = _lerp(self.flat, _to_grid(edge_y, self.size[0], self.h), 1)  # [B*N, 2, w, 2]
-        values = _lerp(rows, _to_grid(xs, self.size[1], self.w), 2)  # [B*N, 2, nx, 2]
-        ok &= tf.reduce_all(self._inside(xs[:, None, :], edge_y[:, :, None], values, m), axis=[1, 2])
+        edge_y = tf.gather(ys, [0, last[0]], axis=2)  # [B*N, K, 2]
+        rows = _lerp(self.flat, _to_grid(tf.reshape(edge_y, tf.stack([-1, 2 * candidates])),
+                                         self.size[0], self.h), 1)  # [B*N, 2K, w, 2]
+        rows = tf.reshape(rows, tf.stack([-1, 2, self.w, 2]))  # [B*N*K, 2, w, 2]
+        xs_k, edge_y = flat_k(xs), flat_k(edge_y)
+        values = _lerp(rows, _to_grid(xs_k, self.size[1], self.w), 2)  # [B*N*K, 2, nx, 2]
+        ok_edges = tf.reduce_all(self._inside(xs_k[:, None, :], edge_y[:, :, None], values, m_k),
+                                 axis=[1, 2])
         # The first and last column (clamped onto the left and right edges), every row:
         # `_lerp` along the columns, on the four columns it reads.
-        edge_x = tf.gather(xs, [0, tf.shape(xs)[1] - 1], axis=1)  # [B*N, 2]
+        edge_x = tf.gather(xs, [0, last[1]], axis=2)  # [B*N, K, 2]
         u = tf.clip_by_value(_to_grid(edge_x, self.size[1], self.w), 0.0, tf.cast(self.w - 1, tf.float32))
         lower = tf.cast(tf.floor(u), tf.int32)
         upper = tf.minimum(lower + 1, self.w - 1)
-        weight = (u - tf.floor(u))[:, None, :, None]
-        columns = tf.gather(self.flat, tf.concat([lower, upper], 1), axis=2, batch_dims=1)
-        columns = _lerp(columns, _to_grid(ys, self.size[0], self.h), 1)  # [B*N, ny, 4, 2]
+        weight = flat_k(u - tf.floor(u))[:, None, :, None]  # [B*N*K, 1, 2, 1]
+        columns = tf.gather(self.flat, tf.reshape(tf.concat([lower, upper], 2), tf.stack([-1, 4 * candidates])),
+                            axis=2, batch_dims=1)  # [B*N, h, 4K, 2]
+        columns = tf.reshape(columns, tf.stack([-1, self.h, candidates, 4, 2]))
+        columns = flat_k(tf.transpose(columns, [0, 2, 1, 3, 4]))  # [B*N*K, h, 4, 2]
+        ys_k = flat_k(ys)
+        columns = _lerp(columns, _to_grid(ys_k, self.size[0], self.h), 1)  # [B*N*K, ny, 4, 2]
         a, b = columns[:, :, :2], columns[:, :, 2:]
-        values = a + (b - a) * weight  # [B*N, ny, 2, 2]
-        ok &= tf.reduce_all(self._inside(edge_x[:, None, :], ys[:, :, None], values, m), axis=[1, 2])
-        ok = tf.reduce_all(tf.reshape(ok, tf.stack([self.batch, self.steps])), axis=1)
-        return tf.reshape(ok, tf.shape(zoom))  # zoom's static shape (a while loop's variable)
+        values = a + (b - a) * weight  # [B*N*K, ny, 2, 2]
+        ok_edges &= tf.reduce_all(self._inside(flat_k(edge_x)[:, None, :], ys_k[:, :, None], values, m_k),
+                                  axis=[1, 2])
+        ok &= tf.reshape(ok_edges, tf.shape(ok))
+        ok = tf.reduce_all(tf.reshape(ok, tf.stack([self.batch, self.steps, candidates])), axis=1)
+        if single:
+            return tf.reshape(ok, tf.shape(zoom)[:1])  # zoom's static shape (a while loop's variable)
+        return ok
+
+
+def _bisect(fits, lo, hi, levels):
+    """The bisection of `fit_zoom`: ``hi`` [B] after `_SEARCH_STEPS` halvings of [lo, hi],
+    keeping ``fits(hi)`` true (or both ends false) for a monotone ``fits``.
+
+    ``fits`` answers [B, K] candidates at once: each of the rounds asks for the
+    ``K = 2**levels - 1`` midpoints of the next ``levels`` halvings (every node of that
+    subtree of the search, each computed as ``(lo + hi) / 2`` from its parent interval as
+    the one-at-a-time search does), then walks down with the answers, so ``hi`` is
+    bit for bit what `_SEARCH_STEPS` one-question steps give, in `_SEARCH_STEPS / levels`
+    calls of ``fits``.
+    """
+    if _SEARCH_STEPS % levels:
+        raise ValueError(f"levels must divide {_SEARCH_STEPS}, got {levels}")
+
+    def step(i, lo, hi):
+        bounds, mids = [(lo, hi)], []
+        for node in range(2 ** levels - 1):  # heap order: the children of n are 2n+1, 2n+2
+            low, high = bounds[node]
+            mid = (low + high) / 2
+            mids.append(mid)
+            bounds += [(low, mid), (mid, high)]
+        mids = tf.stack(mids, axis=1)  # [B, K]
+        answers = fits(mids)
+        node = tf.zeros(tf.shape(lo), tf.int32)
+        for _ in range(levels):
+            mid = tf.gather(mids, node[:, None], axis=1, batch_dims=1)[:, 0]
+            ok = tf.gather(answers, node[:, None], axis=1, batch_dims=1)[:, 0]
+            lo, hi = tf.where(ok, lo, mid), tf.where(ok, mid, hi)
+            node = 2 * node + tf.where(ok, 1, 2)
+        return i + 1, tf.ensure_shape(lo, shape), tf.ensure_shape(hi, shape)  # a loop's variables
+
+    shape = lo.shape
+
+    return tf.while_loop(lambda i, lo, hi: i < _SEARCH_STEPS // levels, step, (0, lo, hi))[2]
 
 
 def fit_zoom(composed, size, max_zoom=DEFAULT_MAX_ZOOM, *, reverse=False):
@@ -266,29 +347,22 @@ def fit_zoom(composed, size, max_zoom=DEFAULT_MAX_ZOOM, *, reverse=False):
     ones = tf.ones(tf.shape(composed)[:1])
     max_zoom = tf.cast(max_zoom, tf.float32) * ones
 
-    def bisect(fits, lo, hi):  # fits(lo) is False, fits(hi) True (or neither): hi at the end
-        def step(i, lo, hi):
-            mid = (lo + hi) / 2
-            ok = fits(mid)
-            return i + 1, tf.where(ok, lo, mid), tf.where(ok, mid, hi)
-
-        return tf.while_loop(lambda i, lo, hi: i < _SEARCH_STEPS, step, (0, lo, hi))[2]
-
     fits = _FitCheck(composed, size)  # `_fits`, with the resampling shared by all questions
     eager = tf.executing_eagerly()
     unzoomed = fits(ones)
     if eager and bool(tf.reduce_all(unzoomed)):
         zoom = ones  # what tf.where below gives; eager code skips the search
     else:
-        zoom = bisect(lambda s: fits(s), ones, max_zoom)
+        zoom = _bisect(fits, ones, max_zoom, _ZOOM_LEVELS)
     zoom = tf.where(unzoomed, ones, zoom)
     need_less = ~fits(max_zoom)
     # Motion scale: fits for m = 0 (the crop lies inside the photo); the largest m that fits,
-    # found on 1 - m so that `bisect`'s invariant (the upper end fits) holds.
+    # found on 1 - m so that `_bisect`'s invariant (the upper end fits) holds.
     if eager and not bool(tf.reduce_any(need_less)):
         shrink = tf.zeros_like(ones)  # unused by tf.where below; eager code skips the search
     else:
-        shrink = bisect(lambda d: fits(max_zoom, 1.0 - d), tf.zeros_like(ones), ones)
+        shrink = _bisect(lambda d: fits(max_zoom[:, None] + tf.zeros_like(d), 1.0 - d),
+                         tf.zeros_like(ones), ones, _MOTION_LEVELS)
     return tf.where(need_less, max_zoom, zoom), tf.where(need_less, 1.0 - shrink, ones)
 
 

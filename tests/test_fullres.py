@@ -81,7 +81,9 @@ def _fit_zoom_reference(composed, size, max_zoom):
 @pytest.mark.parametrize("seed", range(4))
 def test_fit_check_answers_as_fits_and_fit_zoom_as_before(seed):
     """`_FitCheck` (the resampling shared by the bisections' questions) answers every
-    question exactly as `_fits`, and fit_zoom gives bit for bit what it gave with `_fits`."""
+    question exactly as `_fits`, K candidates at once as each alone, and fit_zoom (whose
+    bisections ask 127 or 3 candidates a call) gives bit for bit what one question at a
+    time to `_fits` gave."""
     rng = np.random.default_rng(seed)
     steps, h, w = int(rng.integers(1, 4)), int(rng.integers(20, 50)), int(rng.integers(20, 50))
     size = (int(h * rng.uniform(0.8, 4)), int(w * rng.uniform(0.8, 4)))
@@ -93,6 +95,13 @@ def test_fit_check_answers_as_fits_and_fit_zoom_as_before(seed):
             scale = tf.constant([1.0 if m is None else m], tf.float32)
             expected = fullres._fits(composed, size, zoom, scale).numpy()
             assert check(zoom, None if m is None else scale).numpy().tolist() == expected.tolist()
+    # K candidates in one call ([1, K], as the bisections ask them): each answered as alone.
+    zooms = tf.constant(rng.uniform(1.0, 1.4, (1, 9)), tf.float32)
+    scales = tf.constant(rng.uniform(0.0, 1.0, (1, 9)), tf.float32)
+    for m in (None, scales):
+        together = check(zooms, m).numpy()[0].tolist()
+        alone = [bool(check(zooms[:, k], None if m is None else m[:, k])[0]) for k in range(9)]
+        assert together == alone
     for max_zoom in (1.15, 1.5):
         got = fullres.fit_zoom(composed, size, max_zoom)
         want = _fit_zoom_reference(composed, size, max_zoom)
