@@ -44,7 +44,7 @@ __all__ = ["EDGES", "DEFAULT_EDGES", "DEFAULT_MAX_ZOOM", "fit_zoom", "crop_box",
 MARGIN = 1e-3  # px: every zoomed sample stays this far inside the photo's outermost pixel centres
 _SEARCH_STEPS = 14  # bisection steps of fit_zoom (2^-14 of the interval)
 # Halvings answered per call of `_FitCheck` (`_bisect`): the zoom's questions are cheap
-# (127 candidates, two calls); the motion scale's resample every sample per candidate.
+# (127 candidates, two calls); the motion scale's test up to every sample per candidate.
 _ZOOM_LEVELS, _MOTION_LEVELS = 7, 2
 
 
@@ -304,6 +304,7 @@ def _bisect(fits, lo, hi, levels):
     """
     if _SEARCH_STEPS % levels:
         raise ValueError(f"levels must divide {_SEARCH_STEPS}, got {levels}")
+    shape = lo.shape
 
     def step(i, lo, hi):
         bounds, mids = [(lo, hi)], []
@@ -321,8 +322,6 @@ def _bisect(fits, lo, hi, levels):
             lo, hi = tf.where(ok, lo, mid), tf.where(ok, mid, hi)
             node = 2 * node + tf.where(ok, 1, 2)
         return i + 1, tf.ensure_shape(lo, shape), tf.ensure_shape(hi, shape)  # a loop's variables
-
-    shape = lo.shape
 
     return tf.while_loop(lambda i, lo, hi: i < _SEARCH_STEPS // levels, step, (0, lo, hi))[2]
 
