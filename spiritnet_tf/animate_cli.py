@@ -206,6 +206,7 @@ def _fail(failures, photo, error):
 
 def _run(args):
     from spiritnet_tf import animation
+    from spiritnet_tf.model import MemberCountError
     from spiritnet_tf.io.images import ImageInputError, check_image
 
     photos, single = _expand(args.images)
@@ -224,13 +225,11 @@ def _run(args):
             _fail(failures, photo, e)
     if ready:
         # One model for every photo; weights that do not fit fail here, before any photo.
-        model = animation.load_model(args.weights, resample_from=args.resample_from)
-        if args.members is not None:  # (made once per file and count: `load_model`)
-            try:
-                model = animation.load_model(args.weights, resample_from=args.resample_from,
-                                             members=args.members)
-            except ValueError as e:
-                raise ValueError(f"--members {args.members}: {e}") from None
+        try:  # (with --members, only those members are built: `load_model`)
+            model = animation.load_model(args.weights, resample_from=args.resample_from,
+                                         members=args.members)
+        except MemberCountError as e:
+            raise ValueError(f"--members {args.members}: {e}") from None
     for photo, output in ready:
         try:
             anim = animation.animate(

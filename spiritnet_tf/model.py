@@ -26,7 +26,7 @@ from spiritnet_tf.layers.dafr import DAFR
 from spiritnet_tf.limits import MIN_INVERSE_DEPTH, MIN_SIDE
 from spiritnet_tf.optimizers import Adam
 
-__all__ = ["SpiritNet", "PRESETS", "DEFAULT_WEIGHTS"]
+__all__ = ["SpiritNet", "PRESETS", "DEFAULT_WEIGHTS", "MemberCountError", "check_member_count"]
 
 PRESETS = {
     # The default, sized to train on a CPU: MegaDepth at 1/8 width and narrow
@@ -111,6 +111,19 @@ def _results(out, height, width, return_residuals):
     if return_residuals:
         result["residuals"] = out[..., 5:]
     return result
+
+
+class MemberCountError(ValueError):
+    """A count of ensemble members outside 1..the model's (`check_member_count`)."""
+
+
+def check_member_count(count, members):
+    """Raises `MemberCountError` unless ``count`` is a whole number from 1 to ``members``
+    (an ensemble's `SpiritNetConfig.members`): `SpiritNet.first_members` and
+    `spiritnet_tf.io.weights.load_model` (``members=``)."""
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= members:
+        raise MemberCountError(f"members must be a whole number from 1 to {members} (the "
+                               f"model's), got {count!r}")
 
 
 @keras.saving.register_keras_serializable(package="spiritnet")
@@ -234,12 +247,9 @@ class SpiritNet(keras.Model):
         model with the first member's weights). Fewer members run faster (each costs about
         one cell's time) but are not what an ensemble's gate measured.
 
-        Raises ValueError unless 1 <= ``count`` <= ``config.members``."""
-        members = self.config.members
-        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= members:
-            raise ValueError(f"members must be a whole number from 1 to {members} (the "
-                             f"model's), got {count!r}")
-        if count == members:
+        Raises `MemberCountError` (a ValueError) unless 1 <= ``count`` <= ``config.members``."""
+        check_member_count(count, self.config.members)
+        if count == self.config.members:
             return self
         self.build()
         return self.with_member_cells(self.cells[:count])

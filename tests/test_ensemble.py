@@ -192,6 +192,19 @@ def test_first_members_run_the_first_members_alone(tmp_path, capsys):
     assert load_model(str(path)).config.members == 3
     with pytest.raises(ValueError, match="whole number from 1 to 3"):
         load_model(str(path), members=True)
+    # A .weights.h5 file is read straight into a model of that many members: the same
+    # weights as the whole ensemble's first members.
+    run = tmp_path / "run"
+    run.mkdir()
+    ensemble.save_weights(run / "model.weights.h5")
+    (run / "manifest.json").write_text(json.dumps({"model_config": ensemble.config.to_dict()}))
+    two_read = load_model(str(run / "model.weights.h5"), run_config=True, members=2)
+    assert two_read.config.members == 2 and len(two_read.weights) == len(two.weights)
+    for got, want in zip(two_read.weights, two.weights):
+        assert got.shape == want.shape and np.array_equal(got.numpy(), want.numpy())
+    assert load_model(str(run / "model.weights.h5"), run_config=True, members=2) is two_read
+    with pytest.raises(ValueError, match="whole number from 1 to 3"):
+        load_model(str(run / "model.weights.h5"), run_config=True, members=4)
     photo = tmp_path / "p.png"
     Image.fromarray((np.random.default_rng(1).random((40, 60, 3)) * 255).astype(np.uint8)).save(photo)
     assert cli(["animate", str(photo), "-o", str(tmp_path / "p.gif"), "--weights", str(path),
