@@ -17,9 +17,9 @@ inputs in the same run: REV is extracted with ``git archive`` into a temporary f
 (the compiled ops of this checkout copied in), and each case runs once per round for
 each side, alternating, in fresh processes of the same Python (PYTHONPATH and the
 working folder pointing at that side's code). Cases: ``animate`` of the 448x256 photo
-(in-process, warm), the command line ``spiritnet animate examples/coffee.jpg -o
-out.gif`` from process start to exit (wall and CPU time, peak RSS of the process),
-importing ``spiritnet_tf.animation`` and ``spiritnet_tf.model``, and the command line on
+(in-process, warm), ``fullres.fit_zoom`` on fixed flows (in-process), the command line
+``spiritnet animate examples/coffee.jpg -o out.gif`` from process start to exit (wall
+and CPU time, peak RSS of the process), the same with ``--members 1``, importing ``spiritnet_tf.animation`` and ``spiritnet_tf.model``, and the command line on
 a 4000x3000 photo (``-o out.mp4``). The table gives medians over the rounds and the
 ratio base / this code; the load average is recorded before and after (the machine is
 shared: with a load above the core count, CPU-time ratios are the steadier figure).
@@ -191,10 +191,10 @@ def _process(code, argv):
     return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_mib": usage.ru_maxrss / 1024}
 
 
-def _cli(code, photo, output):
+def _cli(code, photo, output, *options):
     if os.path.exists(output):
         os.remove(output)
-    result = _process(code, ["-c", _CONSOLE, "animate", photo, "-o", output])
+    result = _process(code, ["-c", _CONSOLE, "animate", photo, "-o", output, *options])
     assert os.path.getsize(output) > 0
     return result
 
@@ -209,7 +209,8 @@ def _side_by_side(args, work):
     photo = cv2.imread(EXAMPLE)
     cv2.imwrite(big, cv2.resize(photo, (4000, 3000), interpolation=cv2.INTER_CUBIC),
                 [cv2.IMWRITE_JPEG_QUALITY, 95])
-    results = {case: {"base": [], "this": []} for case in ("latency", "fit_zoom", "cli", "import", "big")}
+    results = {case: {"base": [], "this": []}
+               for case in ("latency", "fit_zoom", "cli", "cli_one", "import", "big")}
     order = ("base", "this")
     for side in order:
         results["latency"][side].append(_run_case("latency", args, sides[side]))
@@ -218,6 +219,8 @@ def _side_by_side(args, work):
         for side in order if round_ % 2 == 0 else order[::-1]:  # alternate who goes first
             code = sides[side]
             results["cli"][side].append(_cli(code, EXAMPLE, os.path.join(work, f"{side}.gif")))
+            results["cli_one"][side].append(_cli(code, EXAMPLE, os.path.join(work, f"{side}-1.gif"),
+                                                 "--members", "1"))
             results["import"][side].append(_process(code, [
                 "-c", "import spiritnet_tf.animation, spiritnet_tf.model"]))
     for side in order:
@@ -271,6 +274,10 @@ def _comparison_lines(args, results):
         row(f"`spiritnet animate examples/coffee.jpg -o out.gif`: CPU time (user + system), of {rounds}",
             "cpu_s", "cli"),
         row("`spiritnet animate examples/coffee.jpg -o out.gif`: peak RSS", "peak_mib", "cli", "MiB"),
+        row(f"`spiritnet animate examples/coffee.jpg -o out.gif --members 1` (the first member "
+            f"alone), process start to exit: wall, median (min) of {rounds}", "wall_s", "cli_one"),
+        row(f"`spiritnet animate ... --members 1`: CPU time (user + system), of {rounds}",
+            "cpu_s", "cli_one"),
         row(f"`import spiritnet_tf.animation, spiritnet_tf.model` (a new process): wall, of {rounds}",
             "wall_s", "import"),
         row(f"`import spiritnet_tf.animation, spiritnet_tf.model`: CPU time, of {rounds}",
