@@ -23,6 +23,11 @@ and CPU time, peak RSS of the process), the same with ``--members 1``, importing
 a 4000x3000 photo (``-o out.mp4``). The table gives medians over the rounds and the
 ratio base / this code; the load average is recorded before and after (the machine is
 shared: with a load above the core count, CPU-time ratios are the steadier figure).
+
+``--baseline-packages REQ...`` (with ``--baseline``): the environment before a change of
+a pinned dependency: the requirements (e.g. ``ml-dtypes==0.7.0``) are installed with
+``pip install --no-deps --target`` into the temporary folder and put ahead of this
+environment's packages on the baseline side only.
 """
 
 import argparse
@@ -156,9 +161,13 @@ def _code():
     return os.path.dirname(os.path.realpath(spiritnet_tf.__file__))
 
 
+# Folders of packages put ahead of the environment's for one side's code (--baseline-packages).
+_PACKAGES = {}
+
+
 def _env(code):
-    return dict(os.environ, SPIRITNET_BENCH_CODE=code,
-                PYTHONPATH=code + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    path = [code, *_PACKAGES.get(code, []), os.environ.get("PYTHONPATH", "")]
+    return dict(os.environ, SPIRITNET_BENCH_CODE=code, PYTHONPATH=os.pathsep.join(path))
 
 
 def _run_case(name, args, code=ROOT):
@@ -204,6 +213,11 @@ def _side_by_side(args, work):
     import cv2
 
     base = baseline_tree(args.baseline, os.path.join(work, "base"))
+    if args.baseline_packages:
+        target = os.path.join(work, "base-packages")
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                        "--target", target, *args.baseline_packages], check=True)
+        _PACKAGES[base] = [target]
     sides = {"base": base, "this": ROOT}
     big = os.path.join(work, "big.jpg")  # the example photo at 4000x3000
     photo = cv2.imread(EXAMPLE)
@@ -258,6 +272,9 @@ def _comparison_lines(args, results):
     return [
         f"Side by side, in one run: base commit `{args.baseline}` and this checkout "
         f"(`{head}`{' with uncommitted changes' if dirty else ''}), same Python, same inputs, "
+        + (f"the base with {', '.join(f'`{r}`' for r in args.baseline_packages)} ahead of this "
+           "environment's packages (the environment before the change), "
+           if args.baseline_packages else "") +
         f"each case in fresh processes (alternating sides, {rounds} rounds for the command "
         "lines and the import). Figures: median (min); peak RSS: the largest of the runs.",
         "",
@@ -297,10 +314,15 @@ def main():
     parser.add_argument("--frames", type=int, default=6)
     parser.add_argument("--baseline", metavar="REV",
                         help="also measure commit REV (git archive of this repository) side by side")
+    parser.add_argument("--baseline-packages", nargs="+", metavar="REQ",
+                        help="with --baseline: pip requirements installed for the baseline "
+                             "side only, ahead of this environment's (e.g. ml-dtypes==0.7.0)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="runs per side of the command-line and import cases (--baseline)")
     parser.add_argument("--case", choices=("latency", "fit_zoom", "fullres"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.baseline_packages and not args.baseline:
+        parser.error("--baseline-packages needs --baseline")
     if args.case == "latency":
         print(json.dumps({**case_latency(args.repeats, args.frames), "code": _code()}))
         return
