@@ -17,7 +17,9 @@ inputs in the same run: REV is extracted with ``git archive`` into a temporary f
 (the compiled ops of this checkout copied in), and each case runs once per round for
 each side, alternating, in fresh processes of the same Python (PYTHONPATH and the
 working folder pointing at that side's code). Cases: ``animate`` of the 448x256 photo
-(in-process, warm), ``fullres.fit_zoom`` on fixed flows (in-process), the command line
+(in-process, warm) and ``fullres.fit_zoom`` on fixed flows (in-process), each in two
+processes per side in the order base, this, this, base (so that a drift over the run
+does not favour one side), the command line
 ``spiritnet animate examples/coffee.jpg -o out.gif`` from process start to exit (wall
 and CPU time, peak RSS of the process), the same with ``--members 1``, importing ``spiritnet_tf.animation`` and ``spiritnet_tf.model``, and the command line on
 a 4000x3000 photo (``-o out.mp4``). The table gives medians over the rounds and the
@@ -226,7 +228,7 @@ def _side_by_side(args, work):
     results = {case: {"base": [], "this": []}
                for case in ("latency", "fit_zoom", "cli", "cli_one", "import", "big")}
     order = ("base", "this")
-    for side in order:
+    for side in order + order[::-1]:  # base, this, this, base: a drift over the run cancels
         results["latency"][side].append(_run_case("latency", args, sides[side]))
         results["fit_zoom"][side].append(_run_case("fit_zoom", args, sides[side]))
     for round_ in range(args.rounds):
@@ -252,8 +254,9 @@ def _comparison_lines(args, results):
 
     def row(what, key, case, unit="ms"):
         values = {side: [r[key] for r in results[case][side]] for side in ("base", "this")}
-        if case in ("latency", "fit_zoom"):  # one process per side, its own repeats
-            values = {side: results[case][side][0][key] for side in ("base", "this")}
+        if case in ("latency", "fit_zoom"):  # two processes per side, their repeats together
+            values = {side: [v for r in results[case][side] for v in r[key]]
+                      for side in ("base", "this")}
         if unit == "MiB":
             ratio = max(values["this"]) / max(values["base"])
             text = f"{ratio:.2f}x of the base"
@@ -264,7 +267,7 @@ def _comparison_lines(args, results):
 
     lat = results["latency"]["this"][0]
     h, w = lat["size"]
-    n, rounds = args.repeats, args.rounds
+    n, rounds = 2 * args.repeats, args.rounds
     head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
                           capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
