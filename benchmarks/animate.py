@@ -182,8 +182,10 @@ def _run_case(name, args, code=ROOT):
     return result
 
 
-# The `spiritnet` console script (setup.cfg's entry point), run by the Python that runs this.
-_CONSOLE = "import sys; from spiritnet_tf.cli import main; sys.argv[0] = 'spiritnet'; sys.exit(main())"
+# The `spiritnet` console script (setup.cfg's entry point: `run`, or `main` in code from
+# before `run` existed), run by the Python that runs this.
+_CONSOLE = ("import sys; from spiritnet_tf import cli; sys.argv[0] = 'spiritnet'; "
+            "cli.run() if hasattr(cli, 'run') else sys.exit(cli.main())")
 
 
 def _process(code, argv):

@@ -21,6 +21,10 @@ the command) keeps all of it.
 Termination: SIGTERM is turned into an exception in the main thread, as Ctrl-C
 (SIGINT) is, so the writers' clean-up runs: no partial file is left and an
 existing output is kept (exit status 143; 130 for Ctrl-C).
+
+Exit: `run` (the ``spiritnet`` script) ends the process of a command in
+:data:`FAST_EXIT_COMMANDS` at once when `main` returns, without the interpreter's
+teardown of TensorFlow.
 """
 
 import argparse
@@ -36,7 +40,7 @@ import sys
 import tempfile
 import warnings
 
-__all__ = ["main", "build_parser", "SUBCOMMAND_MODULES", "COMMANDS", "TF_LOG_LINE",
+__all__ = ["main", "run", "FAST_EXIT_COMMANDS", "build_parser", "SUBCOMMAND_MODULES", "COMMANDS", "TF_LOG_LINE",
            "quiet_tensorflow", "Terminated", "add_command", "folder_script"]
 
 SUBCOMMAND_MODULES = (
@@ -64,6 +68,13 @@ COMMANDS = {
     "ui": ("spiritnet_tf.ui",
            "open a local web page to paint what stays still and animate a photo"),
 }
+
+# Commands whose work is complete when `main` returns (every output written, closed and
+# renamed into place, ffmpeg waited for): `run` ends their process with os._exit. The
+# interpreter's own exit spends 0.7-0.9 s tearing down the modules TensorFlow imported
+# (docs/benchmarks.md, "The interpreter's exit"); commands that may leave buffered
+# writers to their finalizers (train's summaries, servers) exit normally.
+FAST_EXIT_COMMANDS = ("animate",)
 
 # A line of TensorFlow's (absl / TSL) C++ logging, e.g.
 # "I0000 00:00:1796055912.276541    4320 port.cc:153] oneDNN custom operations are on. ..."
@@ -270,5 +281,24 @@ def main(argv=None):
     return int(status or 0)
 
 
+def run():
+    """The ``spiritnet`` console script (setup.cfg) and ``python -m spiritnet_tf.cli``:
+    `main` on ``sys.argv``, then the process exits with its status. After a command of
+    `FAST_EXIT_COMMANDS` the logging handlers and the standard streams are flushed and the
+    process ends at once (``os._exit``): nothing of it is left to write, and the
+    interpreter's teardown of TensorFlow would only cost time."""
+    argv = sys.argv[1:]
+    status = main(argv)
+    if _command(argv) in FAST_EXIT_COMMANDS:
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed pipe or stream: nothing more to say
+                pass
+        os._exit(status)
+    sys.exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -238,7 +238,7 @@ _SLOW_CLI = textwrap.dedent("""
 
     animation.animate = fake_animate
     animation.load_model = lambda *args, **kwargs: None
-    sys.exit(cli.main(sys.argv[1:]))
+    cli.run()  # the `spiritnet` script's own exit
 """)
 
 

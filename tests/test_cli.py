@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from PIL import Image
 
 from spiritnet_tf import cli
 
@@ -107,11 +108,28 @@ def test_cli_stderr_holds_no_tensorflow_log_line(tmp_path):
         capture_output=True, text=True, cwd=REPO, env=_env(), timeout=300)
     assert run.returncode == 0, run.stderr
     assert out.exists() and "wrote" in run.stdout
+    with Image.open(out) as gif:  # whole, though the process ends with os._exit (`cli.run`)
+        assert gif.n_frames == 2
+        gif.seek(1)
+        gif.load()
     lines = [line for line in run.stderr.replace("\r", "\n").splitlines() if line.strip()]
     assert not [line for line in lines if cli.TF_LOG_LINE.match(line)], run.stderr
     # What is left is the progress bars: the model's steps, then the one output's frames.
     assert all(line.startswith(("coffee.jpg: model:", "coffee.gif:")) for line in lines), run.stderr
     assert any(line.startswith("coffee.jpg: model: 100%") and "1/1" in line for line in lines), run.stderr
+
+
+def test_run_exits_with_main_s_status_and_message(tmp_path):
+    """`cli.run` (the `spiritnet` script) ends an animate process with os._exit: the exit
+    status and the message are still the ones `main` gives."""
+    run = subprocess.run(
+        [sys.executable, "-m", "spiritnet_tf.cli", "animate", str(tmp_path / "missing.jpg"),
+         "-o", str(tmp_path / "out.gif")],
+        capture_output=True, text=True, cwd=REPO, env=_env(), timeout=300)
+    assert run.returncode == 1
+    assert "missing.jpg: no such file" in run.stderr
+    assert "0 of 1 photo(s) animated; 1 failed" in run.stderr  # the summary, flushed
+    assert not (tmp_path / "out.gif").exists()
 
 
 def test_verbose_keeps_tensorflow_logs(tmp_path):
