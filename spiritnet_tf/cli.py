@@ -40,8 +40,8 @@ import sys
 import tempfile
 import warnings
 
-__all__ = ["main", "run", "FAST_EXIT_COMMANDS", "build_parser", "SUBCOMMAND_MODULES", "COMMANDS", "TF_LOG_LINE",
-           "quiet_tensorflow", "Terminated", "add_command", "folder_script"]
+__all__ = ["main", "run", "FAST_EXIT_COMMANDS", "build_parser", "SUBCOMMAND_MODULES", "COMMANDS",
+           "TF_LOG_LINE", "quiet_tensorflow", "Terminated", "add_command", "folder_script"]
 
 SUBCOMMAND_MODULES = (
     "spiritnet_tf.animate_cli",
