@@ -22,6 +22,7 @@ DEFAULT_MANIFEST = os.path.join(os.path.dirname(DEFAULT_WEIGHTS), "MANIFEST.json
 
 RESAMPLE_MODES = ("previous", "input")
 DEPTH_MAPPINGS = ("max", "percentile")  # how spiritnet_tf.depth.inverse_depth makes z
+DEPTH_LEVELS = 4  # nested hourglass levels of the official MegaDepth net (spiritnet_tf.depth)
 DAFI_HOLES = ("zero", "fill")  # what spiritnet_tf.layers.DAFI writes into its holes
 WARP_OUTSIDE = ("copy", "clamp")  # what the model's warps show where a sample falls outside
 # What a recorded model config (a run's manifest, a saved .keras model, the bundled
@@ -324,7 +325,7 @@ class SpiritNetConfig(DictConfig):
 
     depth_preset: str = "small"
     depth_width: float = checked(None, optional(above(0)))
-    depth_levels: int = checked(4, between(1, 4, integer=True))
+    depth_levels: int = checked(DEPTH_LEVELS, between(1, DEPTH_LEVELS, integer=True))
     pretrained_depth: bool = False
     context_width: int = checked(64, at_least(1, integer=True))
     kernel_widths: tuple = checked((16, 32, 64, 128), rule(

@@ -30,6 +30,7 @@ import keras
 import tensorflow as tf
 
 from spiritnet_tf.limits import MIN_INVERSE_DEPTH
+from spiritnet_tf.config import DEPTH_LEVELS as LEVELS  # nested levels of the official net
 from spiritnet_tf.config import DEPTH_MAPPINGS
 
 __all__ = ["MegaDepth", "InceptionBlock", "HourglassLevel", "inverse_depth", "PRESETS"]
@@ -73,9 +74,6 @@ def _scale_channels(c, width_multiplier):
 
 def _scale_inception(branches, w):
     return [[(k, _scale_channels(f, w)) for k, f in branch] for branch in branches]
-
-
-LEVELS = 4  # nested hourglass levels of the official network
 
 
 def _scale_level(level, w, levels=LEVELS):
