@@ -36,7 +36,7 @@ from report import ROOT, baseline_tree, machine_description, today, update_secti
 _DURATION = re.compile(r"^([\d.]+)s (?:setup|call|teardown)\s+(tests/[^:\s]+)::", re.M)
 _COUNT = re.compile(r"(\d+) (passed|failed|skipped|errors?|xfailed|xpassed)")
 _FAILED = re.compile(r"^(?:FAILED|ERROR) (\S+)", re.M)
-_FINAL = re.compile(r"^=*\s*(\d+ (?:passed|failed|skipped|errors?).*) in ([\d.]+)s", re.M)
+_FINAL = re.compile(r"^=*\s*(\d+ (?:passed|failed|skipped|errors?).*) in [\d.]+s", re.M)
 
 
 def pytest_processes(makefile=os.path.join(ROOT, "Makefile")):
@@ -49,19 +49,17 @@ def pytest_processes(makefile=os.path.join(ROOT, "Makefile")):
 
 
 def parse_output(text):
-    """{"counts": {"passed": n, ...}, "seconds": pytest's own total, "summed": seconds,
-    "files": {file: summed seconds}, "failed": [test ids]} from pytest's ``-q -rfEs
-    --durations=0`` output."""
+    """{"counts": {"passed": n, ...}, "summed": seconds, "files": {file: summed seconds},
+    "failed": [test ids]} from pytest's ``-q -rfEs --durations=0`` output."""
     files = collections.Counter()
     for seconds, path in _DURATION.findall(text):
         files[os.path.basename(path)] += float(seconds)
     final = _FINAL.findall(text)
     counts = {}
     if final:
-        for number, kind in _COUNT.findall(final[-1][0]):
+        for number, kind in _COUNT.findall(final[-1]):
             counts["errors" if kind.startswith("error") else kind] = int(number)
-    return {"counts": counts, "seconds": float(final[-1][1]) if final else None,
-            "summed": sum(files.values()), "files": dict(files), "failed": _FAILED.findall(text)}
+    return {"counts": counts, "summed": sum(files.values()), "files": dict(files), "failed": _FAILED.findall(text)}
 
 
 def run_suite(tree):

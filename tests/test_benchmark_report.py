@@ -184,7 +184,7 @@ SKIPPED [1] tests/test_b.py:9: no GPU
 """
     figures = suite.parse_output(output)
     assert figures["counts"] == {"failed": 1, "passed": 5, "skipped": 1}
-    assert figures["seconds"] == 20.25 and figures["summed"] == pytest.approx(15.0)
+    assert figures["summed"] == pytest.approx(15.0)
     assert figures["files"] == {"test_a.py": 14.5, "test_b.py": 0.5}
     assert figures["failed"] == ["tests/test_b.py::test_three"]
     assert suite.slow_files(figures["files"], at_least=1.0) == {"test_a.py": 14}
