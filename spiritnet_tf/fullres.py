@@ -190,7 +190,6 @@ class _FitCheck:
         # With the full motion (m = 1) whether each unclamped point is outside does not
         # depend on the zoom either: kept once, as 1.0 (outside) / 0.0.
         raw = [self._repeat(ones * p) for p in self.points]
-        self._raw = raw
         self._outside_full = self._outside(raw[1][:, None, :], raw[0][:, :, None], self._values, 1.0)
         # For 0 <= m <= 1 a point's x + m u lies between x (m = 0) and x + u (m = 1), in
         # float32 too (each rounding is monotone in m), so only points outside at m = 0

@@ -203,6 +203,8 @@ def test_first_members_run_the_first_members_alone(tmp_path, capsys):
     for got, want in zip(two_read.weights, two.weights):
         assert got.shape == want.shape and np.array_equal(got.numpy(), want.numpy())
     assert load_model(str(run / "model.weights.h5"), run_config=True, members=2) is two_read
+    whole = load_model(str(run / "model.weights.h5"), run_config=True)
+    assert load_model(str(run / "model.weights.h5"), run_config=True, members=3) is whole
     with pytest.raises(ValueError, match="whole number from 1 to 3"):
         load_model(str(run / "model.weights.h5"), run_config=True, members=4)
     photo = tmp_path / "p.png"

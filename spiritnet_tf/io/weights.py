@@ -279,10 +279,17 @@ def _first_members_cached(path, size, mtime_ns, preset, resample_from, run_confi
     model of that many members: Keras reads each layer's weights by its path, so the
     first members' come from the file and the others stay there (the bundled six: one
     member built and loaded in about 2.5 s, where all six and the cut took 5.3 s); a
-    ``.keras`` file is loaded whole, then cut (`SpiritNet.first_members`)."""
+    ``.keras`` file is loaded whole, then cut (`SpiritNet.first_members`). All of them:
+    `_load_cached`'s model itself, as `SpiritNet.first_members` gives."""
+    from spiritnet_tf.model import check_member_count
+
     if path.endswith(KERAS_SUFFIX):
         return _load_cached(path, size, mtime_ns, preset, resample_from, run_config).first_members(members)
-    return _from_weights_file(path, preset, resample_from, run_config, members)
+    config = _weights_file_config(path, preset, resample_from, run_config)
+    check_member_count(members, config.members)
+    if members == config.members:
+        return _load_cached(path, size, mtime_ns, preset, resample_from, run_config)
+    return _from_weights_file(path, preset, dataclasses.replace(config, members=members))
 
 
 @functools.lru_cache(maxsize=2)
@@ -292,7 +299,8 @@ def _load_cached(path, size, mtime_ns, preset, resample_from, run_config):
     from spiritnet_tf.model import SpiritNet
 
     if not path.endswith(KERAS_SUFFIX):
-        return _from_weights_file(path, preset, resample_from, run_config)
+        return _from_weights_file(path, preset,
+                                  _weights_file_config(path, preset, resample_from, run_config))
     try:
         model = keras.saving.load_model(path, safe_mode=True)
         if not isinstance(model, SpiritNet):
@@ -302,12 +310,9 @@ def _load_cached(path, size, mtime_ns, preset, resample_from, run_config):
         raise _cannot_load(path, preset, e) from None
 
 
-def _from_weights_file(path, preset, resample_from, run_config, members=None):
-    """A built SpiritNet with the ``.weights.h5`` file's weights, of the architecture that
-    `load_model`'s ``run_config`` and ``preset`` pick; with ``members``, of that many of
-    its members (`check_member_count`), the first ones."""
-    from spiritnet_tf.model import SpiritNet, check_member_count
-
+def _weights_file_config(path, preset, resample_from, run_config):
+    """The `SpiritNetConfig` a ``.weights.h5`` file is read into: the architecture that
+    `load_model`'s ``run_config`` and ``preset`` pick, with ``resample_from`` if given."""
     try:
         overrides = {} if resample_from is None else {"resample_from": resample_from}
         config = _run_config(path) if run_config and not is_bundled(path) else None
@@ -315,11 +320,16 @@ def _from_weights_file(path, preset, resample_from, run_config, members=None):
             config, _ = configure_preset(preset, path, **overrides)
         elif overrides:
             config = dataclasses.replace(config, **overrides)
+        return config
     except (ValueError, KeyError, TypeError) as e:
         raise _cannot_load(path, preset, e) from None
-    if members is not None:
-        check_member_count(members, config.members)
-        config = dataclasses.replace(config, members=members)
+
+
+def _from_weights_file(path, preset, config):
+    """A built SpiritNet of ``config`` (`_weights_file_config`, or that with fewer members:
+    Keras reads the first members' weights by their paths) with the file's weights."""
+    from spiritnet_tf.model import SpiritNet
+
     try:
         model = SpiritNet(config)
         model.build()
