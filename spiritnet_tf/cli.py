@@ -40,7 +40,7 @@ import sys
 import tempfile
 import warnings
 
-__all__ = ["main", "run", "FAST_EXIT_COMMANDS", "build_parser", "SUBCOMMAND_MODULES", "COMMANDS",
+__all__ = ["main", "run", "FAST_EXIT_COMMANDS", "UNUSED_MODULES", "build_parser", "SUBCOMMAND_MODULES", "COMMANDS",
            "TF_LOG_LINE", "quiet_tensorflow", "Terminated", "add_command", "folder_script"]
 
 SUBCOMMAND_MODULES = (
@@ -75,6 +75,13 @@ COMMANDS = {
 # (docs/benchmarks.md, "The interpreter's exit"); commands that may leave buffered
 # writers to their finalizers (train's summaries, servers) exit normally.
 FAST_EXIT_COMMANDS = ("animate",)
+
+# Modules that `run` keeps out of the process of a FAST_EXIT_COMMANDS command: their
+# code never uses them, and importing Keras loads them when they are installed. pandas:
+# Keras imports it only to recognise DataFrames (0.37 s of every `import keras` where
+# the `ui` extra installed it: docs/benchmarks.md, "pandas"); with it blocked, Keras's
+# ``try: import pandas`` finds none.
+UNUSED_MODULES = ("pandas",)
 
 # A line of TensorFlow's (absl / TSL) C++ logging, e.g.
 # "I0000 00:00:1796055912.276541    4320 port.cc:153] oneDNN custom operations are on. ..."
@@ -286,10 +293,15 @@ def run():
     `main` on ``sys.argv``, then the process exits with its status. After a command of
     `FAST_EXIT_COMMANDS` the logging handlers and the standard streams are flushed and the
     process ends at once (``os._exit``): nothing of it is left to write, and the
-    interpreter's teardown of TensorFlow would only cost time."""
+    interpreter's teardown of TensorFlow would only cost time; `UNUSED_MODULES` are kept
+    out of such a process."""
     argv = sys.argv[1:]
+    fast = _command(argv) in FAST_EXIT_COMMANDS
+    if fast:
+        for name in UNUSED_MODULES:
+            sys.modules.setdefault(name, None)  # `import name` raises ImportError
     status = main(argv)
-    if _command(argv) in FAST_EXIT_COMMANDS:
+    if fast:
         logging.shutdown()
         for stream in (sys.stdout, sys.stderr):
             try:

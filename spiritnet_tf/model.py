@@ -57,6 +57,9 @@ PRESETS = {
 # Logged loss terms (each a Keras metric; "loss" is their weighted sum).
 LOSS_TERMS = ("loss", "flow", "path", "pixel", "psnr", "sharpness", "style", "tv", "depth")
 MULTIPLE = 32  # H, W are padded to a multiple of this inside the model
+# `SpiritNet.infer` with trace="auto" traces the step from the first call of a shape when
+# it makes this many frames or more (the trace pays for itself: see infer's docstring).
+TRACE_FIRST_FRAMES = 6
 INPUT_KEYS = ("image", "flow0", "flow_before", "control", "depth", "mask")
 
 
@@ -515,15 +518,20 @@ class SpiritNet(keras.Model):
 
         ``trace``: True (trace now), False (eager: exactly ``call``'s operations) or
         "auto" (the default): a shape's first call runs eagerly and later calls with the
-        same shapes run traced, since tracing costs more than an eager run (for the
+        same shapes run traced, since tracing costs more than a short eager run (for the
         small depth net at 256x448 a first compiled call took about 1.7 s, an eager
         pass 0.24-0.29 s, a compiled one 0.07-0.12 s: docs/benchmarks.md), so a
         one-photo command line does not pay for it; a second photo of the same working
-        size, or a server, does. An ensemble (``config.members`` > 1) traces its steps
-        from the first call: one trace serves every member (`_member_step`), and the
-        members' eager steps cost more than that trace (six members at 448x320, 6
-        frames, 2 cores: 18.9-20.5 s eager, 11.9-13.1 s traced on the first call,
-        10.5-10.9 s later). Inside a ``tf.function`` this is ``call``.
+        size, or a server, does. Two kinds of first call are traced at once: an
+        ensemble's (``config.members`` > 1: one trace serves every member,
+        `_member_step`, and the members' eager steps cost more than that trace; six
+        members at 448x320, 6 frames, 2 cores: 18.9-20.5 s eager, 11.9-13.1 s traced on
+        the first call, 10.5-10.9 s later) and one of `TRACE_FIRST_FRAMES` frames or
+        more (the trace of a step, about 0.5 s, is paid back by the eager dispatch it
+        saves at every step: one model, 6 frames, first call, 2 cores: 0.89-0.95 s
+        traced against 0.97-1.07 s eager at 128x85, 1.47 against 1.56-1.72 s at 256x171,
+        3.23-3.55 against 3.50-4.22 s at 448x299; with 3 frames or fewer eager was as fast or
+        faster). Inside a ``tf.function`` this is ``call``.
 
         ``progress``: None, or a callable called as ``progress(t, num_frames)`` after
         the t-th generated frame (t = 1..num_frames) is made, e.g. to move a progress bar.
@@ -539,7 +547,7 @@ class SpiritNet(keras.Model):
         states = self._initial_states(padded, seed, direction, magnitude, training=False)
         control = self._controls(inputs, num_frames)
         key = tuple(tuple(x.shape) for x in states[0].to_list()) + (tuple(control.shape[::2]),)
-        traced = self._traced(key, trace, first=len(self.cells) > 1)
+        traced = self._traced(key, trace, first=len(self.cells) > 1 or num_frames >= TRACE_FIRST_FRAMES)
         if traced:
             estimate = traced["depth"]
             steps = [functools.partial(traced["step"],

@@ -132,6 +132,30 @@ def test_run_exits_with_main_s_status_and_message(tmp_path):
     assert not (tmp_path / "out.gif").exists()
 
 
+def test_run_keeps_unused_modules_out_of_an_animate_process():
+    """`cli.run` blocks `UNUSED_MODULES` (pandas) in the process of an animate command, so
+    that importing Keras does not load them, and leaves other commands' processes alone."""
+    code = (
+        "import sys\n"
+        "from spiritnet_tf import cli\n"
+        "def main(argv):\n"
+        "    blocked = [sys.modules.get(n, 'absent') is None for n in cli.UNUSED_MODULES]\n"
+        "    if argv[0] == 'animate':\n"
+        "        import keras\n"
+        "        from keras.src.trainers.data_adapters import array_slicing\n"
+        "        blocked.append(array_slicing.pandas is None)\n"
+        "    print(blocked)\n"
+        "    return 0\n"
+        "cli.main = main\n"
+        "sys.argv = ['spiritnet'] + sys.argv[1:]\n"
+        "cli.run()\n")
+    for command, want in (("animate", "[True, True]"), ("train", "[False]")):
+        run = subprocess.run([sys.executable, "-c", code, command], capture_output=True, text=True,
+                             cwd=REPO, env=_env(), timeout=300)
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.strip() == want, (command, run.stdout)
+
+
 def test_verbose_keeps_tensorflow_logs(tmp_path):
     """--verbose shows what the default hides (and proves that TF_LOG_LINE matches it: the
     quiet run of test_cli_stderr_holds_no_tensorflow_log_line would pass vacuously otherwise)."""

@@ -397,6 +397,24 @@ def test_infer_gives_call_s_results_eager_and_traced(model_input):
     np.testing.assert_allclose(model_input.estimate_depth(image, trace=True).numpy(), z, atol=1e-6)
 
 
+def test_infer_traces_a_first_call_of_many_frames(model_input):
+    """trace="auto": the first call of a shape runs eagerly when it makes fewer than
+    `TRACE_FIRST_FRAMES` frames, and traced at once when it makes that many (the second
+    call of a shape is traced either way: the test above)."""
+    from spiritnet_tf.model import TRACE_FIRST_FRAMES
+
+    rng = np.random.default_rng(11)
+    model_input.infer({"image": rng.random((1, 32, 32, 3), np.float32)}, num_frames=1)
+    step = model_input._traced_functions["step"]
+    before = step.experimental_get_tracing_count()
+    model_input.infer({"image": rng.random((1, 64, 96, 3), np.float32)},
+                      num_frames=TRACE_FIRST_FRAMES - 1)
+    assert step.experimental_get_tracing_count() == before
+    model_input.infer({"image": rng.random((1, 96, 64, 3), np.float32)},
+                      num_frames=TRACE_FIRST_FRAMES)
+    assert step.experimental_get_tracing_count() == before + 1
+
+
 def test_infer_refuses_bad_arguments(model_input):
     image = np.zeros((1, 32, 32, 3), np.float32)
     with pytest.raises(ValueError, match="trace must be True, False or 'auto'"):
