@@ -348,12 +348,12 @@ def fit_zoom(composed, size, max_zoom=DEFAULT_MAX_ZOOM, *, reverse=False):
     fits = _FitCheck(composed, size)  # `_fits`, with the resampling shared by all questions
     eager = tf.executing_eagerly()
     unzoomed = fits(ones)
-    if eager and bool(tf.reduce_all(unzoomed)):
-        zoom = ones  # what tf.where below gives; eager code skips the search
+    need_less = ~fits(max_zoom)
+    if eager and bool(tf.reduce_all(unzoomed | need_less)):
+        zoom = ones  # unused by the tf.where s below; eager code skips the search
     else:
         zoom = _bisect(fits, ones, max_zoom, _ZOOM_LEVELS)
     zoom = tf.where(unzoomed, ones, zoom)
-    need_less = ~fits(max_zoom)
     # Motion scale: fits for m = 0 (the crop lies inside the photo); the largest m that fits,
     # found on 1 - m so that `_bisect`'s invariant (the upper end fits) holds.
     if eager and not bool(tf.reduce_any(need_less)):
