@@ -102,6 +102,10 @@ def test_fit_check_answers_as_fits_and_fit_zoom_as_before(seed):
         together = check(zooms, m).numpy()[0].tolist()
         alone = [bool(check(zooms[:, k], None if m is None else m[:, k])[0]) for k in range(9)]
         assert together == alone
+    # Many motion scales at one zoom (`_FitCheck.motion`, what the motion search asks).
+    at_zoom = check.motion(zooms[:, 0])
+    alone = [bool(check(zooms[:, 0], scales[:, k])[0]) for k in range(9)]
+    assert at_zoom(scales).numpy()[0].tolist() == alone
     for max_zoom in (1.15, 1.5):
         got = fullres.fit_zoom(composed, size, max_zoom)
         want = _fit_zoom_reference(composed, size, max_zoom)
