@@ -21,7 +21,8 @@ working folder pointing at that side's code). Cases: ``animate`` of the 448x256 
 processes per side in the order base, this, this, base (so that a drift over the run
 does not favour one side), the command line
 ``spiritnet animate examples/coffee.jpg -o out.gif`` from process start to exit (wall
-and CPU time, peak RSS of the process), the same with ``--members 1``, importing ``spiritnet_tf.animation`` and ``spiritnet_tf.model``, and the command line on
+and CPU time, peak RSS of the process), the same with ``--members 1`` (where that side's
+command line has the option), importing ``spiritnet_tf.animation`` and ``spiritnet_tf.model``, and the command line on
 a 4000x3000 photo (``-o out.mp4``). The table gives medians over the rounds and the
 ratio base / this code; the load average is recorded before and after (the machine is
 shared: with a load above the core count, CPU-time ratios are the steadier figure).
@@ -212,6 +213,11 @@ def _cli(code, photo, output, *options):
     return result
 
 
+def _has_members_option(code):
+    with open(os.path.join(code, "spiritnet_tf", "animate_cli.py")) as f:
+        return '"--members"' in f.read()
+
+
 def _side_by_side(args, work):
     """{case: {"base": [...], "this": [...]}} of the baseline and this checkout's code."""
     import cv2
@@ -237,8 +243,9 @@ def _side_by_side(args, work):
         for side in order if round_ % 2 == 0 else order[::-1]:  # alternate who goes first
             code = sides[side]
             results["cli"][side].append(_cli(code, EXAMPLE, os.path.join(work, f"{side}.gif")))
-            results["cli_one"][side].append(_cli(code, EXAMPLE, os.path.join(work, f"{side}-1.gif"),
-                                                 "--members", "1"))
+            if _has_members_option(code):  # not in code from before --members
+                results["cli_one"][side].append(_cli(code, EXAMPLE, os.path.join(work, f"{side}-1.gif"),
+                                                     "--members", "1"))
             results["import"][side].append(_process(code, [
                 "-c", "import spiritnet_tf.animation, spiritnet_tf.model"]))
     for side in order:
@@ -259,6 +266,9 @@ def _comparison_lines(args, results):
         if case in ("latency", "fit_zoom"):  # two processes per side, their repeats together
             values = {side: [v for r in results[case][side] for v in r[key]]
                       for side in ("base", "this")}
+        if not all(values.values()):  # a case one side's code cannot run (its CLI lacks --members)
+            cells = [cell(v, unit) if v else "n/a (no `--members` option)" for v in values.values()]
+            return f"| {what} | {cells[0]} | {cells[1]} | n/a |"
         if unit == "MiB":
             ratio = max(values["this"]) / max(values["base"])
             text = f"{ratio:.2f}x of the base"
