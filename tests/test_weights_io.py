@@ -178,3 +178,29 @@ def test_keras_saving_builds_each_types_skip_set_once(tiny_spiritnet, tmp_path):
     assert made == []  # no throwaway layers while loading
     for a, b in zip(tiny_spiritnet.weights, copy.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_weights_file_is_read_into_deferred_variables_as_the_plain_way(tiny_spiritnet, tmp_path):
+    """`_built_from_file` (what load_model runs for a .weights.h5 file: each variable made
+    once from the file's value) gives the model that build() + load_weights() gives: every
+    variable's value, and the same animation; nothing of it is left deferred."""
+    from keras.src.backend.common import global_state
+
+    from spiritnet_tf.model import SpiritNet
+
+    path = tmp_path / "model.weights.h5"
+    tiny_spiritnet.save_weights(path)
+    fast = weights_io._built_from_file(SpiritNet(tiny_spiritnet.config), str(path))
+    plain = SpiritNet(tiny_spiritnet.config)
+    plain.build()
+    plain.load_weights(path)
+    assert len(fast.variables) == len(plain.variables)  # one build order (names get counters)
+    for a, b in zip(fast.variables, plain.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    assert not [v for v in global_state.get_global_attribute("uninitialized_variables", [])
+                if any(v is w for w in fast.variables)]
+    image = np.random.default_rng(3).random((1, 32, 64, 3)).astype(np.float32)
+    want = plain.infer({"image": image}, num_frames=2, seed=1)
+    got = fast.infer({"image": image}, num_frames=2, seed=1)
+    for key in want:
+        np.testing.assert_array_equal(got[key].numpy(), want[key].numpy(), err_msg=key)
