@@ -79,8 +79,8 @@ FAST_EXIT_COMMANDS = ("animate",)
 # Modules that `run` keeps out of the process of a FAST_EXIT_COMMANDS command: their
 # code never uses them, and importing Keras loads them when they are installed. pandas:
 # Keras imports it only to recognise DataFrames (0.37 s of every `import keras` where
-# the `ui` extra installed it: docs/benchmarks.md, "pandas"); with it blocked, Keras's
-# ``try: import pandas`` finds none.
+# the `ui` extra installed it: docs/benchmarks.md, "A single model's command line");
+# blocked, Keras's ``try: import pandas`` finds none.
 UNUSED_MODULES = ("pandas",)
 
 # A line of TensorFlow's (absl / TSL) C++ logging, e.g.

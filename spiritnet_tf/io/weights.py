@@ -351,7 +351,7 @@ def _built_from_file(model, path):
     value instead of its random initialiser (a variable the file does not hold keeps its
     initialiser, as ``load_weights`` leaves it). Same weights as the plain way (test),
     without the initialisers' random draws and one assignment per variable: one member of
-    the bundled file in 1.61-1.68 s against 2.46-2.50 s (docs/benchmarks.md). Uses two
+    the bundled file in 1.61-1.71 s against 2.46-2.50 s (docs/benchmarks.md). Uses two
     attributes of Keras's variables outside its public API (``_initializer``,
     ``_deferred_initialize``); `_from_weights_file` falls back to the plain way if this
     raises."""
