@@ -405,13 +405,16 @@ def test_infer_traces_a_first_call_of_many_frames(model_input):
 
     rng = np.random.default_rng(11)
     model_input.infer({"image": rng.random((1, 32, 32, 3), np.float32)}, num_frames=1)
-    step = model_input._traced_functions["step"]
+    traced = model_input._traced_functions
+    step, shapes = traced["step"], len(traced["seen"])
     before = step.experimental_get_tracing_count()
-    model_input.infer({"image": rng.random((1, 64, 96, 3), np.float32)},
+    model_input.infer({"image": rng.random((1, 128, 32, 3), np.float32)},
                       num_frames=TRACE_FIRST_FRAMES - 1)
+    assert len(traced["seen"]) == shapes + 1  # a shape no test ran before: its first call
     assert step.experimental_get_tracing_count() == before
-    model_input.infer({"image": rng.random((1, 96, 64, 3), np.float32)},
+    model_input.infer({"image": rng.random((1, 32, 128, 3), np.float32)},
                       num_frames=TRACE_FIRST_FRAMES)
+    assert len(traced["seen"]) == shapes + 2
     assert step.experimental_get_tracing_count() == before + 1
 
 
