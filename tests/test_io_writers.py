@@ -64,6 +64,36 @@ def test_animated_round_trip(tmp_path, extension, tolerance):
             assert im.info["duration"] == 100  # 10 fps
 
 
+def _psnr(frames, reference):
+    mse = np.mean([np.mean((a - b) ** 2) for a, b in zip(frames, reference)])
+    return 10 * np.log10(1.0 / mse)
+
+
+def test_gif_palette_from_seven_bit_colours_loses_almost_nothing(tmp_path):
+    """The GIF palette is chosen from the colours to 7 bits a channel (`_GIF_STATS`, about
+    twice as fast for ffmpeg); on a real photo the GIF stays within 0.1 dB of the one
+    whose palette counts every colour, ffmpeg run here with the full filter (measured:
+    36.823 against 36.845 dB; with 6 bits a channel 36.614, which fails)."""
+    import subprocess
+
+    from spiritnet_tf.io import writers
+
+    photo = np.asarray(Image.open(os.path.join(os.path.dirname(__file__), "..", "examples",
+                                               "coffee.jpg")).convert("RGB"))[:200, :300]
+    frames = [np.roll(photo, 2 * t, axis=1) for t in range(3)]
+    ours = tmp_path / "ours.gif"
+    write_animation(frames, ours)
+    full = tmp_path / "full.gif"
+    filters = writers._FFMPEG[".gif"][2][1].replace(writers._GIF_STATS, "")
+    assert filters != writers._FFMPEG[".gif"][2][1]
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-f", "rawvideo",
+                    "-pix_fmt", "rgb24", "-s", "300x200", "-i", "-", "-filter_complex", filters,
+                    str(full)], input=np.stack(frames).tobytes(), check=True)
+    reference = [f / 255.0 for f in frames]
+    ours_db, full_db = _psnr(_read_pillow(ours), reference), _psnr(_read_pillow(full), reference)
+    assert full_db > 30 and ours_db > full_db - 0.1, (ours_db, full_db)
+
+
 def test_mp4_round_trip_pads_odd_sizes_to_even(tmp_path):
     frames = _frames(4, 35, 49)
     path = tmp_path / "anim.mp4"
