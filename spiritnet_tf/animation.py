@@ -118,6 +118,13 @@ def opencv_warp(image, flow, sharp=False, first_row=0):
 # Output pixels per band of a full-resolution frame (`Animation.frame` makes large frames
 # band by band: its temporary arrays stay about this many pixels, not the photo's).
 BAND_PIXELS = 2_000_000
+# Photos of at least this many pixels have the TensorFlow part of each frame (the sample
+# flow and the resampled residual, `spiritnet_tf.fullres.frame_inputs`) run as one traced
+# graph (`fullres.frame_inputs_traced`). Its trace, about 0.35 s once per process, pays
+# off on large photos only (7 frames, one model, 2 cores: 600x400 0.52-0.53 s traced
+# against 0.47-0.58 s eager; 1800x1200 2.00-2.26 against 2.13-2.41 s; the command line
+# on a 4000x3000 photo 25.3-25.7 against 26.5-28.5 s, the same peak RSS).
+TRACE_FRAME_PIXELS = 1_000_000
 
 
 class Animation:
@@ -215,13 +222,16 @@ class Animation:
         composed = None if t == 0 else sign * self._composed[:, t - 1]
         residual = None if t == 0 or sign < 0 else self._residuals[:, t - 1]
         height, width = self.size
+        traced = composed is not None and height * width >= TRACE_FRAME_PIXELS
+        inputs = fullres.frame_inputs_traced if traced else None
         out = np.empty((height, width, 3), np.float32)
         band = max(1, BAND_PIXELS // width)
         for start in range(0, height, band):  # bounded memory for large photos
             rows = (start, min(height, start + band))
             out[rows[0]:rows[1]] = fullres.frame(
                 self._photo, composed, residual, self._zoom, self._scale, sharp=self._upscaled,
-                warp=opencv_warp, rows=rows, clamp=self.warp_outside == "clamp")[0]
+                warp=opencv_warp, rows=rows, clamp=self.warp_outside == "clamp",
+                inputs=inputs)[0]
         return out
 
     def frame(self, t):

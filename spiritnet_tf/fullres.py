@@ -39,7 +39,8 @@ from spiritnet_tf.ops.flow import bilinear_warp, clamp_to_frame, compose_flows
 from spiritnet_tf.ops.warp import lanczos_warp
 
 __all__ = ["EDGES", "DEFAULT_EDGES", "DEFAULT_MAX_ZOOM", "fit_zoom", "crop_box", "resample",
-           "sample_flow", "frame", "frames", "model_residuals"]
+           "sample_flow", "frame", "frame_inputs", "frame_inputs_traced", "frames",
+           "model_residuals"]
 
 MARGIN = 1e-3  # px: every zoomed sample stays this far inside the photo's outermost pixel centres
 _SEARCH_STEPS = 14  # bisection steps of fit_zoom (2^-14 of the interval)
@@ -415,7 +416,7 @@ def _warp_tf(image, flow, sharp):
 
 
 def frame(photo, composed, residual, zoom, motion_scale, *, sharp, warp=None, rows=None,
-          clamp=False):
+          clamp=False, inputs=None):
     """One output frame [B, H, W, 3] float32 (not clipped): the module docstring's formula.
 
     ``photo`` [B, H, W, 3] in [0, 1] (a tensor, or a NumPy array for a host ``warp``);
@@ -428,19 +429,48 @@ def frame(photo, composed, residual, zoom, motion_scale, *, sharp, warp=None, ro
     bound its memory), which needs a host ``warp`` (``flow`` then holds those rows and
     ``first_row`` is ``start``). ``clamp``: samples outside the photo show its nearest
     edge pixel (a model with ``warp_outside="clamp"``) instead of the pixel itself.
+    ``inputs``: `frame_inputs` (None, the default) or a function like it, e.g.
+    `frame_inputs_traced`.
     """
+    inputs = frame_inputs if inputs is None else inputs
     size = photo.shape[1:3] if hasattr(photo, "__array_interface__") else tf.shape(photo)[1:3]
     if rows is not None and warp is None:
         raise ValueError("fullres.frame: rows need a host warp (the TensorFlow warp makes "
                          "whole frames)")
-    flow = sample_flow(composed, size, zoom, motion_scale, rows, clamp=clamp)
+    flow, residual = inputs(composed, residual, size, zoom, motion_scale, rows, clamp)
     if warp is None:
         out = _warp_tf(photo, flow, sharp)
     else:
         out = warp(photo, flow, sharp, 0 if rows is None else rows[0])
     if residual is not None:
-        out = out + resample(residual, size, zoom, rows)
+        out = out + residual
     return out
+
+
+def frame_inputs(composed, residual, size, zoom, motion_scale, rows=None, clamp=False):
+    """What `frame` computes around its warp: ``(Z_t, R_t(x(y)))``, the sample flow
+    (`sample_flow`) and the residual resampled to the output (`resample`; None without
+    a residual), for output rows ``rows`` (a ``(start, stop)`` pair of ints or scalar
+    tensors) or the whole frame. The frame's own TensorFlow work: `frame` runs it eagerly
+    by default; `spiritnet_tf.animation.Animation` passes `frame_inputs_traced` for large
+    photos."""
+    flow = sample_flow(composed, size, zoom, motion_scale, rows, clamp=clamp)
+    return flow, None if residual is None else resample(residual, size, zoom, rows)
+
+
+_frame_inputs_graph = tf.function(frame_inputs, autograph=False, reduce_retracing=True)
+
+
+def frame_inputs_traced(composed, residual, size, zoom, motion_scale, rows=None, clamp=False):
+    """`frame_inputs` as one traced graph, kept for the process: ``size`` and ``rows``
+    go in as int32 tensors, so that the bands of a frame, the frames of an animation and
+    later photos share the trace (one per kind of arguments: with or without a residual,
+    a flow, rows). The same formula with TensorFlow's graph kernels: flows within about
+    2e-4 px of the eager ones."""
+    size = tf.constant([int(size[0]), int(size[1])], tf.int32)
+    if rows is not None:
+        rows = (tf.constant(int(rows[0]), tf.int32), tf.constant(int(rows[1]), tf.int32))
+    return _frame_inputs_graph(composed, residual, size, zoom, motion_scale, rows, bool(clamp))
 
 
 def frames(photo, small, model_frames, flows, synthesis, *, edges=DEFAULT_EDGES,

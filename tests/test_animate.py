@@ -312,6 +312,33 @@ def test_frames_made_band_by_band_equal_whole_frames(model, monkeypatch):
     assert len(calls) == 2
 
 
+def test_large_photos_frames_traced_as_eager(model, monkeypatch):
+    """From TRACE_FRAME_PIXELS on, each band's sample flow and resampled residual come
+    from one traced graph (`fullres.frame_inputs_traced`), shared by the bands and the
+    frames: the frames stay those of the eager operations (uint8 values within 3, almost
+    all equal)."""
+    from spiritnet_tf import animation, fullres
+
+    rng = np.random.default_rng(5)
+    photo = cv2.resize(rng.random((15, 20, 3)).astype(np.float32), (200, 150),
+                       interpolation=cv2.INTER_CUBIC).clip(0, 1)
+    anim = animate_api(photo, 3, 1, weights=model, working_side=WS, magnitude=3.0)
+    monkeypatch.setattr(animation, "BAND_PIXELS", 200 * 40)  # 40-row bands, the last one 30
+    monkeypatch.setattr(animation, "TRACE_FRAME_PIXELS", 10**9)
+    calls = []
+    traced = fullres.frame_inputs_traced
+    monkeypatch.setattr(fullres, "frame_inputs_traced", lambda *a, **k: calls.append(1) or traced(*a, **k))
+    eager = np.stack([anim.frame(t) for t in range(4)])
+    assert not calls
+    monkeypatch.setattr(animation, "TRACE_FRAME_PIXELS", 200 * 150)
+    before = fullres._frame_inputs_graph.experimental_get_tracing_count()
+    graph = np.stack([anim.frame(t) for t in range(4)])
+    assert len(calls) == 3 * 4  # frames 1..3, four bands each (frame 0 has no flow)
+    assert fullres._frame_inputs_graph.experimental_get_tracing_count() - before <= 2
+    diff = np.abs(graph.astype(int) - eager.astype(int))
+    assert diff.max() <= 3 and (diff > 0).mean() < 1e-3, (diff.max(), (diff > 0).mean())
+
+
 def test_release_freed_memory_calls_glibc():
     """`spiritnet_tf.memory`: glibc's malloc_trim is found on these Linux machines (the
     machines the suite runs on use glibc) and called."""
