@@ -222,8 +222,7 @@ class Animation:
         composed = None if t == 0 else sign * self._composed[:, t - 1]
         residual = None if t == 0 or sign < 0 else self._residuals[:, t - 1]
         height, width = self.size
-        traced = composed is not None and height * width >= TRACE_FRAME_PIXELS
-        inputs = fullres.frame_inputs_traced if traced else None
+        inputs = fullres.frame_inputs_traced if height * width >= TRACE_FRAME_PIXELS else None
         out = np.empty((height, width, 3), np.float32)
         band = max(1, BAND_PIXELS // width)
         for start in range(0, height, band):  # bounded memory for large photos

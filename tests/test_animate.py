@@ -315,8 +315,9 @@ def test_frames_made_band_by_band_equal_whole_frames(model, monkeypatch):
 def test_large_photos_frames_traced_as_eager(model, monkeypatch):
     """From TRACE_FRAME_PIXELS on, each band's sample flow and resampled residual come
     from one traced graph (`fullres.frame_inputs_traced`), shared by the bands and the
-    frames: the frames stay those of the eager operations (uint8 values within 3, almost
-    all equal)."""
+    frames (one trace for frame 0, which has no flow and no residual, one for the others,
+    each at most twice: the last band's height differs): the frames stay those of the
+    eager operations (uint8 values within 3, almost all equal)."""
     from spiritnet_tf import animation, fullres
 
     rng = np.random.default_rng(5)
@@ -333,8 +334,8 @@ def test_large_photos_frames_traced_as_eager(model, monkeypatch):
     monkeypatch.setattr(animation, "TRACE_FRAME_PIXELS", 200 * 150)
     before = fullres._frame_inputs_graph.experimental_get_tracing_count()
     graph = np.stack([anim.frame(t) for t in range(4)])
-    assert len(calls) == 3 * 4  # frames 1..3, four bands each (frame 0 has no flow)
-    assert fullres._frame_inputs_graph.experimental_get_tracing_count() - before <= 2
+    assert len(calls) == 4 * 4  # four bands a frame (frame 0 too: it is zoomed)
+    assert fullres._frame_inputs_graph.experimental_get_tracing_count() - before <= 4
     diff = np.abs(graph.astype(int) - eager.astype(int))
     assert diff.max() <= 3 and (diff > 0).mean() < 1e-3, (diff.max(), (diff > 0).mean())
 
