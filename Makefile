@@ -76,8 +76,11 @@ motion-figures: ops
 	$(PY) scripts/motion_figures.py
 
 # The default weights: prepare the clips, train the six members of the ensemble (one
-# recipe, six seeds; a rerun resumes an interrupted run and skips finished ones), join them, evaluate on held-out
-# clips and copy weights + manifest into the package only if the quality gate passes.
+# recipe, six seeds; a rerun resumes an interrupted run and skips finished ones), join them,
+# distil the ensemble's predictions into copies of the training clips, fine-tune its first
+# member on them (the student, a single model: docs/training.md, ninety-ninth attempt),
+# evaluate the student on held-out clips and copy weights + manifest into the package only
+# if the quality gate passes.
 MEMBERS := 72 73 76 77 88 89
 default-weights: ops
 	PY=$(PY) sh configs/default_weights_data.sh data
@@ -88,7 +91,12 @@ default-weights: ops
 	done
 	$(PY) -m spiritnet_tf.training.ensemble runs/default_weights_ensemble --force \
 	  $(foreach v,$(MEMBERS),runs/default_weights_v$(v))
-	$(PY) -m spiritnet_tf.training.bundle runs/default_weights_ensemble --heldout data/heldout_videos_v6
+	$(PY) configs/distill_data.py configs/default_weights_v72.json data/distilled_ensemble_all \
+	  runs/default_weights_ensemble/model.weights.h5 --every 1
+	mkdir -p runs/member_v72 && cp runs/default_weights_v72/model.weights.h5 runs/member_v72/
+	[ -f runs/default_weights_v99/manifest.json ] || \
+	  $(PY) -m spiritnet_tf.cli train --config configs/default_weights_v99.json --out runs/default_weights_v99
+	$(PY) -m spiritnet_tf.training.bundle runs/default_weights_v99 --heldout data/heldout_videos_v6
 
 # Real-depth evaluation: scenes with plane + parallax inverse depth, then the bundled weights.
 depth-eval: ops

@@ -12,8 +12,13 @@ septuplet is written to ``OUT/source<k>/<file name>`` with its target frames rep
 the teachers' mean (rounded to uint8); the frames before state0's, the flows (the flow
 term's teacher flows) and the ids stay (depth, where a source has it, is not copied). A
 student config reads ``OUT/source<k>`` as a ``tfrecord`` source. Files already written are
-kept, so an interrupted run resumes; OUT/SOURCES.json records the config, the teachers and
-``--every``.
+kept, so an interrupted run resumes. OUT/SOURCES.json records the config, the teachers (path,
+SHA-256, since the bundled file's path names different weights over time, and the commands
+that made them, from the manifest beside them) and ``--every``;
+each OUT/source<k>/SOURCES.json records the same and the distilled folder's own
+SOURCES.json (package, version, licence), so that a student's manifest names the real
+footage behind its targets (`spiritnet_tf.training.bundle.data_sources` reads the folders
+a run trained on).
 
     python configs/distill_data.py CONFIG OUT TEACHER.weights.h5 [TEACHER ...] [--every 3]
 """
@@ -76,26 +81,45 @@ def main(argv=None):
 
     from spiritnet_tf.io.weights import load_model
     from spiritnet_tf.training.config import load_config
+    from spiritnet_tf.training.bundle import file_sha256, weights_commands
     from spiritnet_tf.training.data import load_source
+    from spiritnet_tf.training.run import repository_relative
 
     config = load_config(args.config)
     models = [load_model(path, run_config=True) for path in args.teachers]
+    record = {"config": args.config, "every": args.every,
+              "teachers": [{"path": repository_relative(os.path.abspath(path)),
+                            "sha256": file_sha256(path),
+                            "commands": weights_commands(path, repository_relative)}
+                           for path in args.teachers],
+              "command": " ".join(["python configs/distill_data.py", args.config, args.out,
+                                   *args.teachers, "--every", str(args.every)])}
     for k, source in enumerate(config.train_data):
         if source["type"] not in ("videos", "tfrecord"):
             continue
-        _, record = load_source(source, progress=False)
+        _, loaded = load_source(source, progress=False)
         folder = os.path.join(args.out, f"source{k}")
         os.makedirs(folder, exist_ok=True)
-        for path in record["files"]:
+        for path in loaded["files"]:
             target = os.path.join(folder, os.path.basename(path))
             if os.path.exists(target):
                 continue
             start = time.time()
             count = distill_file(models, path, target, every=args.every)
             print(f"{target}: {count} septuplets in {time.time() - start:.1f} s", flush=True)
+        where = source["path"] if os.path.isdir(source["path"]) else os.path.dirname(source["path"])
+        original = os.path.join(where, "SOURCES.json")
+        with open(os.path.join(folder, "SOURCES.json"), "w") as f:
+            json.dump({**record, "distilled_from": repository_relative(source["path"]),
+                       "sources": _read_json(original) if os.path.isfile(original) else None},
+                      f, indent=1)
     with open(os.path.join(args.out, "SOURCES.json"), "w") as f:
-        json.dump({"config": args.config, "teachers": args.teachers, "every": args.every}, f,
-                  indent=2)
+        json.dump(record, f, indent=2)
+
+
+def _read_json(path):
+    with open(path) as f:
+        return json.load(f)
 
 
 if __name__ == "__main__":

@@ -82,8 +82,9 @@ def add_parser(subparsers):
     p.add_argument("--weights", metavar="W",
                    help=".keras model or .weights.h5 file (default: the bundled weights)")
     p.add_argument("--members", type=ranged(int, 1), metavar="K",
-                   help="run only the first K members of an ensemble (the bundled weights "
-                        "hold 6): faster, not what their quality gate measured (default: all)")
+                   help="run only the first K members of an ensemble given by --weights "
+                        "(the bundled weights are a single model): faster, not what the "
+                        "ensemble's quality gate measured (default: all)")
     p.add_argument("--resample-from", choices=RESAMPLE_MODES, default=None,
                    help="warp the previous frame or the input each step (default: the model's)")
     p.add_argument("--save-flows", action="store_true",

@@ -582,10 +582,10 @@ def test_cli_bundled_weights_on_the_example(tmp_path):
     # The quality gate's example check: the last frame keeps >= 0.8 of the input's sharpness.
     last = frames[-1].astype(np.float32) / 255
     assert float(sharpness_ratio(last[None], frames[0][None].astype(np.float32) / 255)[0]) >= 0.8
-    # Same seed, same file; another seed, another. Two of the six members keep it an
-    # ensemble at a third of the time, a smaller working side at a fraction more.
+    # Same seed, same file; another seed, another (a smaller working side: a fraction of
+    # the time).
     a, b, c = tmp_path / "a.gif", tmp_path / "b.gif", tmp_path / "c.gif"
     for path, seed in ((a, 3), (b, 3), (c, 4)):
-        assert _cli(EXAMPLE, "-o", path, "--seed", seed, "--frames", 2, "--members", 2,
+        assert _cli(EXAMPLE, "-o", path, "--seed", seed, "--frames", 2,
                     "--working-side", 128) == 0
     assert a.read_bytes() == b.read_bytes() and a.read_bytes() != c.read_bytes()

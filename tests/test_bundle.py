@@ -363,3 +363,32 @@ def test_per_video_figures_split_the_held_out_clips_by_video(tiny_spiritnet, tmp
         assert f["flow_ratio"]["copy-frame"] == 0.0
     assert figures["clips/a.mp4"]["psnr"] != figures["clips/b.mp4"]["psnr"]
     assert per_video_figures(models, [str(first)], clips[:2]) == {}
+
+
+def test_the_commands_of_a_student_name_its_teachers_and_the_distillation(tmp_path):
+    """A student trained on distilled data (configs/distill_data.py's SOURCES.json, with
+    the teachers' commands read by `weights_commands` from the manifest beside them) lists
+    the teachers' commands and the distillation before its own training, each once."""
+    import json
+
+    from spiritnet_tf.training.bundle import _commands, weights_commands
+
+    teacher = tmp_path / "bundled"
+    teacher.mkdir()
+    (teacher / "MANIFEST.json").write_text(json.dumps({"commands": [
+        "make default-weights", "sh configs/default_weights_data.sh data", "spiritnet train --out a"]}))
+    member = tmp_path / "runs" / "m"
+    member.mkdir(parents=True)
+    (member / "manifest.json").write_text(json.dumps({"command": "/venv/bin/spiritnet train --out m"}))
+    assert weights_commands(str(tmp_path / "lone.weights.h5")) is None
+    assert weights_commands(str(member / "model.weights.h5")) == ["spiritnet train --out m"]
+    distilled = {"command": "python configs/distill_data.py c.json out t.weights.h5 --every 1",
+                 "teachers": [{"commands": weights_commands(str(teacher / "w.weights.h5"))}]}
+    sources = {"data/out/source1": distilled, "data/out/source2": distilled,
+               "data/held": {"package": "clips"}}
+    run = {"command": "/venv/bin/spiritnet train --config s.json --out runs/s"}
+    assert _commands(run, "runs/s", "data/held", lambda p: p, sources) == [
+        "make default-weights", "sh configs/default_weights_data.sh data", "spiritnet train --out a",
+        distilled["command"], "spiritnet train --config s.json --out runs/s",
+        f"python -m spiritnet_tf.training.bundle {os.path.abspath('runs/s')} --heldout "
+        f"{os.path.abspath('data/held')}"]

@@ -2,6 +2,7 @@
 
 import csv
 import glob
+import hashlib
 import json
 import os
 import shutil
@@ -513,8 +514,15 @@ def test_distill_script_replaces_the_target_frames_by_the_teachers_mean(tmp_path
     (tmp_path / "student.json").write_text(json.dumps(config))
     out = tmp_path / "distilled"
     command = [str(tmp_path / "student.json"), str(out), str(tiny_keras), "--every", "3"]
+    with open(os.path.join(os.path.dirname(source), "SOURCES.json"), "w") as f:
+        json.dump({"package": "clips", "licence": "MIT"}, f)
     script.main(command)
     assert sorted(os.listdir(out)) == ["SOURCES.json", "source1"]
+    record = json.loads((out / "source1" / "SOURCES.json").read_text())  # what bundles read
+    assert record["sources"] == {"package": "clips", "licence": "MIT"}
+    assert record["distilled_from"] == source and record["every"] == 3
+    assert record["teachers"] == [{"path": str(tiny_keras), "commands": None,
+                                   "sha256": hashlib.sha256(tiny_keras.read_bytes()).hexdigest()}]
     written = out / "source1" / "clip.tfrecord"
     assert [s["id"] for s in data.read_septuplets(str(written)).as_numpy_iterator()] == [b"clip#0"]
     before = written.stat().st_mtime_ns

@@ -277,9 +277,10 @@ def _first_members_cached(path, size, mtime_ns, preset, resample_from, run_confi
     and count (a server or a page asked for fewer members again and again, or a process
     animating many photos, pays it once). A ``.weights.h5`` file is read straight into a
     model of that many members: Keras reads each layer's weights by its path, so the
-    first members' come from the file and the others stay there (the bundled six: one
-    member built and loaded in about 2.5 s, where all six and the cut took 5.3 s; 1.6-1.7 s
-    since `_built_from_file`); a ``.keras`` file is loaded whole, then cut
+    first members' come from the file and the others stay there (the six-member ensemble
+    bundled until 2026-12-06: one member built and loaded in about 2.5 s, where all six
+    and the cut took 5.3 s; 1.6-1.7 s since `_built_from_file`); a ``.keras`` file is
+    loaded whole, then cut
     (`SpiritNet.first_members`). All of them:
     `_load_cached`'s model itself, as `SpiritNet.first_members` gives."""
     from spiritnet_tf.model import check_member_count

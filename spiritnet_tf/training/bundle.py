@@ -41,7 +41,8 @@ from spiritnet_tf.config import (DEFAULT_MANIFEST, DEFAULT_WEIGHTS, REPO, RESAMP
                                  SpiritNetConfig)
 
 __all__ = ["bundle", "choose_mode", "data_sources", "depth_net_record", "file_sha256",
-           "generation_check", "main", "per_video_figures", "MANIFEST_PATH"]
+           "generation_check", "main", "per_video_figures", "run_commands", "weights_commands",
+           "MANIFEST_PATH"]
 
 MANIFEST_PATH = DEFAULT_MANIFEST
 
@@ -62,20 +63,49 @@ def file_sha256(path):
     return digest.hexdigest()
 
 
-def _commands(run, run_dir, heldout, relative):
-    """The commands that made these weights: the data, the run's own ``spiritnet train``
-    command line (as its manifest records it; for an ensemble each member's, then the
-    command that joined them, `spiritnet_tf.training.ensemble`) and this bundle step, paths
-    relative to the repository."""
-    rel = lambda p: relative(os.path.abspath(p))  # noqa: E731
-
+def run_commands(run, relative=lambda p: p):
+    """The commands that trained a run, from its ``manifest.json`` (``run``): its own
+    ``spiritnet train`` command line or, for an ensemble, each member's and then the
+    command that joined them (`spiritnet_tf.training.ensemble`); paths rewritten by
+    ``relative`` (the program's own path dropped)."""
     def train(record):
         argv = [relative(a) if os.path.isabs(a) else a  # without the program's path
                 for a in (record.get("command") or "").split()[1:]]
         return " ".join(["spiritnet"] + argv) if argv else "spiritnet train (command not recorded)"
 
-    made = [train(m) for m in run["members"]] + [run["command"]] if run.get("members") else [train(run)]
-    return ["make default-weights", "sh configs/default_weights_data.sh data", *made,
+    return [train(m) for m in run["members"]] + [run["command"]] if run.get("members") else [train(run)]
+
+
+def weights_commands(weights, relative=lambda p: p):
+    """The commands that made the weights file ``weights``, from the manifest beside it:
+    a bundled ``MANIFEST.json``'s ``commands``, or `run_commands` of a run's
+    ``manifest.json``; None without either (what configs/distill_data.py records of its
+    teachers)."""
+    from spiritnet_tf.training.run import MANIFEST as RUN_MANIFEST
+
+    folder = os.path.dirname(os.path.abspath(weights))
+    for name in (os.path.basename(MANIFEST_PATH), RUN_MANIFEST):
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            with open(path) as f:
+                manifest = json.load(f)
+            return manifest.get("commands") or run_commands(manifest, relative)
+    return None
+
+
+def _commands(run, run_dir, heldout, relative, sources=None):
+    """The commands that made these weights: the data, then for training data distilled
+    from teachers (a ``sources`` record with a ``command``: configs/distill_data.py) the
+    teachers' own commands and the distillation, then `run_commands` of the run and this
+    bundle step; paths relative to the repository."""
+    rel = lambda p: relative(os.path.abspath(p))  # noqa: E731
+    made = ["make default-weights", "sh configs/default_weights_data.sh data"]
+    for record in (sources or {}).values():
+        if isinstance(record, dict) and record.get("command"):
+            for teacher in record.get("teachers") or []:
+                made += [c for c in teacher.get("commands") or [] if c not in made]
+            made += [record["command"]] if record["command"] not in made else []
+    return [*made, *run_commands(run, relative),
             f"python -m spiritnet_tf.training.bundle {rel(run_dir)} --heldout {rel(heldout)}"]
 
 
@@ -264,6 +294,10 @@ def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, data=None, photo
     os.makedirs(os.path.dirname(DEFAULT_WEIGHTS), exist_ok=True)
     shutil.copyfile(weights, DEFAULT_WEIGHTS)
     recorded = SpiritNetConfig.from_recorded(run.get("model_config") or {})  # what was measured
+    sources = data_sources(repository_relative(
+        [s["path"] for s in (run.get("data") or {}).get("train", [])
+         if isinstance(s, dict) and s.get("path")] + [os.path.abspath(heldout)]),
+        root=run_module.REPO)
     manifest = {
         "weights": os.path.basename(DEFAULT_WEIGHTS),
         "sha256": file_sha256(DEFAULT_WEIGHTS),
@@ -285,10 +319,7 @@ def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, data=None, photo
         # Every clip and photo used for training or selection, and the record of each data
         # folder's sources (package, version, licence).
         "data": {"training": run.get("data"), "heldout": heldout_source,
-                 "sources": data_sources(repository_relative(
-                     [s["path"] for s in (run.get("data") or {}).get("train", [])
-                      if isinstance(s, dict) and s.get("path")]
-                     + [os.path.abspath(heldout)]), root=run_module.REPO),
+                 "sources": sources,
                  "depth_net": depth_net_record(run.get("depth_weights"), root=run_module.REPO),
                  "gate_photos": {name: {"path": os.path.abspath(path), "source": PHOTOS.get(name)}
                                  for name, path in photos.items()}},
@@ -300,7 +331,7 @@ def bundle(run_dir, heldout, *, size="128x224", cache_dir=None, data=None, photo
                     "num_samples": heldout_result["num_samples"],
                     "summary": heldout_result["summary"], "rows": heldout_result["rows"],
                     "per_video": per_video},
-        "commands": _commands(run, run_dir, heldout, repository_relative),
+        "commands": _commands(run, run_dir, heldout, repository_relative, sources),
         "training": {k: run.get(k) for k in ("name", "config", "model_config", "loss_setup",
                                              "steps", "samples_seen", "epochs",
                                              "final_losses", "git_revision", "versions",
