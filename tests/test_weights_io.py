@@ -204,3 +204,12 @@ def test_weights_file_is_read_into_deferred_variables_as_the_plain_way(tiny_spir
     got = fast.infer({"image": image}, num_frames=2, seed=1)
     for key in want:
         np.testing.assert_array_equal(got[key].numpy(), want[key].numpy(), err_msg=key)
+    # The in-memory read refuses a file declaring far more array bytes than it holds (a
+    # compressed fill-value "shape bomb"); load_model then takes Keras's own checks.
+    import h5py
+
+    bomb = tmp_path / "bomb.weights.h5"
+    with h5py.File(bomb, "w") as f:
+        f.create_dataset("vars/0", shape=(2**22,), dtype="f4", chunks=(2**16,), compression="gzip")
+    with pytest.raises(ValueError, match="more array bytes than it holds"):
+        weights_io._read_weights_file(str(bomb))
