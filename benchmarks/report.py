@@ -262,6 +262,12 @@ HEADLINES = (
              "the code before (the base commit)",
              Cell(_first_column("`animate`, 448x256 photo, 6 frames, warm: CPU"), "base commit"),
              target=2.0),
+    Headline("animate", "`spiritnet animate` of the example photo, process start to exit (wall: "
+             "issue 17's measure, item 3)",
+             Cell(_first_column("`spiritnet animate examples/coffee.jpg -o out.gif` (600x400"), "this code"),
+             "the code before (the base commit)",
+             Cell(_first_column("`spiritnet animate examples/coffee.jpg -o out.gif` (600x400"), "base commit"),
+             target=2.0),
     Headline("animate", "`spiritnet animate` of the example photo, process start to exit (CPU time)",
              Cell(_first_column("`spiritnet animate examples/coffee.jpg -o out.gif`: CPU"), "this code"),
              "the code before (the base commit)",
