@@ -280,9 +280,8 @@ def _first_members_cached(path, size, mtime_ns, preset, resample_from, run_confi
     first members' come from the file and the others stay there (the six-member ensemble
     bundled until 2026-12-06: one member built and loaded in about 2.5 s, where all six
     and the cut took 5.3 s; 1.6-1.7 s since `_built_from_file`); a ``.keras`` file is
-    loaded whole, then cut
-    (`SpiritNet.first_members`). All of them:
-    `_load_cached`'s model itself, as `SpiritNet.first_members` gives."""
+    loaded whole, then cut (`SpiritNet.first_members`). All of them: `_load_cached`'s
+    model itself, as `SpiritNet.first_members` gives."""
     from spiritnet_tf.model import check_member_count
 
     if path.endswith(KERAS_SUFFIX):
