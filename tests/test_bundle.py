@@ -118,6 +118,19 @@ def test_bundled_weights_match_their_manifest():
     pinned = DAFRConfig.from_dict(manifest["dafr"])
     assert model.dafr.config == pinned
     assert load_model().dafr.config == pinned
+    # Provenance: every training folder has its sources' record with a licence (for data
+    # distilled from teachers, the footage's own record and the teachers' checksums), and
+    # the commands name every step, the distillation included.
+    sources = manifest["data"]["sources"]
+    for source in manifest["data"]["training"]["train"]:
+        if source.get("path"):
+            record = sources[source["path"]]
+            assert "licence" in json.dumps(record.get("sources", record)), source["path"]
+            for teacher in record.get("teachers", []):
+                assert len(teacher["sha256"]) == 64 and teacher["commands"]
+                assert set(teacher["commands"]) <= set(manifest["commands"])
+            if "command" in record:
+                assert record["command"] in manifest["commands"]
 
 
 @pytest.fixture
