@@ -214,6 +214,7 @@ class Animation:
             self._mask = fullres.resample(mask[None], self.size, zoom).numpy()[0, ..., 0] > 0.5
         self._first = None  # frame 0 (float), kept when the mask needs it
         self._frames = None
+        self._input_chunks = {}  # sign -> (first frame, flows, residuals): `_small_frame_inputs`
 
     def _warped(self, t, sign=1.0):
         """The photo warped by ``sign`` times the composed flow of frame t (t = 0: none)."""
@@ -222,7 +223,14 @@ class Animation:
         composed = None if t == 0 else sign * self._composed[:, t - 1]
         residual = None if t == 0 or sign < 0 else self._residuals[:, t - 1]
         height, width = self.size
-        inputs = fullres.frame_inputs_traced if height * width >= TRACE_FRAME_PIXELS else None
+        inputs = None
+        if height * width >= TRACE_FRAME_PIXELS:
+            inputs = fullres.frame_inputs_traced
+        elif t:
+            flow, resampled = self._small_frame_inputs(t, sign)
+            def inputs(composed, residual, size, zoom, scale, rows, clamp):  # the band's rows
+                return (flow[:, rows[0]:rows[1]],
+                        None if resampled is None else resampled[:, rows[0]:rows[1]])
         out = np.empty((height, width, 3), np.float32)
         band = max(1, BAND_PIXELS // width)
         for start in range(0, height, band):  # bounded memory for large photos
@@ -232,6 +240,33 @@ class Animation:
                 warp=opencv_warp, rows=rows, clamp=self.warp_outside == "clamp",
                 inputs=inputs)[0]
         return out
+
+    def _small_frame_inputs(self, t, sign):
+        """`fullres.frame_inputs` of frame t >= 1 (``sign`` as `_warped`'s) of a photo below
+        `TRACE_FRAME_PIXELS`, made for a chunk of consecutive frames at once (about
+        `BAND_PIXELS` output pixels; one chunk kept per sign, so a boomerang's way back and
+        a seamless loop's reverse frames reuse it). A small frame's inputs are a few
+        hundred eager operations on small arrays, whose dispatch is most of their time:
+        one call for the example's 6 frames instead of six (the same values)."""
+        import tensorflow as tf
+
+        from spiritnet_tf import fullres
+
+        per_chunk = max(1, BAND_PIXELS // (self.size[0] * self.size[1]))
+        first = (t - 1) // per_chunk * per_chunk  # the chunk's first frame, 0-based
+        chunk = self._input_chunks.get(sign)
+        if chunk is None or chunk[0] != first:
+            stop = min(self.num_frames, first + per_chunk)
+            count = stop - first
+            flows, residuals = fullres.frame_inputs(
+                sign * self._composed[0, first:stop],
+                None if sign < 0 else self._residuals[0, first:stop], self.size,
+                tf.repeat(self._zoom, count), tf.repeat(self._scale, count),
+                clamp=self.warp_outside == "clamp")
+            chunk = self._input_chunks[sign] = (first, flows, residuals)
+        _, flows, residuals = chunk
+        k = t - 1 - first
+        return flows[k:k + 1], None if residuals is None else residuals[k:k + 1]
 
     def frame(self, t):
         """Frame t (0 = the input, ..., T) as uint8 [H, W, 3], computed now."""

@@ -219,3 +219,33 @@ def test_clamp_rule_at_full_resolution_shows_the_edge_and_gives_back_the_model_f
     back = fullres.frame(small, tf.constant(np.cumsum(flows, 1))[:, 2], residuals[:, 2], one, one,
                          sharp=False, clamp=True)
     np.testing.assert_allclose(back, model_frames[:, 2], atol=1e-5)
+
+
+@pytest.mark.parametrize("loop", ["none", "boomerang", "seamless"])
+def test_small_photos_frame_inputs_made_in_chunks_give_the_same_frames(monkeypatch, loop):
+    """`Animation` makes a small photo's frame inputs for a chunk of frames at once
+    (`_small_frame_inputs`); every frame, in every loop's order (chunks of 2 of 5 frames,
+    so their edges and the way back are crossed), equals the frame made one at a time."""
+    from spiritnet_tf import animation
+    from spiritnet_tf.animation import Animation
+
+    rng = np.random.default_rng(4)
+    photo = rng.random((2 * H, 2 * W, 3)).astype(np.float32)
+    small = tf.image.resize(photo[None], (H, W), "area").numpy()
+    flows = rng.normal(0.0, 0.6, (5, H, W, 2)).astype(np.float32)
+    working = np.concatenate([small, rng.random((5, H, W, 3)).astype(np.float32)])
+    residuals = rng.normal(0.0, 0.02, (5, H, W, 3)).astype(np.float32)
+    monkeypatch.setattr(animation, "BAND_PIXELS", 2 * (2 * H) * (2 * W))  # 2 frames a chunk
+    anim = Animation(photo, working, flows, np.ones((H, W, 1), np.float32), loop=loop,
+                     residuals=residuals, warp_outside="clamp")
+    chunked = [anim.frame(t) for t in anim.frame_order()]
+    assert sorted(anim._input_chunks) == ([-1.0, 1.0] if loop == "seamless" else [1.0])
+
+    def one_at_a_time(t, sign):
+        return fullres.frame_inputs(sign * anim._composed[:, t - 1],
+                                    None if sign < 0 else anim._residuals[:, t - 1],
+                                    anim.size, anim._zoom, anim._scale, clamp=True)
+
+    monkeypatch.setattr(anim, "_small_frame_inputs", one_at_a_time)
+    for t, frame in zip(anim.frame_order(), chunked):
+        np.testing.assert_array_equal(frame, anim.frame(t), err_msg=f"frame {t}")
