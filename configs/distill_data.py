@@ -81,7 +81,7 @@ def main(argv=None):
 
     from spiritnet_tf.io.weights import load_model
     from spiritnet_tf.training.config import load_config
-    from spiritnet_tf.training.bundle import file_sha256, weights_commands
+    from spiritnet_tf.training.bundle import data_sources, file_sha256, weights_commands
     from spiritnet_tf.training.data import load_source
     from spiritnet_tf.training.run import repository_relative
 
@@ -108,18 +108,11 @@ def main(argv=None):
             count = distill_file(models, path, target, every=args.every)
             print(f"{target}: {count} septuplets in {time.time() - start:.1f} s", flush=True)
         where = source["path"] if os.path.isdir(source["path"]) else os.path.dirname(source["path"])
-        original = os.path.join(where, "SOURCES.json")
         with open(os.path.join(folder, "SOURCES.json"), "w") as f:
             json.dump({**record, "distilled_from": repository_relative(source["path"]),
-                       "sources": _read_json(original) if os.path.isfile(original) else None},
-                      f, indent=1)
+                       "sources": data_sources([where]).get(where)}, f, indent=1)
     with open(os.path.join(args.out, "SOURCES.json"), "w") as f:
         json.dump(record, f, indent=2)
-
-
-def _read_json(path):
-    with open(path) as f:
-        return json.load(f)
 
 
 if __name__ == "__main__":

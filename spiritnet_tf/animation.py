@@ -220,13 +220,14 @@ class Animation:
         """The photo warped by ``sign`` times the composed flow of frame t (t = 0: none)."""
         from spiritnet_tf import fullres
 
-        composed = None if t == 0 else sign * self._composed[:, t - 1]
-        residual = None if t == 0 or sign < 0 else self._residuals[:, t - 1]
         height, width = self.size
-        inputs = None
+        composed = residual = inputs = None  # frame 0: no flow, no residual
         if height * width >= TRACE_FRAME_PIXELS:
             inputs = fullres.frame_inputs_traced
-        elif t:
+            if t:
+                composed = sign * self._composed[:, t - 1]
+                residual = None if sign < 0 else self._residuals[:, t - 1]
+        elif t:  # the chunk's inputs (composed and residual are not needed then)
             flow, resampled = self._small_frame_inputs(t, sign)
             def inputs(composed, residual, size, zoom, scale, rows, clamp):  # the band's rows
                 return (flow[:, rows[0]:rows[1]],
